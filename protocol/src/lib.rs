@@ -1,0 +1,32 @@
+//! Everything Fernhilfe puts on the wire, with no IO of its own.
+//!
+//! Agent, viewer and relay are thin shells around this crate, the way quinn is around
+//! quinn-proto: they move bytes between sockets, windows and these types. Every decoder here
+//! checks lengths and counts before it reads or allocates, and returns a typed error, so
+//! hostile bytes from the network can cost at most a bounded amount of memory and no panic.
+//!
+//! - [`ids`]: ticket numbers, session codes, host and staff names.
+//! - [`wire`]: the bounded reader/writer and the length-prefixed framing every channel uses.
+//! - [`signaling`]: messages between agent or viewer and the relay (registration, staff
+//!   login, pairing relay); the relay only ever sees these, never session content.
+//! - [`pairing`]: the SPAKE2 handshake over the session code that authenticates the
+//!   certificates of the end-to-end connection.
+//! - [`session`]: messages of the end-to-end session (consent, input, acknowledgements).
+//! - [`screen`]: the tile codec for screen updates and the cursor.
+//! - [`consent`]: what the person at the PC has granted, and what that allows.
+
+pub mod consent;
+pub mod fingerprint;
+pub mod ids;
+pub mod pairing;
+pub mod screen;
+pub mod session;
+pub mod signaling;
+pub mod wire;
+
+/// Version of the wire protocol; both sides and the relay must agree.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// ALPN of the agent/viewer connection to the relay.
+pub const RELAY_ALPN: &[u8] = b"fernhilfe-relay/1";
+/// ALPN of the end-to-end session connection between agent and viewer.
+pub const SESSION_ALPN: &[u8] = b"fernhilfe-session/1";

@@ -1,0 +1,326 @@
+//! Messages between agent or viewer and the relay, on the relay connection's first stream.
+//!
+//! Flow: the agent sends [`ToRelay::RegisterAgent`] and waits. A viewer sends
+//! [`ToRelay::JoinAsViewer`] with its staff token; the relay checks the token, picks the agent
+//! and tells it [`FromRelay::ViewerJoined`] with the staff name it vouches for. Both sides then
+//! exchange opaque [`ToRelay::Pairing`] messages (see [`crate::pairing`]) that the relay passes
+//! on unread. The agent reports the outcome; on success the relay forwards the end-to-end
+//! QUIC datagrams between the two connections, which it cannot decrypt.
+
+use crate::ids::{check_name, TicketNumber, MAX_NAME_LEN};
+use crate::wire::{DecodeError, Reader, Writer};
+use std::fmt;
+
+/// Largest signaling message; all of them are small.
+pub const MAX_SIGNALING_LEN: usize = 4096;
+/// Largest opaque pairing message the relay passes on.
+pub const MAX_PAIRING_LEN: usize = 256;
+/// Longest staff token accepted.
+pub const MAX_TOKEN_LEN: usize = 128;
+/// Most agents listed when a viewer must choose.
+pub const MAX_LISTED_AGENTS: usize = 16;
+
+/// A staff member's secret login token; `Debug` is redacted so it never reaches a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaffToken(pub String);
+
+impl fmt::Debug for StaffToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StaffToken(***)")
+    }
+}
+
+/// What agent or viewer sends to the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToRelay {
+    /// An agent waits under a ticket.
+    RegisterAgent { version: u16, ticket: TicketNumber, host_name: String },
+    /// A staff member wants to connect to an agent waiting under a ticket.
+    JoinAsViewer {
+        version: u16,
+        token: StaffToken,
+        ticket: TicketNumber,
+        /// Which agent, when several wait under the ticket.
+        host_name: Option<String>,
+    },
+    /// A pairing message for the peer, opaque to the relay.
+    Pairing(Vec<u8>),
+    /// The agent's verdict on the pairing: the code matched or it did not.
+    PairingOutcome { code_matched: bool },
+}
+
+/// Why the relay refused or ended something; sent before it closes the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No agent waits under the ticket.
+    UnknownTicket,
+    /// The staff token is missing, unknown or revoked.
+    BadStaffToken,
+    /// The session code did not match.
+    WrongCode,
+    /// Too many wrong codes for this ticket; try again after this many seconds.
+    TooManyAttempts { retry_after_secs: u32 },
+    /// The agent is already paired with another viewer.
+    AgentBusy,
+    /// Several agents wait under the ticket; choose one of these host names.
+    AmbiguousAgent { hosts: Vec<String> },
+    /// The peer speaks another protocol version.
+    VersionMismatch { relay_version: u16 },
+    /// The peer sent something it must not; it is disconnected.
+    ProtocolViolation,
+    /// The other side went away before the pairing finished.
+    PeerLeft,
+    /// The relay has too many registrations.
+    Overloaded,
+}
+
+/// What the relay sends to agent or viewer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromRelay {
+    /// The agent is registered and waits.
+    AgentRegistered,
+    /// To the agent: this staff member (as the relay authenticated them) wants to connect.
+    ViewerJoined { staff_name: String },
+    /// To the viewer: pairing runs with the agent on this host.
+    AgentChosen { host_name: String },
+    /// A pairing message from the peer.
+    Pairing(Vec<u8>),
+    /// To the viewer: the agent confirmed the code; end-to-end packets now flow.
+    PairingSucceeded,
+    /// The relay refuses; it closes the stream after this.
+    Refused(Refusal),
+}
+
+impl ToRelay {
+    /// Encodes the message body (without frame length).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        match self {
+            ToRelay::RegisterAgent { version, ticket, host_name } => {
+                w.u8(1).u16(*version).u64(ticket.get()).string(host_name);
+            }
+            ToRelay::JoinAsViewer { version, token, ticket, host_name } => {
+                w.u8(2).u16(*version).string(&token.0).u64(ticket.get());
+                match host_name {
+                    Some(h) => w.u8(1).string(h),
+                    None => w.u8(0),
+                };
+            }
+            ToRelay::Pairing(b) => {
+                w.u8(3).blob(b);
+            }
+            ToRelay::PairingOutcome { code_matched } => {
+                w.u8(4).bool(*code_matched);
+            }
+        }
+        w.finish()
+    }
+
+    /// Decodes one message, checking every bound.
+    pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+        if buf.len() > MAX_SIGNALING_LEN {
+            return Err(DecodeError::TooLarge { what: "signaling message", len: buf.len(), max: MAX_SIGNALING_LEN });
+        }
+        let mut r = Reader::new(buf);
+        let msg = match r.u8()? {
+            1 => ToRelay::RegisterAgent {
+                version: r.u16()?,
+                ticket: ticket(&mut r)?,
+                host_name: name(&mut r, "host name")?,
+            },
+            2 => ToRelay::JoinAsViewer {
+                version: r.u16()?,
+                token: StaffToken(r.string("staff token", MAX_TOKEN_LEN)?),
+                ticket: ticket(&mut r)?,
+                host_name: match r.u8()? {
+                    0 => None,
+                    1 => Some(name(&mut r, "host name")?),
+                    tag => return Err(DecodeError::UnknownTag { what: "option", tag }),
+                },
+            },
+            3 => ToRelay::Pairing(r.blob("pairing message", MAX_PAIRING_LEN)?.to_vec()),
+            4 => ToRelay::PairingOutcome { code_matched: r.bool("pairing outcome")? },
+            tag => return Err(DecodeError::UnknownTag { what: "message to relay", tag }),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+impl FromRelay {
+    /// Encodes the message body (without frame length).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        match self {
+            FromRelay::AgentRegistered => {
+                w.u8(1);
+            }
+            FromRelay::ViewerJoined { staff_name } => {
+                w.u8(2).string(staff_name);
+            }
+            FromRelay::AgentChosen { host_name } => {
+                w.u8(3).string(host_name);
+            }
+            FromRelay::Pairing(b) => {
+                w.u8(4).blob(b);
+            }
+            FromRelay::PairingSucceeded => {
+                w.u8(5);
+            }
+            FromRelay::Refused(r) => {
+                w.u8(6);
+                match r {
+                    Refusal::UnknownTicket => w.u8(1),
+                    Refusal::BadStaffToken => w.u8(2),
+                    Refusal::WrongCode => w.u8(3),
+                    Refusal::TooManyAttempts { retry_after_secs } => w.u8(4).u32(*retry_after_secs),
+                    Refusal::AgentBusy => w.u8(5),
+                    Refusal::AmbiguousAgent { hosts } => {
+                        let n = hosts.len().min(MAX_LISTED_AGENTS);
+                        w.u8(6).u8(n as u8);
+                        for h in &hosts[..n] {
+                            w.string(h);
+                        }
+                        &mut w
+                    }
+                    Refusal::VersionMismatch { relay_version } => w.u8(7).u16(*relay_version),
+                    Refusal::ProtocolViolation => w.u8(8),
+                    Refusal::PeerLeft => w.u8(9),
+                    Refusal::Overloaded => w.u8(10),
+                };
+            }
+        }
+        w.finish()
+    }
+
+    /// Decodes one message, checking every bound.
+    pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+        if buf.len() > MAX_SIGNALING_LEN {
+            return Err(DecodeError::TooLarge { what: "signaling message", len: buf.len(), max: MAX_SIGNALING_LEN });
+        }
+        let mut r = Reader::new(buf);
+        let msg = match r.u8()? {
+            1 => FromRelay::AgentRegistered,
+            2 => FromRelay::ViewerJoined { staff_name: name(&mut r, "staff name")? },
+            3 => FromRelay::AgentChosen { host_name: name(&mut r, "host name")? },
+            4 => FromRelay::Pairing(r.blob("pairing message", MAX_PAIRING_LEN)?.to_vec()),
+            5 => FromRelay::PairingSucceeded,
+            6 => FromRelay::Refused(match r.u8()? {
+                1 => Refusal::UnknownTicket,
+                2 => Refusal::BadStaffToken,
+                3 => Refusal::WrongCode,
+                4 => Refusal::TooManyAttempts { retry_after_secs: r.u32()? },
+                5 => Refusal::AgentBusy,
+                6 => {
+                    let n = r.u8()? as usize;
+                    if n > MAX_LISTED_AGENTS {
+                        return Err(DecodeError::TooLarge { what: "agent list", len: n, max: MAX_LISTED_AGENTS });
+                    }
+                    let mut hosts = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        hosts.push(name(&mut r, "host name")?);
+                    }
+                    Refusal::AmbiguousAgent { hosts }
+                }
+                7 => Refusal::VersionMismatch { relay_version: r.u16()? },
+                8 => Refusal::ProtocolViolation,
+                9 => Refusal::PeerLeft,
+                10 => Refusal::Overloaded,
+                tag => return Err(DecodeError::UnknownTag { what: "refusal", tag }),
+            }),
+            tag => return Err(DecodeError::UnknownTag { what: "message from relay", tag }),
+        };
+        r.finish()?;
+        Ok(msg)
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::UnknownTicket => f.write_str("no agent is waiting under this ticket: check the ticket number, and that the agent runs and shows a code"),
+            Refusal::BadStaffToken => f.write_str("staff token rejected: ask the relay's operators for a valid token (fernhilfe-relay staff add)"),
+            Refusal::WrongCode => f.write_str("code incorrect: ask the person at the PC to read the code in the agent window again"),
+            Refusal::TooManyAttempts { retry_after_secs } => write!(f, "too many wrong codes for this ticket: wait {retry_after_secs} s, then ask for the current code"),
+            Refusal::AgentBusy => f.write_str("the agent is already in a session with another viewer"),
+            Refusal::AmbiguousAgent { hosts } => write!(f, "several PCs wait under this ticket: choose one with --host ({})", hosts.join(", ")),
+            Refusal::VersionMismatch { relay_version } => write!(f, "protocol version mismatch (relay speaks {relay_version}): update agent/viewer"),
+            Refusal::ProtocolViolation => f.write_str("protocol violation: the connection was closed"),
+            Refusal::PeerLeft => f.write_str("the other side left before the session started"),
+            Refusal::Overloaded => f.write_str("the relay is overloaded: try again in a minute"),
+        }
+    }
+}
+
+fn ticket(r: &mut Reader<'_>) -> Result<TicketNumber, DecodeError> {
+    TicketNumber::from_u64(r.u64()?).map_err(|_| DecodeError::Invalid { what: "ticket number", reason: "out of range" })
+}
+
+fn name(r: &mut Reader<'_>, what: &'static str) -> Result<String, DecodeError> {
+    let s = r.string(what, MAX_NAME_LEN)?;
+    check_name(what, &s).map_err(|_| DecodeError::Invalid { what, reason: "empty or has control characters" })?;
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn t() -> TicketNumber {
+        TicketNumber::from_u64(4711).unwrap()
+    }
+
+    #[test]
+    fn roundtrips() {
+        let to = [
+            ToRelay::RegisterAgent { version: 1, ticket: t(), host_name: "PC-12".into() },
+            ToRelay::JoinAsViewer { version: 1, token: StaffToken("x".into()), ticket: t(), host_name: Some("PC-12".into()) },
+            ToRelay::JoinAsViewer { version: 1, token: StaffToken("x".into()), ticket: t(), host_name: None },
+            ToRelay::Pairing(vec![1, 2, 3]),
+            ToRelay::PairingOutcome { code_matched: false },
+        ];
+        for m in to {
+            assert_eq!(ToRelay::decode(&m.encode()).unwrap(), m);
+        }
+        let from = [
+            FromRelay::AgentRegistered,
+            FromRelay::ViewerJoined { staff_name: "Anna Schmidt".into() },
+            FromRelay::AgentChosen { host_name: "PC-12".into() },
+            FromRelay::Pairing(vec![9; 33]),
+            FromRelay::PairingSucceeded,
+            FromRelay::Refused(Refusal::AmbiguousAgent { hosts: vec!["a".into(), "b".into()] }),
+            FromRelay::Refused(Refusal::TooManyAttempts { retry_after_secs: 30 }),
+        ];
+        for m in from {
+            assert_eq!(FromRelay::decode(&m.encode()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn token_is_never_printed() {
+        let m = ToRelay::JoinAsViewer { version: 1, token: StaffToken("geheim".into()), ticket: t(), host_name: None };
+        assert!(!format!("{m:?}").contains("geheim"));
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        assert!(ToRelay::decode(&[]).is_err());
+        assert!(ToRelay::decode(&[99]).is_err());
+        assert!(ToRelay::decode(&[4, 2]).is_err());
+        let mut m = ToRelay::PairingOutcome { code_matched: true }.encode();
+        m.push(0);
+        assert!(ToRelay::decode(&m).is_err());
+        let mut big = vec![3];
+        big.extend_from_slice(&1_000_000u32.to_be_bytes());
+        assert!(matches!(ToRelay::decode(&big), Err(DecodeError::TooLarge { .. })));
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = ToRelay::decode(&bytes);
+            let _ = FromRelay::decode(&bytes);
+        }
+    }
+}
