@@ -1,1 +1,36 @@
-//! placeholder
+//! The IO that agent, viewer and relay share: QUIC endpoints, certificate identities and
+//! pinning, length-prefixed streams, and the tunnel that carries the end-to-end connection's
+//! datagrams over the relay connection. One copy, used by all three binaries.
+
+pub mod config;
+pub mod framed;
+pub mod identity;
+pub mod pinning;
+pub mod tunnel;
+
+pub use quinn;
+
+/// Errors of the transport layer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot reach the relay at {addr}: {reason}. Check the address and port, and that UDP to it is not blocked")]
+    Unreachable { addr: String, reason: String },
+    #[error("the relay's certificate fingerprint is {got}, but {expected} was expected: this is not your relay, or its key changed. Ask the relay's operators for the fingerprint (`fernhilfe-relay fingerprint`)")]
+    FingerprintMismatch { expected: String, got: String },
+    #[error("connection failed: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("could not connect: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    #[error("stream read failed: {0}")]
+    Read(#[from] quinn::ReadError),
+    #[error("stream write failed: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("peer sent a malformed message: {0}")]
+    Decode(#[from] protocol::wire::DecodeError),
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] quinn::rustls::Error),
+    #[error("certificate error: {0}")]
+    Certificate(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}

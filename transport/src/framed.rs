@@ -1,0 +1,38 @@
+//! Length-prefixed messages on QUIC streams: the IO half of [`protocol::wire::FrameDecoder`].
+
+use crate::TransportError;
+use protocol::wire::{encode_frame, FrameDecoder};
+use quinn::{RecvStream, SendStream};
+
+/// Reads whole frames from a stream, refusing any longer than its bound.
+pub struct FramedRecv {
+    stream: RecvStream,
+    decoder: FrameDecoder,
+    buf: Box<[u8]>,
+}
+
+impl FramedRecv {
+    /// Wraps `stream`; frames longer than `max_len` end the stream with an error.
+    pub fn new(stream: RecvStream, max_len: usize) -> Self {
+        Self { stream, decoder: FrameDecoder::new(max_len), buf: vec![0; 64 * 1024].into_boxed_slice() }
+    }
+
+    /// The next frame, or `None` when the peer finished the stream. Cancel-safe.
+    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, TransportError> {
+        loop {
+            if let Some(f) = self.decoder.next_frame()? {
+                return Ok(Some(f));
+            }
+            match self.stream.read(&mut self.buf).await? {
+                Some(n) => self.decoder.push(&self.buf[..n])?,
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// Writes one frame.
+pub async fn send_frame(stream: &mut SendStream, payload: &[u8]) -> Result<(), TransportError> {
+    stream.write_all(&encode_frame(payload)).await?;
+    Ok(())
+}
