@@ -1,1 +1,181 @@
-fn main() {}
+//! `fernhilfe-relay`: the public rendezvous and packet relay, run by ops.
+
+mod audit;
+mod rendezvous;
+mod staff;
+mod throttle;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use transport::identity::Identity;
+
+/// Default UDP listen address: QUIC on 443 passes most school and company firewalls.
+const DEFAULT_LISTEN: &str = "0.0.0.0:443";
+
+#[derive(Parser)]
+#[command(name = "fernhilfe-relay", version, about = "Fernhilfe relay: pairs agents and viewers by ticket number and forwards their end-to-end encrypted packets")]
+struct Cli {
+    /// Directory for the relay's key, certificate, staff list and audit log
+    /// [default: /var/lib/fernhilfe-relay as root, else ~/.local/share/fernhilfe-relay]
+    #[arg(long, env = "FERNHILFE_RELAY_STATE", global = true)]
+    state_dir: Option<PathBuf>,
+    /// Config file (TOML: listen, cert, key); flags override it [default: <state-dir>/relay.toml if present]
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the relay (the default)
+    Serve {
+        /// UDP address to listen on
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// PEM certificate chain issued by a CA (instead of the self-signed one)
+        #[arg(long, requires = "key")]
+        cert: Option<PathBuf>,
+        /// PEM private key for --cert
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
+    },
+    /// Print the SHA-256 fingerprint agents and viewers pin (creates the key on first use)
+    Fingerprint,
+    /// Manage staff accounts
+    Staff {
+        #[command(subcommand)]
+        action: StaffAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffAction {
+    /// Add a staff member and print their token (shown once, stored only as a hash)
+    Add { name: String },
+    /// List staff members
+    List,
+    /// Remove a staff member; their token stops working at once
+    Remove { name: String },
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<SocketAddr>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+fn default_state_dir() -> PathBuf {
+    #[cfg(unix)]
+    {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc_geteuid() } == 0 {
+            return PathBuf::from("/var/lib/fernhilfe-relay");
+        }
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".local/share")).join("fernhilfe-relay")
+}
+
+#[cfg(unix)]
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+fn load_config(path: Option<&Path>, state_dir: &Path) -> Result<ConfigFile> {
+    let (path, required) = match path {
+        Some(p) => (p.to_owned(), true),
+        None => (state_dir.join("relay.toml"), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(s) => toml::from_str(&s).with_context(|| format!("config file {} is invalid", path.display())),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read config file {}", path.display())),
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let state_dir = cli.state_dir.clone().unwrap_or_else(default_state_dir);
+    match cli.command.unwrap_or(Command::Serve { listen: None, cert: None, key: None }) {
+        Command::Fingerprint => {
+            let (id, _) = Identity::load_or_create(&state_dir, "fernhilfe-relay").context("cannot create or load the relay key")?;
+            println!("{}", id.fingerprint());
+            Ok(())
+        }
+        Command::Staff { action } => {
+            let mut reg = staff::StaffRegistry::load(&state_dir)?;
+            match action {
+                StaffAction::Add { name } => {
+                    let token = reg.add(&name)?;
+                    eprintln!("Added staff member '{name}'. Give them this token; it is shown only now:");
+                    println!("{token}");
+                }
+                StaffAction::List => {
+                    for m in reg.members() {
+                        println!("{}\t(added {})", m.name, m.created);
+                    }
+                }
+                StaffAction::Remove { name } => {
+                    reg.remove(&name)?;
+                    eprintln!("Removed staff member '{name}'.");
+                }
+            }
+            Ok(())
+        }
+        Command::Serve { listen, cert, key } => {
+            let cfg = load_config(cli.config.as_deref(), &state_dir)?;
+            let listen = listen.or(cfg.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("literal address"));
+            tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve(listen, &state_dir, cert.or(cfg.cert), key.or(cfg.key)))
+        }
+    }
+}
+
+async fn serve(listen: SocketAddr, state_dir: &Path, cert: Option<PathBuf>, key: Option<PathBuf>) -> Result<()> {
+    std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+    let id = match (cert, key) {
+        (Some(c), Some(k)) => Identity::load(&c, &k)?,
+        _ => {
+            let (id, created) = Identity::load_or_create(state_dir, "fernhilfe-relay").context("cannot create or load the relay key")?;
+            if created {
+                tracing::info!(dir = %state_dir.display(), "created a new relay key and self-signed certificate");
+            }
+            id
+        }
+    };
+    let fingerprint = id.fingerprint();
+    let endpoint = quinn::Endpoint::server(transport::config::relay_server_config(&id)?, listen)
+        .with_context(|| format!("cannot listen on UDP {listen}: is the port in use, or does it need root (ports below 1024)?"))?;
+    let state = rendezvous::Rendezvous::new(state_dir)?;
+    println!("fernhilfe-relay listening on udp {}", endpoint.local_addr()?);
+    println!("certificate fingerprint (pin this in agents and viewers): {fingerprint}");
+    tracing::info!(listen = %endpoint.local_addr()?, state_dir = %state_dir.display(), "relay running");
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    match incoming.await {
+                        Ok(conn) => state.serve(conn).await,
+                        Err(e) => tracing::debug!(error = %e, "handshake failed"),
+                    }
+                });
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("shutting down");
+                endpoint.close(0u32.into(), b"relay shutting down");
+                break;
+            }
+        }
+    }
+    Ok(())
+}
