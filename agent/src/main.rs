@@ -1,1 +1,124 @@
-fn main() {}
+//! `fernhilfe-agent`: runs on the school PC. Registers under the ticket number, shows a
+//! one-time code, asks the person at the PC for consent and shares the screen as granted.
+
+mod capture;
+mod consent_gate;
+mod input;
+mod screen_stream;
+mod session;
+mod texts;
+mod ui;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use protocol::fingerprint::CertFingerprint;
+use protocol::ids::TicketNumber;
+use serde::Deserialize;
+use std::path::PathBuf;
+use texts::Lang;
+use transport::config::RelayTrust;
+
+/// Name of the config file a school keeps next to the agent binary.
+const CONFIG_NEXT_TO_BINARY: &str = "fernhilfe-agent.toml";
+
+#[derive(Parser)]
+#[command(name = "fernhilfe-agent", version, about = "Fernhilfe agent: lets support staff see (and, if you allow it, control) this PC for one ticket")]
+struct Cli {
+    /// Helpdesk ticket number, e.g. 4711 / Ticketnummer
+    #[arg(long, short)]
+    ticket: Option<String>,
+    /// Relay address host:port [default: from fernhilfe-agent.toml next to the binary]
+    #[arg(long)]
+    relay: Option<String>,
+    /// SHA-256 fingerprint of the relay certificate (as `fernhilfe-relay fingerprint` prints it)
+    #[arg(long)]
+    relay_fingerprint: Option<String>,
+    /// PEM file of CA certificates, for a relay with a CA-issued certificate (instead of a fingerprint)
+    #[arg(long)]
+    relay_ca: Option<PathBuf>,
+    /// Language of the windows [default: from the locale, German unless it is English]
+    #[arg(long, value_enum)]
+    lang: Option<Lang>,
+    /// Name shown to support staff [default: this PC's host name]
+    #[arg(long)]
+    host_name: Option<String>,
+    /// Config file [default: fernhilfe-agent.toml next to the binary, if present]
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    relay: Option<String>,
+    relay_fingerprint: Option<String>,
+    relay_ca: Option<PathBuf>,
+    lang: Option<Lang>,
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<ConfigFile> {
+    let (path, required) = match path {
+        Some(p) => (p.clone(), true),
+        None => match std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join(CONFIG_NEXT_TO_BINARY))) {
+            Some(p) => (p, false),
+            None => return Ok(ConfigFile::default()),
+        },
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(s) => toml::from_str(&s).with_context(|| format!("config file {} is invalid / Konfigurationsdatei ungültig", path.display())),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read config file {} / Konfigurationsdatei nicht lesbar", path.display())),
+    }
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("fernhilfe-agent: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).with_writer(std::io::stderr).init();
+    let cfg = load_config(cli.config.as_ref())?;
+    let Some(ticket) = cli.ticket else {
+        bail!("no ticket number given: start with --ticket 4711 / keine Ticketnummer angegeben: mit --ticket 4711 starten");
+    };
+    let ticket: TicketNumber = ticket.parse()?;
+    let Some(relay) = cli.relay.or(cfg.relay) else {
+        bail!("no relay address: pass --relay host:port or put `relay = \"host:port\"` in {CONFIG_NEXT_TO_BINARY} next to the agent / keine Relay-Adresse angegeben");
+    };
+    let trust = match (cli.relay_fingerprint.or(cfg.relay_fingerprint), cli.relay_ca.or(cfg.relay_ca)) {
+        (Some(fp), _) => RelayTrust::Pinned(fp.parse::<CertFingerprint>()?),
+        (None, Some(ca)) => RelayTrust::CaFile(ca),
+        (None, None) => bail!("the relay's certificate is not pinned: pass --relay-fingerprint (from `fernhilfe-relay fingerprint`) or --relay-ca / Relay-Zertifikat nicht festgelegt"),
+    };
+    let lang = cli.lang.or(cfg.lang).unwrap_or_else(Lang::from_env);
+    let host_name = match cli.host_name {
+        Some(h) => h,
+        None => hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unbekannt".into()),
+    };
+    protocol::ids::check_name("host name", &host_name)?;
+
+    let screen = screen_stream::CaptureThread::open()?;
+    let size = screen.size();
+    let (ui_tx, ui_rx) = std::sync::mpsc::channel();
+    let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let settings = session::AgentSettings { relay, trust, ticket, host_name };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let ui_exit = ui_tx.clone();
+    let worker = std::thread::spawn(move || {
+        let r = runtime.block_on(session::run(settings, screen, ui_tx, ev_rx));
+        let _ = ui_exit.send(ui::UiCommand::Exit);
+        r
+    });
+    ui::run(lang, size, ui_rx, ev_tx)?;
+    let outcome = worker.join().map_err(|_| anyhow::anyhow!("session thread panicked"))??;
+    match outcome {
+        session::Outcome::Cancelled => println!("cancelled"),
+        session::Outcome::Denied => println!("session declined"),
+        session::Outcome::Ended(r) => println!("ended {r:?}"),
+    }
+    Ok(())
+}

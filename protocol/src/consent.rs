@@ -1,7 +1,7 @@
 //! What the person at the PC has allowed, and the checks the agent makes against it.
 //!
-//! The agent is the only place consent is enforced: neither the viewer nor the relay can
-//! grant anything. Each capability is its own grant, and everything starts off.
+//! The agent is the only place consent is enforced (its `ConsentGate`): neither the viewer
+//! nor the relay can grant anything. Each capability is its own grant, and everything starts off.
 
 use crate::wire::DecodeError;
 
@@ -47,53 +47,18 @@ impl Grant {
     }
 }
 
-/// The agent's consent state over a session: nothing is granted until the person answers.
-#[derive(Debug, Default)]
-pub struct ConsentState {
-    grant: Option<Grant>,
-}
-
-impl ConsentState {
-    /// The current grant; `None` while the dialog is still open.
-    pub fn current(&self) -> Option<Grant> {
-        self.grant
-    }
-
-    /// Records the person's answer or a later change; `Denied` is final.
-    pub fn set(&mut self, g: Grant) -> Grant {
-        if self.grant != Some(Grant::Denied) {
-            self.grant = Some(g);
-        }
-        self.grant.unwrap_or(Grant::Denied)
-    }
-
-    /// Whether pixels may leave now.
-    pub fn may_send_screen(&self) -> bool {
-        self.grant.is_some_and(Grant::allows_view)
-    }
-
-    /// Whether input may be injected now.
-    pub fn may_inject(&self) -> bool {
-        self.grant.is_some_and(Grant::allows_control)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn nothing_before_answer_and_denial_is_final() {
-        let mut c = ConsentState::default();
-        assert!(!c.may_send_screen() && !c.may_inject());
-        c.set(Grant::View);
-        assert!(c.may_send_screen() && !c.may_inject());
-        c.set(Grant::Control);
-        assert!(c.may_inject());
-        c.set(Grant::View);
-        assert!(!c.may_inject());
-        c.set(Grant::Denied);
-        assert_eq!(c.set(Grant::Control), Grant::Denied);
-        assert!(!c.may_send_screen());
+    fn only_control_allows_input() {
+        assert!(!Grant::Denied.allows_view() && !Grant::Denied.allows_control());
+        assert!(Grant::View.allows_view() && !Grant::View.allows_control());
+        assert!(Grant::Control.allows_view() && Grant::Control.allows_control());
+        for g in [Grant::Denied, Grant::View, Grant::Control] {
+            assert_eq!(Grant::from_code(g.code()).unwrap(), g);
+        }
+        assert!(Grant::from_code(3).is_err());
     }
 }

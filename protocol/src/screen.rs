@@ -169,6 +169,11 @@ impl TileEncoder {
         Some(update.encode())
     }
 
+    /// Sequence number of the last update produced.
+    pub fn last_seq(&self) -> u64 {
+        self.seq
+    }
+
     /// Forgets what was sent, so the next update is the whole screen again.
     pub fn reset(&mut self) {
         self.width = 0;

@@ -1,0 +1,85 @@
+//! What the agent says to the person at the PC, in German (default) and English.
+
+use protocol::ids::TicketNumber;
+
+/// Language of the agent's windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    De,
+    En,
+}
+
+impl Lang {
+    /// English if the locale says so, German otherwise (the schools we serve are German).
+    pub fn from_env() -> Self {
+        for var in ["LC_ALL", "LC_MESSAGES", "LANG"] {
+            if let Ok(v) = std::env::var(var) {
+                if !v.is_empty() {
+                    return if v.starts_with("en") { Lang::En } else { Lang::De };
+                }
+            }
+        }
+        Lang::De
+    }
+
+    fn pick(self, de: &'static str, en: &'static str) -> &'static str {
+        match self {
+            Lang::De => de,
+            Lang::En => en,
+        }
+    }
+
+    pub fn waiting_title(self) -> &'static str {
+        self.pick("Fernhilfe – Warten auf Support", "Fernhilfe – waiting for support")
+    }
+    pub fn waiting_lines(self, ticket: TicketNumber, code: &str) -> Vec<String> {
+        vec![
+            format!("{} {ticket}", self.pick("Ticket", "Ticket")),
+            self.pick("Ihr Sitzungscode:", "Your session code:").to_owned(),
+            code.to_owned(),
+            self.pick("Nennen Sie diesen Code dem Support am Telefon.", "Read this code to the support staff on the phone.").to_owned(),
+        ]
+    }
+    pub fn cancel(self) -> &'static str {
+        self.pick("Abbrechen", "Cancel")
+    }
+    pub fn consent_title(self) -> &'static str {
+        self.pick("Fernhilfe – Zustimmung", "Fernhilfe – consent")
+    }
+    pub fn consent_lines(self, staff: &str, ticket: TicketNumber) -> Vec<String> {
+        match self {
+            Lang::De => vec![format!("{staff} (Support) möchte Ihren Bildschirm sehen"), format!("Ticket {ticket}. Sie können jederzeit beenden.")],
+            Lang::En => vec![format!("{staff} (support) wants to see your screen"), format!("Ticket {ticket}. You can end the session at any time.")],
+        }
+    }
+    pub fn deny(self) -> &'static str {
+        self.pick("Ablehnen", "Decline")
+    }
+    pub fn view_only(self) -> &'static str {
+        self.pick("Nur ansehen", "View only")
+    }
+    pub fn view_and_control(self) -> &'static str {
+        self.pick("Ansehen und steuern", "View and control")
+    }
+    pub fn indicator_title(self) -> &'static str {
+        self.pick("Fernhilfe – Sitzung läuft", "Fernhilfe – session running")
+    }
+    pub fn indicator_line(self, staff: &str, control: bool) -> String {
+        match (self, control) {
+            (Lang::De, false) => format!("{staff} sieht Ihren Bildschirm"),
+            (Lang::De, true) => format!("{staff} sieht und steuert"),
+            (Lang::En, false) => format!("{staff} sees your screen"),
+            (Lang::En, true) => format!("{staff} sees and controls"),
+        }
+    }
+    pub fn end(self) -> &'static str {
+        self.pick("Beenden", "End")
+    }
+    pub fn allow_control(self) -> &'static str {
+        self.pick("Steuern erlauben", "Allow control")
+    }
+    pub fn revoke_control(self) -> &'static str {
+        self.pick("Nur ansehen", "View only")
+    }
+}

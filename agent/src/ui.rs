@@ -1,0 +1,260 @@
+//! The agent's windows: small minifb windows with text drawn by fontdue, the same code on
+//! Windows and Linux, and real buttons a test can click under Xvfb.
+//!
+//! minifb windows are not `Send`, so all of them live on the main thread; the session logic
+//! talks to them through [`UiCommand`] and [`UiEvent`].
+
+use crate::texts::Lang;
+use fontdue::{Font, FontSettings};
+use minifb::{MouseButton, MouseMode, Window, WindowOptions};
+use protocol::consent::Grant;
+use protocol::ids::TicketNumber;
+use std::sync::mpsc;
+use std::time::Duration;
+
+static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+const BG: u32 = 0xF4F6F8;
+const FG: u32 = 0x1B1F24;
+const ACCENT: u32 = 0x0B5CAD;
+const BUTTON: u32 = 0xDDE3EA;
+const DANGER: u32 = 0xB3261E;
+
+/// What the session logic asks the UI to show.
+pub enum UiCommand {
+    Waiting { ticket: TicketNumber, code: String },
+    AskConsent { staff: String, ticket: TicketNumber },
+    Indicator { staff: String, grant: Grant },
+    CloseAll,
+    Exit,
+}
+
+/// What the person at the PC did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UiEvent {
+    CancelWaiting,
+    Consent(Grant),
+    ChangeGrant(Grant),
+    End,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Action {
+    Cancel,
+    Deny,
+    View,
+    Control,
+    End,
+    Toggle,
+}
+
+struct Button {
+    x: usize,
+    y: usize,
+    w: usize,
+    h: usize,
+    label: String,
+    action: Action,
+    color: u32,
+}
+
+/// One of the agent's windows.
+struct Panel {
+    window: Window,
+    name: &'static str,
+    w: usize,
+    h: usize,
+    origin: (isize, isize),
+    buf: Vec<u32>,
+    buttons: Vec<Button>,
+    was_down: bool,
+}
+
+struct TextRenderer {
+    font: Font,
+}
+
+impl TextRenderer {
+    fn new() -> Self {
+        Self { font: Font::from_bytes(FONT_BYTES, FontSettings::default()).expect("embedded font is valid") }
+    }
+
+    fn width(&self, text: &str, px: f32) -> usize {
+        text.chars().map(|c| self.font.metrics(c, px).advance_width).sum::<f32>() as usize
+    }
+
+    /// Draws `text` with its top-left corner at (x, y).
+    fn draw(&self, buf: &mut [u32], bw: usize, x: usize, y: usize, text: &str, px: f32, color: u32) {
+        let ascent = self.font.horizontal_line_metrics(px).map_or(px, |m| m.ascent);
+        let mut pen = x as f32;
+        for c in text.chars() {
+            let (m, bitmap) = self.font.rasterize(c, px);
+            let gx = pen as i32 + m.xmin;
+            let gy = y as i32 + ascent as i32 - (m.height as i32 + m.ymin);
+            for row in 0..m.height {
+                for col in 0..m.width {
+                    let a = bitmap[row * m.width + col] as u32;
+                    let (px_x, px_y) = (gx + col as i32, gy + row as i32);
+                    if a == 0 || px_x < 0 || px_y < 0 || px_x as usize >= bw {
+                        continue;
+                    }
+                    let Some(dst) = buf.get_mut(px_y as usize * bw + px_x as usize) else { continue };
+                    let mix = |s: u32, d: u32| (s * a + d * (255 - a)) / 255;
+                    let (sr, sg, sb) = (color >> 16 & 0xFF, color >> 8 & 0xFF, color & 0xFF);
+                    let (dr, dg, db) = (*dst >> 16 & 0xFF, *dst >> 8 & 0xFF, *dst & 0xFF);
+                    *dst = mix(sr, dr) << 16 | mix(sg, dg) << 8 | mix(sb, db);
+                }
+            }
+            pen += m.advance_width;
+        }
+    }
+}
+
+impl Panel {
+    fn open(title: &str, name: &'static str, w: usize, h: usize, origin: (isize, isize)) -> anyhow::Result<Self> {
+        let mut window = Window::new(title, w, h, WindowOptions { resize: false, ..WindowOptions::default() })
+            .map_err(|e| anyhow::anyhow!("cannot open a window: {e} / Fenster kann nicht geöffnet werden"))?;
+        window.set_position(origin.0, origin.1);
+        window.set_target_fps(30);
+        Ok(Self { window, name, w, h, origin, buf: vec![BG; w * h], buttons: Vec::new(), was_down: false })
+    }
+
+    fn draw(&mut self, text: &TextRenderer, lines: &[(String, f32, u32)]) {
+        self.buf.fill(BG);
+        for x in 0..self.w {
+            self.buf[x] = ACCENT;
+            self.buf[self.w + x] = ACCENT;
+        }
+        let mut y = 16;
+        for (line, size, color) in lines {
+            let x = (self.w.saturating_sub(text.width(line, *size))) / 2;
+            text.draw(&mut self.buf, self.w, x, y, line, *size, *color);
+            y += (*size * 1.45) as usize;
+        }
+        for b in &self.buttons {
+            for yy in b.y..b.y + b.h {
+                self.buf[yy * self.w + b.x..yy * self.w + b.x + b.w].fill(b.color);
+            }
+            let fg = if b.color == BUTTON { FG } else { 0xFFFFFF };
+            let tx = b.x + b.w.saturating_sub(text.width(&b.label, 17.0)) / 2;
+            text.draw(&mut self.buf, self.w, tx, b.y + (b.h.saturating_sub(20)) / 2, &b.label, 17.0, fg);
+        }
+    }
+
+    /// Lays out buttons in one row at the bottom, and says where they are on stdout so
+    /// operators and tests can find them (`ui button <window> <action> <x> <y>`).
+    fn set_buttons(&mut self, specs: &[(&str, Action, u32)]) {
+        let gap = 12;
+        let h = 40;
+        let total_gap = gap * (specs.len() + 1);
+        let w = (self.w - total_gap) / specs.len().max(1);
+        let y = self.h - h - 16;
+        self.buttons = specs
+            .iter()
+            .enumerate()
+            .map(|(i, (label, action, color))| Button { x: gap + i * (w + gap), y, w, h, label: label.to_string(), action: *action, color: *color })
+            .collect();
+        for b in &self.buttons {
+            println!("ui button {} {:?} {} {}", self.name, b.action, self.origin.0 + (b.x + b.w / 2) as isize, self.origin.1 + (b.y + b.h / 2) as isize);
+        }
+    }
+
+    /// Shows the buffer and returns the button clicked since the last call, or `None`.
+    fn poll(&mut self) -> Result<Option<Action>, ()> {
+        if !self.window.is_open() {
+            return Err(());
+        }
+        self.window.update_with_buffer(&self.buf, self.w, self.h).map_err(|_| ())?;
+        let down = self.window.get_mouse_down(MouseButton::Left);
+        let clicked = down && !self.was_down;
+        self.was_down = down;
+        if !clicked {
+            return Ok(None);
+        }
+        let Some((mx, my)) = self.window.get_mouse_pos(MouseMode::Discard) else { return Ok(None) };
+        let (mx, my) = (mx as usize, my as usize);
+        Ok(self.buttons.iter().find(|b| mx >= b.x && mx < b.x + b.w && my >= b.y && my < b.y + b.h).map(|b| b.action))
+    }
+}
+
+enum Shown {
+    Nothing,
+    Waiting(Panel),
+    Consent(Panel),
+    Indicator(Panel, String, Grant),
+}
+
+/// Runs the windows on the calling (main) thread until told to exit.
+pub fn run(lang: Lang, screen: (usize, usize), commands: mpsc::Receiver<UiCommand>, events: tokio::sync::mpsc::UnboundedSender<UiEvent>) -> anyhow::Result<()> {
+    let text = TextRenderer::new();
+    let (sw, sh) = (screen.0 as isize, screen.1 as isize);
+    let centered = |w: usize, h: usize| ((sw - w as isize) / 2, (sh - h as isize) / 2);
+    let mut shown = Shown::Nothing;
+    loop {
+        match commands.recv_timeout(Duration::from_millis(15)) {
+            Ok(UiCommand::Waiting { ticket, code }) => {
+                let (w, h) = (460, 240);
+                let mut p = Panel::open(lang.waiting_title(), "waiting", w, h, centered(w, h))?;
+                p.set_buttons(&[(lang.cancel(), Action::Cancel, BUTTON)]);
+                let l = lang.waiting_lines(ticket, &code);
+                p.draw(&text, &[(l[0].clone(), 16.0, FG), (l[1].clone(), 16.0, FG), (l[2].clone(), 34.0, ACCENT), (l[3].clone(), 14.0, FG)]);
+                shown = Shown::Waiting(p);
+            }
+            Ok(UiCommand::AskConsent { staff, ticket }) => {
+                let (w, h) = (620, 190);
+                let mut p = Panel::open(lang.consent_title(), "consent", w, h, centered(w, h))?;
+                p.set_buttons(&[(lang.deny(), Action::Deny, BUTTON), (lang.view_only(), Action::View, BUTTON), (lang.view_and_control(), Action::Control, ACCENT)]);
+                let l = lang.consent_lines(&staff, ticket);
+                p.draw(&text, &[(l[0].clone(), 19.0, FG), (l[1].clone(), 15.0, FG)]);
+                shown = Shown::Consent(p);
+            }
+            Ok(UiCommand::Indicator { staff, grant }) => {
+                let (w, h) = (380, 130);
+                let mut p = Panel::open(lang.indicator_title(), "indicator", w, h, (sw - w as isize - 8, 8))?;
+                draw_indicator(&mut p, &text, lang, &staff, grant);
+                shown = Shown::Indicator(p, staff, grant);
+            }
+            Ok(UiCommand::CloseAll) => shown = Shown::Nothing,
+            Ok(UiCommand::Exit) | Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let event = match &mut shown {
+            Shown::Nothing => None,
+            Shown::Waiting(p) => match p.poll() {
+                Err(()) | Ok(Some(Action::Cancel)) => Some(UiEvent::CancelWaiting),
+                _ => None,
+            },
+            Shown::Consent(p) => match p.poll() {
+                // Closing the dialog is a refusal.
+                Err(()) | Ok(Some(Action::Deny)) => Some(UiEvent::Consent(Grant::Denied)),
+                Ok(Some(Action::View)) => Some(UiEvent::Consent(Grant::View)),
+                Ok(Some(Action::Control)) => Some(UiEvent::Consent(Grant::Control)),
+                _ => None,
+            },
+            Shown::Indicator(p, staff, grant) => match p.poll() {
+                Err(()) | Ok(Some(Action::End)) => Some(UiEvent::End),
+                Ok(Some(Action::Toggle)) => {
+                    *grant = if *grant == Grant::Control { Grant::View } else { Grant::Control };
+                    let (s, g) = (staff.clone(), *grant);
+                    draw_indicator(p, &text, lang, &s, g);
+                    Some(UiEvent::ChangeGrant(g))
+                }
+                _ => None,
+            },
+        };
+        if let Some(ev) = event {
+            if matches!(ev, UiEvent::Consent(_) | UiEvent::CancelWaiting | UiEvent::End) {
+                shown = Shown::Nothing;
+            }
+            if events.send(ev).is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn draw_indicator(p: &mut Panel, text: &TextRenderer, lang: Lang, staff: &str, grant: Grant) {
+    let toggle = if grant == Grant::Control { lang.revoke_control() } else { lang.allow_control() };
+    p.set_buttons(&[(toggle, Action::Toggle, BUTTON), (lang.end(), Action::End, DANGER)]);
+    p.draw(text, &[(lang.indicator_line(staff, grant == Grant::Control), 16.0, FG)]);
+}
