@@ -1,1 +1,160 @@
-fn main() {}
+//! `fernhilfe-viewer`: the support technician's window on the remote screen.
+
+mod session;
+mod window;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use protocol::fingerprint::CertFingerprint;
+use protocol::screen::Framebuffer;
+use protocol::signaling::StaffToken;
+use session::{SessionEvent, ViewerError, ViewerSettings};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use transport::config::RelayTrust;
+
+#[derive(Parser)]
+#[command(name = "fernhilfe-viewer", version, about = "Fernhilfe viewer: see and, with consent, control a PC waiting under a ticket")]
+struct Cli {
+    /// Relay address host:port
+    #[arg(long, env = "FERNHILFE_RELAY")]
+    relay: String,
+    /// SHA-256 fingerprint of the relay certificate
+    #[arg(long, env = "FERNHILFE_RELAY_FINGERPRINT")]
+    relay_fingerprint: Option<String>,
+    /// PEM file of CA certificates, for a relay with a CA-issued certificate
+    #[arg(long)]
+    relay_ca: Option<PathBuf>,
+    /// File holding your staff token (safer than the environment variable on shared machines)
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Ticket number, e.g. 4711
+    #[arg(long, short)]
+    ticket: String,
+    /// Session code the agent shows, e.g. 483-291
+    #[arg(long, short)]
+    code: String,
+    /// Host name of the PC, when several wait under the ticket
+    #[arg(long)]
+    host: Option<String>,
+    /// No window: print status lines, take input commands on stdin, write PNGs on `snapshot PATH`
+    #[arg(long)]
+    headless: bool,
+}
+
+/// Exit codes a script can tell apart.
+mod exit {
+    pub const ERROR: i32 = 1;
+    pub const REFUSED: i32 = 2;
+    pub const WRONG_CODE: i32 = 3;
+    pub const DENIED: i32 = 4;
+}
+
+fn main() {
+    let code = match real_main() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("fernhilfe-viewer: {e:#}");
+            match e.downcast_ref::<ViewerError>() {
+                Some(ViewerError::Refused(_)) => exit::REFUSED,
+                Some(ViewerError::WrongCode) => exit::WRONG_CODE,
+                Some(ViewerError::Denied) => exit::DENIED,
+                None => exit::ERROR,
+            }
+        }
+    };
+    std::process::exit(code);
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).with_writer(std::io::stderr).init();
+    let token = match (&cli.token_file, std::env::var("FERNHILFE_STAFF_TOKEN")) {
+        (Some(path), _) => std::fs::read_to_string(path).with_context(|| format!("cannot read token file {}", path.display()))?.trim().to_owned(),
+        (None, Ok(t)) => t.trim().to_owned(),
+        (None, Err(_)) => bail!("no staff token: set FERNHILFE_STAFF_TOKEN or pass --token-file (ops issue tokens with `fernhilfe-relay staff add NAME`)"),
+    };
+    if token.is_empty() || token.len() > protocol::signaling::MAX_TOKEN_LEN {
+        bail!("the staff token is empty or too long: use the token `fernhilfe-relay staff add` printed");
+    }
+    let trust = match (&cli.relay_fingerprint, &cli.relay_ca) {
+        (Some(fp), _) => RelayTrust::Pinned(fp.parse::<CertFingerprint>()?),
+        (None, Some(ca)) => RelayTrust::CaFile(ca.clone()),
+        (None, None) => bail!("the relay's certificate is not pinned: pass --relay-fingerprint (from `fernhilfe-relay fingerprint`) or --relay-ca"),
+    };
+    let settings = ViewerSettings {
+        relay: cli.relay.clone(),
+        trust,
+        token: StaffToken(token),
+        ticket: cli.ticket.parse()?,
+        code: cli.code.parse()?,
+        host_name: cli.host.clone(),
+    };
+    let (input_tx, input_rx) = mpsc::unbounded_channel();
+    let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let worker = std::thread::spawn(move || runtime.block_on(session::run(settings, input_rx, event_tx)));
+    if cli.headless {
+        headless(input_tx, event_rx)?;
+    } else {
+        window::run(&format!("Fernhilfe – Ticket #{}", cli.ticket.trim_start_matches('#')), input_tx, event_rx)?;
+    }
+    worker.join().map_err(|_| anyhow::anyhow!("session thread panicked"))?
+}
+
+/// Headless front end: status lines on stdout, commands on stdin (see `session::parse_command`).
+fn headless(input: mpsc::UnboundedSender<protocol::session::ViewerMessage>, mut events: mpsc::UnboundedReceiver<SessionEvent>) -> Result<()> {
+    let latest: Arc<Mutex<Option<Arc<Mutex<Framebuffer>>>>> = Arc::default();
+    let fb_for_stdin = latest.clone();
+    let input_for_stdin = input.clone();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if let Some(path) = line.strip_prefix("snapshot ") {
+                let fb = fb_for_stdin.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                match fb.map(|fb| save_png(&fb.lock().unwrap_or_else(|e| e.into_inner()), Path::new(path.trim()))) {
+                    Some(Ok(())) => println!("snapshot {}", path.trim()),
+                    Some(Err(e)) => println!("error snapshot: {e:#}"),
+                    None => println!("error snapshot: no frame yet"),
+                }
+                continue;
+            }
+            match session::parse_command(&line) {
+                Ok(Some(m)) => {
+                    if input_for_stdin.send(m).is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => println!("error {e}"),
+            }
+        }
+    });
+    while let Some(ev) = events.blocking_recv() {
+        match ev {
+            SessionEvent::Status(s) => println!("status {s}"),
+            SessionEvent::Grant(g) => println!("grant {g:?}"),
+            SessionEvent::Frame { seq, encoded_bytes, framebuffer } => {
+                println!("frame seq={seq} bytes={encoded_bytes}");
+                *latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(framebuffer);
+            }
+            SessionEvent::Ended(r) => {
+                println!("ended {r}");
+                break;
+            }
+        }
+    }
+    drop(input);
+    Ok(())
+}
+
+/// Writes the framebuffer (without cursor) as an RGB PNG.
+fn save_png(fb: &Framebuffer, path: &Path) -> Result<()> {
+    let mut rgb = Vec::with_capacity(fb.pixels.len() * 3);
+    for p in &fb.pixels {
+        rgb.extend_from_slice(&[(p >> 16) as u8, (p >> 8) as u8, *p as u8]);
+    }
+    image::save_buffer(path, &rgb, fb.width as u32, fb.height as u32, image::ExtendedColorType::Rgb8).with_context(|| format!("cannot write {}", path.display()))
+}

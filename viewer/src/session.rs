@@ -1,0 +1,223 @@
+//! The viewer's side of a session: log in at the relay, pair with the agent over the code,
+//! open the end-to-end connection, then receive the screen and send input while granted.
+
+use anyhow::{anyhow, bail, Context, Result};
+use protocol::consent::Grant;
+use protocol::ids::{SessionCode, TicketNumber};
+use protocol::pairing::{Pairing, PairingError, PairingStep, Role};
+use protocol::screen::{Framebuffer, ScreenUpdate};
+use protocol::session::{AgentMessage, EndReason, InputEvent, ViewerMessage, MAX_CONTROL_LEN};
+use protocol::signaling::{FromRelay, Refusal, StaffToken, ToRelay, MAX_SIGNALING_LEN};
+use protocol::wire::MAX_FRAME_LEN;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use transport::config::RelayTrust;
+use transport::framed::{send_frame, FramedRecv};
+use transport::identity::Identity;
+use transport::tunnel::TunnelSocket;
+
+/// What the viewer needs to start.
+pub struct ViewerSettings {
+    pub relay: String,
+    pub trust: RelayTrust,
+    pub token: StaffToken,
+    pub ticket: TicketNumber,
+    pub code: SessionCode,
+    pub host_name: Option<String>,
+}
+
+/// What the session tells the front end (window or headless).
+pub enum SessionEvent {
+    /// A status line: waiting for consent, view only, control, ended and why.
+    Status(String),
+    /// The current grant.
+    Grant(Grant),
+    /// The screen changed; the framebuffer holds the new state.
+    Frame { seq: u64, encoded_bytes: usize, framebuffer: std::sync::Arc<std::sync::Mutex<Framebuffer>> },
+    /// The session is over.
+    Ended(String),
+}
+
+/// Errors that end the viewer with a specific exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewerError {
+    #[error("{0}")]
+    Refused(Refusal),
+    #[error("code incorrect: ask the person at the PC to read the code in the agent window again")]
+    WrongCode,
+    #[error("the person at the PC declined the session (no screen content was sent)")]
+    Denied,
+}
+
+async fn next(recv: &mut FramedRecv) -> Result<FromRelay> {
+    let frame = recv.next().await?.ok_or_else(|| anyhow!("the relay closed the connection"))?;
+    Ok(FromRelay::decode(&frame)?)
+}
+
+/// Runs a session; `input` carries the front end's input, `events` goes back to it.
+pub async fn run(settings: ViewerSettings, mut input: mpsc::UnboundedReceiver<ViewerMessage>, events: mpsc::UnboundedSender<SessionEvent>) -> Result<()> {
+    let status = |s: &str| {
+        let _ = events.send(SessionEvent::Status(s.to_owned()));
+    };
+    let relay = transport::config::connect_relay(&settings.relay, &settings.trust).await?;
+    let (mut send, recv) = relay.open_bi().await?;
+    let mut recv = FramedRecv::new(recv, MAX_SIGNALING_LEN);
+    send_frame(&mut send, &ToRelay::JoinAsViewer { version: protocol::PROTOCOL_VERSION, token: settings.token.clone(), ticket: settings.ticket, host_name: settings.host_name.clone() }.encode()).await?;
+    let host = match next(&mut recv).await? {
+        FromRelay::AgentChosen { host_name } => host_name,
+        FromRelay::Refused(r) => return Err(ViewerError::Refused(r).into()),
+        other => bail!("unexpected answer from the relay: {other:?}"),
+    };
+    status(&format!("pairing with {host}"));
+    let identity = Identity::generate("fernhilfe-viewer")?;
+    let (mut pairing, first) = Pairing::start(Role::Viewer, &settings.code, settings.ticket);
+    send_frame(&mut send, &ToRelay::Pairing(first).encode()).await?;
+    let agent_fp = loop {
+        match next(&mut recv).await? {
+            FromRelay::Pairing(bytes) => match pairing.handle(&bytes, identity.fingerprint()) {
+                Ok(PairingStep::Send(reply)) => send_frame(&mut send, &ToRelay::Pairing(reply).encode()).await?,
+                Ok(PairingStep::Verified(fp)) => break fp,
+                Err(PairingError::WrongCode) => return Err(ViewerError::WrongCode.into()),
+                Err(e) => bail!("pairing failed: {e}"),
+            },
+            FromRelay::Refused(Refusal::WrongCode) => return Err(ViewerError::WrongCode.into()),
+            FromRelay::Refused(r) => return Err(ViewerError::Refused(r).into()),
+            other => bail!("unexpected message from the relay during pairing: {other:?}"),
+        }
+    };
+    match next(&mut recv).await? {
+        FromRelay::PairingSucceeded => {}
+        FromRelay::Refused(Refusal::WrongCode) => return Err(ViewerError::WrongCode.into()),
+        FromRelay::Refused(r) => return Err(ViewerError::Refused(r).into()),
+        other => bail!("unexpected message from the relay: {other:?}"),
+    }
+    let socket = TunnelSocket::new(relay.clone());
+    let (_endpoint, conn) = transport::config::session_connect(socket, &identity, agent_fp).await.context("end-to-end connection to the agent failed")?;
+    status("waiting for consent");
+    let (mut ctrl_send, ctrl_recv) = conn.accept_bi().await.context("the agent did not open the session")?;
+    let mut ctrl_recv = FramedRecv::new(ctrl_recv, MAX_CONTROL_LEN);
+    let mut grant: Option<Grant> = None;
+    let mut granted_at: Option<Instant> = None;
+    let mut first_frame_logged = false;
+    let framebuffer = std::sync::Arc::new(std::sync::Mutex::new(Framebuffer::default()));
+    let mut screen: Option<FramedRecv> = None;
+    let end = |reason: String| {
+        let _ = events.send(SessionEvent::Ended(reason));
+    };
+    loop {
+        tokio::select! {
+            msg = ctrl_recv.next() => {
+                let Some(msg) = msg.unwrap_or(None) else { end("the agent closed the session".into()); break };
+                match AgentMessage::decode(&msg)? {
+                    AgentMessage::Grant(g) => {
+                        if g == Grant::Denied {
+                            return Err(ViewerError::Denied.into());
+                        }
+                        if grant.is_none() {
+                            granted_at = Some(Instant::now());
+                        }
+                        grant = Some(g);
+                        let _ = events.send(SessionEvent::Grant(g));
+                        status(if g == Grant::Control { "control" } else { "view only" });
+                    }
+                    AgentMessage::End(EndReason::ConsentDenied) => return Err(ViewerError::Denied.into()),
+                    AgentMessage::End(r) => { end(format!("ended by the agent ({r:?})")); break }
+                }
+            }
+            uni = conn.accept_uni(), if screen.is_none() => {
+                screen = Some(FramedRecv::new(uni.context("screen stream failed")?, MAX_FRAME_LEN));
+            }
+            update = async { screen.as_mut().expect("guarded").next().await }, if screen.is_some() => {
+                let Some(bytes) = update? else { end("the agent closed the screen stream".into()); break };
+                if grant.is_none() {
+                    bail!("protocol violation: screen content before consent");
+                }
+                let u = ScreenUpdate::decode(&bytes)?;
+                framebuffer.lock().unwrap_or_else(|e| e.into_inner()).apply(&u);
+                send_frame(&mut ctrl_send, &ViewerMessage::FrameAck { seq: u.seq }.encode()).await?;
+                if !first_frame_logged {
+                    first_frame_logged = true;
+                    let ms = granted_at.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
+                    println!("first-frame ms={ms:.1} bytes={} tiles={}", bytes.len(), u.tiles.len());
+                }
+                let _ = events.send(SessionEvent::Frame { seq: u.seq, encoded_bytes: bytes.len(), framebuffer: framebuffer.clone() });
+            }
+            msg = input.recv() => match msg {
+                Some(ViewerMessage::Input(ev)) => {
+                    // Courtesy only: the agent enforces the grant itself.
+                    if grant == Some(Grant::Control) {
+                        send_frame(&mut ctrl_send, &ViewerMessage::Input(ev).encode()).await?;
+                    }
+                }
+                Some(m @ ViewerMessage::End(_)) | Some(m @ ViewerMessage::FrameAck { .. }) => {
+                    if matches!(m, ViewerMessage::End(_)) {
+                        let _ = send_frame(&mut ctrl_send, &m.encode()).await;
+                        let _ = ctrl_send.finish();
+                        let _ = tokio::time::timeout(Duration::from_millis(500), conn.closed()).await;
+                        conn.close(0u32.into(), b"ended by viewer");
+                        end("ended by you".into());
+                        break;
+                    }
+                }
+                None => {
+                    conn.close(0u32.into(), b"viewer closed");
+                    end("viewer closed".into());
+                    break;
+                }
+            },
+            _ = conn.closed() => { end("connection to the agent lost".into()); break }
+        }
+    }
+    relay.close(0u32.into(), b"done");
+    Ok(())
+}
+
+/// Parses the headless mode's input commands (one per line on stdin).
+pub fn parse_command(line: &str) -> Result<Option<ViewerMessage>, String> {
+    use protocol::session::{Key, MouseButton, NamedKey};
+    let mut parts = line.trim_end_matches(['\n', '\r']).splitn(2, ' ');
+    let cmd = parts.next().unwrap_or("");
+    let rest = parts.next().unwrap_or("");
+    let button = |s: &str| match s.trim() {
+        "left" => Ok(MouseButton::Left),
+        "middle" => Ok(MouseButton::Middle),
+        "right" => Ok(MouseButton::Right),
+        other => Err(format!("unknown button '{other}'")),
+    };
+    let input = |ev| Ok(Some(ViewerMessage::Input(ev)));
+    match cmd {
+        "" => Ok(None),
+        "move" => {
+            let v: Vec<u16> = rest.split_whitespace().map(|n| n.parse().map_err(|_| format!("bad coordinate '{n}'"))).collect::<Result<_, _>>()?;
+            let [x, y] = v[..] else { return Err("usage: move X Y".into()) };
+            input(InputEvent::PointerMove { x, y })
+        }
+        "down" => input(InputEvent::Button { button: button(rest)?, pressed: true }),
+        "up" => input(InputEvent::Button { button: button(rest)?, pressed: false }),
+        "wheel" => input(InputEvent::Wheel { dx: 0, dy: rest.trim().parse().map_err(|_| "usage: wheel DY")? }),
+        "type" => input(InputEvent::Text(rest.to_owned())),
+        "key" => {
+            let mut p = rest.split_whitespace();
+            let name = p.next().ok_or("usage: key NAME down|up")?;
+            let pressed = match p.next() {
+                Some("down") => true,
+                Some("up") => false,
+                _ => return Err("usage: key NAME down|up".into()),
+            };
+            let key = match name {
+                "Return" => Key::Named(NamedKey::Return),
+                "Tab" => Key::Named(NamedKey::Tab),
+                "Escape" => Key::Named(NamedKey::Escape),
+                "BackSpace" => Key::Named(NamedKey::Backspace),
+                "Control" => Key::Named(NamedKey::Control),
+                "Shift" => Key::Named(NamedKey::Shift),
+                "Alt" => Key::Named(NamedKey::Alt),
+                s if s.chars().count() == 1 => Key::Char(s.chars().next().expect("one char")),
+                other => return Err(format!("unknown key '{other}'")),
+            };
+            input(InputEvent::Key { key, pressed })
+        }
+        "end" => Ok(Some(ViewerMessage::End(EndReason::EndedByViewer))),
+        other => Err(format!("unknown command '{other}'")),
+    }
+}

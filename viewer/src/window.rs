@@ -1,0 +1,173 @@
+//! The viewer window: the remote screen scaled to fit, the session state in the title bar,
+//! and mouse and keyboard forwarded while control is granted.
+
+use crate::session::SessionEvent;
+use minifb::{InputCallback, Key as MKey, KeyRepeat, MouseButton as MButton, MouseMode, ScaleMode, Window, WindowOptions};
+use protocol::consent::Grant;
+use protocol::screen::Framebuffer;
+use protocol::session::{EndReason, InputEvent, Key, MouseButton, NamedKey, ViewerMessage};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+struct Chars(Arc<Mutex<Vec<char>>>);
+
+impl InputCallback for Chars {
+    fn add_char(&mut self, c: u32) {
+        if let Some(c) = char::from_u32(c).filter(|c| !c.is_control()) {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+        }
+    }
+}
+
+fn named(k: MKey) -> Option<NamedKey> {
+    use NamedKey as N;
+    Some(match k {
+        MKey::Enter | MKey::NumPadEnter => N::Return,
+        MKey::Backspace => N::Backspace,
+        MKey::Tab => N::Tab,
+        MKey::Escape => N::Escape,
+        MKey::Delete => N::Delete,
+        MKey::Insert => N::Insert,
+        MKey::Left => N::Left,
+        MKey::Right => N::Right,
+        MKey::Up => N::Up,
+        MKey::Down => N::Down,
+        MKey::Home => N::Home,
+        MKey::End => N::End,
+        MKey::PageUp => N::PageUp,
+        MKey::PageDown => N::PageDown,
+        MKey::LeftCtrl | MKey::RightCtrl => N::Control,
+        MKey::LeftAlt | MKey::RightAlt => N::Alt,
+        MKey::LeftSuper | MKey::RightSuper => N::Meta,
+        MKey::F1 => N::F(1),
+        MKey::F2 => N::F(2),
+        MKey::F3 => N::F(3),
+        MKey::F4 => N::F(4),
+        MKey::F5 => N::F(5),
+        MKey::F6 => N::F(6),
+        MKey::F7 => N::F(7),
+        MKey::F8 => N::F(8),
+        MKey::F9 => N::F(9),
+        MKey::F10 => N::F(10),
+        MKey::F11 => N::F(11),
+        MKey::F12 => N::F(12),
+        _ => return None,
+    })
+}
+
+/// A letter or digit key, for shortcuts like Ctrl+C (plain typing travels as text).
+fn shortcut_char(k: MKey) -> Option<char> {
+    let i = k as u32;
+    if (MKey::A as u32..=MKey::Z as u32).contains(&i) {
+        return char::from_u32('a' as u32 + i - MKey::A as u32);
+    }
+    if (MKey::Key0 as u32..=MKey::Key9 as u32).contains(&i) {
+        return char::from_u32('0' as u32 + i - MKey::Key0 as u32);
+    }
+    None
+}
+
+/// A plain arrow for agents whose platform does not send the cursor's shape.
+fn draw_arrow(buf: &mut [u32], w: usize, h: usize, x: i16, y: i16) {
+    for row in 0..16i32 {
+        for col in 0..=row.min(10) {
+            let (px, py) = (x as i32 + col, y as i32 + row);
+            if px >= 0 && py >= 0 && (px as usize) < w && (py as usize) < h {
+                let edge = col == 0 || col == row.min(10) || row == 15;
+                buf[py as usize * w + px as usize] = if edge { 0x000000 } else { 0xFFFFFF };
+            }
+        }
+    }
+}
+
+/// Runs the window on the main thread until the session ends or the window closes.
+pub fn run(title: &str, input: mpsc::UnboundedSender<ViewerMessage>, mut events: mpsc::UnboundedReceiver<SessionEvent>) -> anyhow::Result<()> {
+    let mut window = Window::new(&format!("{title} – connecting"), 1280, 800, WindowOptions { resize: true, scale_mode: ScaleMode::AspectRatioStretch, ..WindowOptions::default() })
+        .map_err(|e| anyhow::anyhow!("cannot open the viewer window: {e}"))?;
+    window.set_target_fps(60);
+    let chars = Arc::new(Mutex::new(Vec::new()));
+    window.set_input_callback(Box::new(Chars(chars.clone())));
+    let mut fb: Option<Arc<Mutex<Framebuffer>>> = None;
+    let mut shown: Vec<u32> = vec![0x202020; 1280 * 800];
+    let (mut sw, mut sh) = (1280usize, 800usize);
+    let mut grant: Option<Grant> = None;
+    let mut last_pos: Option<(u16, u16)> = None;
+    let mut buttons = [false; 3];
+    let mut ended = false;
+    while window.is_open() {
+        while let Ok(ev) = events.try_recv() {
+            match ev {
+                SessionEvent::Status(s) => window.set_title(&format!("{title} – {s}")),
+                SessionEvent::Grant(g) => grant = Some(g),
+                SessionEvent::Frame { framebuffer, .. } => {
+                    {
+                        let f = framebuffer.lock().unwrap_or_else(|e| e.into_inner());
+                        shown = f.with_cursor();
+                        (sw, sh) = (f.width, f.height);
+                        if let (None, Some((x, y))) = (&f.cursor_shape, f.cursor_pos) {
+                            draw_arrow(&mut shown, sw, sh, x, y);
+                        }
+                    }
+                    fb = Some(framebuffer);
+                }
+                SessionEvent::Ended(r) => {
+                    window.set_title(&format!("{title} – ended: {r}"));
+                    ended = true;
+                }
+            }
+        }
+        window.update_with_buffer(&shown, sw, sh)?;
+        if ended || grant != Some(Grant::Control) || fb.is_none() {
+            chars.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            continue;
+        }
+        // Map window coordinates to the remote screen, undoing the aspect-ratio fit.
+        let (ww, wh) = window.get_size();
+        let scale = (ww as f32 / sw as f32).min(wh as f32 / sh as f32);
+        let (ox, oy) = ((ww as f32 - sw as f32 * scale) / 2.0, (wh as f32 - sh as f32 * scale) / 2.0);
+        if let Some((mx, my)) = window.get_unscaled_mouse_pos(MouseMode::Discard) {
+            let (rx, ry) = ((mx - ox) / scale, (my - oy) / scale);
+            if rx >= 0.0 && ry >= 0.0 && (rx as usize) < sw && (ry as usize) < sh {
+                let pos = (rx as u16, ry as u16);
+                if last_pos != Some(pos) {
+                    last_pos = Some(pos);
+                    let _ = input.send(ViewerMessage::Input(InputEvent::PointerMove { x: pos.0, y: pos.1 }));
+                }
+            }
+        }
+        for (i, (mb, b)) in [(MButton::Left, MouseButton::Left), (MButton::Middle, MouseButton::Middle), (MButton::Right, MouseButton::Right)].into_iter().enumerate() {
+            let down = window.get_mouse_down(mb);
+            if down != buttons[i] {
+                buttons[i] = down;
+                let _ = input.send(ViewerMessage::Input(InputEvent::Button { button: b, pressed: down }));
+            }
+        }
+        if let Some((dx, dy)) = window.get_scroll_wheel() {
+            let _ = input.send(ViewerMessage::Input(InputEvent::Wheel { dx: dx.round() as i16, dy: dy.round() as i16 }));
+        }
+        let held = window.get_keys();
+        let modifier = held.iter().any(|k| matches!(k, MKey::LeftCtrl | MKey::RightCtrl | MKey::LeftAlt | MKey::RightAlt | MKey::LeftSuper | MKey::RightSuper));
+        for k in window.get_keys_pressed(KeyRepeat::Yes) {
+            if let Some(n) = named(k) {
+                let _ = input.send(ViewerMessage::Input(InputEvent::Key { key: Key::Named(n), pressed: true }));
+            } else if let (true, Some(c)) = (modifier, shortcut_char(k)) {
+                let _ = input.send(ViewerMessage::Input(InputEvent::Key { key: Key::Char(c), pressed: true }));
+            }
+        }
+        for k in window.get_keys_released() {
+            if let Some(n) = named(k) {
+                let _ = input.send(ViewerMessage::Input(InputEvent::Key { key: Key::Named(n), pressed: false }));
+            } else if let Some(c) = shortcut_char(k) {
+                let _ = input.send(ViewerMessage::Input(InputEvent::Key { key: Key::Char(c), pressed: false }));
+            }
+        }
+        let typed: String = chars.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
+        if !typed.is_empty() && !modifier {
+            let _ = input.send(ViewerMessage::Input(InputEvent::Text(typed)));
+        }
+    }
+    if !ended {
+        let _ = input.send(ViewerMessage::End(EndReason::EndedByViewer));
+    }
+    Ok(())
+}
