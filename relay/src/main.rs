@@ -132,7 +132,7 @@ fn main() -> Result<()> {
         Command::Serve { listen, cert, key } => {
             let cfg = load_config(cli.config.as_deref(), &state_dir)?;
             let listen = listen.or(cfg.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("literal address"));
-            tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
+            tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(serve(listen, &state_dir, cert.or(cfg.cert), key.or(cfg.key)))
         }

@@ -166,7 +166,8 @@ impl Rendezvous {
         loop {
             tokio::select! {
                 frame = recv.next() => {
-                    let Some(frame) = frame? else {
+                    // A lost connection ends things just like a clean close: record it the same way.
+                    let Some(frame) = frame.unwrap_or(None) else {
                         if let Some((v, staff)) = viewer.take() {
                             if let Some(start) = tunnelled {
                                 self.audit.record(AuditEvent::SessionEnded, ticket, Some(host), Some(&staff), Some(&format!("duration_s={}", start.elapsed().as_secs())));

@@ -42,6 +42,13 @@ struct Cli {
     /// No window: print status lines, take input commands on stdin, write PNGs on `snapshot PATH`
     #[arg(long)]
     headless: bool,
+    /// Test aid: write every decrypted message received to FILE, for the wire-secrecy test
+    #[arg(long, hide = true)]
+    record_plaintext: Option<PathBuf>,
+    /// Test aid: act like a misbehaving viewer (send input without a control grant; accept
+    /// `raw HEX` commands that send arbitrary control messages), to prove the agent's checks
+    #[arg(long, hide = true)]
+    misbehave: bool,
 }
 
 /// Exit codes a script can tell apart.
@@ -70,7 +77,7 @@ fn main() {
 
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
     let token = match (&cli.token_file, std::env::var("FERNHILFE_STAFF_TOKEN")) {
         (Some(path), _) => std::fs::read_to_string(path).with_context(|| format!("cannot read token file {}", path.display()))?.trim().to_owned(),
         (None, Ok(t)) => t.trim().to_owned(),
@@ -91,6 +98,8 @@ fn real_main() -> Result<()> {
         ticket: cli.ticket.parse()?,
         code: cli.code.parse()?,
         host_name: cli.host.clone(),
+        record_plaintext: cli.record_plaintext.clone(),
+        misbehave: cli.misbehave,
     };
     let (input_tx, input_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
@@ -105,7 +114,7 @@ fn real_main() -> Result<()> {
 }
 
 /// Headless front end: status lines on stdout, commands on stdin (see `session::parse_command`).
-fn headless(input: mpsc::UnboundedSender<protocol::session::ViewerMessage>, mut events: mpsc::UnboundedReceiver<SessionEvent>) -> Result<()> {
+fn headless(input: mpsc::UnboundedSender<session::Outgoing>, mut events: mpsc::UnboundedReceiver<SessionEvent>) -> Result<()> {
     let latest: Arc<Mutex<Option<Arc<Mutex<Framebuffer>>>>> = Arc::default();
     let fb_for_stdin = latest.clone();
     let input_for_stdin = input.clone();

@@ -24,6 +24,16 @@ pub struct ViewerSettings {
     pub ticket: TicketNumber,
     pub code: SessionCode,
     pub host_name: Option<String>,
+    /// Test aid: append every decrypted message received to this file (length-prefixed).
+    pub record_plaintext: Option<std::path::PathBuf>,
+    /// Test aid: send input regardless of the grant, and raw control messages.
+    pub misbehave: bool,
+}
+
+/// What the front end hands the session: a message, or (test aid) raw bytes to send as one.
+pub enum Outgoing {
+    Message(ViewerMessage),
+    Raw(Vec<u8>),
 }
 
 /// What the session tells the front end (window or headless).
@@ -55,7 +65,7 @@ async fn next(recv: &mut FramedRecv) -> Result<FromRelay> {
 }
 
 /// Runs a session; `input` carries the front end's input, `events` goes back to it.
-pub async fn run(settings: ViewerSettings, mut input: mpsc::UnboundedReceiver<ViewerMessage>, events: mpsc::UnboundedSender<SessionEvent>) -> Result<()> {
+pub async fn run(settings: ViewerSettings, mut input: mpsc::UnboundedReceiver<Outgoing>, events: mpsc::UnboundedSender<SessionEvent>) -> Result<()> {
     let status = |s: &str| {
         let _ = events.send(SessionEvent::Status(s.to_owned()));
     };
@@ -101,6 +111,16 @@ pub async fn run(settings: ViewerSettings, mut input: mpsc::UnboundedReceiver<Vi
     let mut first_frame_logged = false;
     let framebuffer = std::sync::Arc::new(std::sync::Mutex::new(Framebuffer::default()));
     let mut screen: Option<FramedRecv> = None;
+    let mut record = match &settings.record_plaintext {
+        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        None => None,
+    };
+    let mut record_msg = |bytes: &[u8]| {
+        if let Some(f) = record.as_mut() {
+            use std::io::Write;
+            let _ = f.write_all(&protocol::wire::encode_frame(bytes));
+        }
+    };
     let end = |reason: String| {
         let _ = events.send(SessionEvent::Ended(reason));
     };
@@ -108,6 +128,7 @@ pub async fn run(settings: ViewerSettings, mut input: mpsc::UnboundedReceiver<Vi
         tokio::select! {
             msg = ctrl_recv.next() => {
                 let Some(msg) = msg.unwrap_or(None) else { end("the agent closed the session".into()); break };
+                record_msg(&msg);
                 match AgentMessage::decode(&msg)? {
                     AgentMessage::Grant(g) => {
                         if g == Grant::Denied {
@@ -129,6 +150,7 @@ pub async fn run(settings: ViewerSettings, mut input: mpsc::UnboundedReceiver<Vi
             }
             update = async { screen.as_mut().expect("guarded").next().await }, if screen.is_some() => {
                 let Some(bytes) = update? else { end("the agent closed the screen stream".into()); break };
+                record_msg(&bytes);
                 if grant.is_none() {
                     bail!("protocol violation: screen content before consent");
                 }
@@ -143,21 +165,21 @@ pub async fn run(settings: ViewerSettings, mut input: mpsc::UnboundedReceiver<Vi
                 let _ = events.send(SessionEvent::Frame { seq: u.seq, encoded_bytes: bytes.len(), framebuffer: framebuffer.clone() });
             }
             msg = input.recv() => match msg {
-                Some(ViewerMessage::Input(ev)) => {
+                Some(Outgoing::Message(ViewerMessage::Input(ev))) => {
                     // Courtesy only: the agent enforces the grant itself.
-                    if grant == Some(Grant::Control) {
+                    if grant == Some(Grant::Control) || settings.misbehave {
                         send_frame(&mut ctrl_send, &ViewerMessage::Input(ev).encode()).await?;
                     }
                 }
-                Some(m @ ViewerMessage::End(_)) | Some(m @ ViewerMessage::FrameAck { .. }) => {
-                    if matches!(m, ViewerMessage::End(_)) {
-                        let _ = send_frame(&mut ctrl_send, &m.encode()).await;
-                        let _ = ctrl_send.finish();
-                        let _ = tokio::time::timeout(Duration::from_millis(500), conn.closed()).await;
-                        conn.close(0u32.into(), b"ended by viewer");
-                        end("ended by you".into());
-                        break;
-                    }
+                Some(Outgoing::Raw(bytes)) if settings.misbehave => send_frame(&mut ctrl_send, &bytes).await?,
+                Some(Outgoing::Raw(_)) | Some(Outgoing::Message(ViewerMessage::FrameAck { .. })) => {}
+                Some(Outgoing::Message(m @ ViewerMessage::End(_))) => {
+                    let _ = send_frame(&mut ctrl_send, &m.encode()).await;
+                    let _ = ctrl_send.finish();
+                    let _ = tokio::time::timeout(Duration::from_millis(500), conn.closed()).await;
+                    conn.close(0u32.into(), b"ended by viewer");
+                    end("ended by you".into());
+                    break;
                 }
                 None => {
                     conn.close(0u32.into(), b"viewer closed");
@@ -173,7 +195,7 @@ pub async fn run(settings: ViewerSettings, mut input: mpsc::UnboundedReceiver<Vi
 }
 
 /// Parses the headless mode's input commands (one per line on stdin).
-pub fn parse_command(line: &str) -> Result<Option<ViewerMessage>, String> {
+pub fn parse_command(line: &str) -> Result<Option<Outgoing>, String> {
     use protocol::session::{Key, MouseButton, NamedKey};
     let mut parts = line.trim_end_matches(['\n', '\r']).splitn(2, ' ');
     let cmd = parts.next().unwrap_or("");
@@ -184,7 +206,7 @@ pub fn parse_command(line: &str) -> Result<Option<ViewerMessage>, String> {
         "right" => Ok(MouseButton::Right),
         other => Err(format!("unknown button '{other}'")),
     };
-    let input = |ev| Ok(Some(ViewerMessage::Input(ev)));
+    let input = |ev| Ok(Some(Outgoing::Message(ViewerMessage::Input(ev))));
     match cmd {
         "" => Ok(None),
         "move" => {
@@ -217,7 +239,15 @@ pub fn parse_command(line: &str) -> Result<Option<ViewerMessage>, String> {
             };
             input(InputEvent::Key { key, pressed })
         }
-        "end" => Ok(Some(ViewerMessage::End(EndReason::EndedByViewer))),
+        "end" => Ok(Some(Outgoing::Message(ViewerMessage::End(EndReason::EndedByViewer)))),
+        "raw" => {
+            let hex: String = rest.split_whitespace().collect();
+            if hex.len() % 2 != 0 {
+                return Err("usage: raw HEXBYTES".into());
+            }
+            let bytes = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| "usage: raw HEXBYTES".to_owned())).collect::<Result<Vec<u8>, String>>()?;
+            Ok(Some(Outgoing::Raw(bytes)))
+        }
         other => Err(format!("unknown command '{other}'")),
     }
 }

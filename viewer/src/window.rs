@@ -1,7 +1,7 @@
 //! The viewer window: the remote screen scaled to fit, the session state in the title bar,
 //! and mouse and keyboard forwarded while control is granted.
 
-use crate::session::SessionEvent;
+use crate::session::{Outgoing, SessionEvent};
 use minifb::{InputCallback, Key as MKey, KeyRepeat, MouseButton as MButton, MouseMode, ScaleMode, Window, WindowOptions};
 use protocol::consent::Grant;
 use protocol::screen::Framebuffer;
@@ -81,7 +81,7 @@ fn draw_arrow(buf: &mut [u32], w: usize, h: usize, x: i16, y: i16) {
 }
 
 /// Runs the window on the main thread until the session ends or the window closes.
-pub fn run(title: &str, input: mpsc::UnboundedSender<ViewerMessage>, mut events: mpsc::UnboundedReceiver<SessionEvent>) -> anyhow::Result<()> {
+pub fn run(title: &str, input: mpsc::UnboundedSender<Outgoing>, mut events: mpsc::UnboundedReceiver<SessionEvent>) -> anyhow::Result<()> {
     let mut window = Window::new(&format!("{title} – connecting"), 1280, 800, WindowOptions { resize: true, scale_mode: ScaleMode::AspectRatioStretch, ..WindowOptions::default() })
         .map_err(|e| anyhow::anyhow!("cannot open the viewer window: {e}"))?;
     window.set_target_fps(60);
@@ -131,7 +131,7 @@ pub fn run(title: &str, input: mpsc::UnboundedSender<ViewerMessage>, mut events:
                 let pos = (rx as u16, ry as u16);
                 if last_pos != Some(pos) {
                     last_pos = Some(pos);
-                    let _ = input.send(ViewerMessage::Input(InputEvent::PointerMove { x: pos.0, y: pos.1 }));
+                    let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::PointerMove { x: pos.0, y: pos.1 })));
                 }
             }
         }
@@ -139,35 +139,35 @@ pub fn run(title: &str, input: mpsc::UnboundedSender<ViewerMessage>, mut events:
             let down = window.get_mouse_down(mb);
             if down != buttons[i] {
                 buttons[i] = down;
-                let _ = input.send(ViewerMessage::Input(InputEvent::Button { button: b, pressed: down }));
+                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Button { button: b, pressed: down })));
             }
         }
         if let Some((dx, dy)) = window.get_scroll_wheel() {
-            let _ = input.send(ViewerMessage::Input(InputEvent::Wheel { dx: dx.round() as i16, dy: dy.round() as i16 }));
+            let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Wheel { dx: dx.round() as i16, dy: dy.round() as i16 })));
         }
         let held = window.get_keys();
         let modifier = held.iter().any(|k| matches!(k, MKey::LeftCtrl | MKey::RightCtrl | MKey::LeftAlt | MKey::RightAlt | MKey::LeftSuper | MKey::RightSuper));
         for k in window.get_keys_pressed(KeyRepeat::Yes) {
             if let Some(n) = named(k) {
-                let _ = input.send(ViewerMessage::Input(InputEvent::Key { key: Key::Named(n), pressed: true }));
+                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Key { key: Key::Named(n), pressed: true })));
             } else if let (true, Some(c)) = (modifier, shortcut_char(k)) {
-                let _ = input.send(ViewerMessage::Input(InputEvent::Key { key: Key::Char(c), pressed: true }));
+                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Key { key: Key::Char(c), pressed: true })));
             }
         }
         for k in window.get_keys_released() {
             if let Some(n) = named(k) {
-                let _ = input.send(ViewerMessage::Input(InputEvent::Key { key: Key::Named(n), pressed: false }));
+                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Key { key: Key::Named(n), pressed: false })));
             } else if let Some(c) = shortcut_char(k) {
-                let _ = input.send(ViewerMessage::Input(InputEvent::Key { key: Key::Char(c), pressed: false }));
+                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Key { key: Key::Char(c), pressed: false })));
             }
         }
         let typed: String = chars.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
         if !typed.is_empty() && !modifier {
-            let _ = input.send(ViewerMessage::Input(InputEvent::Text(typed)));
+            let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Text(typed))));
         }
     }
     if !ended {
-        let _ = input.send(ViewerMessage::End(EndReason::EndedByViewer));
+        let _ = input.send(Outgoing::Message(ViewerMessage::End(EndReason::EndedByViewer)));
     }
     Ok(())
 }
