@@ -94,8 +94,11 @@ pub async fn run(settings: AgentSettings, screen: CaptureThread, ui: std_mpsc::S
                 Some(_) => continue,
             },
         };
-        let FromRelay::ViewerJoined { staff_name } = msg else {
-            bail!("unexpected message from the relay while waiting: {msg:?}");
+        let staff_name = match msg {
+            FromRelay::ViewerJoined { staff_name } => staff_name,
+            // A viewer that left after the pairing ended; nothing to abort.
+            FromRelay::Refused(Refusal::PeerLeft) => continue,
+            other => bail!("unexpected message from the relay while waiting: {other:?}"),
         };
         status(format_args!("viewer staff={staff_name}"));
         let identity = Identity::generate("fernhilfe-agent")?;
@@ -139,7 +142,13 @@ async fn pair(relay: &mut Relay, code: &SessionCode, ticket: TicketNumber, ident
         match msg {
             FromRelay::Pairing(bytes) => match pairing.handle(&bytes, own) {
                 Ok(PairingStep::Send(reply)) => relay.send(ToRelay::Pairing(reply)).await?,
-                Ok(PairingStep::Verified(fp)) => return Ok(Ok(fp)),
+                Ok(PairingStep::Wait) => {}
+                Ok(PairingStep::Verified { peer, reply }) => {
+                    if let Some(reply) = reply {
+                        relay.send(ToRelay::Pairing(reply)).await?;
+                    }
+                    return Ok(Ok(peer));
+                }
                 Err(PairingError::WrongCode) => return Ok(Err(PairingFailure::WrongCode)),
                 // A malformed message is a failed try too: it counts towards the rotation.
                 Err(e) => {

@@ -1,11 +1,16 @@
 //! The pairing handshake: SPAKE2 over the session code, then key confirmation that
 //! authenticates each side's certificate fingerprint.
 //!
-//! Both sides send a SPAKE2 message, derive the shared key, and send
-//! `HMAC(key, role ‖ ticket ‖ own certificate fingerprint)` together with that fingerprint.
-//! A matching MAC proves the peer knew the code, so the fingerprint it sent is the one to pin
-//! on the end-to-end TLS connection. The relay carries these messages but, not knowing the code,
-//! can neither read the key nor substitute a certificate; an attacker gets one guess per run.
+//! Both sides send a SPAKE2 message and derive the shared key. The viewer then sends
+//! `HMAC(key, role ‖ ticket ‖ own certificate fingerprint)` together with that fingerprint; the
+//! agent answers with its own only after the viewer's MAC checked out. A matching MAC proves the
+//! peer knew the code, so the fingerprint it sent is the one to pin on the end-to-end TLS
+//! connection. The relay carries these messages but, not knowing the code, can neither read the
+//! key nor substitute a certificate.
+//!
+//! The agent confirms last on purpose: a MAC lets its receiver test one code guess, so whoever
+//! sees a MAC first must already have committed its own. A viewer that guesses therefore always
+//! hands the agent a MAC, and every guess is counted by the agent (and rotated after 5).
 
 use crate::fingerprint::CertFingerprint;
 use crate::ids::{SessionCode, TicketNumber};
@@ -43,8 +48,10 @@ pub enum PairingError {
 pub enum PairingStep {
     /// Send these bytes to the peer and wait for its next message.
     Send(Vec<u8>),
-    /// The peer proved it knows the code; pin this certificate.
-    Verified(CertFingerprint),
+    /// Nothing to send; wait for the peer's next message.
+    Wait,
+    /// The peer proved it knows the code; pin its certificate, and send `reply` if there is one.
+    Verified { peer: CertFingerprint, reply: Option<Vec<u8>> },
 }
 
 enum State {
@@ -90,10 +97,11 @@ impl Pairing {
                 r.finish()?;
                 let key = spake.finish(peer).map_err(|_| PairingError::WrongCode)?;
                 let key: [u8; 32] = key.try_into().map_err(|_| PairingError::WrongCode)?;
-                let mut w = Writer::new();
-                w.u8(TAG_CONFIRM).bytes(&self.mac(&key, self.role, &own)).bytes(&own.0);
                 self.state = State::AwaitConfirm(key);
-                Ok(PairingStep::Send(w.finish()))
+                Ok(match self.role {
+                    Role::Viewer => PairingStep::Send(self.confirm(&key, &own)),
+                    Role::Agent => PairingStep::Wait,
+                })
             }
             (State::AwaitConfirm(key), TAG_CONFIRM) => {
                 let mac = r.array::<32>()?;
@@ -103,9 +111,9 @@ impl Pairing {
                     Role::Agent => Role::Viewer,
                     Role::Viewer => Role::Agent,
                 };
-                let check = self.mac_state(&key, peer_role, &fp);
-                check.verify_slice(&mac).map_err(|_| PairingError::WrongCode)?;
-                Ok(PairingStep::Verified(fp))
+                self.mac_state(&key, peer_role, &fp).verify_slice(&mac).map_err(|_| PairingError::WrongCode)?;
+                let reply = (self.role == Role::Agent).then(|| self.confirm(&key, &own));
+                Ok(PairingStep::Verified { peer: fp, reply })
             }
             (_, TAG_SPAKE | TAG_CONFIRM) => Err(PairingError::OutOfOrder),
             (_, tag) => Err(DecodeError::UnknownTag { what: "pairing message", tag }.into()),
@@ -121,8 +129,11 @@ impl Pairing {
         m
     }
 
-    fn mac(&self, key: &[u8; 32], role: Role, fp: &CertFingerprint) -> [u8; 32] {
-        self.mac_state(key, role, fp).finalize().into_bytes().into()
+    fn confirm(&self, key: &[u8; 32], own: &CertFingerprint) -> Vec<u8> {
+        let mac: [u8; 32] = self.mac_state(key, self.role, own).finalize().into_bytes().into();
+        let mut w = Writer::new();
+        w.u8(TAG_CONFIRM).bytes(&mac).bytes(&own.0);
+        w.finish()
     }
 }
 
@@ -131,28 +142,34 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn run(agent_code: &str, viewer_code: &str) -> (Result<PairingStep, PairingError>, Result<PairingStep, PairingError>) {
+    /// Runs a whole handshake; returns the agent's and the viewer's final results.
+    fn run(agent_code: &str, viewer_code: &str) -> (Result<PairingStep, PairingError>, Option<Result<PairingStep, PairingError>>) {
         let ticket = TicketNumber::from_u64(4711).unwrap();
         let (afp, vfp) = (CertFingerprint([1; 32]), CertFingerprint([2; 32]));
         let (mut a, a1) = Pairing::start(Role::Agent, &agent_code.parse().unwrap(), ticket);
         let (mut v, v1) = Pairing::start(Role::Viewer, &viewer_code.parse().unwrap(), ticket);
-        let PairingStep::Send(a2) = a.handle(&v1, afp).unwrap() else { panic!() };
-        let PairingStep::Send(v2) = v.handle(&a1, vfp).unwrap() else { panic!() };
-        (a.handle(&v2, afp), v.handle(&a2, vfp))
+        assert_eq!(a.handle(&v1, afp).unwrap(), PairingStep::Wait);
+        let PairingStep::Send(v2) = v.handle(&a1, vfp).unwrap() else { panic!("viewer confirms first") };
+        let agent_result = a.handle(&v2, afp);
+        let viewer_result = match &agent_result {
+            Ok(PairingStep::Verified { reply: Some(a2), .. }) => Some(v.handle(a2, vfp)),
+            _ => None,
+        };
+        (agent_result, viewer_result)
     }
 
     #[test]
     fn same_code_verifies_both_fingerprints() {
         let (a, v) = run("123-456", "123456");
-        assert_eq!(a, Ok(PairingStep::Verified(CertFingerprint([2; 32]))));
-        assert_eq!(v, Ok(PairingStep::Verified(CertFingerprint([1; 32]))));
+        assert!(matches!(a, Ok(PairingStep::Verified { peer, reply: Some(_) }) if peer == CertFingerprint([2; 32])));
+        assert_eq!(v, Some(Ok(PairingStep::Verified { peer: CertFingerprint([1; 32]), reply: None })));
     }
 
     #[test]
-    fn wrong_code_fails_on_both_sides() {
+    fn wrong_code_fails_at_the_agent_before_it_reveals_a_mac() {
         let (a, v) = run("123-456", "123-457");
         assert_eq!(a, Err(PairingError::WrongCode));
-        assert_eq!(v, Err(PairingError::WrongCode));
+        assert_eq!(v, None, "the agent sends nothing the viewer could test a guess against");
     }
 
     #[test]
@@ -161,7 +178,7 @@ mod tests {
         let code: SessionCode = "111-111".parse().unwrap();
         let (mut a, a1) = Pairing::start(Role::Agent, &code, ticket);
         let (mut v, v1) = Pairing::start(Role::Viewer, &code, ticket);
-        let _ = a.handle(&v1, CertFingerprint([1; 32])).unwrap();
+        assert_eq!(a.handle(&v1, CertFingerprint([1; 32])).unwrap(), PairingStep::Wait);
         let PairingStep::Send(mut v2) = v.handle(&a1, CertFingerprint([2; 32])).unwrap() else { panic!() };
         let n = v2.len();
         v2[n - 1] ^= 1; // a relay swapping the certificate

@@ -94,7 +94,18 @@ impl Rendezvous {
     async fn serve_inner(self: &Arc<Self>, conn: &Connection) -> anyhow::Result<()> {
         let (mut send, recv) = tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await.map_err(|_| protocol_violation("no stream opened"))??;
         let mut recv = FramedRecv::new(recv, MAX_SIGNALING_LEN);
-        let hello = tokio::time::timeout(HELLO_TIMEOUT, recv.next()).await.map_err(|_| protocol_violation("no hello"))??.ok_or_else(|| protocol_violation("stream ended"))?;
+        let hello = match tokio::time::timeout(HELLO_TIMEOUT, recv.next()).await {
+            Ok(Ok(Some(h))) => h,
+            Ok(Ok(None)) => return Err(protocol_violation("stream ended before hello")),
+            Ok(Err(e)) => {
+                refuse(&mut send, Refusal::ProtocolViolation).await?;
+                return Err(protocol_violation(e));
+            }
+            Err(_) => {
+                refuse(&mut send, Refusal::ProtocolViolation).await?;
+                return Err(protocol_violation("no hello within 10 s"));
+            }
+        };
         match ToRelay::decode(&hello) {
             Ok(ToRelay::RegisterAgent { version, ticket, host_name }) => {
                 if version != protocol::PROTOCOL_VERSION {
@@ -161,6 +172,7 @@ impl Rendezvous {
 
     async fn agent_loop(self: &Arc<Self>, conn: &Connection, send: &mut SendStream, recv: &mut FramedRecv, inbox: &mut mpsc::Receiver<AgentInbox>, ticket: TicketNumber, host: &str) -> anyhow::Result<()> {
         let mut viewer: Option<(ViewerLink, String)> = None;
+        let mut viewer_gone = false;
         let mut sent = 0u32;
         let mut tunnelled: Option<Instant> = None;
         loop {
@@ -181,11 +193,16 @@ impl Rendezvous {
                         ToRelay::Pairing(b) if tunnelled.is_none() && sent < MAX_PAIRING_MESSAGES => {
                             let Some((v, _)) = &viewer else { return Err(protocol_violation("pairing message without a viewer")) };
                             sent += 1;
-                            let _ = v.inbox.send(ViewerInbox::Pairing(b)).await;
+                            if !viewer_gone {
+                                let _ = v.inbox.send(ViewerInbox::Pairing(b)).await;
+                            }
                         }
                         ToRelay::PairingOutcome { code_matched } if tunnelled.is_none() => {
                             let Some((v, staff)) = viewer.take() else { return Err(protocol_violation("pairing outcome without a viewer")) };
-                            if code_matched {
+                            if code_matched && viewer_gone {
+                                tracing::info!(%ticket, host, staff = %staff, "viewer left right after pairing");
+                                self.set_busy(ticket, host, false);
+                            } else if code_matched {
                                 tracing::info!(%ticket, host, staff = %staff, "session started (relayed)");
                                 self.audit.record(AuditEvent::SessionStarted, ticket, Some(host), Some(&staff), Some("path=relayed"));
                                 forward_datagrams(conn.clone(), v.conn.clone());
@@ -208,11 +225,15 @@ impl Rendezvous {
                     Some(AgentInbox::ViewerJoined { staff, viewer: link }) => {
                         send_frame(send, &FromRelay::ViewerJoined { staff_name: staff.clone() }.encode()).await?;
                         viewer = Some((link, staff));
+                        viewer_gone = false;
                         sent = 0;
                     }
                     Some(AgentInbox::Pairing(b)) => send_frame(send, &FromRelay::Pairing(b).encode()).await?,
                     Some(AgentInbox::ViewerLeft) => {
-                        if tunnelled.is_none() && viewer.take().is_some() {
+                        // Keep the pairing until the agent's verdict: a viewer that leaves right
+                        // after a wrong code must still be counted by the throttle.
+                        if tunnelled.is_none() && viewer.is_some() && !viewer_gone {
+                            viewer_gone = true;
                             self.set_busy(ticket, host, false);
                             send_frame(send, &FromRelay::Refused(Refusal::PeerLeft).encode()).await?;
                         }

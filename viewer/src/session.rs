@@ -86,7 +86,8 @@ pub async fn run(settings: ViewerSettings, mut input: mpsc::UnboundedReceiver<Ou
         match next(&mut recv).await? {
             FromRelay::Pairing(bytes) => match pairing.handle(&bytes, identity.fingerprint()) {
                 Ok(PairingStep::Send(reply)) => send_frame(&mut send, &ToRelay::Pairing(reply).encode()).await?,
-                Ok(PairingStep::Verified(fp)) => break fp,
+                Ok(PairingStep::Wait) => {}
+                Ok(PairingStep::Verified { peer, .. }) => break peer,
                 Err(PairingError::WrongCode) => return Err(ViewerError::WrongCode.into()),
                 Err(e) => bail!("pairing failed: {e}"),
             },
