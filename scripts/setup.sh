@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing Fernhilfe needs on Debian: X11 libraries for
+# capture and windows, Xvfb and xdotool for virtual displays, tcpdump and iproute2/iptables for
+# the network tests, and MinGW for the Windows build. Installs only what is missing.
+set -euo pipefail
+
+packages=(
+  build-essential pkg-config
+  libxcb1-dev libxcb-shm0-dev libxcb-randr0-dev
+  libx11-6 libxcursor1 libxrandr2 libxi6 libxkbcommon0
+  xvfb xdotool xterm x11-utils
+  tcpdump iproute2 iptables
+  gcc-mingw-w64-x86-64
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo not found: install Rust (https://rustup.rs) first" >&2
+  exit 1
+fi
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -q x86_64-pc-windows-gnu; then
+  echo "setup: adding the Rust target x86_64-pc-windows-gnu"
+  rustup target add x86_64-pc-windows-gnu || echo "setup: could not add the Windows target; the Windows build will be skipped" >&2
+fi
+echo "setup: ok"
