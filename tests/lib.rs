@@ -17,11 +17,24 @@ pub fn in_ci() -> bool {
 
 /// Checks that `tools` are on PATH; returns false (skip) outside CI, panics in CI.
 pub fn require_tools(test: &str, tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools.iter().copied().filter(|t| Command::new("sh").arg("-c").arg(format!("command -v {t}")).output().map_or(true, |o| !o.status.success())).collect();
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {t}"))
+                .output()
+                .map_or(true, |o| !o.status.success())
+        })
+        .collect();
     if missing.is_empty() {
         return true;
     }
-    let msg = format!("{test}: needs {} (install: scripts/setup.sh)", missing.join(", "));
+    let msg = format!(
+        "{test}: needs {} (install: scripts/setup.sh)",
+        missing.join(", ")
+    );
     if in_ci() {
         panic!("{msg}");
     }
@@ -31,14 +44,26 @@ pub fn require_tools(test: &str, tools: &[&str]) -> bool {
 
 /// Whether we run as root (needed for tcpdump and network namespaces).
 pub fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Directory holding the workspace's built binaries.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf();
-    for b in ["fernhilfe-relay", "fernhilfe-agent", "fernhilfe-viewer", "xprobe"] {
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf();
+    for b in [
+        "fernhilfe-relay",
+        "fernhilfe-agent",
+        "fernhilfe-viewer",
+        "xprobe",
+    ] {
         assert!(dir.join(b).exists(), "{} missing: run `cargo build --workspace --bins` before the tests (scripts/test.sh does)", dir.join(b).display());
     }
     dir
@@ -46,7 +71,11 @@ pub fn bin_dir() -> PathBuf {
 
 /// A fresh directory under the system temp dir.
 pub fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fernhilfe-{name}-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos()));
+    let d = std::env::temp_dir().join(format!(
+        "fernhilfe-{name}-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("create temp dir");
     d
@@ -66,7 +95,12 @@ impl Proc {
     pub fn spawn(name: &str, mut cmd: Command, dir: &Path) -> Proc {
         let stderr_path = dir.join(format!("{name}.stderr"));
         let err = std::fs::File::create(&stderr_path).expect("stderr file");
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(err).spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         let out = child.stdout.take().expect("piped stdout");
         let lines: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
         let l2 = lines.clone();
@@ -78,7 +112,13 @@ impl Proc {
                 cv.notify_all();
             }
         });
-        Proc { name: name.to_owned(), stdin: child.stdin.take(), child, lines, stderr_path }
+        Proc {
+            name: name.to_owned(),
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            stderr_path,
+        }
     }
 
     /// All stdout lines so far.
@@ -92,7 +132,13 @@ impl Proc {
     }
 
     /// Waits for a stdout line matching `pred` at or after line index `from`; panics on timeout.
-    pub fn wait_line_from(&self, from: usize, pred: impl Fn(&str) -> bool, timeout: Duration, what: &str) -> (usize, String) {
+    pub fn wait_line_from(
+        &self,
+        from: usize,
+        pred: impl Fn(&str) -> bool,
+        timeout: Duration,
+        what: &str,
+    ) -> (usize, String) {
         let deadline = Instant::now() + timeout;
         let (m, cv) = &*self.lines;
         let mut g = m.lock().unwrap();
@@ -103,7 +149,12 @@ impl Proc {
             let now = Instant::now();
             if now >= deadline {
                 drop(g);
-                panic!("{}: timed out waiting for {what}\nstdout:\n{}\nstderr:\n{}", self.name, self.lines().join("\n"), self.stderr());
+                panic!(
+                    "{}: timed out waiting for {what}\nstdout:\n{}\nstderr:\n{}",
+                    self.name,
+                    self.lines().join("\n"),
+                    self.stderr()
+                );
             }
             g = cv.wait_timeout(g, deadline - now).unwrap().0;
         }
@@ -111,7 +162,13 @@ impl Proc {
 
     /// Waits for a line starting with `prefix`.
     pub fn wait_line(&self, prefix: &str, timeout: Duration) -> String {
-        self.wait_line_from(0, |l| l.starts_with(prefix), timeout, &format!("'{prefix}'")).1
+        self.wait_line_from(
+            0,
+            |l| l.starts_with(prefix),
+            timeout,
+            &format!("'{prefix}'"),
+        )
+        .1
     }
 
     /// Sends a line to stdin.
@@ -129,7 +186,12 @@ impl Proc {
                 return s.code().unwrap_or(-1);
             }
             if Instant::now() >= deadline {
-                panic!("{}: did not exit within {timeout:?}\nstdout:\n{}\nstderr:\n{}", self.name, self.lines().join("\n"), self.stderr());
+                panic!(
+                    "{}: did not exit within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                    self.name,
+                    self.lines().join("\n"),
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -174,7 +236,15 @@ impl Display {
             }
             let name = format!(":{n}");
             let child = Command::new("Xvfb")
-                .args([&name, "-screen", "0", &format!("{width}x{height}x24"), "-noreset", "-nolisten", "tcp"])
+                .args([
+                    &name,
+                    "-screen",
+                    "0",
+                    &format!("{width}x{height}x24"),
+                    "-noreset",
+                    "-nolisten",
+                    "tcp",
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -182,7 +252,9 @@ impl Display {
             let mut d = Display { name, child };
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
-                if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() && d.xdotool(&["getmouselocation"]).is_ok() {
+                if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                    && d.xdotool(&["getmouselocation"]).is_ok()
+                {
                     return d;
                 }
                 if d.child.try_wait().ok().flatten().is_some() {
@@ -196,7 +268,11 @@ impl Display {
 
     /// Runs xdotool on this display.
     pub fn xdotool(&self, args: &[&str]) -> Result<String, String> {
-        let o = Command::new("xdotool").args(args).env("DISPLAY", &self.name).output().map_err(|e| e.to_string())?;
+        let o = Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &self.name)
+            .output()
+            .map_err(|e| e.to_string())?;
         if o.status.success() {
             Ok(String::from_utf8_lossy(&o.stdout).into_owned())
         } else {
@@ -206,13 +282,31 @@ impl Display {
 
     /// Clicks like a person: press, hold briefly, release.
     pub fn click(&self, x: i32, y: i32) {
-        self.xdotool(&["mousemove", &x.to_string(), &y.to_string(), "mousedown", "1", "sleep", "0.15", "mouseup", "1"]).expect("xdotool click");
+        self.xdotool(&[
+            "mousemove",
+            &x.to_string(),
+            &y.to_string(),
+            "mousedown",
+            "1",
+            "sleep",
+            "0.15",
+            "mouseup",
+            "1",
+        ])
+        .expect("xdotool click");
     }
 
     /// Pointer position.
     pub fn pointer(&self) -> (i32, i32) {
-        let s = self.xdotool(&["getmouselocation"]).expect("getmouselocation");
-        let get = |k: &str| s.split_whitespace().find_map(|p| p.strip_prefix(k)).and_then(|v| v.parse().ok()).expect("pointer field");
+        let s = self
+            .xdotool(&["getmouselocation"])
+            .expect("getmouselocation");
+        let get = |k: &str| {
+            s.split_whitespace()
+                .find_map(|p| p.strip_prefix(k))
+                .and_then(|v| v.parse().ok())
+                .expect("pointer field")
+        };
         (get("x:"), get("y:"))
     }
 
@@ -223,10 +317,18 @@ impl Display {
         let (conn, n) = x11rb::connect(Some(&self.name)).expect("connect to Xvfb");
         let s = &conn.setup().roots[n];
         let (w, h) = (s.width_in_pixels, s.height_in_pixels);
-        let img = conn.get_image(ImageFormat::Z_PIXMAP, s.root, 0, 0, w, h, !0).expect("get_image").reply().expect("get_image reply");
+        let img = conn
+            .get_image(ImageFormat::Z_PIXMAP, s.root, 0, 0, w, h, !0)
+            .expect("get_image")
+            .reply()
+            .expect("get_image reply");
         let mut out = image::RgbImage::new(w as u32, h as u32);
         for (i, p) in img.data.chunks_exact(4).enumerate() {
-            out.put_pixel(i as u32 % w as u32, i as u32 / w as u32, image::Rgb([p[2], p[1], p[0]]));
+            out.put_pixel(
+                i as u32 % w as u32,
+                i as u32 / w as u32,
+                image::Rgb([p[2], p[1], p[0]]),
+            );
         }
         out
     }
@@ -253,34 +355,105 @@ impl Relay {
     pub fn start(dir: &Path) -> Relay {
         let bins = bin_dir();
         let state = dir.join("relay-state");
-        let out = Command::new(bins.join("fernhilfe-relay")).args(["--state-dir"]).arg(&state).args(["staff", "add", "Anna Schmidt"]).output().expect("staff add");
-        assert!(out.status.success(), "staff add failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(bins.join("fernhilfe-relay"))
+            .args(["--state-dir"])
+            .arg(&state)
+            .args(["staff", "add", "Anna Schmidt"])
+            .output()
+            .expect("staff add");
+        assert!(
+            out.status.success(),
+            "staff add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
         let mut cmd = Command::new(bins.join("fernhilfe-relay"));
-        cmd.arg("--state-dir").arg(&state).args(["serve", "--listen", "127.0.0.1:0"]).env("RUST_LOG", "trace");
+        cmd.arg("--state-dir")
+            .arg(&state)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "trace");
         let proc = Proc::spawn("relay", cmd, dir);
-        let addr = proc.wait_line("fernhilfe-relay listening on udp ", Duration::from_secs(20)).rsplit(' ').next().unwrap().to_owned();
-        let fingerprint = proc.wait_line("certificate fingerprint", Duration::from_secs(5)).rsplit(' ').next().unwrap().to_owned();
-        Relay { proc, addr, fingerprint, state, token }
+        let addr = proc
+            .wait_line("fernhilfe-relay listening on udp ", Duration::from_secs(20))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        let fingerprint = proc
+            .wait_line("certificate fingerprint", Duration::from_secs(5))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        Relay {
+            proc,
+            addr,
+            fingerprint,
+            state,
+            token,
+        }
     }
 
     /// The audit log's lines.
     pub fn audit(&self) -> Vec<String> {
-        std::fs::read_to_string(self.state.join("audit.jsonl")).unwrap_or_default().lines().map(str::to_owned).collect()
+        std::fs::read_to_string(self.state.join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 }
 
 /// Starts an agent for `ticket` on `display`.
-pub fn agent(relay: &Relay, display: &Display, ticket: &str, host: &str, dir: &Path, extra: &[&str]) -> Proc {
+pub fn agent(
+    relay: &Relay,
+    display: &Display,
+    ticket: &str,
+    host: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> Proc {
     let mut cmd = Command::new(bin_dir().join("fernhilfe-agent"));
-    cmd.args(["--ticket", ticket, "--relay", &relay.addr, "--relay-fingerprint", &relay.fingerprint, "--host-name", host, "--lang", "de"]).args(extra).env("DISPLAY", &display.name);
+    cmd.args([
+        "--ticket",
+        ticket,
+        "--relay",
+        &relay.addr,
+        "--relay-fingerprint",
+        &relay.fingerprint,
+        "--host-name",
+        host,
+        "--lang",
+        "de",
+    ])
+    .args(extra)
+    .env("DISPLAY", &display.name);
     Proc::spawn(&format!("agent-{host}"), cmd, dir)
 }
 
 /// Starts a headless viewer.
-pub fn viewer(relay: &Relay, token: &str, ticket: &str, code: &str, dir: &Path, extra: &[&str]) -> Proc {
+pub fn viewer(
+    relay: &Relay,
+    token: &str,
+    ticket: &str,
+    code: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> Proc {
     let mut cmd = Command::new(bin_dir().join("fernhilfe-viewer"));
-    cmd.args(["--headless", "--relay", &relay.addr, "--relay-fingerprint", &relay.fingerprint, "--ticket", ticket, "--code", code]).args(extra).env("FERNHILFE_STAFF_TOKEN", token);
+    cmd.args([
+        "--headless",
+        "--relay",
+        &relay.addr,
+        "--relay-fingerprint",
+        &relay.fingerprint,
+        "--ticket",
+        ticket,
+        "--code",
+        code,
+    ])
+    .args(extra)
+    .env("FERNHILFE_STAFF_TOKEN", token);
     Proc::spawn("viewer", cmd, dir)
 }
 
@@ -295,16 +468,32 @@ pub fn probe(display: &Display, dir: &Path) -> Proc {
 
 /// The code the agent currently shows.
 pub fn current_code(agent: &Proc) -> String {
-    let code = agent.lines().iter().rev().find_map(|l| l.strip_prefix("code ").map(str::to_owned));
-    code.unwrap_or_else(|| agent.wait_line("code ", Duration::from_secs(20)).trim_start_matches("code ").to_owned())
+    let code = agent
+        .lines()
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("code ").map(str::to_owned));
+    code.unwrap_or_else(|| {
+        agent
+            .wait_line("code ", Duration::from_secs(20))
+            .trim_start_matches("code ")
+            .to_owned()
+    })
 }
 
 /// Screen position of an agent button, from the agent's `ui button` lines (latest wins).
 pub fn button(agent: &Proc, window: &str, action: &str) -> (i32, i32) {
     let prefix = format!("ui button {window} {action} ");
     let line = agent.wait_line(&prefix, Duration::from_secs(20));
-    let line = agent.lines().into_iter().rev().find(|l| l.starts_with(&prefix)).unwrap_or(line);
-    let mut it = line[prefix.len()..].split_whitespace().map(|v| v.parse::<i32>().unwrap());
+    let line = agent
+        .lines()
+        .into_iter()
+        .rev()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or(line);
+    let mut it = line[prefix.len()..]
+        .split_whitespace()
+        .map(|v| v.parse::<i32>().unwrap());
     (it.next().unwrap(), it.next().unwrap())
 }
 
@@ -331,7 +520,14 @@ impl Session {
         let viewer = viewer(&relay, &relay.token, "4711", &code, &dir, viewer_extra);
         agent.wait_line("consent asked", Duration::from_secs(20));
         viewer.wait_line("status waiting for consent", Duration::from_secs(20));
-        Session { dir, display, relay, agent, viewer, probe }
+        Session {
+            dir,
+            display,
+            relay,
+            agent,
+            viewer,
+            probe,
+        }
     }
 
     /// Clicks a consent button.
@@ -345,14 +541,34 @@ impl Session {
         let deadline = Instant::now() + timeout;
         let mut last = (0usize, Instant::now());
         loop {
-            let n = self.viewer.lines().iter().filter(|l| l.starts_with("frame ")).count();
+            let n = self
+                .viewer
+                .lines()
+                .iter()
+                .filter(|l| l.starts_with("frame "))
+                .count();
             if n != last.0 {
                 last = (n, Instant::now());
             } else if n > 0 && last.1.elapsed() >= quiet {
-                let l = self.viewer.lines().into_iter().rev().find(|l| l.starts_with("frame seq=")).unwrap();
-                return l["frame seq=".len()..].split_whitespace().next().unwrap().parse().unwrap();
+                let l = self
+                    .viewer
+                    .lines()
+                    .into_iter()
+                    .rev()
+                    .find(|l| l.starts_with("frame seq="))
+                    .unwrap();
+                return l["frame seq=".len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
             }
-            assert!(Instant::now() < deadline, "screen did not settle\nviewer:\n{}", self.viewer.lines().join("\n"));
+            assert!(
+                Instant::now() < deadline,
+                "screen did not settle\nviewer:\n{}",
+                self.viewer.lines().join("\n")
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -362,12 +578,21 @@ impl Session {
         let path = self.dir.join(name);
         let before = self.viewer.lines().len();
         self.viewer.send(&format!("snapshot {}", path.display()));
-        self.viewer.wait_line_from(before, |l| l.starts_with("snapshot ") || l.starts_with("error snapshot"), Duration::from_secs(10), "snapshot");
+        self.viewer.wait_line_from(
+            before,
+            |l| l.starts_with("snapshot ") || l.starts_with("error snapshot"),
+            Duration::from_secs(10),
+            "snapshot",
+        );
         image::open(&path).expect("viewer snapshot").to_rgb8()
     }
 }
 
 /// Probe lines of a given kind received so far.
 pub fn probe_lines(probe: &Proc, prefix: &str) -> Vec<String> {
-    probe.lines().into_iter().filter(|l| l.starts_with(prefix)).collect()
+    probe
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with(prefix))
+        .collect()
 }

@@ -20,7 +20,11 @@ impl Default for ConsentGate {
 impl ConsentGate {
     /// Records a grant; once denied, nothing can be granted again in this session.
     pub fn set(&self, g: Grant) {
-        let _ = self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |cur| (cur != Grant::Denied.code()).then_some(g.code()));
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |cur| {
+                (cur != Grant::Denied.code()).then_some(g.code())
+            });
     }
 
     /// The current grant, `None` while unanswered.

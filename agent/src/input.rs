@@ -11,26 +11,28 @@ use std::sync::mpsc;
 pub fn spawn_injector(gate: ConsentGate) -> anyhow::Result<mpsc::SyncSender<InputEvent>> {
     let (tx, rx) = mpsc::sync_channel::<InputEvent>(1024);
     let (ready_tx, ready_rx) = mpsc::channel();
-    std::thread::Builder::new().name("input".into()).spawn(move || {
-        let mut enigo = match Enigo::new(&Settings::default()) {
-            Ok(e) => {
-                let _ = ready_tx.send(Ok(()));
-                e
+    std::thread::Builder::new()
+        .name("input".into())
+        .spawn(move || {
+            let mut enigo = match Enigo::new(&Settings::default()) {
+                Ok(e) => {
+                    let _ = ready_tx.send(Ok(()));
+                    e
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(anyhow::anyhow!("cannot inject input: {e}")));
+                    return;
+                }
+            };
+            while let Ok(ev) = rx.recv() {
+                if !gate.may_inject() {
+                    continue;
+                }
+                if let Err(e) = inject(&mut enigo, &ev) {
+                    tracing::warn!(error = %e, "input event could not be injected");
+                }
             }
-            Err(e) => {
-                let _ = ready_tx.send(Err(anyhow::anyhow!("cannot inject input: {e}")));
-                return;
-            }
-        };
-        while let Ok(ev) = rx.recv() {
-            if !gate.may_inject() {
-                continue;
-            }
-            if let Err(e) = inject(&mut enigo, &ev) {
-                tracing::warn!(error = %e, "input event could not be injected");
-            }
-        }
-    })?;
+        })?;
     ready_rx.recv()??;
     Ok(tx)
 }
@@ -44,7 +46,11 @@ fn inject(e: &mut Enigo, ev: &InputEvent) -> Result<(), enigo::InputError> {
                 MouseButton::Middle => Button::Middle,
                 MouseButton::Right => Button::Right,
             },
-            if *pressed { Direction::Press } else { Direction::Release },
+            if *pressed {
+                Direction::Press
+            } else {
+                Direction::Release
+            },
         ),
         InputEvent::Wheel { dx, dy } => {
             if *dy != 0 {
@@ -56,7 +62,14 @@ fn inject(e: &mut Enigo, ev: &InputEvent) -> Result<(), enigo::InputError> {
             }
             Ok(())
         }
-        InputEvent::Key { key, pressed } => e.key(enigo_key(*key), if *pressed { Direction::Press } else { Direction::Release }),
+        InputEvent::Key { key, pressed } => e.key(
+            enigo_key(*key),
+            if *pressed {
+                Direction::Press
+            } else {
+                Direction::Release
+            },
+        ),
         InputEvent::Text(t) => {
             for c in t.chars() {
                 match c {
@@ -96,7 +109,20 @@ fn enigo_key(k: Key) -> enigo::Key {
             NamedKey::Alt => E::Alt,
             NamedKey::Meta => E::Meta,
             NamedKey::CapsLock => E::CapsLock,
-            NamedKey::F(n) => [E::F1, E::F2, E::F3, E::F4, E::F5, E::F6, E::F7, E::F8, E::F9, E::F10, E::F11, E::F12][(n.clamp(1, 12) - 1) as usize],
+            NamedKey::F(n) => [
+                E::F1,
+                E::F2,
+                E::F3,
+                E::F4,
+                E::F5,
+                E::F6,
+                E::F7,
+                E::F8,
+                E::F9,
+                E::F10,
+                E::F11,
+                E::F12,
+            ][(n.clamp(1, 12) - 1) as usize],
         },
     }
 }

@@ -22,7 +22,11 @@ use transport::config::RelayTrust;
 const CONFIG_NEXT_TO_BINARY: &str = "fernhilfe-agent.toml";
 
 #[derive(Parser)]
-#[command(name = "fernhilfe-agent", version, about = "Fernhilfe agent: lets support staff see (and, if you allow it, control) this PC for one ticket")]
+#[command(
+    name = "fernhilfe-agent",
+    version,
+    about = "Fernhilfe agent: lets support staff see (and, if you allow it, control) this PC for one ticket"
+)]
 struct Cli {
     /// Helpdesk ticket number, e.g. 4711 / Ticketnummer
     #[arg(long, short)]
@@ -59,15 +63,30 @@ struct ConfigFile {
 fn load_config(path: Option<&PathBuf>) -> Result<ConfigFile> {
     let (path, required) = match path {
         Some(p) => (p.clone(), true),
-        None => match std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join(CONFIG_NEXT_TO_BINARY))) {
+        None => match std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|d| d.join(CONFIG_NEXT_TO_BINARY)))
+        {
             Some(p) => (p, false),
             None => return Ok(ConfigFile::default()),
         },
     };
     match std::fs::read_to_string(&path) {
-        Ok(s) => toml::from_str(&s).with_context(|| format!("config file {} is invalid / Konfigurationsdatei ungültig", path.display())),
-        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
-        Err(e) => Err(e).with_context(|| format!("cannot read config file {} / Konfigurationsdatei nicht lesbar", path.display())),
+        Ok(s) => toml::from_str(&s).with_context(|| {
+            format!(
+                "config file {} is invalid / Konfigurationsdatei ungültig",
+                path.display()
+            )
+        }),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(ConfigFile::default())
+        }
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "cannot read config file {} / Konfigurationsdatei nicht lesbar",
+                path.display()
+            )
+        }),
     }
 }
 
@@ -80,7 +99,13 @@ fn main() {
 
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let cfg = load_config(cli.config.as_ref())?;
     let Some(ticket) = cli.ticket else {
         bail!("no ticket number given: start with --ticket 4711 / keine Ticketnummer angegeben: mit --ticket 4711 starten");
@@ -97,7 +122,10 @@ fn real_main() -> Result<()> {
     let lang = cli.lang.or(cfg.lang).unwrap_or_else(Lang::from_env);
     let host_name = match cli.host_name {
         Some(h) => h,
-        None => hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unbekannt".into()),
+        None => hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "unbekannt".into()),
     };
     protocol::ids::check_name("host name", &host_name)?;
 
@@ -105,8 +133,16 @@ fn real_main() -> Result<()> {
     let size = screen.size();
     let (ui_tx, ui_rx) = std::sync::mpsc::channel();
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
-    let settings = session::AgentSettings { relay, trust, ticket, host_name };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let settings = session::AgentSettings {
+        relay,
+        trust,
+        ticket,
+        host_name,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let ui_exit = ui_tx.clone();
     let worker = std::thread::spawn(move || {
         let r = runtime.block_on(session::run(settings, screen, ui_tx, ev_rx));
@@ -114,7 +150,9 @@ fn real_main() -> Result<()> {
         r
     });
     ui::run(lang, size, ui_rx, ev_tx)?;
-    let outcome = worker.join().map_err(|_| anyhow::anyhow!("session thread panicked"))??;
+    let outcome = worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("session thread panicked"))??;
     match outcome {
         session::Outcome::Cancelled => println!("cancelled"),
         session::Outcome::Denied => println!("session declined"),

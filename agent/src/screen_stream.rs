@@ -34,22 +34,28 @@ impl CaptureThread {
     pub fn open() -> anyhow::Result<Self> {
         let (size_tx, size_rx) = std::sync::mpsc::channel();
         let (start, start_rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new().name("capture".into()).spawn(move || {
-            let screen = match PlatformScreen::open() {
-                Ok(s) => {
-                    let _ = size_tx.send(Ok(s.size()));
-                    s
+        std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || {
+                let screen = match PlatformScreen::open() {
+                    Ok(s) => {
+                        let _ = size_tx.send(Ok(s.size()));
+                        s
+                    }
+                    Err(e) => {
+                        let _ = size_tx.send(Err(e));
+                        return;
+                    }
+                };
+                if let Ok((gate, pacing, tx)) = start_rx.recv() {
+                    capture_loop(screen, gate, pacing, tx);
                 }
-                Err(e) => {
-                    let _ = size_tx.send(Err(e));
-                    return;
-                }
-            };
-            if let Ok((gate, pacing, tx)) = start_rx.recv() {
-                capture_loop(screen, gate, pacing, tx);
-            }
+            })?;
+        let size = size_rx.recv()?.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot capture the screen: {e} / Bildschirm kann nicht aufgenommen werden"
+            )
         })?;
-        let size = size_rx.recv()?.map_err(|e| anyhow::anyhow!("cannot capture the screen: {e} / Bildschirm kann nicht aufgenommen werden"))?;
         Ok(Self { size, start })
     }
 
@@ -66,12 +72,19 @@ impl CaptureThread {
     }
 }
 
-fn capture_loop(mut screen: PlatformScreen, gate: ConsentGate, pacing: ScreenPacing, tx: mpsc::Sender<Vec<u8>>) {
+fn capture_loop(
+    mut screen: PlatformScreen,
+    gate: ConsentGate,
+    pacing: ScreenPacing,
+    tx: mpsc::Sender<Vec<u8>>,
+) {
     let mut encoder = TileEncoder::new();
     let mut sent = 0u64;
     let mut first = true;
     while !pacing.stop.load(Ordering::Relaxed) {
-        if !gate.may_view() || sent.saturating_sub(pacing.acked.load(Ordering::SeqCst)) >= MAX_IN_FLIGHT {
+        if !gate.may_view()
+            || sent.saturating_sub(pacing.acked.load(Ordering::SeqCst)) >= MAX_IN_FLIGHT
+        {
             std::thread::sleep(Duration::from_millis(2));
             continue;
         }
@@ -80,7 +93,9 @@ fn capture_loop(mut screen: PlatformScreen, gate: ConsentGate, pacing: ScreenPac
         }
         let cursor = screen.cursor();
         let mut update = None;
-        if let Err(e) = screen.with_frame(&mut |f| update = encoder.encode(f, cursor.position, cursor.shape.as_ref())) {
+        if let Err(e) = screen
+            .with_frame(&mut |f| update = encoder.encode(f, cursor.position, cursor.shape.as_ref()))
+        {
             tracing::warn!(error = %e, "screen capture failed");
             std::thread::sleep(Duration::from_millis(100));
             continue;

@@ -57,33 +57,60 @@ struct Relay {
 
 impl Relay {
     async fn send(&mut self, m: ToRelay) -> Result<()> {
-        send_frame(&mut self.send, &m.encode()).await.context("lost the connection to the relay / Verbindung zum Relay verloren")
+        send_frame(&mut self.send, &m.encode())
+            .await
+            .context("lost the connection to the relay / Verbindung zum Relay verloren")
     }
 
     async fn next(&mut self) -> Result<FromRelay> {
-        let frame = self.recv.next().await?.ok_or_else(|| anyhow!("the relay closed the connection / das Relay hat die Verbindung beendet"))?;
+        let frame = self.recv.next().await?.ok_or_else(|| {
+            anyhow!("the relay closed the connection / das Relay hat die Verbindung beendet")
+        })?;
         Ok(FromRelay::decode(&frame)?)
     }
 }
 
 /// Runs the agent until the session ends or the person cancels.
-pub async fn run(settings: AgentSettings, screen: CaptureThread, ui: std_mpsc::Sender<UiCommand>, mut events: UnboundedReceiver<UiEvent>) -> Result<Outcome> {
+pub async fn run(
+    settings: AgentSettings,
+    screen: CaptureThread,
+    ui: std_mpsc::Sender<UiCommand>,
+    mut events: UnboundedReceiver<UiEvent>,
+) -> Result<Outcome> {
     let conn = transport::config::connect_relay(&settings.relay, &settings.trust).await?;
     let (send, recv) = conn.open_bi().await?;
-    let mut relay = Relay { conn, send, recv: FramedRecv::new(recv, MAX_SIGNALING_LEN) };
-    relay.send(ToRelay::RegisterAgent { version: protocol::PROTOCOL_VERSION, ticket: settings.ticket, host_name: settings.host_name.clone() }).await?;
+    let mut relay = Relay {
+        conn,
+        send,
+        recv: FramedRecv::new(recv, MAX_SIGNALING_LEN),
+    };
+    relay
+        .send(ToRelay::RegisterAgent {
+            version: protocol::PROTOCOL_VERSION,
+            ticket: settings.ticket,
+            host_name: settings.host_name.clone(),
+        })
+        .await?;
     match relay.next().await? {
         FromRelay::AgentRegistered => {}
-        FromRelay::Refused(r) => bail!("the relay refused the registration: {r} / Das Relay hat die Anmeldung abgelehnt"),
+        FromRelay::Refused(r) => {
+            bail!("the relay refused the registration: {r} / Das Relay hat die Anmeldung abgelehnt")
+        }
         other => bail!("unexpected answer from the relay: {other:?}"),
     }
-    status(format_args!("registered ticket={} host={}", settings.ticket, settings.host_name));
+    status(format_args!(
+        "registered ticket={} host={}",
+        settings.ticket, settings.host_name
+    ));
 
     let mut code = SessionCode::generate();
     let mut wrong = 0u32;
     let show_code = |code: &SessionCode| {
         status(format_args!("code {}", code.display()));
-        let _ = ui.send(UiCommand::Waiting { ticket: settings.ticket, code: code.display() });
+        let _ = ui.send(UiCommand::Waiting {
+            ticket: settings.ticket,
+            code: code.display(),
+        });
     };
     show_code(&code);
     let (staff, identity, viewer_fp) = loop {
@@ -104,13 +131,21 @@ pub async fn run(settings: AgentSettings, screen: CaptureThread, ui: std_mpsc::S
         let identity = Identity::generate("fernhilfe-agent")?;
         match pair(&mut relay, &code, settings.ticket, &identity).await? {
             Ok(viewer_fp) => {
-                relay.send(ToRelay::PairingOutcome { code_matched: true }).await?;
+                relay
+                    .send(ToRelay::PairingOutcome { code_matched: true })
+                    .await?;
                 break (staff_name, identity, viewer_fp);
             }
             Err(PairingFailure::WrongCode) => {
-                relay.send(ToRelay::PairingOutcome { code_matched: false }).await?;
+                relay
+                    .send(ToRelay::PairingOutcome {
+                        code_matched: false,
+                    })
+                    .await?;
                 wrong += 1;
-                status(format_args!("pairing failed: code incorrect (try {wrong} of {CODE_TRIES})"));
+                status(format_args!(
+                    "pairing failed: code incorrect (try {wrong} of {CODE_TRIES})"
+                ));
                 if wrong >= CODE_TRIES {
                     wrong = 0;
                     code = SessionCode::generate();
@@ -122,7 +157,17 @@ pub async fn run(settings: AgentSettings, screen: CaptureThread, ui: std_mpsc::S
         }
     };
     let _ = ui.send(UiCommand::CloseAll);
-    session(relay, settings.ticket, staff, identity, viewer_fp, screen, ui, events).await
+    session(
+        relay,
+        settings.ticket,
+        staff,
+        identity,
+        viewer_fp,
+        screen,
+        ui,
+        events,
+    )
+    .await
 }
 
 enum PairingFailure {
@@ -130,7 +175,12 @@ enum PairingFailure {
     PeerLeft,
 }
 
-async fn pair(relay: &mut Relay, code: &SessionCode, ticket: TicketNumber, identity: &Identity) -> Result<Result<protocol::fingerprint::CertFingerprint, PairingFailure>> {
+async fn pair(
+    relay: &mut Relay,
+    code: &SessionCode,
+    ticket: TicketNumber,
+    identity: &Identity,
+) -> Result<Result<protocol::fingerprint::CertFingerprint, PairingFailure>> {
     let own = identity.fingerprint();
     let (mut pairing, first) = Pairing::start(Role::Agent, code, ticket);
     relay.send(ToRelay::Pairing(first)).await?;
@@ -179,13 +229,18 @@ async fn session(
         .await
         .map_err(|_| anyhow!("the viewer did not open the encrypted connection"))?
         .ok_or_else(|| anyhow!("endpoint closed"))?;
-    let conn = incoming.await.context("end-to-end handshake with the viewer failed")?;
+    let conn = incoming
+        .await
+        .context("end-to-end handshake with the viewer failed")?;
     status("e2e connected");
     let (mut ctrl_send, ctrl_recv) = conn.open_bi().await?;
     let mut ctrl_recv = FramedRecv::new(ctrl_recv, MAX_CONTROL_LEN);
 
     // Nothing is captured or injected before this answer.
-    let _ = ui.send(UiCommand::AskConsent { staff: staff.clone(), ticket });
+    let _ = ui.send(UiCommand::AskConsent {
+        staff: staff.clone(),
+        ticket,
+    });
     status("consent asked");
     let answer = tokio::select! {
         ev = events.recv() => match ev { Some(UiEvent::Consent(g)) => g, _ => Grant::Denied },
@@ -201,7 +256,10 @@ async fn session(
         finish(&conn, &endpoint, &mut ctrl_send, EndReason::ConsentDenied).await;
         return Ok(Outcome::Denied);
     }
-    let _ = ui.send(UiCommand::Indicator { staff: staff.clone(), grant: answer });
+    let _ = ui.send(UiCommand::Indicator {
+        staff: staff.clone(),
+        grant: answer,
+    });
 
     let injector = crate::input::spawn_injector(gate.clone())?;
     let pacing = ScreenPacing::default();
@@ -253,14 +311,21 @@ async fn session(
     pacing.stop.store(true, Ordering::Relaxed);
     gate.set(Grant::Denied);
     let _ = ui.send(UiCommand::CloseAll);
-    status(format_args!("session ended reason={outcome:?} violations={violations}"));
+    status(format_args!(
+        "session ended reason={outcome:?} violations={violations}"
+    ));
     finish(&conn, &endpoint, &mut ctrl_send, outcome).await;
     relay.conn.close(0u32.into(), b"session over");
     Ok(Outcome::Ended(outcome))
 }
 
 /// Tells the viewer why the session ends, gives that a moment to arrive, and closes.
-async fn finish(conn: &Connection, endpoint: &quinn::Endpoint, ctrl: &mut SendStream, reason: EndReason) {
+async fn finish(
+    conn: &Connection,
+    endpoint: &quinn::Endpoint,
+    ctrl: &mut SendStream,
+    reason: EndReason,
+) {
     let _ = send_frame(ctrl, &AgentMessage::End(reason).encode()).await;
     let _ = ctrl.finish();
     let _ = tokio::time::timeout(Duration::from_millis(500), conn.closed()).await;

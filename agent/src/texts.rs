@@ -16,7 +16,11 @@ impl Lang {
         for var in ["LC_ALL", "LC_MESSAGES", "LANG"] {
             if let Ok(v) = std::env::var(var) {
                 if !v.is_empty() {
-                    return if v.starts_with("en") { Lang::En } else { Lang::De };
+                    return if v.starts_with("en") {
+                        Lang::En
+                    } else {
+                        Lang::De
+                    };
                 }
             }
         }
@@ -31,14 +35,22 @@ impl Lang {
     }
 
     pub fn waiting_title(self) -> &'static str {
-        self.pick("Fernhilfe – Warten auf Support", "Fernhilfe – waiting for support")
+        self.pick(
+            "Fernhilfe – Warten auf Support",
+            "Fernhilfe – waiting for support",
+        )
     }
     pub fn waiting_lines(self, ticket: TicketNumber, code: &str) -> Vec<String> {
         vec![
             format!("{} {ticket}", self.pick("Ticket", "Ticket")),
-            self.pick("Ihr Sitzungscode:", "Your session code:").to_owned(),
+            self.pick("Ihr Sitzungscode:", "Your session code:")
+                .to_owned(),
             code.to_owned(),
-            self.pick("Nennen Sie diesen Code dem Support am Telefon.", "Read this code to the support staff on the phone.").to_owned(),
+            self.pick(
+                "Nennen Sie diesen Code dem Support am Telefon.",
+                "Read this code to the support staff on the phone.",
+            )
+            .to_owned(),
         ]
     }
     pub fn cancel(self) -> &'static str {
@@ -49,8 +61,14 @@ impl Lang {
     }
     pub fn consent_lines(self, staff: &str, ticket: TicketNumber) -> Vec<String> {
         match self {
-            Lang::De => vec![format!("{staff} (Support) möchte Ihren Bildschirm sehen"), format!("Ticket {ticket}. Sie können jederzeit beenden.")],
-            Lang::En => vec![format!("{staff} (support) wants to see your screen"), format!("Ticket {ticket}. You can end the session at any time.")],
+            Lang::De => vec![
+                format!("{staff} (Support) möchte Ihren Bildschirm sehen"),
+                format!("Ticket {ticket}. Sie können jederzeit beenden."),
+            ],
+            Lang::En => vec![
+                format!("{staff} (support) wants to see your screen"),
+                format!("Ticket {ticket}. You can end the session at any time."),
+            ],
         }
     }
     pub fn deny(self) -> &'static str {

@@ -76,16 +76,31 @@ struct TextRenderer {
 
 impl TextRenderer {
     fn new() -> Self {
-        Self { font: Font::from_bytes(FONT_BYTES, FontSettings::default()).expect("embedded font is valid") }
+        Self {
+            font: Font::from_bytes(FONT_BYTES, FontSettings::default())
+                .expect("embedded font is valid"),
+        }
     }
 
     fn width(&self, text: &str, px: f32) -> usize {
-        text.chars().map(|c| self.font.metrics(c, px).advance_width).sum::<f32>() as usize
+        text.chars()
+            .map(|c| self.font.metrics(c, px).advance_width)
+            .sum::<f32>() as usize
     }
 
     /// Draws `text` with its top-left corner at (x, y).
-    fn draw(&self, buf: &mut [u32], bw: usize, x: usize, y: usize, text: &str, px: f32, color: u32) {
-        let ascent = self.font.horizontal_line_metrics(px).map_or(px, |m| m.ascent);
+    fn draw(
+        &self,
+        (buf, bw): (&mut [u32], usize),
+        (x, y): (usize, usize),
+        text: &str,
+        px: f32,
+        color: u32,
+    ) {
+        let ascent = self
+            .font
+            .horizontal_line_metrics(px)
+            .map_or(px, |m| m.ascent);
         let mut pen = x as f32;
         for c in text.chars() {
             let (m, bitmap) = self.font.rasterize(c, px);
@@ -98,7 +113,9 @@ impl TextRenderer {
                     if a == 0 || px_x < 0 || px_y < 0 || px_x as usize >= bw {
                         continue;
                     }
-                    let Some(dst) = buf.get_mut(px_y as usize * bw + px_x as usize) else { continue };
+                    let Some(dst) = buf.get_mut(px_y as usize * bw + px_x as usize) else {
+                        continue;
+                    };
                     let mix = |s: u32, d: u32| (s * a + d * (255 - a)) / 255;
                     let (sr, sg, sb) = (color >> 16 & 0xFF, color >> 8 & 0xFF, color & 0xFF);
                     let (dr, dg, db) = (*dst >> 16 & 0xFF, *dst >> 8 & 0xFF, *dst & 0xFF);
@@ -111,12 +128,37 @@ impl TextRenderer {
 }
 
 impl Panel {
-    fn open(title: &str, name: &'static str, w: usize, h: usize, origin: (isize, isize)) -> anyhow::Result<Self> {
-        let mut window = Window::new(title, w, h, WindowOptions { resize: false, ..WindowOptions::default() })
-            .map_err(|e| anyhow::anyhow!("cannot open a window: {e} / Fenster kann nicht geöffnet werden"))?;
+    fn open(
+        title: &str,
+        name: &'static str,
+        w: usize,
+        h: usize,
+        origin: (isize, isize),
+    ) -> anyhow::Result<Self> {
+        let mut window = Window::new(
+            title,
+            w,
+            h,
+            WindowOptions {
+                resize: false,
+                ..WindowOptions::default()
+            },
+        )
+        .map_err(|e| {
+            anyhow::anyhow!("cannot open a window: {e} / Fenster kann nicht geöffnet werden")
+        })?;
         window.set_position(origin.0, origin.1);
         window.set_target_fps(30);
-        Ok(Self { window, name, w, h, origin, buf: vec![BG; w * h], buttons: Vec::new(), was_down: false })
+        Ok(Self {
+            window,
+            name,
+            w,
+            h,
+            origin,
+            buf: vec![BG; w * h],
+            buttons: Vec::new(),
+            was_down: false,
+        })
     }
 
     fn draw(&mut self, text: &TextRenderer, lines: &[(String, f32, u32)]) {
@@ -128,7 +170,7 @@ impl Panel {
         let mut y = 16;
         for (line, size, color) in lines {
             let x = (self.w.saturating_sub(text.width(line, *size))) / 2;
-            text.draw(&mut self.buf, self.w, x, y, line, *size, *color);
+            text.draw((&mut self.buf, self.w), (x, y), line, *size, *color);
             y += (*size * 1.45) as usize;
         }
         for b in &self.buttons {
@@ -137,7 +179,13 @@ impl Panel {
             }
             let fg = if b.color == BUTTON { FG } else { 0xFFFFFF };
             let tx = b.x + b.w.saturating_sub(text.width(&b.label, 17.0)) / 2;
-            text.draw(&mut self.buf, self.w, tx, b.y + (b.h.saturating_sub(20)) / 2, &b.label, 17.0, fg);
+            text.draw(
+                (&mut self.buf, self.w),
+                (tx, b.y + (b.h.saturating_sub(20)) / 2),
+                &b.label,
+                17.0,
+                fg,
+            );
         }
     }
 
@@ -152,10 +200,24 @@ impl Panel {
         self.buttons = specs
             .iter()
             .enumerate()
-            .map(|(i, (label, action, color))| Button { x: gap + i * (w + gap), y, w, h, label: label.to_string(), action: *action, color: *color })
+            .map(|(i, (label, action, color))| Button {
+                x: gap + i * (w + gap),
+                y,
+                w,
+                h,
+                label: label.to_string(),
+                action: *action,
+                color: *color,
+            })
             .collect();
         for b in &self.buttons {
-            println!("ui button {} {:?} {} {}", self.name, b.action, self.origin.0 + (b.x + b.w / 2) as isize, self.origin.1 + (b.y + b.h / 2) as isize);
+            println!(
+                "ui button {} {:?} {} {}",
+                self.name,
+                b.action,
+                self.origin.0 + (b.x + b.w / 2) as isize,
+                self.origin.1 + (b.y + b.h / 2) as isize
+            );
         }
     }
 
@@ -164,16 +226,24 @@ impl Panel {
         if !self.window.is_open() {
             return Err(());
         }
-        self.window.update_with_buffer(&self.buf, self.w, self.h).map_err(|_| ())?;
+        self.window
+            .update_with_buffer(&self.buf, self.w, self.h)
+            .map_err(|_| ())?;
         let down = self.window.get_mouse_down(MouseButton::Left);
         let clicked = down && !self.was_down;
         self.was_down = down;
         if !clicked {
             return Ok(None);
         }
-        let Some((mx, my)) = self.window.get_mouse_pos(MouseMode::Discard) else { return Ok(None) };
+        let Some((mx, my)) = self.window.get_mouse_pos(MouseMode::Discard) else {
+            return Ok(None);
+        };
         let (mx, my) = (mx as usize, my as usize);
-        Ok(self.buttons.iter().find(|b| mx >= b.x && mx < b.x + b.w && my >= b.y && my < b.y + b.h).map(|b| b.action))
+        Ok(self
+            .buttons
+            .iter()
+            .find(|b| mx >= b.x && mx < b.x + b.w && my >= b.y && my < b.y + b.h)
+            .map(|b| b.action))
     }
 }
 
@@ -185,7 +255,12 @@ enum Shown {
 }
 
 /// Runs the windows on the calling (main) thread until told to exit.
-pub fn run(lang: Lang, screen: (usize, usize), commands: mpsc::Receiver<UiCommand>, events: tokio::sync::mpsc::UnboundedSender<UiEvent>) -> anyhow::Result<()> {
+pub fn run(
+    lang: Lang,
+    screen: (usize, usize),
+    commands: mpsc::Receiver<UiCommand>,
+    events: tokio::sync::mpsc::UnboundedSender<UiEvent>,
+) -> anyhow::Result<()> {
     let text = TextRenderer::new();
     let (sw, sh) = (screen.0 as isize, screen.1 as isize);
     let centered = |w: usize, h: usize| ((sw - w as isize) / 2, (sh - h as isize) / 2);
@@ -197,20 +272,38 @@ pub fn run(lang: Lang, screen: (usize, usize), commands: mpsc::Receiver<UiComman
                 let mut p = Panel::open(lang.waiting_title(), "waiting", w, h, centered(w, h))?;
                 p.set_buttons(&[(lang.cancel(), Action::Cancel, BUTTON)]);
                 let l = lang.waiting_lines(ticket, &code);
-                p.draw(&text, &[(l[0].clone(), 16.0, FG), (l[1].clone(), 16.0, FG), (l[2].clone(), 34.0, ACCENT), (l[3].clone(), 14.0, FG)]);
+                p.draw(
+                    &text,
+                    &[
+                        (l[0].clone(), 16.0, FG),
+                        (l[1].clone(), 16.0, FG),
+                        (l[2].clone(), 34.0, ACCENT),
+                        (l[3].clone(), 14.0, FG),
+                    ],
+                );
                 shown = Shown::Waiting(p);
             }
             Ok(UiCommand::AskConsent { staff, ticket }) => {
                 let (w, h) = (620, 190);
                 let mut p = Panel::open(lang.consent_title(), "consent", w, h, centered(w, h))?;
-                p.set_buttons(&[(lang.deny(), Action::Deny, BUTTON), (lang.view_only(), Action::View, BUTTON), (lang.view_and_control(), Action::Control, ACCENT)]);
+                p.set_buttons(&[
+                    (lang.deny(), Action::Deny, BUTTON),
+                    (lang.view_only(), Action::View, BUTTON),
+                    (lang.view_and_control(), Action::Control, ACCENT),
+                ]);
                 let l = lang.consent_lines(&staff, ticket);
                 p.draw(&text, &[(l[0].clone(), 19.0, FG), (l[1].clone(), 15.0, FG)]);
                 shown = Shown::Consent(p);
             }
             Ok(UiCommand::Indicator { staff, grant }) => {
                 let (w, h) = (380, 130);
-                let mut p = Panel::open(lang.indicator_title(), "indicator", w, h, (sw - w as isize - 8, 8))?;
+                let mut p = Panel::open(
+                    lang.indicator_title(),
+                    "indicator",
+                    w,
+                    h,
+                    (sw - w as isize - 8, 8),
+                )?;
                 draw_indicator(&mut p, &text, lang, &staff, grant);
                 shown = Shown::Indicator(p, staff, grant);
             }
@@ -234,7 +327,11 @@ pub fn run(lang: Lang, screen: (usize, usize), commands: mpsc::Receiver<UiComman
             Shown::Indicator(p, staff, grant) => match p.poll() {
                 Err(()) | Ok(Some(Action::End)) => Some(UiEvent::End),
                 Ok(Some(Action::Toggle)) => {
-                    *grant = if *grant == Grant::Control { Grant::View } else { Grant::Control };
+                    *grant = if *grant == Grant::Control {
+                        Grant::View
+                    } else {
+                        Grant::Control
+                    };
                     let (s, g) = (staff.clone(), *grant);
                     draw_indicator(p, &text, lang, &s, g);
                     Some(UiEvent::ChangeGrant(g))
@@ -243,7 +340,10 @@ pub fn run(lang: Lang, screen: (usize, usize), commands: mpsc::Receiver<UiComman
             },
         };
         if let Some(ev) = event {
-            if matches!(ev, UiEvent::Consent(_) | UiEvent::CancelWaiting | UiEvent::End) {
+            if matches!(
+                ev,
+                UiEvent::Consent(_) | UiEvent::CancelWaiting | UiEvent::End
+            ) {
                 shown = Shown::Nothing;
             }
             if events.send(ev).is_err() {
@@ -254,7 +354,21 @@ pub fn run(lang: Lang, screen: (usize, usize), commands: mpsc::Receiver<UiComman
 }
 
 fn draw_indicator(p: &mut Panel, text: &TextRenderer, lang: Lang, staff: &str, grant: Grant) {
-    let toggle = if grant == Grant::Control { lang.revoke_control() } else { lang.allow_control() };
-    p.set_buttons(&[(toggle, Action::Toggle, BUTTON), (lang.end(), Action::End, DANGER)]);
-    p.draw(text, &[(lang.indicator_line(staff, grant == Grant::Control), 16.0, FG)]);
+    let toggle = if grant == Grant::Control {
+        lang.revoke_control()
+    } else {
+        lang.allow_control()
+    };
+    p.set_buttons(&[
+        (toggle, Action::Toggle, BUTTON),
+        (lang.end(), Action::End, DANGER),
+    ]);
+    p.draw(
+        text,
+        &[(
+            lang.indicator_line(staff, grant == Grant::Control),
+            16.0,
+            FG,
+        )],
+    );
 }

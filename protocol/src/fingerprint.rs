@@ -42,7 +42,10 @@ impl fmt::Debug for CertFingerprint {
 impl FromStr for CertFingerprint {
     type Err = FingerprintError;
     fn from_str(s: &str) -> Result<Self, FingerprintError> {
-        let hex: String = s.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect();
+        let hex: String = s
+            .chars()
+            .filter(|c| *c != ':' && !c.is_whitespace())
+            .collect();
         if hex.len() != 64 || !hex.is_ascii() {
             return Err(FingerprintError);
         }
@@ -62,7 +65,14 @@ mod tests {
     fn roundtrip() {
         let f = CertFingerprint::of_der(b"cert");
         assert_eq!(f.to_string().parse::<CertFingerprint>().unwrap(), f);
-        assert_eq!(f.to_string().replace(':', "").to_lowercase().parse::<CertFingerprint>().unwrap(), f);
+        assert_eq!(
+            f.to_string()
+                .replace(':', "")
+                .to_lowercase()
+                .parse::<CertFingerprint>()
+                .unwrap(),
+            f
+        );
         assert!("abc".parse::<CertFingerprint>().is_err());
     }
 }

@@ -12,7 +12,10 @@ pub enum IdError {
     #[error("session code '{0}' is invalid: it has 6 digits, e.g. 483-291 / Sitzungscode ungültig: 6 Ziffern, z. B. 483-291")]
     Code(String),
     #[error("{what} is invalid: {reason}")]
-    Name { what: &'static str, reason: &'static str },
+    Name {
+        what: &'static str,
+        reason: &'static str,
+    },
 }
 
 /// A helpdesk ticket number: 1 to 12 decimal digits, as the ticket system shows it.
@@ -104,7 +107,9 @@ impl FromStr for SessionCode {
         if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(IdError::Code("******".into()));
         }
-        Ok(Self(digits.parse().map_err(|_| IdError::Code("******".into()))?))
+        Ok(Self(
+            digits.parse().map_err(|_| IdError::Code("******".into()))?,
+        ))
     }
 }
 
@@ -114,13 +119,22 @@ pub const MAX_NAME_LEN: usize = 64;
 /// Checks a host or staff name: printable, not empty, bounded.
 pub fn check_name(what: &'static str, s: &str) -> Result<(), IdError> {
     if s.trim().is_empty() {
-        return Err(IdError::Name { what, reason: "empty" });
+        return Err(IdError::Name {
+            what,
+            reason: "empty",
+        });
     }
     if s.len() > MAX_NAME_LEN {
-        return Err(IdError::Name { what, reason: "longer than 64 bytes" });
+        return Err(IdError::Name {
+            what,
+            reason: "longer than 64 bytes",
+        });
     }
     if s.chars().any(char::is_control) {
-        return Err(IdError::Name { what, reason: "contains control characters" });
+        return Err(IdError::Name {
+            what,
+            reason: "contains control characters",
+        });
     }
     Ok(())
 }
@@ -132,7 +146,10 @@ mod tests {
     #[test]
     fn ticket_numbers() {
         assert_eq!("4711".parse::<TicketNumber>().unwrap().get(), 4711);
-        assert_eq!(" #4711 ".parse::<TicketNumber>().unwrap().to_string(), "#4711");
+        assert_eq!(
+            " #4711 ".parse::<TicketNumber>().unwrap().to_string(),
+            "#4711"
+        );
         for bad in ["", "#", "47a1", "-1", "0", "1234567890123", "４７"] {
             assert!(bad.parse::<TicketNumber>().is_err(), "{bad}");
         }

@@ -51,7 +51,10 @@ pub enum PairingStep {
     /// Nothing to send; wait for the peer's next message.
     Wait,
     /// The peer proved it knows the code; pin its certificate, and send `reply` if there is one.
-    Verified { peer: CertFingerprint, reply: Option<Vec<u8>> },
+    Verified {
+        peer: CertFingerprint,
+        reply: Option<Vec<u8>>,
+    },
 }
 
 enum State {
@@ -77,18 +80,32 @@ impl Pairing {
         let mut password = code.as_password();
         password.extend_from_slice(&ticket.get().to_be_bytes());
         let pw = Password::new(&password);
-        let (a, b) = (Identity::new(b"fernhilfe viewer"), Identity::new(b"fernhilfe agent"));
+        let (a, b) = (
+            Identity::new(b"fernhilfe viewer"),
+            Identity::new(b"fernhilfe agent"),
+        );
         let (spake, msg) = match role {
             Role::Viewer => Spake2::<Ed25519Group>::start_a(&pw, &a, &b),
             Role::Agent => Spake2::<Ed25519Group>::start_b(&pw, &a, &b),
         };
         let mut w = Writer::new();
         w.u8(TAG_SPAKE).blob(&msg);
-        (Self { role, ticket, state: State::AwaitSpake(spake) }, w.finish())
+        (
+            Self {
+                role,
+                ticket,
+                state: State::AwaitSpake(spake),
+            },
+            w.finish(),
+        )
     }
 
     /// Handles the peer's next message; `own` is this side's certificate fingerprint.
-    pub fn handle(&mut self, msg: &[u8], own: CertFingerprint) -> Result<PairingStep, PairingError> {
+    pub fn handle(
+        &mut self,
+        msg: &[u8],
+        own: CertFingerprint,
+    ) -> Result<PairingStep, PairingError> {
         let mut r = Reader::new(msg);
         let tag = r.u8()?;
         match (std::mem::replace(&mut self.state, State::Finished), tag) {
@@ -111,12 +128,18 @@ impl Pairing {
                     Role::Agent => Role::Viewer,
                     Role::Viewer => Role::Agent,
                 };
-                self.mac_state(&key, peer_role, &fp).verify_slice(&mac).map_err(|_| PairingError::WrongCode)?;
+                self.mac_state(&key, peer_role, &fp)
+                    .verify_slice(&mac)
+                    .map_err(|_| PairingError::WrongCode)?;
                 let reply = (self.role == Role::Agent).then(|| self.confirm(&key, &own));
                 Ok(PairingStep::Verified { peer: fp, reply })
             }
             (_, TAG_SPAKE | TAG_CONFIRM) => Err(PairingError::OutOfOrder),
-            (_, tag) => Err(DecodeError::UnknownTag { what: "pairing message", tag }.into()),
+            (_, tag) => Err(DecodeError::UnknownTag {
+                what: "pairing message",
+                tag,
+            }
+            .into()),
         }
     }
 
@@ -130,7 +153,11 @@ impl Pairing {
     }
 
     fn confirm(&self, key: &[u8; 32], own: &CertFingerprint) -> Vec<u8> {
-        let mac: [u8; 32] = self.mac_state(key, self.role, own).finalize().into_bytes().into();
+        let mac: [u8; 32] = self
+            .mac_state(key, self.role, own)
+            .finalize()
+            .into_bytes()
+            .into();
         let mut w = Writer::new();
         w.u8(TAG_CONFIRM).bytes(&mac).bytes(&own.0);
         w.finish()
@@ -143,16 +170,26 @@ mod tests {
     use proptest::prelude::*;
 
     /// Runs a whole handshake; returns the agent's and the viewer's final results.
-    fn run(agent_code: &str, viewer_code: &str) -> (Result<PairingStep, PairingError>, Option<Result<PairingStep, PairingError>>) {
+    fn run(
+        agent_code: &str,
+        viewer_code: &str,
+    ) -> (
+        Result<PairingStep, PairingError>,
+        Option<Result<PairingStep, PairingError>>,
+    ) {
         let ticket = TicketNumber::from_u64(4711).unwrap();
         let (afp, vfp) = (CertFingerprint([1; 32]), CertFingerprint([2; 32]));
         let (mut a, a1) = Pairing::start(Role::Agent, &agent_code.parse().unwrap(), ticket);
         let (mut v, v1) = Pairing::start(Role::Viewer, &viewer_code.parse().unwrap(), ticket);
         assert_eq!(a.handle(&v1, afp).unwrap(), PairingStep::Wait);
-        let PairingStep::Send(v2) = v.handle(&a1, vfp).unwrap() else { panic!("viewer confirms first") };
+        let PairingStep::Send(v2) = v.handle(&a1, vfp).unwrap() else {
+            panic!("viewer confirms first")
+        };
         let agent_result = a.handle(&v2, afp);
         let viewer_result = match &agent_result {
-            Ok(PairingStep::Verified { reply: Some(a2), .. }) => Some(v.handle(a2, vfp)),
+            Ok(PairingStep::Verified {
+                reply: Some(a2), ..
+            }) => Some(v.handle(a2, vfp)),
             _ => None,
         };
         (agent_result, viewer_result)
@@ -161,15 +198,26 @@ mod tests {
     #[test]
     fn same_code_verifies_both_fingerprints() {
         let (a, v) = run("123-456", "123456");
-        assert!(matches!(a, Ok(PairingStep::Verified { peer, reply: Some(_) }) if peer == CertFingerprint([2; 32])));
-        assert_eq!(v, Some(Ok(PairingStep::Verified { peer: CertFingerprint([1; 32]), reply: None })));
+        assert!(
+            matches!(a, Ok(PairingStep::Verified { peer, reply: Some(_) }) if peer == CertFingerprint([2; 32]))
+        );
+        assert_eq!(
+            v,
+            Some(Ok(PairingStep::Verified {
+                peer: CertFingerprint([1; 32]),
+                reply: None
+            }))
+        );
     }
 
     #[test]
     fn wrong_code_fails_at_the_agent_before_it_reveals_a_mac() {
         let (a, v) = run("123-456", "123-457");
         assert_eq!(a, Err(PairingError::WrongCode));
-        assert_eq!(v, None, "the agent sends nothing the viewer could test a guess against");
+        assert_eq!(
+            v, None,
+            "the agent sends nothing the viewer could test a guess against"
+        );
     }
 
     #[test]
@@ -178,11 +226,19 @@ mod tests {
         let code: SessionCode = "111-111".parse().unwrap();
         let (mut a, a1) = Pairing::start(Role::Agent, &code, ticket);
         let (mut v, v1) = Pairing::start(Role::Viewer, &code, ticket);
-        assert_eq!(a.handle(&v1, CertFingerprint([1; 32])).unwrap(), PairingStep::Wait);
-        let PairingStep::Send(mut v2) = v.handle(&a1, CertFingerprint([2; 32])).unwrap() else { panic!() };
+        assert_eq!(
+            a.handle(&v1, CertFingerprint([1; 32])).unwrap(),
+            PairingStep::Wait
+        );
+        let PairingStep::Send(mut v2) = v.handle(&a1, CertFingerprint([2; 32])).unwrap() else {
+            panic!()
+        };
         let n = v2.len();
         v2[n - 1] ^= 1; // a relay swapping the certificate
-        assert_eq!(a.handle(&v2, CertFingerprint([1; 32])), Err(PairingError::WrongCode));
+        assert_eq!(
+            a.handle(&v2, CertFingerprint([1; 32])),
+            Err(PairingError::WrongCode)
+        );
     }
 
     #[test]
@@ -191,7 +247,10 @@ mod tests {
         let (mut a, _) = Pairing::start(Role::Agent, &"000-000".parse().unwrap(), ticket);
         let mut confirm = vec![TAG_CONFIRM];
         confirm.extend([0; 64]);
-        assert_eq!(a.handle(&confirm, CertFingerprint([0; 32])), Err(PairingError::OutOfOrder));
+        assert_eq!(
+            a.handle(&confirm, CertFingerprint([0; 32])),
+            Err(PairingError::OutOfOrder)
+        );
     }
 
     proptest! {

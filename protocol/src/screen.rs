@@ -77,10 +77,16 @@ fn tile_rect(width: usize, height: usize, x: usize, y: usize) -> (usize, usize) 
 
 fn check_screen(width: u16, height: u16) -> Result<(), DecodeError> {
     if width == 0 || height == 0 || width > MAX_SCREEN_EDGE || height > MAX_SCREEN_EDGE {
-        return Err(DecodeError::Invalid { what: "screen size", reason: "edge out of range" });
+        return Err(DecodeError::Invalid {
+            what: "screen size",
+            reason: "edge out of range",
+        });
     }
     if width as usize * height as usize > MAX_SCREEN_PIXELS {
-        return Err(DecodeError::Invalid { what: "screen size", reason: "more than 8K pixels" });
+        return Err(DecodeError::Invalid {
+            what: "screen size",
+            reason: "more than 8K pixels",
+        });
     }
     Ok(())
 }
@@ -104,9 +110,17 @@ impl TileEncoder {
     }
 
     /// Encodes what changed since the last update; `None` when nothing did.
-    pub fn encode(&mut self, frame: &FrameView<'_>, cursor_pos: Option<(i16, i16)>, cursor_shape: Option<&CursorShape>) -> Option<Vec<u8>> {
+    pub fn encode(
+        &mut self,
+        frame: &FrameView<'_>,
+        cursor_pos: Option<(i16, i16)>,
+        cursor_shape: Option<&CursorShape>,
+    ) -> Option<Vec<u8>> {
         let (w, h) = (frame.width, frame.height);
-        assert!(frame.stride >= w * 4 && frame.bgrx.len() >= frame.stride * (h.max(1) - 1) + w * 4, "frame buffer smaller than its size");
+        assert!(
+            frame.stride >= w * 4 && frame.bgrx.len() >= frame.stride * (h.max(1) - 1) + w * 4,
+            "frame buffer smaller than its size"
+        );
         let resized = w != self.width || h != self.height;
         if resized {
             self.width = w;
@@ -145,7 +159,11 @@ impl TileEncoder {
                     }
                     TilePixels::Packed
                 };
-                tiles.push(Tile { x: tx as u16, y: ty as u16, pixels });
+                tiles.push(Tile {
+                    x: tx as u16,
+                    y: ty as u16,
+                    pixels,
+                });
             }
         }
         let new_shape = cursor_shape.filter(|s| self.cursor_shape.as_ref() != Some(*s));
@@ -162,7 +180,10 @@ impl TileEncoder {
             seq: self.seq,
             width: w as u16,
             height: h as u16,
-            cursor: CursorUpdate { position: cursor_pos, shape: new_shape.cloned() },
+            cursor: CursorUpdate {
+                position: cursor_pos,
+                shape: new_shape.cloned(),
+            },
             tiles,
             packed: raw,
         };
@@ -191,7 +212,13 @@ impl ScreenUpdate {
             None => w.u8(0),
         };
         match &self.cursor.shape {
-            Some(s) => w.u8(1).u16(s.width).u16(s.height).u16(s.hot_x).u16(s.hot_y).blob(&s.rgba),
+            Some(s) => w
+                .u8(1)
+                .u16(s.width)
+                .u16(s.height)
+                .u16(s.hot_x)
+                .u16(s.hot_y)
+                .blob(&s.rgba),
             None => w.u8(0),
         };
         w.u32(self.tiles.len() as u32);
@@ -202,7 +229,8 @@ impl ScreenUpdate {
                 TilePixels::Packed => w.u8(0),
             };
         }
-        let z = zstd::bulk::compress(&self.packed, ZSTD_LEVEL).expect("zstd compression of an in-memory buffer");
+        let z = zstd::bulk::compress(&self.packed, ZSTD_LEVEL)
+            .expect("zstd compression of an in-memory buffer");
         w.blob(&z);
         w.finish()
     }
@@ -217,39 +245,80 @@ impl ScreenUpdate {
         let position = match r.u8()? {
             0 => None,
             1 => Some((r.i16()?, r.i16()?)),
-            tag => return Err(DecodeError::UnknownTag { what: "cursor position", tag }),
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "cursor position",
+                    tag,
+                })
+            }
         };
         let shape = match r.u8()? {
             0 => None,
             1 => {
                 let (cw, ch, hx, hy) = (r.u16()?, r.u16()?, r.u16()?, r.u16()?);
-                if cw == 0 || ch == 0 || cw > MAX_CURSOR_EDGE || ch > MAX_CURSOR_EDGE || hx >= cw || hy >= ch {
-                    return Err(DecodeError::Invalid { what: "cursor", reason: "size or hotspot out of range" });
+                if cw == 0
+                    || ch == 0
+                    || cw > MAX_CURSOR_EDGE
+                    || ch > MAX_CURSOR_EDGE
+                    || hx >= cw
+                    || hy >= ch
+                {
+                    return Err(DecodeError::Invalid {
+                        what: "cursor",
+                        reason: "size or hotspot out of range",
+                    });
                 }
                 let rgba = r.blob("cursor image", cw as usize * ch as usize * 4)?;
                 if rgba.len() != cw as usize * ch as usize * 4 {
-                    return Err(DecodeError::Invalid { what: "cursor", reason: "image size does not match" });
+                    return Err(DecodeError::Invalid {
+                        what: "cursor",
+                        reason: "image size does not match",
+                    });
                 }
-                Some(CursorShape { width: cw, height: ch, hot_x: hx, hot_y: hy, rgba: rgba.to_vec() })
+                Some(CursorShape {
+                    width: cw,
+                    height: ch,
+                    hot_x: hx,
+                    hot_y: hy,
+                    rgba: rgba.to_vec(),
+                })
             }
-            tag => return Err(DecodeError::UnknownTag { what: "cursor shape", tag }),
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "cursor shape",
+                    tag,
+                })
+            }
         };
         let (w, h) = (width as usize, height as usize);
         let max_tiles = w.div_ceil(TILE) * h.div_ceil(TILE);
         let count = r.u32()? as usize;
         if count > max_tiles {
-            return Err(DecodeError::TooLarge { what: "tile count", len: count, max: max_tiles });
+            return Err(DecodeError::TooLarge {
+                what: "tile count",
+                len: count,
+                max: max_tiles,
+            });
         }
         // Each tile takes at least 5 bytes; refuse counts the message cannot hold before allocating.
         if count * 5 > r.remaining() {
-            return Err(DecodeError::Truncated { needed: count * 5 - r.remaining() });
+            return Err(DecodeError::Truncated {
+                needed: count * 5 - r.remaining(),
+            });
         }
         let mut tiles = Vec::with_capacity(count);
         let mut packed_len = 0usize;
         for _ in 0..count {
             let (x, y) = (r.u16()?, r.u16()?);
-            if x as usize % TILE != 0 || y as usize % TILE != 0 || x >= width || y >= height {
-                return Err(DecodeError::Invalid { what: "tile", reason: "not on the tile grid of the screen" });
+            if !(x as usize).is_multiple_of(TILE)
+                || !(y as usize).is_multiple_of(TILE)
+                || x >= width
+                || y >= height
+            {
+                return Err(DecodeError::Invalid {
+                    what: "tile",
+                    reason: "not on the tile grid of the screen",
+                });
             }
             let pixels = match r.u8()? {
                 0 => {
@@ -260,22 +329,42 @@ impl ScreenUpdate {
                 1 => {
                     let c = r.u32()?;
                     if c > 0xFF_FFFF {
-                        return Err(DecodeError::Invalid { what: "tile colour", reason: "not 24-bit" });
+                        return Err(DecodeError::Invalid {
+                            what: "tile colour",
+                            reason: "not 24-bit",
+                        });
                     }
                     TilePixels::Solid(c)
                 }
-                tag => return Err(DecodeError::UnknownTag { what: "tile kind", tag }),
+                tag => {
+                    return Err(DecodeError::UnknownTag {
+                        what: "tile kind",
+                        tag,
+                    })
+                }
             };
             tiles.push(Tile { x, y, pixels });
         }
         let z = r.blob("compressed tiles", buf.len())?;
         r.finish()?;
-        let packed = zstd::bulk::decompress(z, packed_len)
-            .map_err(|_| DecodeError::Invalid { what: "compressed tiles", reason: "corrupt or larger than announced" })?;
+        let packed = zstd::bulk::decompress(z, packed_len).map_err(|_| DecodeError::Invalid {
+            what: "compressed tiles",
+            reason: "corrupt or larger than announced",
+        })?;
         if packed.len() != packed_len {
-            return Err(DecodeError::Invalid { what: "compressed tiles", reason: "size does not match the tiles" });
+            return Err(DecodeError::Invalid {
+                what: "compressed tiles",
+                reason: "size does not match the tiles",
+            });
         }
-        Ok(Self { seq, width, height, cursor: CursorUpdate { position, shape }, tiles, packed })
+        Ok(Self {
+            seq,
+            width,
+            height,
+            cursor: CursorUpdate { position, shape },
+            tiles,
+            packed,
+        })
     }
 }
 
@@ -307,7 +396,10 @@ impl Framebuffer {
                 match t.pixels {
                     TilePixels::Solid(c) => row.fill(c),
                     TilePixels::Packed => {
-                        for (px, rgb) in row.iter_mut().zip(u.packed[off..off + tw * 3].chunks_exact(3)) {
+                        for (px, rgb) in row
+                            .iter_mut()
+                            .zip(u.packed[off..off + tw * 3].chunks_exact(3))
+                        {
                             *px = u32::from_be_bytes([0, rgb[0], rgb[1], rgb[2]]);
                         }
                         off += tw * 3;
@@ -324,10 +416,15 @@ impl Framebuffer {
     /// The screen with the cursor drawn on top, for display.
     pub fn with_cursor(&self) -> Vec<u32> {
         let mut out = self.pixels.clone();
-        let (Some((cx, cy)), Some(s)) = (self.cursor_pos, &self.cursor_shape) else { return out };
+        let (Some((cx, cy)), Some(s)) = (self.cursor_pos, &self.cursor_shape) else {
+            return out;
+        };
         for row in 0..s.height as i32 {
             for col in 0..s.width as i32 {
-                let (x, y) = (cx as i32 - s.hot_x as i32 + col, cy as i32 - s.hot_y as i32 + row);
+                let (x, y) = (
+                    cx as i32 - s.hot_x as i32 + col,
+                    cy as i32 - s.hot_y as i32 + row,
+                );
                 if x < 0 || y < 0 || x as usize >= self.width || y as usize >= self.height {
                     continue;
                 }
@@ -363,13 +460,20 @@ mod tests {
     }
 
     fn view(w: usize, h: usize, d: &[u8]) -> FrameView<'_> {
-        FrameView { width: w, height: h, stride: w * 4, bgrx: d }
+        FrameView {
+            width: w,
+            height: h,
+            stride: w * 4,
+            bgrx: d,
+        }
     }
 
     #[test]
     fn roundtrip_is_pixel_exact_and_static_screen_sends_nothing() {
         let (w, h) = (200, 130);
-        let img = frame(w, h, |x, y| [(x * 7) as u8, (y * 3) as u8, ((x ^ y) & 0xFF) as u8]);
+        let img = frame(w, h, |x, y| {
+            [(x * 7) as u8, (y * 3) as u8, ((x ^ y) & 0xFF) as u8]
+        });
         let mut enc = TileEncoder::new();
         let mut fb = Framebuffer::default();
         let u = ScreenUpdate::decode(&enc.encode(&view(w, h, &img), None, None).unwrap()).unwrap();
@@ -378,18 +482,25 @@ mod tests {
         for y in 0..h {
             for x in 0..w {
                 let p = &img[(y * w + x) * 4..];
-                assert_eq!(fb.pixels[y * w + x], u32::from_be_bytes([0, p[2], p[1], p[0]]));
+                assert_eq!(
+                    fb.pixels[y * w + x],
+                    u32::from_be_bytes([0, p[2], p[1], p[0]])
+                );
             }
         }
         assert!(enc.encode(&view(w, h, &img), None, None).is_none());
         // One pixel changes: one tile travels.
         let mut img2 = img.clone();
         img2[(100 * w + 150) * 4] ^= 0xFF;
-        let u2 = ScreenUpdate::decode(&enc.encode(&view(w, h, &img2), None, None).unwrap()).unwrap();
+        let u2 =
+            ScreenUpdate::decode(&enc.encode(&view(w, h, &img2), None, None).unwrap()).unwrap();
         assert_eq!(u2.tiles.len(), 1);
         assert_eq!((u2.tiles[0].x, u2.tiles[0].y), (128, 64));
         fb.apply(&u2);
-        assert_eq!(fb.pixels[100 * w + 150] & 0xFF, (img2[(100 * w + 150) * 4]) as u32);
+        assert_eq!(
+            fb.pixels[100 * w + 150] & 0xFF,
+            (img2[(100 * w + 150) * 4]) as u32
+        );
     }
 
     #[test]
@@ -402,7 +513,18 @@ mod tests {
             }
         }
         let mut enc = TileEncoder::new();
-        let bytes = enc.encode(&FrameView { width: w, height: h, stride: w * 4 + 16, bgrx: &padded }, None, None).unwrap();
+        let bytes = enc
+            .encode(
+                &FrameView {
+                    width: w,
+                    height: h,
+                    stride: w * 4 + 16,
+                    bgrx: &padded,
+                },
+                None,
+                None,
+            )
+            .unwrap();
         let u = ScreenUpdate::decode(&bytes).unwrap();
         assert_eq!(u.tiles[0].pixels, TilePixels::Solid(0x010203));
         assert!(bytes.len() < 64);
@@ -411,14 +533,28 @@ mod tests {
     #[test]
     fn cursor_moves_alone() {
         let img = frame(64, 64, |_, _| [1, 2, 3]);
-        let shape = CursorShape { width: 1, height: 1, hot_x: 0, hot_y: 0, rgba: vec![255, 0, 0, 255] };
+        let shape = CursorShape {
+            width: 1,
+            height: 1,
+            hot_x: 0,
+            hot_y: 0,
+            rgba: vec![255, 0, 0, 255],
+        };
         let mut enc = TileEncoder::new();
-        enc.encode(&view(64, 64, &img), Some((1, 1)), Some(&shape)).unwrap();
-        let u = ScreenUpdate::decode(&enc.encode(&view(64, 64, &img), Some((2, 2)), Some(&shape)).unwrap()).unwrap();
+        enc.encode(&view(64, 64, &img), Some((1, 1)), Some(&shape))
+            .unwrap();
+        let u = ScreenUpdate::decode(
+            &enc.encode(&view(64, 64, &img), Some((2, 2)), Some(&shape))
+                .unwrap(),
+        )
+        .unwrap();
         assert!(u.tiles.is_empty() && u.cursor.shape.is_none());
         assert_eq!(u.cursor.position, Some((2, 2)));
         let mut fb = Framebuffer::default();
-        fb.apply(&ScreenUpdate { tiles: vec![], ..u.clone() });
+        fb.apply(&ScreenUpdate {
+            tiles: vec![],
+            ..u.clone()
+        });
         fb.cursor_shape = Some(shape);
         assert_eq!(fb.with_cursor()[2 * 64 + 2], 0xFF0000);
     }
@@ -426,7 +562,9 @@ mod tests {
     #[test]
     fn hostile_updates_are_refused() {
         let img = frame(100, 100, |x, _| [x as u8, 0, 0]);
-        let good = TileEncoder::new().encode(&view(100, 100, &img), None, None).unwrap();
+        let good = TileEncoder::new()
+            .encode(&view(100, 100, &img), None, None)
+            .unwrap();
         // Screen larger than 8K.
         let mut big = good.clone();
         big[8..12].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);

@@ -115,7 +115,12 @@ fn decode_reason(r: &mut Reader<'_>) -> Result<EndReason, DecodeError> {
         3 => EndReason::ConsentDenied,
         4 => EndReason::ProtocolViolation,
         5 => EndReason::Failure,
-        tag => return Err(DecodeError::UnknownTag { what: "end reason", tag }),
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "end reason",
+                tag,
+            })
+        }
     })
 }
 
@@ -217,42 +222,81 @@ impl ViewerMessage {
     /// Decodes one message, checking every bound.
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
         if buf.len() > MAX_CONTROL_LEN {
-            return Err(DecodeError::TooLarge { what: "control message", len: buf.len(), max: MAX_CONTROL_LEN });
+            return Err(DecodeError::TooLarge {
+                what: "control message",
+                len: buf.len(),
+                max: MAX_CONTROL_LEN,
+            });
         }
         let mut r = Reader::new(buf);
         let msg = match r.u8()? {
             1 => ViewerMessage::Input(match r.u8()? {
-                1 => InputEvent::PointerMove { x: r.u16()?, y: r.u16()? },
+                1 => InputEvent::PointerMove {
+                    x: r.u16()?,
+                    y: r.u16()?,
+                },
                 2 => InputEvent::Button {
                     button: match r.u8()? {
                         1 => MouseButton::Left,
                         2 => MouseButton::Middle,
                         3 => MouseButton::Right,
-                        tag => return Err(DecodeError::UnknownTag { what: "mouse button", tag }),
+                        tag => {
+                            return Err(DecodeError::UnknownTag {
+                                what: "mouse button",
+                                tag,
+                            })
+                        }
                     },
                     pressed: r.bool("button state")?,
                 },
-                3 => InputEvent::Wheel { dx: r.i16()?, dy: r.i16()? },
+                3 => InputEvent::Wheel {
+                    dx: r.i16()?,
+                    dy: r.i16()?,
+                },
                 4 => {
                     let key = match r.u8()? {
                         1 => Key::Named(named_from(r.u8()?)?),
-                        2 => Key::Char(char::from_u32(r.u32()?).ok_or(DecodeError::Invalid { what: "key", reason: "not a Unicode scalar" })?),
-                        tag => return Err(DecodeError::UnknownTag { what: "key kind", tag }),
+                        2 => Key::Char(char::from_u32(r.u32()?).ok_or(DecodeError::Invalid {
+                            what: "key",
+                            reason: "not a Unicode scalar",
+                        })?),
+                        tag => {
+                            return Err(DecodeError::UnknownTag {
+                                what: "key kind",
+                                tag,
+                            })
+                        }
                     };
-                    InputEvent::Key { key, pressed: r.bool("key state")? }
+                    InputEvent::Key {
+                        key,
+                        pressed: r.bool("key state")?,
+                    }
                 }
                 5 => {
                     let t = r.string("text", MAX_TEXT_LEN)?;
                     if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-                        return Err(DecodeError::Invalid { what: "text", reason: "control characters" });
+                        return Err(DecodeError::Invalid {
+                            what: "text",
+                            reason: "control characters",
+                        });
                     }
                     InputEvent::Text(t)
                 }
-                tag => return Err(DecodeError::UnknownTag { what: "input event", tag }),
+                tag => {
+                    return Err(DecodeError::UnknownTag {
+                        what: "input event",
+                        tag,
+                    })
+                }
             }),
             2 => ViewerMessage::FrameAck { seq: r.u64()? },
             3 => ViewerMessage::End(decode_reason(&mut r)?),
-            tag => return Err(DecodeError::UnknownTag { what: "viewer message", tag }),
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "viewer message",
+                    tag,
+                })
+            }
         };
         r.finish()?;
         Ok(msg)
@@ -278,13 +322,22 @@ impl AgentMessage {
     /// Decodes one message, checking every bound.
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
         if buf.len() > MAX_CONTROL_LEN {
-            return Err(DecodeError::TooLarge { what: "control message", len: buf.len(), max: MAX_CONTROL_LEN });
+            return Err(DecodeError::TooLarge {
+                what: "control message",
+                len: buf.len(),
+                max: MAX_CONTROL_LEN,
+            });
         }
         let mut r = Reader::new(buf);
         let msg = match r.u8()? {
             1 => AgentMessage::Grant(Grant::from_code(r.u8()?)?),
             2 => AgentMessage::End(decode_reason(&mut r)?),
-            tag => return Err(DecodeError::UnknownTag { what: "agent message", tag }),
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "agent message",
+                    tag,
+                })
+            }
         };
         r.finish()?;
         Ok(msg)
@@ -300,10 +353,19 @@ mod tests {
     fn roundtrips() {
         let msgs = [
             ViewerMessage::Input(InputEvent::PointerMove { x: 1919, y: 1079 }),
-            ViewerMessage::Input(InputEvent::Button { button: MouseButton::Right, pressed: true }),
+            ViewerMessage::Input(InputEvent::Button {
+                button: MouseButton::Right,
+                pressed: true,
+            }),
             ViewerMessage::Input(InputEvent::Wheel { dx: 0, dy: -3 }),
-            ViewerMessage::Input(InputEvent::Key { key: Key::Named(NamedKey::F(12)), pressed: false }),
-            ViewerMessage::Input(InputEvent::Key { key: Key::Char('€'), pressed: true }),
+            ViewerMessage::Input(InputEvent::Key {
+                key: Key::Named(NamedKey::F(12)),
+                pressed: false,
+            }),
+            ViewerMessage::Input(InputEvent::Key {
+                key: Key::Char('€'),
+                pressed: true,
+            }),
             ViewerMessage::Input(InputEvent::Text("Grüße ß €".into())),
             ViewerMessage::FrameAck { seq: 42 },
             ViewerMessage::End(EndReason::EndedByViewer),
@@ -311,7 +373,11 @@ mod tests {
         for m in msgs {
             assert_eq!(ViewerMessage::decode(&m.encode()).unwrap(), m);
         }
-        for m in [AgentMessage::Grant(Grant::Control), AgentMessage::Grant(Grant::Denied), AgentMessage::End(EndReason::ConsentDenied)] {
+        for m in [
+            AgentMessage::Grant(Grant::Control),
+            AgentMessage::Grant(Grant::Denied),
+            AgentMessage::End(EndReason::ConsentDenied),
+        ] {
             assert_eq!(AgentMessage::decode(&m.encode()).unwrap(), m);
         }
     }
@@ -320,7 +386,10 @@ mod tests {
     fn refuses_bad_keys_and_text() {
         assert!(ViewerMessage::decode(&[1, 4, 2, 0, 0, 0xD8, 0x00, 1]).is_err()); // surrogate
         assert!(ViewerMessage::decode(&[1, 4, 1, 113, 1]).is_err()); // F13
-        assert!(ViewerMessage::decode(&ViewerMessage::Input(InputEvent::Text("a\u{7}".into())).encode()).is_err());
+        assert!(ViewerMessage::decode(
+            &ViewerMessage::Input(InputEvent::Text("a\u{7}".into())).encode()
+        )
+        .is_err());
     }
 
     proptest! {

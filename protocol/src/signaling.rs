@@ -34,7 +34,11 @@ impl fmt::Debug for StaffToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToRelay {
     /// An agent waits under a ticket.
-    RegisterAgent { version: u16, ticket: TicketNumber, host_name: String },
+    RegisterAgent {
+        version: u16,
+        ticket: TicketNumber,
+        host_name: String,
+    },
     /// A staff member wants to connect to an agent waiting under a ticket.
     JoinAsViewer {
         version: u16,
@@ -96,10 +100,19 @@ impl ToRelay {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         match self {
-            ToRelay::RegisterAgent { version, ticket, host_name } => {
+            ToRelay::RegisterAgent {
+                version,
+                ticket,
+                host_name,
+            } => {
                 w.u8(1).u16(*version).u64(ticket.get()).string(host_name);
             }
-            ToRelay::JoinAsViewer { version, token, ticket, host_name } => {
+            ToRelay::JoinAsViewer {
+                version,
+                token,
+                ticket,
+                host_name,
+            } => {
                 w.u8(2).u16(*version).string(&token.0).u64(ticket.get());
                 match host_name {
                     Some(h) => w.u8(1).string(h),
@@ -119,7 +132,11 @@ impl ToRelay {
     /// Decodes one message, checking every bound.
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
         if buf.len() > MAX_SIGNALING_LEN {
-            return Err(DecodeError::TooLarge { what: "signaling message", len: buf.len(), max: MAX_SIGNALING_LEN });
+            return Err(DecodeError::TooLarge {
+                what: "signaling message",
+                len: buf.len(),
+                max: MAX_SIGNALING_LEN,
+            });
         }
         let mut r = Reader::new(buf);
         let msg = match r.u8()? {
@@ -135,12 +152,24 @@ impl ToRelay {
                 host_name: match r.u8()? {
                     0 => None,
                     1 => Some(name(&mut r, "host name")?),
-                    tag => return Err(DecodeError::UnknownTag { what: "option", tag }),
+                    tag => {
+                        return Err(DecodeError::UnknownTag {
+                            what: "option",
+                            tag,
+                        })
+                    }
                 },
             },
             3 => ToRelay::Pairing(r.blob("pairing message", MAX_PAIRING_LEN)?.to_vec()),
-            4 => ToRelay::PairingOutcome { code_matched: r.bool("pairing outcome")? },
-            tag => return Err(DecodeError::UnknownTag { what: "message to relay", tag }),
+            4 => ToRelay::PairingOutcome {
+                code_matched: r.bool("pairing outcome")?,
+            },
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "message to relay",
+                    tag,
+                })
+            }
         };
         r.finish()?;
         Ok(msg)
@@ -196,25 +225,39 @@ impl FromRelay {
     /// Decodes one message, checking every bound.
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
         if buf.len() > MAX_SIGNALING_LEN {
-            return Err(DecodeError::TooLarge { what: "signaling message", len: buf.len(), max: MAX_SIGNALING_LEN });
+            return Err(DecodeError::TooLarge {
+                what: "signaling message",
+                len: buf.len(),
+                max: MAX_SIGNALING_LEN,
+            });
         }
         let mut r = Reader::new(buf);
         let msg = match r.u8()? {
             1 => FromRelay::AgentRegistered,
-            2 => FromRelay::ViewerJoined { staff_name: name(&mut r, "staff name")? },
-            3 => FromRelay::AgentChosen { host_name: name(&mut r, "host name")? },
+            2 => FromRelay::ViewerJoined {
+                staff_name: name(&mut r, "staff name")?,
+            },
+            3 => FromRelay::AgentChosen {
+                host_name: name(&mut r, "host name")?,
+            },
             4 => FromRelay::Pairing(r.blob("pairing message", MAX_PAIRING_LEN)?.to_vec()),
             5 => FromRelay::PairingSucceeded,
             6 => FromRelay::Refused(match r.u8()? {
                 1 => Refusal::UnknownTicket,
                 2 => Refusal::BadStaffToken,
                 3 => Refusal::WrongCode,
-                4 => Refusal::TooManyAttempts { retry_after_secs: r.u32()? },
+                4 => Refusal::TooManyAttempts {
+                    retry_after_secs: r.u32()?,
+                },
                 5 => Refusal::AgentBusy,
                 6 => {
                     let n = r.u8()? as usize;
                     if n > MAX_LISTED_AGENTS {
-                        return Err(DecodeError::TooLarge { what: "agent list", len: n, max: MAX_LISTED_AGENTS });
+                        return Err(DecodeError::TooLarge {
+                            what: "agent list",
+                            len: n,
+                            max: MAX_LISTED_AGENTS,
+                        });
                     }
                     let mut hosts = Vec::with_capacity(n);
                     for _ in 0..n {
@@ -222,13 +265,25 @@ impl FromRelay {
                     }
                     Refusal::AmbiguousAgent { hosts }
                 }
-                7 => Refusal::VersionMismatch { relay_version: r.u16()? },
+                7 => Refusal::VersionMismatch {
+                    relay_version: r.u16()?,
+                },
                 8 => Refusal::ProtocolViolation,
                 9 => Refusal::PeerLeft,
                 10 => Refusal::Overloaded,
-                tag => return Err(DecodeError::UnknownTag { what: "refusal", tag }),
+                tag => {
+                    return Err(DecodeError::UnknownTag {
+                        what: "refusal",
+                        tag,
+                    })
+                }
             }),
-            tag => return Err(DecodeError::UnknownTag { what: "message from relay", tag }),
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "message from relay",
+                    tag,
+                })
+            }
         };
         r.finish()?;
         Ok(msg)
@@ -253,12 +308,18 @@ impl fmt::Display for Refusal {
 }
 
 fn ticket(r: &mut Reader<'_>) -> Result<TicketNumber, DecodeError> {
-    TicketNumber::from_u64(r.u64()?).map_err(|_| DecodeError::Invalid { what: "ticket number", reason: "out of range" })
+    TicketNumber::from_u64(r.u64()?).map_err(|_| DecodeError::Invalid {
+        what: "ticket number",
+        reason: "out of range",
+    })
 }
 
 fn name(r: &mut Reader<'_>, what: &'static str) -> Result<String, DecodeError> {
     let s = r.string(what, MAX_NAME_LEN)?;
-    check_name(what, &s).map_err(|_| DecodeError::Invalid { what, reason: "empty or has control characters" })?;
+    check_name(what, &s).map_err(|_| DecodeError::Invalid {
+        what,
+        reason: "empty or has control characters",
+    })?;
     Ok(s)
 }
 
@@ -274,23 +335,47 @@ mod tests {
     #[test]
     fn roundtrips() {
         let to = [
-            ToRelay::RegisterAgent { version: 1, ticket: t(), host_name: "PC-12".into() },
-            ToRelay::JoinAsViewer { version: 1, token: StaffToken("x".into()), ticket: t(), host_name: Some("PC-12".into()) },
-            ToRelay::JoinAsViewer { version: 1, token: StaffToken("x".into()), ticket: t(), host_name: None },
+            ToRelay::RegisterAgent {
+                version: 1,
+                ticket: t(),
+                host_name: "PC-12".into(),
+            },
+            ToRelay::JoinAsViewer {
+                version: 1,
+                token: StaffToken("x".into()),
+                ticket: t(),
+                host_name: Some("PC-12".into()),
+            },
+            ToRelay::JoinAsViewer {
+                version: 1,
+                token: StaffToken("x".into()),
+                ticket: t(),
+                host_name: None,
+            },
             ToRelay::Pairing(vec![1, 2, 3]),
-            ToRelay::PairingOutcome { code_matched: false },
+            ToRelay::PairingOutcome {
+                code_matched: false,
+            },
         ];
         for m in to {
             assert_eq!(ToRelay::decode(&m.encode()).unwrap(), m);
         }
         let from = [
             FromRelay::AgentRegistered,
-            FromRelay::ViewerJoined { staff_name: "Anna Schmidt".into() },
-            FromRelay::AgentChosen { host_name: "PC-12".into() },
+            FromRelay::ViewerJoined {
+                staff_name: "Anna Schmidt".into(),
+            },
+            FromRelay::AgentChosen {
+                host_name: "PC-12".into(),
+            },
             FromRelay::Pairing(vec![9; 33]),
             FromRelay::PairingSucceeded,
-            FromRelay::Refused(Refusal::AmbiguousAgent { hosts: vec!["a".into(), "b".into()] }),
-            FromRelay::Refused(Refusal::TooManyAttempts { retry_after_secs: 30 }),
+            FromRelay::Refused(Refusal::AmbiguousAgent {
+                hosts: vec!["a".into(), "b".into()],
+            }),
+            FromRelay::Refused(Refusal::TooManyAttempts {
+                retry_after_secs: 30,
+            }),
         ];
         for m in from {
             assert_eq!(FromRelay::decode(&m.encode()).unwrap(), m);
@@ -299,7 +384,12 @@ mod tests {
 
     #[test]
     fn token_is_never_printed() {
-        let m = ToRelay::JoinAsViewer { version: 1, token: StaffToken("geheim".into()), ticket: t(), host_name: None };
+        let m = ToRelay::JoinAsViewer {
+            version: 1,
+            token: StaffToken("geheim".into()),
+            ticket: t(),
+            host_name: None,
+        };
         assert!(!format!("{m:?}").contains("geheim"));
     }
 
@@ -313,7 +403,10 @@ mod tests {
         assert!(ToRelay::decode(&m).is_err());
         let mut big = vec![3];
         big.extend_from_slice(&1_000_000u32.to_be_bytes());
-        assert!(matches!(ToRelay::decode(&big), Err(DecodeError::TooLarge { .. })));
+        assert!(matches!(
+            ToRelay::decode(&big),
+            Err(DecodeError::TooLarge { .. })
+        ));
     }
 
     proptest! {

@@ -9,11 +9,18 @@ pub enum DecodeError {
     #[error("message truncated: needed {needed} more bytes")]
     Truncated { needed: usize },
     #[error("{what} too large: {len} > {max}")]
-    TooLarge { what: &'static str, len: usize, max: usize },
+    TooLarge {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error("unknown {what} tag {tag}")]
     UnknownTag { what: &'static str, tag: u8 },
     #[error("invalid {what}: {reason}")]
-    Invalid { what: &'static str, reason: &'static str },
+    Invalid {
+        what: &'static str,
+        reason: &'static str,
+    },
     #[error("{0} trailing bytes after message")]
     Trailing(usize),
 }
@@ -37,7 +44,9 @@ impl<'a> Reader<'a> {
     /// Takes exactly `n` bytes.
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.buf.len() < n {
-            return Err(DecodeError::Truncated { needed: n - self.buf.len() });
+            return Err(DecodeError::Truncated {
+                needed: n - self.buf.len(),
+            });
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -81,7 +90,10 @@ impl<'a> Reader<'a> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
-            _ => Err(DecodeError::Invalid { what, reason: "boolean is neither 0 nor 1" }),
+            _ => Err(DecodeError::Invalid {
+                what,
+                reason: "boolean is neither 0 nor 1",
+            }),
         }
     }
 
@@ -103,7 +115,10 @@ impl<'a> Reader<'a> {
         let raw = self.bytes(len)?;
         std::str::from_utf8(raw)
             .map(str::to_owned)
-            .map_err(|_| DecodeError::Invalid { what, reason: "not UTF-8" })
+            .map_err(|_| DecodeError::Invalid {
+                what,
+                reason: "not UTF-8",
+            })
     }
 
     /// Fails unless every byte was consumed: trailing bytes mean a confused or hostile peer.
@@ -197,7 +212,10 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// A decoder that refuses frames longer than `max_len` (at most [`MAX_FRAME_LEN`]).
     pub fn new(max_len: usize) -> Self {
-        Self { max_len: max_len.min(MAX_FRAME_LEN), buf: Vec::new() }
+        Self {
+            max_len: max_len.min(MAX_FRAME_LEN),
+            buf: Vec::new(),
+        }
     }
 
     /// Announced length of the frame now being received, once its prefix is in.
@@ -207,7 +225,11 @@ impl FrameDecoder {
         }
         let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
         if len > self.max_len {
-            return Err(DecodeError::TooLarge { what: "frame", len, max: self.max_len });
+            return Err(DecodeError::TooLarge {
+                what: "frame",
+                len,
+                max: self.max_len,
+            });
         }
         Ok(Some(len))
     }
@@ -255,13 +277,19 @@ mod tests {
     #[test]
     fn oversized_frame_is_refused_before_buffering() {
         let mut d = FrameDecoder::new(10);
-        assert!(matches!(d.push(&1000u32.to_be_bytes()), Err(DecodeError::TooLarge { .. })));
+        assert!(matches!(
+            d.push(&1000u32.to_be_bytes()),
+            Err(DecodeError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn reader_rejects_truncation_and_trailing() {
         let mut r = Reader::new(&[0, 5, b'a']);
-        assert!(matches!(r.string("s", 10), Err(DecodeError::Truncated { .. })));
+        assert!(matches!(
+            r.string("s", 10),
+            Err(DecodeError::Truncated { .. })
+        ));
         let mut r = Reader::new(&[1, 2]);
         r.u8().unwrap();
         assert_eq!(r.finish(), Err(DecodeError::Trailing(1)));

@@ -42,14 +42,37 @@ impl AuditLog {
     /// Opens (or creates) `audit.jsonl` in the state directory for appending.
     pub fn open(dir: &std::path::Path) -> std::io::Result<Self> {
         let path = dir.join("audit.jsonl");
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-        Ok(Self { file: Mutex::new(file), path })
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        Ok(Self {
+            file: Mutex::new(file),
+            path,
+        })
     }
 
     /// Appends one record; a failing disk is logged, not fatal, so sessions keep working.
-    pub fn record(&self, event: AuditEvent, ticket: protocol::ids::TicketNumber, host: Option<&str>, staff: Option<&str>, detail: Option<&str>) {
-        let time_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let rec = Record { time_unix, event: &event, ticket: ticket.get(), host, staff, detail };
+    pub fn record(
+        &self,
+        event: AuditEvent,
+        ticket: protocol::ids::TicketNumber,
+        host: Option<&str>,
+        staff: Option<&str>,
+        detail: Option<&str>,
+    ) {
+        let time_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let rec = Record {
+            time_unix,
+            event: &event,
+            ticket: ticket.get(),
+            host,
+            staff,
+            detail,
+        };
         let mut line = serde_json::to_string(&rec).expect("audit record serializes");
         line.push('\n');
         let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());

@@ -16,7 +16,11 @@ use transport::identity::Identity;
 const DEFAULT_LISTEN: &str = "0.0.0.0:443";
 
 #[derive(Parser)]
-#[command(name = "fernhilfe-relay", version, about = "Fernhilfe relay: pairs agents and viewers by ticket number and forwards their end-to-end encrypted packets")]
+#[command(
+    name = "fernhilfe-relay",
+    version,
+    about = "Fernhilfe relay: pairs agents and viewers by ticket number and forwards their end-to-end encrypted packets"
+)]
 struct Cli {
     /// Directory for the relay's key, certificate, staff list and audit log
     /// [default: /var/lib/fernhilfe-relay as root, else ~/.local/share/fernhilfe-relay]
@@ -78,8 +82,13 @@ fn default_state_dir() -> PathBuf {
             return PathBuf::from("/var/lib/fernhilfe-relay");
         }
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".local/share")).join("fernhilfe-relay")
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".local/share"))
+        .join("fernhilfe-relay")
 }
 
 #[cfg(unix)]
@@ -94,8 +103,12 @@ fn load_config(path: Option<&Path>, state_dir: &Path) -> Result<ConfigFile> {
         None => (state_dir.join("relay.toml"), false),
     };
     match std::fs::read_to_string(&path) {
-        Ok(s) => toml::from_str(&s).with_context(|| format!("config file {} is invalid", path.display())),
-        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(ConfigFile::default()),
+        Ok(s) => {
+            toml::from_str(&s).with_context(|| format!("config file {} is invalid", path.display()))
+        }
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(ConfigFile::default())
+        }
         Err(e) => Err(e).with_context(|| format!("cannot read config file {}", path.display())),
     }
 }
@@ -103,9 +116,14 @@ fn load_config(path: Option<&Path>, state_dir: &Path) -> Result<ConfigFile> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let state_dir = cli.state_dir.clone().unwrap_or_else(default_state_dir);
-    match cli.command.unwrap_or(Command::Serve { listen: None, cert: None, key: None }) {
+    match cli.command.unwrap_or(Command::Serve {
+        listen: None,
+        cert: None,
+        key: None,
+    }) {
         Command::Fingerprint => {
-            let (id, _) = Identity::load_or_create(&state_dir, "fernhilfe-relay").context("cannot create or load the relay key")?;
+            let (id, _) = Identity::load_or_create(&state_dir, "fernhilfe-relay")
+                .context("cannot create or load the relay key")?;
             println!("{}", id.fingerprint());
             Ok(())
         }
@@ -114,7 +132,9 @@ fn main() -> Result<()> {
             match action {
                 StaffAction::Add { name } => {
                     let token = reg.add(&name)?;
-                    eprintln!("Added staff member '{name}'. Give them this token; it is shown only now:");
+                    eprintln!(
+                        "Added staff member '{name}'. Give them this token; it is shown only now:"
+                    );
                     println!("{token}");
                 }
                 StaffAction::List => {
@@ -131,20 +151,41 @@ fn main() -> Result<()> {
         }
         Command::Serve { listen, cert, key } => {
             let cfg = load_config(cli.config.as_deref(), &state_dir)?;
-            let listen = listen.or(cfg.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("literal address"));
-            tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+            let listen = listen
+                .or(cfg.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("literal address"));
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init();
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(serve(listen, &state_dir, cert.or(cfg.cert), key.or(cfg.key)))
+            runtime.block_on(serve(
+                listen,
+                &state_dir,
+                cert.or(cfg.cert),
+                key.or(cfg.key),
+            ))
         }
     }
 }
 
-async fn serve(listen: SocketAddr, state_dir: &Path, cert: Option<PathBuf>, key: Option<PathBuf>) -> Result<()> {
-    std::fs::create_dir_all(state_dir).with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+async fn serve(
+    listen: SocketAddr,
+    state_dir: &Path,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<()> {
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
     let id = match (cert, key) {
         (Some(c), Some(k)) => Identity::load(&c, &k)?,
         _ => {
-            let (id, created) = Identity::load_or_create(state_dir, "fernhilfe-relay").context("cannot create or load the relay key")?;
+            let (id, created) = Identity::load_or_create(state_dir, "fernhilfe-relay")
+                .context("cannot create or load the relay key")?;
             if created {
                 tracing::info!(dir = %state_dir.display(), "created a new relay key and self-signed certificate");
             }
@@ -155,7 +196,10 @@ async fn serve(listen: SocketAddr, state_dir: &Path, cert: Option<PathBuf>, key:
     let endpoint = quinn::Endpoint::server(transport::config::relay_server_config(&id)?, listen)
         .with_context(|| format!("cannot listen on UDP {listen}: is the port in use, or does it need root (ports below 1024)?"))?;
     let state = rendezvous::Rendezvous::new(state_dir)?;
-    println!("fernhilfe-relay listening on udp {}", endpoint.local_addr()?);
+    println!(
+        "fernhilfe-relay listening on udp {}",
+        endpoint.local_addr()?
+    );
     println!("certificate fingerprint (pin this in agents and viewers): {fingerprint}");
     tracing::info!(listen = %endpoint.local_addr()?, state_dir = %state_dir.display(), "relay running");
     loop {

@@ -75,7 +75,11 @@ fn protocol_violation(what: impl std::fmt::Display) -> anyhow::Error {
 impl Rendezvous {
     /// State over `state_dir` (staff list, audit log).
     pub fn new(state_dir: &std::path::Path) -> anyhow::Result<Arc<Self>> {
-        Ok(Arc::new(Self { table: Mutex::new(Table::default()), staff_dir: state_dir.to_owned(), audit: AuditLog::open(state_dir)? }))
+        Ok(Arc::new(Self {
+            table: Mutex::new(Table::default()),
+            staff_dir: state_dir.to_owned(),
+            audit: AuditLog::open(state_dir)?,
+        }))
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -92,7 +96,9 @@ impl Rendezvous {
     }
 
     async fn serve_inner(self: &Arc<Self>, conn: &Connection) -> anyhow::Result<()> {
-        let (mut send, recv) = tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await.map_err(|_| protocol_violation("no stream opened"))??;
+        let (mut send, recv) = tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi())
+            .await
+            .map_err(|_| protocol_violation("no stream opened"))??;
         let mut recv = FramedRecv::new(recv, MAX_SIGNALING_LEN);
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, recv.next()).await {
             Ok(Ok(Some(h))) => h,
@@ -107,17 +113,39 @@ impl Rendezvous {
             }
         };
         match ToRelay::decode(&hello) {
-            Ok(ToRelay::RegisterAgent { version, ticket, host_name }) => {
+            Ok(ToRelay::RegisterAgent {
+                version,
+                ticket,
+                host_name,
+            }) => {
                 if version != protocol::PROTOCOL_VERSION {
-                    return refuse(&mut send, Refusal::VersionMismatch { relay_version: protocol::PROTOCOL_VERSION }).await;
+                    return refuse(
+                        &mut send,
+                        Refusal::VersionMismatch {
+                            relay_version: protocol::PROTOCOL_VERSION,
+                        },
+                    )
+                    .await;
                 }
                 self.agent(conn, send, recv, ticket, host_name).await
             }
-            Ok(ToRelay::JoinAsViewer { version, token, ticket, host_name }) => {
+            Ok(ToRelay::JoinAsViewer {
+                version,
+                token,
+                ticket,
+                host_name,
+            }) => {
                 if version != protocol::PROTOCOL_VERSION {
-                    return refuse(&mut send, Refusal::VersionMismatch { relay_version: protocol::PROTOCOL_VERSION }).await;
+                    return refuse(
+                        &mut send,
+                        Refusal::VersionMismatch {
+                            relay_version: protocol::PROTOCOL_VERSION,
+                        },
+                    )
+                    .await;
                 }
-                self.viewer(conn, send, recv, &token.0, ticket, host_name).await
+                self.viewer(conn, send, recv, &token.0, ticket, host_name)
+                    .await
             }
             Ok(_) => {
                 refuse(&mut send, Refusal::ProtocolViolation).await?;
@@ -130,7 +158,14 @@ impl Rendezvous {
         }
     }
 
-    async fn agent(self: &Arc<Self>, conn: &Connection, mut send: SendStream, mut recv: FramedRecv, ticket: TicketNumber, host: String) -> anyhow::Result<()> {
+    async fn agent(
+        self: &Arc<Self>,
+        conn: &Connection,
+        mut send: SendStream,
+        mut recv: FramedRecv,
+        ticket: TicketNumber,
+        host: String,
+    ) -> anyhow::Result<()> {
         let (tx, mut inbox) = mpsc::channel(8);
         let id = {
             let mut t = self.table();
@@ -141,15 +176,25 @@ impl Rendezvous {
             } else {
                 t.next_id += 1;
                 let id = t.next_id;
-                t.agents.entry(ticket).or_default().push(WaitingAgent { id, host: host.clone(), busy: false, inbox: tx });
+                t.agents.entry(ticket).or_default().push(WaitingAgent {
+                    id,
+                    host: host.clone(),
+                    busy: false,
+                    inbox: tx,
+                });
                 Some(id)
             }
         };
-        let Some(id) = id else { return refuse(&mut send, Refusal::Overloaded).await };
+        let Some(id) = id else {
+            return refuse(&mut send, Refusal::Overloaded).await;
+        };
         tracing::info!(%ticket, host = %host, "agent registered");
-        self.audit.record(AuditEvent::AgentRegistered, ticket, Some(&host), None, None);
+        self.audit
+            .record(AuditEvent::AgentRegistered, ticket, Some(&host), None, None);
         send_frame(&mut send, &FromRelay::AgentRegistered.encode()).await?;
-        let result = self.agent_loop(conn, &mut send, &mut recv, &mut inbox, ticket, &host).await;
+        let result = self
+            .agent_loop(conn, &mut send, &mut recv, &mut inbox, ticket, &host)
+            .await;
         {
             let mut t = self.table();
             if let Some(list) = t.agents.get_mut(&ticket) {
@@ -160,17 +205,31 @@ impl Rendezvous {
             }
         }
         tracing::info!(%ticket, host = %host, "agent left");
-        self.audit.record(AuditEvent::AgentLeft, ticket, Some(&host), None, None);
+        self.audit
+            .record(AuditEvent::AgentLeft, ticket, Some(&host), None, None);
         result
     }
 
     fn set_busy(&self, ticket: TicketNumber, host: &str, busy: bool) {
-        if let Some(a) = self.table().agents.get_mut(&ticket).and_then(|l| l.iter_mut().find(|a| a.host == host)) {
+        if let Some(a) = self
+            .table()
+            .agents
+            .get_mut(&ticket)
+            .and_then(|l| l.iter_mut().find(|a| a.host == host))
+        {
             a.busy = busy;
         }
     }
 
-    async fn agent_loop(self: &Arc<Self>, conn: &Connection, send: &mut SendStream, recv: &mut FramedRecv, inbox: &mut mpsc::Receiver<AgentInbox>, ticket: TicketNumber, host: &str) -> anyhow::Result<()> {
+    async fn agent_loop(
+        self: &Arc<Self>,
+        conn: &Connection,
+        send: &mut SendStream,
+        recv: &mut FramedRecv,
+        inbox: &mut mpsc::Receiver<AgentInbox>,
+        ticket: TicketNumber,
+        host: &str,
+    ) -> anyhow::Result<()> {
         let mut viewer: Option<(ViewerLink, String)> = None;
         let mut viewer_gone = false;
         let mut sent = 0u32;
@@ -244,28 +303,52 @@ impl Rendezvous {
         }
     }
 
-    async fn viewer(self: &Arc<Self>, conn: &Connection, mut send: SendStream, mut recv: FramedRecv, token: &str, ticket: TicketNumber, host: Option<String>) -> anyhow::Result<()> {
+    async fn viewer(
+        self: &Arc<Self>,
+        conn: &Connection,
+        mut send: SendStream,
+        mut recv: FramedRecv,
+        token: &str,
+        ticket: TicketNumber,
+        host: Option<String>,
+    ) -> anyhow::Result<()> {
         // Read the staff list per login, so `staff remove` takes effect without a restart.
-        let staff = match StaffRegistry::load(&self.staff_dir).ok().and_then(|r| r.authenticate(token)) {
+        let staff = match StaffRegistry::load(&self.staff_dir)
+            .ok()
+            .and_then(|r| r.authenticate(token))
+        {
             Some(s) => s,
             None => {
                 tracing::info!(%ticket, "viewer refused: bad staff token");
-                self.audit.record(AuditEvent::ViewerRefused, ticket, None, None, Some("bad staff token"));
+                self.audit.record(
+                    AuditEvent::ViewerRefused,
+                    ticket,
+                    None,
+                    None,
+                    Some("bad staff token"),
+                );
                 return refuse(&mut send, Refusal::BadStaffToken).await;
             }
         };
         let chosen = {
             let mut t = self.table();
             if let Some(wait) = t.throttle.wait(ticket, Instant::now()) {
-                Err(Refusal::TooManyAttempts { retry_after_secs: wait.as_secs().max(1) as u32 })
+                Err(Refusal::TooManyAttempts {
+                    retry_after_secs: wait.as_secs().max(1) as u32,
+                })
             } else {
                 match t.agents.get_mut(&ticket) {
                     None => Err(Refusal::UnknownTicket),
                     Some(list) => {
                         let idx = match &host {
-                            Some(h) => list.iter().position(|a| &a.host == h).ok_or(Refusal::UnknownTicket),
+                            Some(h) => list
+                                .iter()
+                                .position(|a| &a.host == h)
+                                .ok_or(Refusal::UnknownTicket),
                             None if list.len() == 1 => Ok(0),
-                            None => Err(Refusal::AmbiguousAgent { hosts: list.iter().map(|a| a.host.clone()).collect() }),
+                            None => Err(Refusal::AmbiguousAgent {
+                                hosts: list.iter().map(|a| a.host.clone()).collect(),
+                            }),
                         };
                         idx.and_then(|i| {
                             let a = &mut list[i];
@@ -284,16 +367,39 @@ impl Rendezvous {
             Ok(c) => c,
             Err(r) => {
                 tracing::info!(%ticket, staff = %staff, reason = ?r, "viewer refused");
-                self.audit.record(AuditEvent::ViewerRefused, ticket, host.as_deref(), Some(&staff), Some(&format!("{r:?}")));
+                self.audit.record(
+                    AuditEvent::ViewerRefused,
+                    ticket,
+                    host.as_deref(),
+                    Some(&staff),
+                    Some(&format!("{r:?}")),
+                );
                 return refuse(&mut send, r).await;
             }
         };
         let (tx, mut inbox) = mpsc::channel(8);
-        if agent.send(AgentInbox::ViewerJoined { staff: staff.clone(), viewer: ViewerLink { inbox: tx, conn: conn.clone() } }).await.is_err() {
+        if agent
+            .send(AgentInbox::ViewerJoined {
+                staff: staff.clone(),
+                viewer: ViewerLink {
+                    inbox: tx,
+                    conn: conn.clone(),
+                },
+            })
+            .await
+            .is_err()
+        {
             return refuse(&mut send, Refusal::PeerLeft).await;
         }
         tracing::info!(%ticket, host = %agent_host, staff = %staff, "viewer joined, pairing");
-        send_frame(&mut send, &FromRelay::AgentChosen { host_name: agent_host }.encode()).await?;
+        send_frame(
+            &mut send,
+            &FromRelay::AgentChosen {
+                host_name: agent_host,
+            }
+            .encode(),
+        )
+        .await?;
         let deadline = tokio::time::sleep(PAIRING_TIMEOUT);
         tokio::pin!(deadline);
         let mut sent = 0u32;

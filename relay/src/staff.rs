@@ -31,7 +31,10 @@ pub struct StaffRegistry {
 }
 
 fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl StaffRegistry {
@@ -39,7 +42,8 @@ impl StaffRegistry {
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join("staff.toml");
         let file = match std::fs::read_to_string(&path) {
-            Ok(s) => toml::from_str(&s).with_context(|| format!("{} is damaged; fix or remove it", path.display()))?,
+            Ok(s) => toml::from_str(&s)
+                .with_context(|| format!("{} is damaged; fix or remove it", path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => StaffFile::default(),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
@@ -51,7 +55,8 @@ impl StaffRegistry {
             std::fs::create_dir_all(dir)?;
         }
         let text = toml::to_string(&self.file)?;
-        transport::identity::write_private(&self.path, text.as_bytes()).with_context(|| format!("cannot write {}", self.path.display()))
+        transport::identity::write_private(&self.path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", self.path.display()))
     }
 
     /// Adds a member and returns their token, which is shown once and never stored.
@@ -61,10 +66,21 @@ impl StaffRegistry {
             bail!("staff member '{name}' exists already; remove them first to issue a new token");
         }
         let mut raw = [0u8; 32];
-        getrandom::getrandom(&mut raw).map_err(|e| anyhow::anyhow!("operating system random source failed: {e}"))?;
-        let token = format!("fh_{}", raw.iter().map(|b| format!("{b:02x}")).collect::<String>());
-        let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        self.file.staff.push(StaffMember { name: name.to_owned(), token_sha256: token_hash(&token), created });
+        getrandom::getrandom(&mut raw)
+            .map_err(|e| anyhow::anyhow!("operating system random source failed: {e}"))?;
+        let token = format!(
+            "fh_{}",
+            raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        self.file.staff.push(StaffMember {
+            name: name.to_owned(),
+            token_sha256: token_hash(&token),
+            created,
+        });
         self.save()?;
         Ok(token)
     }
@@ -87,7 +103,11 @@ impl StaffRegistry {
     /// The name of the member this token belongs to.
     pub fn authenticate(&self, token: &str) -> Option<String> {
         let h = token_hash(token);
-        self.file.staff.iter().find(|m| m.token_sha256 == h).map(|m| m.name.clone())
+        self.file
+            .staff
+            .iter()
+            .find(|m| m.token_sha256 == h)
+            .map(|m| m.name.clone())
     }
 }
 
@@ -108,7 +128,10 @@ mod tests {
         assert_eq!(reg2.authenticate("fh_wrong"), None);
         let mut reg3 = reg2;
         reg3.remove("Anna Schmidt").unwrap();
-        assert_eq!(StaffRegistry::load(&dir).unwrap().authenticate(&token), None);
+        assert_eq!(
+            StaffRegistry::load(&dir).unwrap().authenticate(&token),
+            None
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -40,8 +40,12 @@ impl CodeThrottle {
 
     /// Records a wrong code.
     pub fn failed(&mut self, ticket: TicketNumber, now: Instant) {
-        self.tickets.retain(|_, e| now.duration_since(e.last) < FORGET_AFTER);
-        let e = self.tickets.entry(ticket).or_insert(Entry { failures: 0, last: now });
+        self.tickets
+            .retain(|_, e| now.duration_since(e.last) < FORGET_AFTER);
+        let e = self.tickets.entry(ticket).or_insert(Entry {
+            failures: 0,
+            last: now,
+        });
         e.failures += 1;
         e.last = now;
     }

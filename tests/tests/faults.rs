@@ -31,9 +31,20 @@ fn consent_denied_sends_no_frame() {
     }
     let mut s = Session::until_consent("deny", &[]);
     s.answer("Deny");
-    assert_eq!(s.viewer.wait_exit(T), 4, "viewer exit code for a declined session");
-    assert!(s.viewer.stderr().contains("declined"), "{}", s.viewer.stderr());
-    assert!(!s.viewer.lines().iter().any(|l| l.starts_with("frame")), "a frame was sent after denial");
+    assert_eq!(
+        s.viewer.wait_exit(T),
+        4,
+        "viewer exit code for a declined session"
+    );
+    assert!(
+        s.viewer.stderr().contains("declined"),
+        "{}",
+        s.viewer.stderr()
+    );
+    assert!(
+        !s.viewer.lines().iter().any(|l| l.starts_with("frame")),
+        "a frame was sent after denial"
+    );
     assert_eq!(s.agent.wait_exit(T), 0);
     assert!(s.agent.lines().iter().any(|l| l == "session declined"));
 }
@@ -48,8 +59,15 @@ fn wrong_codes_rotate_the_code_and_slow_down_the_ticket() {
     for i in 1..=5 {
         let mut v = viewer(&relay, &relay.token, "4711", &wrong_code(&first), &dir, &[]);
         assert_eq!(v.wait_exit(T), 3, "try {i}: exit code for a wrong code");
-        assert!(v.stderr().contains("code incorrect"), "try {i}: {}", v.stderr());
-        agent.wait_line(&format!("pairing failed: code incorrect (try {} of 5)", i), T);
+        assert!(
+            v.stderr().contains("code incorrect"),
+            "try {i}: {}",
+            v.stderr()
+        );
+        agent.wait_line(
+            &format!("pairing failed: code incorrect (try {} of 5)", i),
+            T,
+        );
     }
     agent.wait_line("code rotated", T);
     let second = current_code(&agent);
@@ -58,7 +76,11 @@ fn wrong_codes_rotate_the_code_and_slow_down_the_ticket() {
     // The relay now slows down tries for this ticket, even with the right code.
     let mut v = viewer(&relay, &relay.token, "4711", &second, &dir, &[]);
     assert_eq!(v.wait_exit(T), 2);
-    assert!(v.stderr().contains("too many wrong codes"), "{}", v.stderr());
+    assert!(
+        v.stderr().contains("too many wrong codes"),
+        "{}",
+        v.stderr()
+    );
     // The old code no longer pairs (after the wait it would be refused as wrong).
     let audit = relay.audit().join("\n");
     assert_eq!(audit.matches("wrong_code").count(), 5, "{audit}");
@@ -66,9 +88,15 @@ fn wrong_codes_rotate_the_code_and_slow_down_the_ticket() {
     let log = relay.proc.stderr();
     for code in [&first, &second] {
         let digits: String = code.chars().filter(char::is_ascii_digit).collect();
-        assert!(!log.contains(code.as_str()) && !log.contains(&digits) && !audit.contains(&digits), "code in relay log");
+        assert!(
+            !log.contains(code.as_str()) && !log.contains(&digits) && !audit.contains(&digits),
+            "code in relay log"
+        );
     }
-    assert!(!log.contains(&relay.token) && !audit.contains(&relay.token), "token in relay log");
+    assert!(
+        !log.contains(&relay.token) && !audit.contains(&relay.token),
+        "token in relay log"
+    );
 }
 
 #[test]
@@ -80,19 +108,35 @@ fn bad_staff_token_unknown_and_malformed_ticket() {
     let code = current_code(&agent);
     let mut v = viewer(&relay, "fh_0000", "4711", &code, &dir, &[]);
     assert_eq!(v.wait_exit(T), 2);
-    assert!(v.stderr().contains("staff token rejected"), "{}", v.stderr());
+    assert!(
+        v.stderr().contains("staff token rejected"),
+        "{}",
+        v.stderr()
+    );
     let mut v = viewer(&relay, "", "4711", &code, &dir, &[]);
     assert_ne!(v.wait_exit(T), 0);
     assert!(v.stderr().contains("staff token"), "{}", v.stderr());
     let mut v = viewer(&relay, &relay.token, "9999", &code, &dir, &[]);
     assert_eq!(v.wait_exit(T), 2);
-    assert!(v.stderr().contains("no agent is waiting under this ticket"), "{}", v.stderr());
+    assert!(
+        v.stderr().contains("no agent is waiting under this ticket"),
+        "{}",
+        v.stderr()
+    );
     let mut v = viewer(&relay, &relay.token, "47a1", &code, &dir, &[]);
     assert_eq!(v.wait_exit(T), 1);
-    assert!(v.stderr().contains("ticket number '47a1' is invalid"), "{}", v.stderr());
+    assert!(
+        v.stderr().contains("ticket number '47a1' is invalid"),
+        "{}",
+        v.stderr()
+    );
     let mut a = e2e::agent(&relay, &display, "#12x", "PC-13", &dir, &[]);
     assert_eq!(a.wait_exit(T), 1);
-    assert!(a.stderr().contains("Ticketnummer ungültig"), "{}", a.stderr());
+    assert!(
+        a.stderr().contains("Ticketnummer ungültig"),
+        "{}",
+        a.stderr()
+    );
     assert!(agent.running(), "the waiting agent is unaffected");
 }
 
@@ -105,21 +149,64 @@ fn fingerprint_mismatch_and_unreachable_relay() {
     let code = current_code(&agent);
     let fake = "AA:".repeat(31) + "AA";
     let mut cmd = std::process::Command::new(bin_dir().join("fernhilfe-viewer"));
-    cmd.args(["--headless", "--relay", &relay.addr, "--relay-fingerprint", &fake, "--ticket", "4711", "--code", &code]).env("FERNHILFE_STAFF_TOKEN", &relay.token);
+    cmd.args([
+        "--headless",
+        "--relay",
+        &relay.addr,
+        "--relay-fingerprint",
+        &fake,
+        "--ticket",
+        "4711",
+        "--code",
+        &code,
+    ])
+    .env("FERNHILFE_STAFF_TOKEN", &relay.token);
     let mut v = Proc::spawn("viewer-fp", cmd, &dir);
     assert_eq!(v.wait_exit(T), 1);
-    assert!(v.stderr().contains("certificate fingerprint is") && v.stderr().contains(&relay.fingerprint), "{}", v.stderr());
+    assert!(
+        v.stderr().contains("certificate fingerprint is")
+            && v.stderr().contains(&relay.fingerprint),
+        "{}",
+        v.stderr()
+    );
     let mut cmd = std::process::Command::new(bin_dir().join("fernhilfe-agent"));
-    cmd.args(["--ticket", "4711", "--relay", &relay.addr, "--relay-fingerprint", &fake]).env("DISPLAY", &display.name);
+    cmd.args([
+        "--ticket",
+        "4711",
+        "--relay",
+        &relay.addr,
+        "--relay-fingerprint",
+        &fake,
+    ])
+    .env("DISPLAY", &display.name);
     let mut a = Proc::spawn("agent-fp", cmd, &dir);
     assert_eq!(a.wait_exit(T), 1);
-    assert!(a.stderr().contains("this is not your relay"), "{}", a.stderr());
+    assert!(
+        a.stderr().contains("this is not your relay"),
+        "{}",
+        a.stderr()
+    );
     // Nothing listens on this port.
     let mut cmd = std::process::Command::new(bin_dir().join("fernhilfe-viewer"));
-    cmd.args(["--headless", "--relay", "127.0.0.1:9", "--relay-fingerprint", &relay.fingerprint, "--ticket", "4711", "--code", &code]).env("FERNHILFE_STAFF_TOKEN", &relay.token);
+    cmd.args([
+        "--headless",
+        "--relay",
+        "127.0.0.1:9",
+        "--relay-fingerprint",
+        &relay.fingerprint,
+        "--ticket",
+        "4711",
+        "--code",
+        &code,
+    ])
+    .env("FERNHILFE_STAFF_TOKEN", &relay.token);
     let mut v = Proc::spawn("viewer-unreachable", cmd, &dir);
     assert_eq!(v.wait_exit(T), 1);
-    assert!(v.stderr().contains("cannot reach the relay at 127.0.0.1:9"), "{}", v.stderr());
+    assert!(
+        v.stderr().contains("cannot reach the relay at 127.0.0.1:9"),
+        "{}",
+        v.stderr()
+    );
 }
 
 /// A peer that sends garbage or oversized messages to the relay is disconnected with a reason;
@@ -130,29 +217,50 @@ fn garbage_peers_are_disconnected_and_others_unaffected() {
         return;
     }
     let (dir, display, relay, agent) = setup("garbage");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let fp: protocol::fingerprint::CertFingerprint = relay.fingerprint.parse().unwrap();
     let trust = transport::config::RelayTrust::Pinned(fp);
     rt.block_on(async {
         use protocol::signaling::{FromRelay, Refusal};
         // 1. Garbage as first message.
-        for payload in [vec![0xFFu8, 1, 2, 3], (10_000_000u32).to_be_bytes().to_vec()] {
-            let conn = transport::config::connect_relay(&relay.addr, &trust).await.unwrap();
+        for payload in [
+            vec![0xFFu8, 1, 2, 3],
+            (10_000_000u32).to_be_bytes().to_vec(),
+        ] {
+            let conn = transport::config::connect_relay(&relay.addr, &trust)
+                .await
+                .unwrap();
             let (mut send, recv) = conn.open_bi().await.unwrap();
             if payload.len() == 4 && payload[0] == 0xFF {
-                transport::framed::send_frame(&mut send, &payload).await.unwrap();
+                transport::framed::send_frame(&mut send, &payload)
+                    .await
+                    .unwrap();
             } else {
                 // A length prefix announcing 10 MB: refused before anything is buffered.
                 send.write_all(&payload).await.unwrap();
             }
             let mut recv = transport::framed::FramedRecv::new(recv, 4096);
-            let answer = tokio::time::timeout(Duration::from_secs(5), recv.next()).await.expect("relay answers");
+            let answer = tokio::time::timeout(Duration::from_secs(5), recv.next())
+                .await
+                .expect("relay answers");
             match answer {
-                Ok(Some(f)) => assert_eq!(FromRelay::decode(&f).unwrap(), FromRelay::Refused(Refusal::ProtocolViolation)),
+                Ok(Some(f)) => assert_eq!(
+                    FromRelay::decode(&f).unwrap(),
+                    FromRelay::Refused(Refusal::ProtocolViolation)
+                ),
                 other => panic!("expected a refusal, got {other:?}"),
             }
-            let closed = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await.expect("relay closes the connection");
-            assert!(closed.to_string().contains("protocol violation") || matches!(closed, quinn::ConnectionError::ApplicationClosed(_)), "{closed}");
+            let closed = tokio::time::timeout(Duration::from_secs(5), conn.closed())
+                .await
+                .expect("relay closes the connection");
+            assert!(
+                closed.to_string().contains("protocol violation")
+                    || matches!(closed, quinn::ConnectionError::ApplicationClosed(_)),
+                "{closed}"
+            );
         }
     });
     // 2. A viewer sending a malformed control message ends its session with a reason.

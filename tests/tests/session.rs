@@ -21,9 +21,19 @@ fn view_consent_shows_screen_pixel_exact_and_blocks_input() {
     s.viewer.send("move 200 300");
     s.viewer.send("type vorher");
     std::thread::sleep(Duration::from_millis(700));
-    assert!(!s.viewer.lines().iter().any(|l| l.starts_with("frame")), "frame before consent");
-    assert!(probe_lines(&s.probe, "key").is_empty(), "input before consent");
-    assert_ne!(s.display.pointer(), (200, 300), "pointer moved before consent");
+    assert!(
+        !s.viewer.lines().iter().any(|l| l.starts_with("frame")),
+        "frame before consent"
+    );
+    assert!(
+        probe_lines(&s.probe, "key").is_empty(),
+        "input before consent"
+    );
+    assert_ne!(
+        s.display.pointer(),
+        (200, 300),
+        "pointer moved before consent"
+    );
 
     s.answer("View");
     s.viewer.wait_line("grant View", T);
@@ -31,7 +41,11 @@ fn view_consent_shows_screen_pixel_exact_and_blocks_input() {
     let got = s.viewer_snapshot("view.png");
     let truth = s.display.screenshot();
     assert_eq!(got.dimensions(), truth.dimensions());
-    let diff = got.pixels().zip(truth.pixels()).filter(|(a, b)| a != b).count();
+    let diff = got
+        .pixels()
+        .zip(truth.pixels())
+        .filter(|(a, b)| a != b)
+        .count();
     assert_eq!(diff, 0, "{diff} pixels differ between viewer and display");
 
     // View only: a misbehaving viewer's input is dropped by the agent.
@@ -41,14 +55,29 @@ fn view_consent_shows_screen_pixel_exact_and_blocks_input() {
     s.viewer.send("up left");
     s.viewer.send("type nicht erlaubt");
     std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(s.display.pointer(), pointer, "pointer moved in view-only mode");
-    assert!(probe_lines(&s.probe, "key").is_empty() && probe_lines(&s.probe, "button").iter().all(|l| !l.ends_with(" 5 5")), "input arrived in view-only mode: {:?}", s.probe.lines());
+    assert_eq!(
+        s.display.pointer(),
+        pointer,
+        "pointer moved in view-only mode"
+    );
+    assert!(
+        probe_lines(&s.probe, "key").is_empty()
+            && probe_lines(&s.probe, "button")
+                .iter()
+                .all(|l| !l.ends_with(" 5 5")),
+        "input arrived in view-only mode: {:?}",
+        s.probe.lines()
+    );
 
     // The technician ends: both sides close within a second.
     s.viewer.send("end");
     assert_eq!(s.viewer.wait_exit(Duration::from_secs(3)), 0);
     assert_eq!(s.agent.wait_exit(Duration::from_secs(3)), 0);
-    assert!(s.agent.lines().iter().any(|l| l == "ended EndedByViewer"), "{:?}", s.agent.lines());
+    assert!(
+        s.agent.lines().iter().any(|l| l == "ended EndedByViewer"),
+        "{:?}",
+        s.agent.lines()
+    );
 }
 
 /// After *control* consent pointer, buttons, non-ASCII text and shortcuts arrive on the
@@ -66,7 +95,11 @@ fn control_consent_injects_input_until_revoked() {
     s.viewer.send("move 300 400");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while s.display.pointer() != (300, 400) {
-        assert!(std::time::Instant::now() < deadline, "pointer did not arrive: {:?}", s.display.pointer());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pointer did not arrive: {:?}",
+            s.display.pointer()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     s.viewer.send("down left");
@@ -83,10 +116,18 @@ fn control_consent_injects_input_until_revoked() {
         if got == want {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "typed text differs: got {got:?}, want {want:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "typed text differs: got {got:?}, want {want:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    for cmd in ["key Control down", "key c down", "key c up", "key Control up"] {
+    for cmd in [
+        "key Control down",
+        "key c down",
+        "key c up",
+        "key Control up",
+    ] {
         s.viewer.send(cmd);
     }
     s.probe.wait_line("key ctrl+c", T);
@@ -100,19 +141,36 @@ fn control_consent_injects_input_until_revoked() {
     s.viewer.send("move 10 10");
     s.viewer.send("type danach");
     std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(probe_lines(&s.probe, "key").len(), keys_before, "input arrived after revocation");
-    assert_ne!(s.display.pointer(), (10, 10), "pointer moved after revocation");
+    assert_eq!(
+        probe_lines(&s.probe, "key").len(),
+        keys_before,
+        "input arrived after revocation"
+    );
+    assert_ne!(
+        s.display.pointer(),
+        (10, 10),
+        "pointer moved after revocation"
+    );
 
     // Beenden on the agent's screen ends the session on both sides within a second.
     let (x, y) = button(&s.agent, "indicator", "End");
     let clicked = std::time::Instant::now();
     s.display.click(x, y);
     s.viewer.wait_line("ended", Duration::from_secs(3));
-    assert!(clicked.elapsed() < Duration::from_millis(1500), "ending took {:?}", clicked.elapsed());
+    assert!(
+        clicked.elapsed() < Duration::from_millis(1500),
+        "ending took {:?}",
+        clicked.elapsed()
+    );
     assert_eq!(s.agent.wait_exit(Duration::from_secs(3)), 0);
     assert_eq!(s.viewer.wait_exit(Duration::from_secs(3)), 0);
     let audit = s.relay.audit().join("\n");
-    assert!(audit.contains("session_started") && audit.contains("Anna Schmidt") && audit.contains("session_ended"), "audit: {audit}");
+    assert!(
+        audit.contains("session_started")
+            && audit.contains("Anna Schmidt")
+            && audit.contains("session_ended"),
+        "audit: {audit}"
+    );
 }
 
 /// A static screen sends nothing: no frame after the screen settled.
@@ -125,7 +183,15 @@ fn static_screen_sends_no_updates() {
     s.answer("View");
     let seq = s.settle(Duration::from_millis(500), T);
     std::thread::sleep(Duration::from_secs(2));
-    let after = s.viewer.lines().iter().filter(|l| l.starts_with("frame ")).count();
+    let after = s
+        .viewer
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with("frame "))
+        .count();
     let last = s.settle(Duration::from_millis(10), T);
-    assert_eq!(seq, last, "updates kept coming on a static screen ({after} frames)");
+    assert_eq!(
+        seq, last,
+        "updates kept coming on a static screen ({after} frames)"
+    );
 }

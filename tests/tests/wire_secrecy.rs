@@ -15,11 +15,17 @@ fn windows16(data: &[u8]) -> impl Iterator<Item = [u8; 16]> + '_ {
 
 #[test]
 fn captured_traffic_contains_no_plaintext() {
-    if !require_tools("captured_traffic_contains_no_plaintext", &["Xvfb", "xdotool", "tcpdump"]) {
+    if !require_tools(
+        "captured_traffic_contains_no_plaintext",
+        &["Xvfb", "xdotool", "tcpdump"],
+    ) {
         return;
     }
     if !is_root() {
-        assert!(!in_ci(), "captured_traffic_contains_no_plaintext: CI must run as root (tcpdump)");
+        assert!(
+            !in_ci(),
+            "captured_traffic_contains_no_plaintext: CI must run as root (tcpdump)"
+        );
         eprintln!("SKIPPED captured_traffic_contains_no_plaintext: needs root for tcpdump");
         return;
     }
@@ -41,14 +47,24 @@ fn captured_traffic_contains_no_plaintext() {
     // tcpdump needs a moment before it captures.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !pcap.exists() || std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0) == 0 {
-        assert!(std::time::Instant::now() < deadline, "tcpdump did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tcpdump did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));
 
     let agent = agent(&relay, &display, "4711", "PC-12", &dir, &[]);
     let code = current_code(&agent);
-    let mut viewer = viewer(&relay, &relay.token, "4711", &code, &dir, &["--record-plaintext", record.to_str().unwrap()]);
+    let mut viewer = viewer(
+        &relay,
+        &relay.token,
+        "4711",
+        &code,
+        &dir,
+        &["--record-plaintext", record.to_str().unwrap()],
+    );
     agent.wait_line("consent asked", T);
     let (x, y) = button(&agent, "consent", "Control");
     display.click(x, y);
@@ -59,32 +75,58 @@ fn captured_traffic_contains_no_plaintext() {
     viewer.send(&format!("type {secret_text}"));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while probe_lines(&probe, "key").len() < secret_text.chars().count() {
-        assert!(std::time::Instant::now() < deadline, "typed text did not arrive: {:?}", probe.lines());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "typed text did not arrive: {:?}",
+            probe.lines()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));
     viewer.send("end");
     viewer.wait_exit(T);
     std::thread::sleep(Duration::from_millis(500));
-    let _ = Command::new("kill").args(["-INT", &dump.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &dump.id().to_string()])
+        .status();
     let _ = dump.wait();
 
     let wire = std::fs::read(&pcap).expect("pcap");
     let plain = std::fs::read(&record).expect("recorded plaintext");
-    assert!(wire.len() > 100_000, "capture too small to be the session: {} bytes", wire.len());
-    assert!(plain.len() > 10_000, "recorded plaintext too small: {} bytes", plain.len());
+    assert!(
+        wire.len() > 100_000,
+        "capture too small to be the session: {} bytes",
+        wire.len()
+    );
+    assert!(
+        plain.len() > 10_000,
+        "recorded plaintext too small: {} bytes",
+        plain.len()
+    );
     let find = |needle: &[u8]| wire.windows(needle.len()).any(|w| w == needle);
     assert!(!find(secret_text.as_bytes()), "typed text on the wire");
     let digits: String = code.chars().filter(char::is_ascii_digit).collect();
-    assert!(!find(code.as_bytes()) && !find(digits.as_bytes()), "session code on the wire");
+    assert!(
+        !find(code.as_bytes()) && !find(digits.as_bytes()),
+        "session code on the wire"
+    );
 
     let on_wire: HashSet<[u8; 16]> = windows16(&wire).collect();
     let mut checked = 0usize;
     // Runs of one repeated byte carry no content and occur in any capture (headers, padding).
     for w in windows16(&plain).filter(|w| w.iter().any(|b| *b != w[0])) {
         checked += 1;
-        assert!(!on_wire.contains(&w), "a 16-byte run of decrypted session data is on the wire: {w:02x?}");
+        assert!(
+            !on_wire.contains(&w),
+            "a 16-byte run of decrypted session data is on the wire: {w:02x?}"
+        );
     }
-    assert!(checked > 10_000, "too few plaintext runs checked: {checked}");
-    eprintln!("checked {checked} plaintext runs against {} captured bytes", wire.len());
+    assert!(
+        checked > 10_000,
+        "too few plaintext runs checked: {checked}"
+    );
+    eprintln!(
+        "checked {checked} plaintext runs against {} captured bytes",
+        wire.len()
+    );
 }

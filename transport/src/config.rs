@@ -7,7 +7,9 @@ use crate::TransportError;
 use protocol::fingerprint::CertFingerprint;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::rustls::{self, pki_types::pem::PemObject, pki_types::CertificateDer, RootCertStore};
-use quinn::{ClientConfig, Connection, Endpoint, IdleTimeout, ServerConfig, TransportConfig, VarInt};
+use quinn::{
+    ClientConfig, Connection, Endpoint, IdleTimeout, ServerConfig, TransportConfig, VarInt,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,49 +38,70 @@ pub enum RelayTrust {
 
 fn relay_transport() -> Arc<TransportConfig> {
     let mut t = TransportConfig::default();
-    t.max_idle_timeout(Some(IdleTimeout::try_from(IDLE_TIMEOUT).expect("idle timeout fits")))
-        .keep_alive_interval(Some(KEEP_ALIVE))
-        .initial_mtu(RELAY_INITIAL_MTU)
-        .datagram_receive_buffer_size(Some(8 << 20))
-        .datagram_send_buffer_size(8 << 20)
-        .max_concurrent_uni_streams(VarInt::from_u32(0))
-        .max_concurrent_bidi_streams(VarInt::from_u32(1));
+    t.max_idle_timeout(Some(
+        IdleTimeout::try_from(IDLE_TIMEOUT).expect("idle timeout fits"),
+    ))
+    .keep_alive_interval(Some(KEEP_ALIVE))
+    .initial_mtu(RELAY_INITIAL_MTU)
+    .datagram_receive_buffer_size(Some(8 << 20))
+    .datagram_send_buffer_size(8 << 20)
+    .max_concurrent_uni_streams(VarInt::from_u32(0))
+    .max_concurrent_bidi_streams(VarInt::from_u32(1));
     Arc::new(t)
 }
 
 fn session_transport() -> Arc<TransportConfig> {
     let mut t = TransportConfig::default();
-    t.max_idle_timeout(Some(IdleTimeout::try_from(IDLE_TIMEOUT).expect("idle timeout fits")))
-        .keep_alive_interval(Some(KEEP_ALIVE))
-        .initial_mtu(SESSION_MTU)
-        .min_mtu(SESSION_MTU)
-        .mtu_discovery_config(None)
-        .max_concurrent_uni_streams(VarInt::from_u32(1))
-        .max_concurrent_bidi_streams(VarInt::from_u32(1))
-        .stream_receive_window(VarInt::from_u32(16 << 20))
-        .receive_window(VarInt::from_u32(32 << 20))
-        .send_window(32 << 20);
+    t.max_idle_timeout(Some(
+        IdleTimeout::try_from(IDLE_TIMEOUT).expect("idle timeout fits"),
+    ))
+    .keep_alive_interval(Some(KEEP_ALIVE))
+    .initial_mtu(SESSION_MTU)
+    .min_mtu(SESSION_MTU)
+    .mtu_discovery_config(None)
+    .max_concurrent_uni_streams(VarInt::from_u32(1))
+    .max_concurrent_bidi_streams(VarInt::from_u32(1))
+    .stream_receive_window(VarInt::from_u32(16 << 20))
+    .receive_window(VarInt::from_u32(32 << 20))
+    .send_window(32 << 20);
     Arc::new(t)
 }
 
-fn tls13_client(verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>, TransportError> {
-    Ok(rustls::ClientConfig::builder_with_provider(crypto_provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier))
+fn tls13_client(
+    verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+) -> Result<
+    rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
+    TransportError,
+> {
+    Ok(
+        rustls::ClientConfig::builder_with_provider(crypto_provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier),
+    )
 }
 
-fn quic_client(mut tls: rustls::ClientConfig, alpn: &[u8], transport: Arc<TransportConfig>) -> Result<ClientConfig, TransportError> {
+fn quic_client(
+    mut tls: rustls::ClientConfig,
+    alpn: &[u8],
+    transport: Arc<TransportConfig>,
+) -> Result<ClientConfig, TransportError> {
     tls.alpn_protocols = vec![alpn.to_vec()];
-    let quic = QuicClientConfig::try_from(tls).map_err(|e| TransportError::Certificate(e.to_string()))?;
+    let quic =
+        QuicClientConfig::try_from(tls).map_err(|e| TransportError::Certificate(e.to_string()))?;
     let mut c = ClientConfig::new(Arc::new(quic));
     c.transport_config(transport);
     Ok(c)
 }
 
-fn quic_server(mut tls: rustls::ServerConfig, alpn: &[u8], transport: Arc<TransportConfig>) -> Result<ServerConfig, TransportError> {
+fn quic_server(
+    mut tls: rustls::ServerConfig,
+    alpn: &[u8],
+    transport: Arc<TransportConfig>,
+) -> Result<ServerConfig, TransportError> {
     tls.alpn_protocols = vec![alpn.to_vec()];
-    let quic = QuicServerConfig::try_from(tls).map_err(|e| TransportError::Certificate(e.to_string()))?;
+    let quic =
+        QuicServerConfig::try_from(tls).map_err(|e| TransportError::Certificate(e.to_string()))?;
     let mut s = ServerConfig::with_crypto(Arc::new(quic));
     s.transport_config(transport);
     Ok(s)
@@ -95,13 +118,20 @@ pub fn relay_server_config(id: &Identity) -> Result<ServerConfig, TransportError
 
 /// Connects to the relay at `addr` (`host:port`), checking its certificate per `trust`.
 pub async fn connect_relay(addr: &str, trust: &RelayTrust) -> Result<Connection, TransportError> {
-    let unreachable = |reason: String| TransportError::Unreachable { addr: addr.to_owned(), reason };
+    let unreachable = |reason: String| TransportError::Unreachable {
+        addr: addr.to_owned(),
+        reason,
+    };
     let target: SocketAddr = tokio::net::lookup_host(addr)
         .await
         .map_err(|e| unreachable(format!("address does not resolve ({e})")))?
         .next()
         .ok_or_else(|| unreachable("address does not resolve".into()))?;
-    let host = addr.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])).unwrap_or(addr).to_owned();
+    let host = addr
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(['[', ']']))
+        .unwrap_or(addr)
+        .to_owned();
     let (config, pin) = match trust {
         RelayTrust::Pinned(fp) => {
             let pin = PinnedCertificate::new(*fp);
@@ -109,8 +139,12 @@ pub async fn connect_relay(addr: &str, trust: &RelayTrust) -> Result<Connection,
         }
         RelayTrust::CaFile(path) => {
             let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(path).map_err(|e| TransportError::Certificate(format!("{}: {e}", path.display())))? {
-                roots.add(cert.map_err(|e| TransportError::Certificate(e.to_string()))?).map_err(|e| TransportError::Certificate(e.to_string()))?;
+            for cert in CertificateDer::pem_file_iter(path)
+                .map_err(|e| TransportError::Certificate(format!("{}: {e}", path.display())))?
+            {
+                roots
+                    .add(cert.map_err(|e| TransportError::Certificate(e.to_string()))?)
+                    .map_err(|e| TransportError::Certificate(e.to_string()))?;
             }
             let tls = rustls::ClientConfig::builder_with_provider(crypto_provider())
                 .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -119,15 +153,32 @@ pub async fn connect_relay(addr: &str, trust: &RelayTrust) -> Result<Connection,
             (tls, None)
         }
     };
-    let bind: SocketAddr = if target.is_ipv6() { "[::]:0".parse().expect("literal") } else { "0.0.0.0:0".parse().expect("literal") };
+    let bind: SocketAddr = if target.is_ipv6() {
+        "[::]:0".parse().expect("literal")
+    } else {
+        "0.0.0.0:0".parse().expect("literal")
+    };
     let mut endpoint = Endpoint::client(bind)?;
-    endpoint.set_default_client_config(quic_client(config, protocol::RELAY_ALPN, relay_transport())?);
+    endpoint.set_default_client_config(quic_client(
+        config,
+        protocol::RELAY_ALPN,
+        relay_transport(),
+    )?);
     let connecting = endpoint.connect(target, &host)?;
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-        Err(_) => Err(unreachable(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))),
+        Err(_) => Err(unreachable(format!(
+            "no answer within {} s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
         Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => match pin.as_ref().and_then(|p| p.mismatch().map(|got| (p.expected(), got))) {
-            Some((expected, got)) => Err(TransportError::FingerprintMismatch { expected: expected.to_string(), got: got.to_string() }),
+        Ok(Err(e)) => match pin
+            .as_ref()
+            .and_then(|p| p.mismatch().map(|got| (p.expected(), got)))
+        {
+            Some((expected, got)) => Err(TransportError::FingerprintMismatch {
+                expected: expected.to_string(),
+                got: got.to_string(),
+            }),
             None => Err(unreachable(e.to_string())),
         },
     }
@@ -135,25 +186,50 @@ pub async fn connect_relay(addr: &str, trust: &RelayTrust) -> Result<Connection,
 
 /// The agent's end of the end-to-end connection: a server over the tunnel that accepts only
 /// the viewer certificate the pairing authenticated.
-pub fn session_server(socket: Arc<TunnelSocket>, id: &Identity, viewer: CertFingerprint) -> Result<Endpoint, TransportError> {
+pub fn session_server(
+    socket: Arc<TunnelSocket>,
+    id: &Identity,
+    viewer: CertFingerprint,
+) -> Result<Endpoint, TransportError> {
     let tls = rustls::ServerConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(PinnedCertificate::new(viewer))
         .with_single_cert(id.chain.clone(), id.key.clone_key())?;
     let server = quic_server(tls, protocol::SESSION_ALPN, session_transport())?;
-    Ok(Endpoint::new_with_abstract_socket(quinn::EndpointConfig::default(), Some(server), socket, Arc::new(quinn::TokioRuntime))?)
+    Ok(Endpoint::new_with_abstract_socket(
+        quinn::EndpointConfig::default(),
+        Some(server),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )?)
 }
 
 /// The viewer's end of the end-to-end connection: connects over the tunnel, presenting its
 /// own certificate and accepting only the agent certificate the pairing authenticated.
-pub async fn session_connect(socket: Arc<TunnelSocket>, id: &Identity, agent: CertFingerprint) -> Result<(Endpoint, Connection), TransportError> {
+pub async fn session_connect(
+    socket: Arc<TunnelSocket>,
+    id: &Identity,
+    agent: CertFingerprint,
+) -> Result<(Endpoint, Connection), TransportError> {
     let tls = tls13_client(PinnedCertificate::new(agent))?
         .with_client_auth_cert(id.chain.clone(), id.key.clone_key())?;
     let peer = socket.peer_addr();
-    let mut endpoint = Endpoint::new_with_abstract_socket(quinn::EndpointConfig::default(), None, socket, Arc::new(quinn::TokioRuntime))?;
-    endpoint.set_default_client_config(quic_client(tls, protocol::SESSION_ALPN, session_transport())?);
-    let conn = tokio::time::timeout(Duration::from_secs(10), endpoint.connect(peer, "fernhilfe-agent")?)
-        .await
-        .map_err(|_| TransportError::Certificate("end-to-end handshake timed out".into()))??;
+    let mut endpoint = Endpoint::new_with_abstract_socket(
+        quinn::EndpointConfig::default(),
+        None,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )?;
+    endpoint.set_default_client_config(quic_client(
+        tls,
+        protocol::SESSION_ALPN,
+        session_transport(),
+    )?);
+    let conn = tokio::time::timeout(
+        Duration::from_secs(10),
+        endpoint.connect(peer, "fernhilfe-agent")?,
+    )
+    .await
+    .map_err(|_| TransportError::Certificate("end-to-end handshake timed out".into()))??;
     Ok((endpoint, conn))
 }

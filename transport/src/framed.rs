@@ -14,7 +14,11 @@ pub struct FramedRecv {
 impl FramedRecv {
     /// Wraps `stream`; frames longer than `max_len` end the stream with an error.
     pub fn new(stream: RecvStream, max_len: usize) -> Self {
-        Self { stream, decoder: FrameDecoder::new(max_len), buf: vec![0; 64 * 1024].into_boxed_slice() }
+        Self {
+            stream,
+            decoder: FrameDecoder::new(max_len),
+            buf: vec![0; 64 * 1024].into_boxed_slice(),
+        }
     }
 
     /// The next frame, or `None` when the peer finished the stream. Cancel-safe.

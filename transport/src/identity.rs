@@ -15,9 +15,14 @@ pub struct Identity {
 impl Identity {
     /// A fresh self-signed certificate for `name`.
     pub fn generate(name: &str) -> Result<Self, TransportError> {
-        let ck = rcgen::generate_simple_self_signed(vec![name.to_owned()]).map_err(|e| TransportError::Certificate(e.to_string()))?;
-        let key = PrivateKeyDer::try_from(ck.key_pair.serialize_der()).map_err(|e| TransportError::Certificate(e.to_string()))?;
-        Ok(Self { chain: vec![ck.cert.der().clone()], key })
+        let ck = rcgen::generate_simple_self_signed(vec![name.to_owned()])
+            .map_err(|e| TransportError::Certificate(e.to_string()))?;
+        let key = PrivateKeyDer::try_from(ck.key_pair.serialize_der())
+            .map_err(|e| TransportError::Certificate(e.to_string()))?;
+        Ok(Self {
+            chain: vec![ck.cert.der().clone()],
+            key,
+        })
     }
 
     /// SHA-256 fingerprint of the leaf certificate, the value peers pin.
@@ -27,7 +32,10 @@ impl Identity {
 
     /// Clones the identity (keys are needed by more than one TLS config).
     pub fn clone_key(&self) -> Self {
-        Self { chain: self.chain.clone(), key: self.key.clone_key() }
+        Self {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+        }
     }
 
     /// Loads `cert.pem`/`key.pem` style files.
@@ -36,9 +44,13 @@ impl Identity {
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
             .map_err(|e| TransportError::Certificate(format!("{}: {e}", cert.display())))?;
         if chain.is_empty() {
-            return Err(TransportError::Certificate(format!("{}: no certificate in file", cert.display())));
+            return Err(TransportError::Certificate(format!(
+                "{}: no certificate in file",
+                cert.display()
+            )));
         }
-        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TransportError::Certificate(format!("{}: {e}", key.display())))?;
+        let key = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| TransportError::Certificate(format!("{}: {e}", key.display())))?;
         Ok(Self { chain, key })
     }
 
@@ -49,7 +61,8 @@ impl Identity {
             return Ok((Self::load(&cert_path, &key_path)?, false));
         }
         std::fs::create_dir_all(dir)?;
-        let ck = rcgen::generate_simple_self_signed(vec![name.to_owned()]).map_err(|e| TransportError::Certificate(e.to_string()))?;
+        let ck = rcgen::generate_simple_self_signed(vec![name.to_owned()])
+            .map_err(|e| TransportError::Certificate(e.to_string()))?;
         write_private(&key_path, ck.key_pair.serialize_pem().as_bytes())?;
         std::fs::write(&cert_path, ck.cert.pem())?;
         Ok((Self::load(&cert_path, &key_path)?, true))

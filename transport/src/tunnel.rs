@@ -41,7 +41,10 @@ impl TunnelSocket {
                 }
             }
         });
-        Arc::new(Self { relay, incoming: Mutex::new(rx) })
+        Arc::new(Self {
+            relay,
+            incoming: Mutex::new(rx),
+        })
     }
 
     /// The address the peer appears at; a fixed placeholder, as there is only one peer.
@@ -66,15 +69,25 @@ impl AsyncUdpSocket for TunnelSocket {
     }
 
     fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
-        match self.relay.send_datagram(Bytes::copy_from_slice(transmit.contents)) {
+        match self
+            .relay
+            .send_datagram(Bytes::copy_from_slice(transmit.contents))
+        {
             Ok(()) => Ok(()),
-            Err(quinn::SendDatagramError::ConnectionLost(e)) => Err(io::Error::new(io::ErrorKind::NotConnected, e)),
+            Err(quinn::SendDatagramError::ConnectionLost(e)) => {
+                Err(io::Error::new(io::ErrorKind::NotConnected, e))
+            }
             // Too large or not supported: the packet is lost, as on a real path.
             Err(_) => Ok(()),
         }
     }
 
-    fn poll_recv(&self, cx: &mut Context, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> Poll<io::Result<usize>> {
+    fn poll_recv(
+        &self,
+        cx: &mut Context,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
         let mut rx = self.incoming.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match rx.poll_recv(cx) {
@@ -83,7 +96,13 @@ impl AsyncUdpSocket for TunnelSocket {
                         continue;
                     }
                     bufs[0][..d.len()].copy_from_slice(&d);
-                    meta[0] = RecvMeta { addr: self.peer_addr(), len: d.len(), stride: d.len(), ecn: None, dst_ip: None };
+                    meta[0] = RecvMeta {
+                        addr: self.peer_addr(),
+                        len: d.len(),
+                        stride: d.len(),
+                        ecn: None,
+                        dst_ip: None,
+                    };
                     return Poll::Ready(Ok(1));
                 }
                 // The relay connection is gone; the session notices through its idle timeout

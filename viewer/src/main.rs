@@ -16,7 +16,11 @@ use tokio::sync::mpsc;
 use transport::config::RelayTrust;
 
 #[derive(Parser)]
-#[command(name = "fernhilfe-viewer", version, about = "Fernhilfe viewer: see and, with consent, control a PC waiting under a ticket")]
+#[command(
+    name = "fernhilfe-viewer",
+    version,
+    about = "Fernhilfe viewer: see and, with consent, control a PC waiting under a ticket"
+)]
 struct Cli {
     /// Relay address host:port
     #[arg(long, env = "FERNHILFE_RELAY")]
@@ -77,7 +81,13 @@ fn main() {
 
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let token = match (&cli.token_file, std::env::var("FERNHILFE_STAFF_TOKEN")) {
         (Some(path), _) => std::fs::read_to_string(path).with_context(|| format!("cannot read token file {}", path.display()))?.trim().to_owned(),
         (None, Ok(t)) => t.trim().to_owned(),
@@ -103,18 +113,31 @@ fn real_main() -> Result<()> {
     };
     let (input_tx, input_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let worker = std::thread::spawn(move || runtime.block_on(session::run(settings, input_rx, event_tx)));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let worker =
+        std::thread::spawn(move || runtime.block_on(session::run(settings, input_rx, event_tx)));
     if cli.headless {
         headless(input_tx, event_rx)?;
     } else {
-        window::run(&format!("Fernhilfe – Ticket #{}", cli.ticket.trim_start_matches('#')), input_tx, event_rx)?;
+        window::run(
+            &format!("Fernhilfe – Ticket #{}", cli.ticket.trim_start_matches('#')),
+            input_tx,
+            event_rx,
+        )?;
     }
-    worker.join().map_err(|_| anyhow::anyhow!("session thread panicked"))?
+    worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("session thread panicked"))?
 }
 
 /// Headless front end: status lines on stdout, commands on stdin (see `session::parse_command`).
-fn headless(input: mpsc::UnboundedSender<session::Outgoing>, mut events: mpsc::UnboundedReceiver<SessionEvent>) -> Result<()> {
+fn headless(
+    input: mpsc::UnboundedSender<session::Outgoing>,
+    mut events: mpsc::UnboundedReceiver<SessionEvent>,
+) -> Result<()> {
     let latest: Arc<Mutex<Option<Arc<Mutex<Framebuffer>>>>> = Arc::default();
     let fb_for_stdin = latest.clone();
     let input_for_stdin = input.clone();
@@ -122,8 +145,16 @@ fn headless(input: mpsc::UnboundedSender<session::Outgoing>, mut events: mpsc::U
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
             if let Some(path) = line.strip_prefix("snapshot ") {
-                let fb = fb_for_stdin.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                match fb.map(|fb| save_png(&fb.lock().unwrap_or_else(|e| e.into_inner()), Path::new(path.trim()))) {
+                let fb = fb_for_stdin
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                match fb.map(|fb| {
+                    save_png(
+                        &fb.lock().unwrap_or_else(|e| e.into_inner()),
+                        Path::new(path.trim()),
+                    )
+                }) {
                     Some(Ok(())) => println!("snapshot {}", path.trim()),
                     Some(Err(e)) => println!("error snapshot: {e:#}"),
                     None => println!("error snapshot: no frame yet"),
@@ -145,7 +176,11 @@ fn headless(input: mpsc::UnboundedSender<session::Outgoing>, mut events: mpsc::U
         match ev {
             SessionEvent::Status(s) => println!("status {s}"),
             SessionEvent::Grant(g) => println!("grant {g:?}"),
-            SessionEvent::Frame { seq, encoded_bytes, framebuffer } => {
+            SessionEvent::Frame {
+                seq,
+                encoded_bytes,
+                framebuffer,
+            } => {
                 println!("frame seq={seq} bytes={encoded_bytes}");
                 *latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(framebuffer);
             }
@@ -165,5 +200,12 @@ fn save_png(fb: &Framebuffer, path: &Path) -> Result<()> {
     for p in &fb.pixels {
         rgb.extend_from_slice(&[(p >> 16) as u8, (p >> 8) as u8, *p as u8]);
     }
-    image::save_buffer(path, &rgb, fb.width as u32, fb.height as u32, image::ExtendedColorType::Rgb8).with_context(|| format!("cannot write {}", path.display()))
+    image::save_buffer(
+        path,
+        &rgb,
+        fb.width as u32,
+        fb.height as u32,
+        image::ExtendedColorType::Rgb8,
+    )
+    .with_context(|| format!("cannot write {}", path.display()))
 }

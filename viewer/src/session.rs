@@ -43,7 +43,11 @@ pub enum SessionEvent {
     /// The current grant.
     Grant(Grant),
     /// The screen changed; the framebuffer holds the new state.
-    Frame { seq: u64, encoded_bytes: usize, framebuffer: std::sync::Arc<std::sync::Mutex<Framebuffer>> },
+    Frame {
+        seq: u64,
+        encoded_bytes: usize,
+        framebuffer: std::sync::Arc<std::sync::Mutex<Framebuffer>>,
+    },
     /// The session is over.
     Ended(String),
 }
@@ -60,19 +64,36 @@ pub enum ViewerError {
 }
 
 async fn next(recv: &mut FramedRecv) -> Result<FromRelay> {
-    let frame = recv.next().await?.ok_or_else(|| anyhow!("the relay closed the connection"))?;
+    let frame = recv
+        .next()
+        .await?
+        .ok_or_else(|| anyhow!("the relay closed the connection"))?;
     Ok(FromRelay::decode(&frame)?)
 }
 
 /// Runs a session; `input` carries the front end's input, `events` goes back to it.
-pub async fn run(settings: ViewerSettings, mut input: mpsc::UnboundedReceiver<Outgoing>, events: mpsc::UnboundedSender<SessionEvent>) -> Result<()> {
+pub async fn run(
+    settings: ViewerSettings,
+    mut input: mpsc::UnboundedReceiver<Outgoing>,
+    events: mpsc::UnboundedSender<SessionEvent>,
+) -> Result<()> {
     let status = |s: &str| {
         let _ = events.send(SessionEvent::Status(s.to_owned()));
     };
     let relay = transport::config::connect_relay(&settings.relay, &settings.trust).await?;
     let (mut send, recv) = relay.open_bi().await?;
     let mut recv = FramedRecv::new(recv, MAX_SIGNALING_LEN);
-    send_frame(&mut send, &ToRelay::JoinAsViewer { version: protocol::PROTOCOL_VERSION, token: settings.token.clone(), ticket: settings.ticket, host_name: settings.host_name.clone() }.encode()).await?;
+    send_frame(
+        &mut send,
+        &ToRelay::JoinAsViewer {
+            version: protocol::PROTOCOL_VERSION,
+            token: settings.token.clone(),
+            ticket: settings.ticket,
+            host_name: settings.host_name.clone(),
+        }
+        .encode(),
+    )
+    .await?;
     let host = match next(&mut recv).await? {
         FromRelay::AgentChosen { host_name } => host_name,
         FromRelay::Refused(r) => return Err(ViewerError::Refused(r).into()),
@@ -85,7 +106,9 @@ pub async fn run(settings: ViewerSettings, mut input: mpsc::UnboundedReceiver<Ou
     let agent_fp = loop {
         match next(&mut recv).await? {
             FromRelay::Pairing(bytes) => match pairing.handle(&bytes, identity.fingerprint()) {
-                Ok(PairingStep::Send(reply)) => send_frame(&mut send, &ToRelay::Pairing(reply).encode()).await?,
+                Ok(PairingStep::Send(reply)) => {
+                    send_frame(&mut send, &ToRelay::Pairing(reply).encode()).await?
+                }
                 Ok(PairingStep::Wait) => {}
                 Ok(PairingStep::Verified { peer, .. }) => break peer,
                 Err(PairingError::WrongCode) => return Err(ViewerError::WrongCode.into()),
@@ -103,9 +126,14 @@ pub async fn run(settings: ViewerSettings, mut input: mpsc::UnboundedReceiver<Ou
         other => bail!("unexpected message from the relay: {other:?}"),
     }
     let socket = TunnelSocket::new(relay.clone());
-    let (_endpoint, conn) = transport::config::session_connect(socket, &identity, agent_fp).await.context("end-to-end connection to the agent failed")?;
+    let (_endpoint, conn) = transport::config::session_connect(socket, &identity, agent_fp)
+        .await
+        .context("end-to-end connection to the agent failed")?;
     status("waiting for consent");
-    let (mut ctrl_send, ctrl_recv) = conn.accept_bi().await.context("the agent did not open the session")?;
+    let (mut ctrl_send, ctrl_recv) = conn
+        .accept_bi()
+        .await
+        .context("the agent did not open the session")?;
     let mut ctrl_recv = FramedRecv::new(ctrl_recv, MAX_CONTROL_LEN);
     let mut grant: Option<Grant> = None;
     let mut granted_at: Option<Instant> = None;
@@ -113,7 +141,9 @@ pub async fn run(settings: ViewerSettings, mut input: mpsc::UnboundedReceiver<Ou
     let framebuffer = std::sync::Arc::new(std::sync::Mutex::new(Framebuffer::default()));
     let mut screen: Option<FramedRecv> = None;
     let mut record = match &settings.record_plaintext {
-        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        Some(p) => Some(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ),
         None => None,
     };
     let mut record_msg = |bytes: &[u8]| {
@@ -211,13 +241,27 @@ pub fn parse_command(line: &str) -> Result<Option<Outgoing>, String> {
     match cmd {
         "" => Ok(None),
         "move" => {
-            let v: Vec<u16> = rest.split_whitespace().map(|n| n.parse().map_err(|_| format!("bad coordinate '{n}'"))).collect::<Result<_, _>>()?;
-            let [x, y] = v[..] else { return Err("usage: move X Y".into()) };
+            let v: Vec<u16> = rest
+                .split_whitespace()
+                .map(|n| n.parse().map_err(|_| format!("bad coordinate '{n}'")))
+                .collect::<Result<_, _>>()?;
+            let [x, y] = v[..] else {
+                return Err("usage: move X Y".into());
+            };
             input(InputEvent::PointerMove { x, y })
         }
-        "down" => input(InputEvent::Button { button: button(rest)?, pressed: true }),
-        "up" => input(InputEvent::Button { button: button(rest)?, pressed: false }),
-        "wheel" => input(InputEvent::Wheel { dx: 0, dy: rest.trim().parse().map_err(|_| "usage: wheel DY")? }),
+        "down" => input(InputEvent::Button {
+            button: button(rest)?,
+            pressed: true,
+        }),
+        "up" => input(InputEvent::Button {
+            button: button(rest)?,
+            pressed: false,
+        }),
+        "wheel" => input(InputEvent::Wheel {
+            dx: 0,
+            dy: rest.trim().parse().map_err(|_| "usage: wheel DY")?,
+        }),
         "type" => input(InputEvent::Text(rest.to_owned())),
         "key" => {
             let mut p = rest.split_whitespace();
@@ -240,13 +284,21 @@ pub fn parse_command(line: &str) -> Result<Option<Outgoing>, String> {
             };
             input(InputEvent::Key { key, pressed })
         }
-        "end" => Ok(Some(Outgoing::Message(ViewerMessage::End(EndReason::EndedByViewer)))),
+        "end" => Ok(Some(Outgoing::Message(ViewerMessage::End(
+            EndReason::EndedByViewer,
+        )))),
         "raw" => {
             let hex: String = rest.split_whitespace().collect();
-            if hex.len() % 2 != 0 {
+            if !hex.len().is_multiple_of(2) {
                 return Err("usage: raw HEXBYTES".into());
             }
-            let bytes = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| "usage: raw HEXBYTES".to_owned())).collect::<Result<Vec<u8>, String>>()?;
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| {
+                    u8::from_str_radix(&hex[i..i + 2], 16)
+                        .map_err(|_| "usage: raw HEXBYTES".to_owned())
+                })
+                .collect::<Result<Vec<u8>, String>>()?;
             Ok(Some(Outgoing::Raw(bytes)))
         }
         other => Err(format!("unknown command '{other}'")),

@@ -2,7 +2,10 @@
 //! and mouse and keyboard forwarded while control is granted.
 
 use crate::session::{Outgoing, SessionEvent};
-use minifb::{InputCallback, Key as MKey, KeyRepeat, MouseButton as MButton, MouseMode, ScaleMode, Window, WindowOptions};
+use minifb::{
+    InputCallback, Key as MKey, KeyRepeat, MouseButton as MButton, MouseMode, ScaleMode, Window,
+    WindowOptions,
+};
 use protocol::consent::Grant;
 use protocol::screen::Framebuffer;
 use protocol::session::{EndReason, InputEvent, Key, MouseButton, NamedKey, ViewerMessage};
@@ -81,9 +84,22 @@ fn draw_arrow(buf: &mut [u32], w: usize, h: usize, x: i16, y: i16) {
 }
 
 /// Runs the window on the main thread until the session ends or the window closes.
-pub fn run(title: &str, input: mpsc::UnboundedSender<Outgoing>, mut events: mpsc::UnboundedReceiver<SessionEvent>) -> anyhow::Result<()> {
-    let mut window = Window::new(&format!("{title} – connecting"), 1280, 800, WindowOptions { resize: true, scale_mode: ScaleMode::AspectRatioStretch, ..WindowOptions::default() })
-        .map_err(|e| anyhow::anyhow!("cannot open the viewer window: {e}"))?;
+pub fn run(
+    title: &str,
+    input: mpsc::UnboundedSender<Outgoing>,
+    mut events: mpsc::UnboundedReceiver<SessionEvent>,
+) -> anyhow::Result<()> {
+    let mut window = Window::new(
+        &format!("{title} – connecting"),
+        1280,
+        800,
+        WindowOptions {
+            resize: true,
+            scale_mode: ScaleMode::AspectRatioStretch,
+            ..WindowOptions::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the viewer window: {e}"))?;
     window.set_target_fps(60);
     let chars = Arc::new(Mutex::new(Vec::new()));
     window.set_input_callback(Box::new(Chars(chars.clone())));
@@ -124,50 +140,100 @@ pub fn run(title: &str, input: mpsc::UnboundedSender<Outgoing>, mut events: mpsc
         // Map window coordinates to the remote screen, undoing the aspect-ratio fit.
         let (ww, wh) = window.get_size();
         let scale = (ww as f32 / sw as f32).min(wh as f32 / sh as f32);
-        let (ox, oy) = ((ww as f32 - sw as f32 * scale) / 2.0, (wh as f32 - sh as f32 * scale) / 2.0);
+        let (ox, oy) = (
+            (ww as f32 - sw as f32 * scale) / 2.0,
+            (wh as f32 - sh as f32 * scale) / 2.0,
+        );
         if let Some((mx, my)) = window.get_unscaled_mouse_pos(MouseMode::Discard) {
             let (rx, ry) = ((mx - ox) / scale, (my - oy) / scale);
             if rx >= 0.0 && ry >= 0.0 && (rx as usize) < sw && (ry as usize) < sh {
                 let pos = (rx as u16, ry as u16);
                 if last_pos != Some(pos) {
                     last_pos = Some(pos);
-                    let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::PointerMove { x: pos.0, y: pos.1 })));
+                    let _ = input.send(Outgoing::Message(ViewerMessage::Input(
+                        InputEvent::PointerMove { x: pos.0, y: pos.1 },
+                    )));
                 }
             }
         }
-        for (i, (mb, b)) in [(MButton::Left, MouseButton::Left), (MButton::Middle, MouseButton::Middle), (MButton::Right, MouseButton::Right)].into_iter().enumerate() {
+        for (i, (mb, b)) in [
+            (MButton::Left, MouseButton::Left),
+            (MButton::Middle, MouseButton::Middle),
+            (MButton::Right, MouseButton::Right),
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let down = window.get_mouse_down(mb);
             if down != buttons[i] {
                 buttons[i] = down;
-                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Button { button: b, pressed: down })));
+                let _ = input.send(Outgoing::Message(ViewerMessage::Input(
+                    InputEvent::Button {
+                        button: b,
+                        pressed: down,
+                    },
+                )));
             }
         }
         if let Some((dx, dy)) = window.get_scroll_wheel() {
-            let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Wheel { dx: dx.round() as i16, dy: dy.round() as i16 })));
+            let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Wheel {
+                dx: dx.round() as i16,
+                dy: dy.round() as i16,
+            })));
         }
         let held = window.get_keys();
-        let modifier = held.iter().any(|k| matches!(k, MKey::LeftCtrl | MKey::RightCtrl | MKey::LeftAlt | MKey::RightAlt | MKey::LeftSuper | MKey::RightSuper));
+        let modifier = held.iter().any(|k| {
+            matches!(
+                k,
+                MKey::LeftCtrl
+                    | MKey::RightCtrl
+                    | MKey::LeftAlt
+                    | MKey::RightAlt
+                    | MKey::LeftSuper
+                    | MKey::RightSuper
+            )
+        });
         for k in window.get_keys_pressed(KeyRepeat::Yes) {
             if let Some(n) = named(k) {
-                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Key { key: Key::Named(n), pressed: true })));
+                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Key {
+                    key: Key::Named(n),
+                    pressed: true,
+                })));
             } else if let (true, Some(c)) = (modifier, shortcut_char(k)) {
-                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Key { key: Key::Char(c), pressed: true })));
+                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Key {
+                    key: Key::Char(c),
+                    pressed: true,
+                })));
             }
         }
         for k in window.get_keys_released() {
             if let Some(n) = named(k) {
-                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Key { key: Key::Named(n), pressed: false })));
+                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Key {
+                    key: Key::Named(n),
+                    pressed: false,
+                })));
             } else if let Some(c) = shortcut_char(k) {
-                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Key { key: Key::Char(c), pressed: false })));
+                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Key {
+                    key: Key::Char(c),
+                    pressed: false,
+                })));
             }
         }
-        let typed: String = chars.lock().unwrap_or_else(|e| e.into_inner()).drain(..).collect();
+        let typed: String = chars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
         if !typed.is_empty() && !modifier {
-            let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Text(typed))));
+            let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Text(
+                typed,
+            ))));
         }
     }
     if !ended {
-        let _ = input.send(Outgoing::Message(ViewerMessage::End(EndReason::EndedByViewer)));
+        let _ = input.send(Outgoing::Message(ViewerMessage::End(
+            EndReason::EndedByViewer,
+        )));
     }
     Ok(())
 }

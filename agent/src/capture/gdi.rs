@@ -8,10 +8,13 @@ use std::io;
 use std::time::Duration;
 use windows::Win32::Foundation::POINT;
 use windows::Win32::Graphics::Gdi::{
-    BitBlt, CreateCompatibleDC, CreateDIBSection, DeleteDC, DeleteObject, GetDC, ReleaseDC, SelectObject, BITMAPINFO, BITMAPINFOHEADER, BI_RGB, CAPTUREBLT,
-    DIB_RGB_COLORS, HBITMAP, HDC, HGDIOBJ, SRCCOPY,
+    BitBlt, CreateCompatibleDC, CreateDIBSection, DeleteDC, DeleteObject, GetDC, ReleaseDC,
+    SelectObject, BITMAPINFO, BITMAPINFOHEADER, BI_RGB, CAPTUREBLT, DIB_RGB_COLORS, HBITMAP, HDC,
+    HGDIOBJ, SRCCOPY,
 };
-use windows::Win32::UI::WindowsAndMessaging::{GetCursorPos, GetSystemMetrics, SM_CXSCREEN, SM_CYSCREEN};
+use windows::Win32::UI::WindowsAndMessaging::{
+    GetCursorPos, GetSystemMetrics, SM_CXSCREEN, SM_CYSCREEN,
+};
 
 /// Poll interval: GDI has no change notification.
 const POLL: Duration = Duration::from_millis(33);
@@ -50,9 +53,17 @@ impl GdiScreen {
                 ..Default::default()
             };
             let mut bits = std::ptr::null_mut();
-            let bitmap = CreateDIBSection(Some(mem_dc), &info, DIB_RGB_COLORS, &mut bits, None, 0).map_err(io::Error::other)?;
+            let bitmap = CreateDIBSection(Some(mem_dc), &info, DIB_RGB_COLORS, &mut bits, None, 0)
+                .map_err(io::Error::other)?;
             let old = SelectObject(mem_dc, bitmap.into());
-            Ok(Self { width, height, mem_dc, bitmap, old, bits: bits as *mut u8 })
+            Ok(Self {
+                width,
+                height,
+                mem_dc,
+                bitmap,
+                old,
+                bits: bits as *mut u8,
+            })
         }
     }
 }
@@ -82,11 +93,26 @@ impl ScreenSource for GdiScreen {
         // SAFETY: the DIB section is width*height*4 bytes and lives as long as self.
         unsafe {
             let screen = GetDC(None);
-            let ok = BitBlt(self.mem_dc, 0, 0, self.width as i32, self.height as i32, Some(screen), 0, 0, SRCCOPY | CAPTUREBLT);
+            let ok = BitBlt(
+                self.mem_dc,
+                0,
+                0,
+                self.width as i32,
+                self.height as i32,
+                Some(screen),
+                0,
+                0,
+                SRCCOPY | CAPTUREBLT,
+            );
             ReleaseDC(None, screen);
             ok.map_err(io::Error::other)?;
             let bgrx = std::slice::from_raw_parts(self.bits, self.width * self.height * 4);
-            f(&FrameView { width: self.width, height: self.height, stride: self.width * 4, bgrx });
+            f(&FrameView {
+                width: self.width,
+                height: self.height,
+                stride: self.width * 4,
+                bgrx,
+            });
         }
         Ok(())
     }
@@ -94,7 +120,12 @@ impl ScreenSource for GdiScreen {
     fn cursor(&mut self) -> CursorState {
         let mut p = POINT::default();
         // SAFETY: GetCursorPos writes one POINT.
-        let position = unsafe { GetCursorPos(&mut p) }.ok().map(|_| (p.x as i16, p.y as i16));
-        CursorState { position, shape: None }
+        let position = unsafe { GetCursorPos(&mut p) }
+            .ok()
+            .map(|_| (p.x as i16, p.y as i16));
+        CursorState {
+            position,
+            shape: None,
+        }
     }
 }

@@ -38,13 +38,29 @@ impl X11Screen {
         let capturer = scrap::Capturer::new(display)?;
         let (conn, screen) = x11rb::connect(None).map_err(x11_err)?;
         let root = conn.setup().roots[screen].root;
-        conn.xfixes_query_version(5, 0).map_err(x11_err)?.reply().map_err(x11_err)?;
-        conn.damage_query_version(1, 1).map_err(x11_err)?.reply().map_err(x11_err)?;
+        conn.xfixes_query_version(5, 0)
+            .map_err(x11_err)?
+            .reply()
+            .map_err(x11_err)?;
+        conn.damage_query_version(1, 1)
+            .map_err(x11_err)?
+            .reply()
+            .map_err(x11_err)?;
         let damage = conn.generate_id().map_err(x11_err)?;
-        conn.damage_create(damage, root, damage::ReportLevel::NON_EMPTY).map_err(x11_err)?;
-        conn.xfixes_select_cursor_input(root, xfixes::CursorNotifyMask::DISPLAY_CURSOR).map_err(x11_err)?;
+        conn.damage_create(damage, root, damage::ReportLevel::NON_EMPTY)
+            .map_err(x11_err)?;
+        conn.xfixes_select_cursor_input(root, xfixes::CursorNotifyMask::DISPLAY_CURSOR)
+            .map_err(x11_err)?;
         conn.flush().map_err(x11_err)?;
-        Ok(Self { capturer, conn, root, damage, damaged: true, cursor_changed: true, last_pointer: None })
+        Ok(Self {
+            capturer,
+            conn,
+            root,
+            damage,
+            damaged: true,
+            cursor_changed: true,
+            last_pointer: None,
+        })
     }
 
     fn drain_events(&mut self) -> io::Result<()> {
@@ -88,12 +104,19 @@ impl ScreenSource for X11Screen {
     fn with_frame(&mut self, f: &mut dyn FnMut(&FrameView<'_>)) -> io::Result<()> {
         // Clear the damage before capturing, so drawing during the capture is seen next time.
         self.damaged = false;
-        self.conn.damage_subtract(self.damage, x11rb::NONE, x11rb::NONE).map_err(x11_err)?;
+        self.conn
+            .damage_subtract(self.damage, x11rb::NONE, x11rb::NONE)
+            .map_err(x11_err)?;
         self.conn.flush().map_err(x11_err)?;
         let (width, height) = self.size();
         let frame = self.capturer.frame()?;
         let stride = frame.len() / height.max(1);
-        f(&FrameView { width, height, stride, bgrx: &frame });
+        f(&FrameView {
+            width,
+            height,
+            stride,
+            bgrx: &frame,
+        });
         Ok(())
     }
 
@@ -101,19 +124,39 @@ impl ScreenSource for X11Screen {
         let position = self.pointer();
         self.last_pointer = position;
         let shape = if std::mem::take(&mut self.cursor_changed) {
-            self.conn.xfixes_get_cursor_image().ok().and_then(|c| c.reply().ok()).and_then(|c| {
-                if c.width == 0 || c.height == 0 || c.width > MAX_CURSOR_EDGE || c.height > MAX_CURSOR_EDGE {
-                    return None;
-                }
-                // XFIXES gives premultiplied ARGB; the wire carries straight RGBA.
-                let mut rgba = Vec::with_capacity(c.cursor_image.len() * 4);
-                for p in &c.cursor_image {
-                    let [a, r, g, b] = p.to_be_bytes();
-                    let un = |v: u8| if a == 0 { 0 } else { ((v as u32 * 255) / a as u32).min(255) as u8 };
-                    rgba.extend_from_slice(&[un(r), un(g), un(b), a]);
-                }
-                Some(CursorShape { width: c.width, height: c.height, hot_x: c.xhot.min(c.width - 1), hot_y: c.yhot.min(c.height - 1), rgba })
-            })
+            self.conn
+                .xfixes_get_cursor_image()
+                .ok()
+                .and_then(|c| c.reply().ok())
+                .and_then(|c| {
+                    if c.width == 0
+                        || c.height == 0
+                        || c.width > MAX_CURSOR_EDGE
+                        || c.height > MAX_CURSOR_EDGE
+                    {
+                        return None;
+                    }
+                    // XFIXES gives premultiplied ARGB; the wire carries straight RGBA.
+                    let mut rgba = Vec::with_capacity(c.cursor_image.len() * 4);
+                    for p in &c.cursor_image {
+                        let [a, r, g, b] = p.to_be_bytes();
+                        let un = |v: u8| {
+                            if a == 0 {
+                                0
+                            } else {
+                                ((v as u32 * 255) / a as u32).min(255) as u8
+                            }
+                        };
+                        rgba.extend_from_slice(&[un(r), un(g), un(b), a]);
+                    }
+                    Some(CursorShape {
+                        width: c.width,
+                        height: c.height,
+                        hot_x: c.xhot.min(c.width - 1),
+                        hot_y: c.yhot.min(c.height - 1),
+                        rgba,
+                    })
+                })
         } else {
             None
         };

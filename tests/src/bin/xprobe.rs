@@ -14,11 +14,11 @@ use x11rb::wrapper::ConnectionExt as _;
 /// The known picture: gradients, a checkerboard and fine stripes, so tile edges, colours and
 /// single-pixel detail all have to come through exactly.
 pub fn pattern(x: u32, y: u32) -> [u8; 3] {
-    let checker = ((x / 37) + (y / 23)) % 2 == 0;
+    let checker = ((x / 37) + (y / 23)).is_multiple_of(2);
     let r = (x * 255 / 1279).min(255) as u8;
     let g = (y * 255 / 799).min(255) as u8;
     let b = if checker { 0x30 } else { 0xC0 } ^ ((x ^ y) & 0x0F) as u8;
-    if y % 97 == 0 || x % 131 == 0 {
+    if y.is_multiple_of(97) || x.is_multiple_of(131) {
         return [255 - r, 255 - g, 255 - b];
     }
     [r, g, b]
@@ -57,7 +57,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .background_pixel(0)
             .event_mask(EventMask::EXPOSURE | EventMask::KEY_PRESS | EventMask::BUTTON_PRESS),
     )?;
-    conn.change_property8(PropMode::REPLACE, win, AtomEnum::WM_NAME, AtomEnum::STRING, b"xprobe")?;
+    conn.change_property8(
+        PropMode::REPLACE,
+        win,
+        AtomEnum::WM_NAME,
+        AtomEnum::STRING,
+        b"xprobe",
+    )?;
     let gc = conn.generate_id()?;
     conn.create_gc(gc, win, &CreateGCAux::new())?;
     let mut rows = Vec::with_capacity(w as usize * h as usize * 4);
@@ -71,16 +77,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Put the pointer's focus on us without a window manager.
     conn.set_input_focus(InputFocus::POINTER_ROOT, 1u32, x11rb::CURRENT_TIME)?;
     conn.flush()?;
-    let draw = |conn: &x11rb::rust_connection::RustConnection| -> Result<(), Box<dyn std::error::Error>> {
-        let band = 32usize;
-        for y0 in (0..h as usize).step_by(band) {
-            let bh = band.min(h as usize - y0);
-            let data = &rows[y0 * w as usize * 4..(y0 + bh) * w as usize * 4];
-            conn.put_image(ImageFormat::Z_PIXMAP, win, gc, w, bh as u16, 0, y0 as i16, 0, screen.root_depth, data)?;
-        }
-        conn.flush()?;
-        Ok(())
-    };
+    let draw =
+        |conn: &x11rb::rust_connection::RustConnection| -> Result<(), Box<dyn std::error::Error>> {
+            let band = 32usize;
+            for y0 in (0..h as usize).step_by(band) {
+                let bh = band.min(h as usize - y0);
+                let data = &rows[y0 * w as usize * 4..(y0 + bh) * w as usize * 4];
+                conn.put_image(
+                    ImageFormat::Z_PIXMAP,
+                    win,
+                    gc,
+                    w,
+                    bh as u16,
+                    0,
+                    y0 as i16,
+                    0,
+                    screen.root_depth,
+                    data,
+                )?;
+            }
+            conn.flush()?;
+            Ok(())
+        };
     let mut out = std::io::stdout();
     let mut announced = false;
     loop {
@@ -93,18 +111,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     announced = true;
                 }
             }
-            Event::ButtonPress(b) => writeln!(out, "button {} {} {}", b.detail, b.root_x, b.root_y)?,
+            Event::ButtonPress(b) => {
+                writeln!(out, "button {} {} {}", b.detail, b.root_x, b.root_y)?
+            }
             Event::KeyPress(k) => {
                 // Ask for the mapping now: the agent maps characters to spare keycodes on demand.
                 let map = conn.get_keyboard_mapping(k.detail, 1)?.reply()?;
                 let per = map.keysyms_per_keycode as usize;
                 let shifted = u16::from(k.state) & u16::from(KeyButMask::SHIFT) != 0;
-                let col = if shifted && per > 1 && map.keysyms[1] != 0 { 1 } else { 0 };
+                let col = if shifted && per > 1 && map.keysyms[1] != 0 {
+                    1
+                } else {
+                    0
+                };
                 let sym = map.keysyms.get(col).copied().unwrap_or(0);
                 let ctrl = u16::from(k.state) & u16::from(KeyButMask::CONTROL) != 0;
                 match (keysym_to_text(sym), ctrl) {
                     (Some(t), true) => writeln!(out, "key ctrl+{t}")?,
-                    (Some(t), false) => writeln!(out, "key {}", if t == "\n" { "RET".into() } else { t })?,
+                    (Some(t), false) => {
+                        writeln!(out, "key {}", if t == "\n" { "RET".into() } else { t })?
+                    }
                     (None, _) => {}
                 }
             }
