@@ -310,6 +310,38 @@ impl Display {
         (get("x:"), get("y:"))
     }
 
+    /// Asks the window titled `title` to close, as a window manager's close button does
+    /// (WM_DELETE_WINDOW); returns false if no such window exists.
+    pub fn close_window(&self, title: &str) -> bool {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt, EventMask};
+        let Ok(ids) = self.xdotool(&["search", "--name", title]) else {
+            return false;
+        };
+        let Some(win) = ids
+            .split_whitespace()
+            .next()
+            .and_then(|w| w.parse::<u32>().ok())
+        else {
+            return false;
+        };
+        let (conn, _) = x11rb::connect(Some(&self.name)).expect("connect to Xvfb");
+        let atom = |n: &str| {
+            conn.intern_atom(false, n.as_bytes())
+                .expect("intern")
+                .reply()
+                .expect("atom")
+                .atom
+        };
+        let (protocols, delete) = (atom("WM_PROTOCOLS"), atom("WM_DELETE_WINDOW"));
+        let ev =
+            ClientMessageEvent::new(32, win, protocols, [delete, x11rb::CURRENT_TIME, 0, 0, 0]);
+        conn.send_event(false, win, EventMask::NO_EVENT, ev)
+            .expect("send_event");
+        conn.flush().expect("flush");
+        true
+    }
+
     /// The root window's pixels now, as RGB.
     pub fn screenshot(&self) -> image::RgbImage {
         use x11rb::connection::Connection;
@@ -585,6 +617,15 @@ impl Session {
             "snapshot",
         );
         image::open(&path).expect("viewer snapshot").to_rgb8()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Keep the files of a failed test for a look; clean up after a passing one.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

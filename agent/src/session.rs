@@ -50,7 +50,7 @@ fn status(line: impl std::fmt::Display) {
 }
 
 struct Relay {
-    conn: Connection,
+    conn: transport::config::RelayConnection,
     send: SendStream,
     recv: FramedRecv,
 }
@@ -78,7 +78,7 @@ pub async fn run(
     mut events: UnboundedReceiver<UiEvent>,
 ) -> Result<Outcome> {
     let conn = transport::config::connect_relay(&settings.relay, &settings.trust).await?;
-    let (send, recv) = conn.open_bi().await?;
+    let (send, recv) = conn.conn.open_bi().await?;
     let mut relay = Relay {
         conn,
         send,
@@ -117,7 +117,10 @@ pub async fn run(
         let msg = tokio::select! {
             m = relay.next() => m?,
             ev = events.recv() => match ev {
-                Some(UiEvent::CancelWaiting) | None => return Ok(Outcome::Cancelled),
+                Some(UiEvent::CancelWaiting) | None => {
+                    relay.conn.close(b"cancelled").await;
+                    return Ok(Outcome::Cancelled);
+                }
                 Some(_) => continue,
             },
         };
@@ -223,7 +226,7 @@ async fn session(
     ui: std_mpsc::Sender<UiCommand>,
     mut events: UnboundedReceiver<UiEvent>,
 ) -> Result<Outcome> {
-    let socket = TunnelSocket::new(relay.conn.clone());
+    let socket = TunnelSocket::new(relay.conn.conn.clone());
     let endpoint = transport::config::session_server(socket, &identity, viewer_fp)?;
     let incoming = tokio::time::timeout(Duration::from_secs(15), endpoint.accept())
         .await
@@ -254,6 +257,7 @@ async fn session(
     if answer == Grant::Denied {
         let _ = ui.send(UiCommand::CloseAll);
         finish(&conn, &endpoint, &mut ctrl_send, EndReason::ConsentDenied).await;
+        relay.conn.close(b"declined").await;
         return Ok(Outcome::Denied);
     }
     let _ = ui.send(UiCommand::Indicator {
@@ -315,7 +319,7 @@ async fn session(
         "session ended reason={outcome:?} violations={violations}"
     ));
     finish(&conn, &endpoint, &mut ctrl_send, outcome).await;
-    relay.conn.close(0u32.into(), b"session over");
+    relay.conn.close(b"session over").await;
     Ok(Outcome::Ended(outcome))
 }
 

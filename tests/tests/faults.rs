@@ -232,7 +232,8 @@ fn garbage_peers_are_disconnected_and_others_unaffected() {
         ] {
             let conn = transport::config::connect_relay(&relay.addr, &trust)
                 .await
-                .unwrap();
+                .unwrap()
+                .conn;
             let (mut send, recv) = conn.open_bi().await.unwrap();
             if payload.len() == 4 && payload[0] == 0xFF {
                 transport::framed::send_frame(&mut send, &payload)
@@ -280,4 +281,73 @@ fn garbage_peers_are_disconnected_and_others_unaffected() {
     let v2 = viewer(&relay, &relay.token, "4712", &code2, &dir, &[]);
     a2.wait_line("consent asked", T);
     v2.wait_line("status waiting for consent", T);
+}
+
+/// Two PCs wait under one ticket: the viewer is told both host names and picks one.
+#[test]
+fn several_agents_under_one_ticket_are_listed_by_host() {
+    if !tools("several_agents_under_one_ticket_are_listed_by_host") {
+        return;
+    }
+    let (dir, display, relay, agent1) = setup("twoagents");
+    let display2 = Display::start(800, 600);
+    let agent2 = e2e::agent(&relay, &display2, "4711", "PC-13", &dir, &[]);
+    let code2 = current_code(&agent2);
+    let mut v = viewer(&relay, &relay.token, "4711", &code2, &dir, &[]);
+    assert_eq!(v.wait_exit(T), 2);
+    assert!(
+        v.stderr().contains("several PCs wait under this ticket")
+            && v.stderr().contains("PC-12")
+            && v.stderr().contains("PC-13"),
+        "{}",
+        v.stderr()
+    );
+    let v = viewer(
+        &relay,
+        &relay.token,
+        "4711",
+        &code2,
+        &dir,
+        &["--host", "PC-13"],
+    );
+    agent2.wait_line("consent asked", T);
+    v.wait_line("status waiting for consent", T);
+    assert!(
+        !agent1.lines().iter().any(|l| l.starts_with("viewer")),
+        "the other PC was not contacted"
+    );
+    drop(display);
+}
+
+/// Closing the consent dialog (the window's close button) declines: nothing is sent.
+#[test]
+fn closing_the_consent_dialog_declines() {
+    if !tools("closing_the_consent_dialog_declines") {
+        return;
+    }
+    let mut s = Session::until_consent("dialogclosed", &[]);
+    button(&s.agent, "consent", "Deny");
+    let deadline = std::time::Instant::now() + T;
+    while !s.display.close_window("Zustimmung") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "consent dialog not found"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        s.viewer.wait_exit(T),
+        4,
+        "viewer exit code for a declined session"
+    );
+    assert!(
+        !s.viewer.lines().iter().any(|l| l.starts_with("frame")),
+        "a frame was sent"
+    );
+    assert_eq!(s.agent.wait_exit(T), 0);
+    assert!(
+        s.agent.lines().iter().any(|l| l == "consent Denied"),
+        "{:?}",
+        s.agent.lines()
+    );
 }

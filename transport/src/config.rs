@@ -116,8 +116,26 @@ pub fn relay_server_config(id: &Identity) -> Result<ServerConfig, TransportError
     quic_server(tls, protocol::RELAY_ALPN, relay_transport())
 }
 
+/// A connection to the relay with the endpoint that drives it.
+pub struct RelayConnection {
+    pub endpoint: Endpoint,
+    pub conn: Connection,
+}
+
+impl RelayConnection {
+    /// Closes the connection and waits (briefly) until the relay was told, so it forgets this
+    /// client at once instead of after the idle timeout.
+    pub async fn close(&self, reason: &[u8]) {
+        self.conn.close(0u32.into(), reason);
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+    }
+}
+
 /// Connects to the relay at `addr` (`host:port`), checking its certificate per `trust`.
-pub async fn connect_relay(addr: &str, trust: &RelayTrust) -> Result<Connection, TransportError> {
+pub async fn connect_relay(
+    addr: &str,
+    trust: &RelayTrust,
+) -> Result<RelayConnection, TransportError> {
     let unreachable = |reason: String| TransportError::Unreachable {
         addr: addr.to_owned(),
         reason,
@@ -170,7 +188,7 @@ pub async fn connect_relay(addr: &str, trust: &RelayTrust) -> Result<Connection,
             "no answer within {} s",
             CONNECT_TIMEOUT.as_secs()
         ))),
-        Ok(Ok(c)) => Ok(c),
+        Ok(Ok(conn)) => Ok(RelayConnection { endpoint, conn }),
         Ok(Err(e)) => match pin
             .as_ref()
             .and_then(|p| p.mismatch().map(|got| (p.expected(), got)))

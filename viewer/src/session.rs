@@ -81,7 +81,7 @@ pub async fn run(
         let _ = events.send(SessionEvent::Status(s.to_owned()));
     };
     let relay = transport::config::connect_relay(&settings.relay, &settings.trust).await?;
-    let (mut send, recv) = relay.open_bi().await?;
+    let (mut send, recv) = relay.conn.open_bi().await?;
     let mut recv = FramedRecv::new(recv, MAX_SIGNALING_LEN);
     send_frame(
         &mut send,
@@ -125,7 +125,7 @@ pub async fn run(
         FromRelay::Refused(r) => return Err(ViewerError::Refused(r).into()),
         other => bail!("unexpected message from the relay: {other:?}"),
     }
-    let socket = TunnelSocket::new(relay.clone());
+    let socket = TunnelSocket::new(relay.conn.clone());
     let (_endpoint, conn) = transport::config::session_connect(socket, &identity, agent_fp)
         .await
         .context("end-to-end connection to the agent failed")?;
@@ -221,7 +221,7 @@ pub async fn run(
             _ = conn.closed() => { end("connection to the agent lost".into()); break }
         }
     }
-    relay.close(0u32.into(), b"done");
+    relay.close(b"done").await;
     Ok(())
 }
 
