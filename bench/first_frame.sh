@@ -3,15 +3,15 @@
 # window) shared over a local relay. Measures, over RUNS sessions, the time from the consent
 # click to the first complete frame in the viewer and that frame's size; then the agent's CPU
 # while the screen is static, and the release binary sizes. The peer, measured in the same run
-# on the same desktop: x11vnc with a vncsnapshot client (tight encoding, lossless), whose full
-# first frame is timed from connect to picture and counted in bytes on the wire.
+# on the same desktop: x11vnc, read by bench/rfb_first_frame.py (ZRLE, lossless): time from the
+# full-screen request to the complete update, and the bytes of that update.
 #
-# Usage: bench/first_frame.sh [RUNS]   (default 5; needs root for the x11vnc byte count)
+# Usage: bench/first_frame.sh [RUNS]   (default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
 scripts/setup.sh >/dev/null
-pkgs=(x11vnc vncsnapshot imagemagick x11-apps)
+pkgs=(x11vnc imagemagick x11-apps)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -78,41 +78,36 @@ agent_cpu=$(awk -v a="$c0" -v b="$c1" -v t="$tck" 'BEGIN{printf "%.2f", (b-a)/t/
 echo end >&"${V[1]}" || true
 sleep 1
 
-# The peer: x11vnc on the same desktop.
-x11vnc -display $disp -rfbport 5988 -localhost -forever -shared -nopw -noxdamage -quiet > /dev/null 2>&1 & x11pid=$!; pids+=($x11pid)
+# The peer: x11vnc on the same desktop, read by a minimal RFB client (bench/rfb_first_frame.py)
+# asking for the whole screen in ZRLE; its time runs from the request to the complete update.
+x11vnc -display $disp -rfbport 5988 -localhost -forever -shared -nopw -quiet > /dev/null 2>&1 & x11pid=$!; pids+=($x11pid)
 sleep 2
 vnc_ms_list=(); vnc_bytes_list=()
 for i in $(seq "$runs"); do
-  if [ "$(id -u)" -eq 0 ] && command -v tcpdump >/dev/null; then
-    tcpdump -i lo -n -U -w "$work/vnc$i.pcap" tcp src port 5988 >/dev/null 2>&1 & tpid=$!
-    sleep 0.7
-  fi
-  t0=$(date +%s.%N)
-  vncsnapshot -quiet -encodings "tight" -compresslevel 9 -allowblank localhost:5988 "$work/vnc$i.jpg" >/dev/null 2>&1 || true
-  t1=$(date +%s.%N)
-  vnc_ms_list+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", (b-a)*1000}')")
-  if [ -n "${tpid:-}" ]; then
-    sleep 0.5; kill -INT "$tpid"; wait "$tpid" 2>/dev/null || true
-    vnc_bytes_list+=("$(tcpdump -r "$work/vnc$i.pcap" -n -q 2>/dev/null | awk '{for(i=1;i<=NF;i++) if($i=="tcp") s+=$(i+1)} END{print s+0}')")
-  fi
+  out=$(python3 bench/rfb_first_frame.py 127.0.0.1 5988)
+  vnc_ms_list+=("$(sed -E 's/.*ms=([0-9.]+) .*/\1/' <<<"$out")")
+  vnc_bytes_list+=("$(sed -E 's/.*bytes=([0-9]+).*/\1/' <<<"$out")")
 done
+# x11vnc's CPU on the static screen with a viewer connected (asking for incremental updates).
+python3 bench/rfb_first_frame.py 127.0.0.1 5988 14 > /dev/null & holder=$!; pids+=($holder)
+sleep 3
 c0=$(cpu "$x11pid"); sleep 10; c1=$(cpu "$x11pid")
 vnc_cpu=$(awk -v a="$c0" -v b="$c1" -v t="$tck" 'BEGIN{printf "%.2f", (b-a)/t/10*100}')
+wait "$holder" 2>/dev/null || true
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{if(NR==0){print "n/a"} else if(NR%2){print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
 ms=$(median "${ms_list[@]}"); bytes=$(median "${bytes_list[@]}")
-vms=$(median "${vnc_ms_list[@]}"); vbytes=$(median "${vnc_bytes_list[@]:-}")
+vms=$(median "${vnc_ms_list[@]}"); vbytes=$(median "${vnc_bytes_list[@]}")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0>0) printf "%.2f", a/b; else print "n/a" }'; }
 size() { stat -c %s "$1" | awk '{printf "%.1f MiB", $1/1048576}'; }
 
 echo
 echo "Fernhilfe first-frame benchmark, 1920x1080 typical desktop, $runs runs each, medians"
-echo "all runs: fernhilfe ms=[${ms_list[*]}] bytes=[${bytes_list[*]}]; x11vnc ms=[${vnc_ms_list[*]}] bytes=[${vnc_bytes_list[*]:-}]"
+echo "all runs: fernhilfe ms=[${ms_list[*]}] bytes=[${bytes_list[*]}]; x11vnc ms=[${vnc_ms_list[*]}] bytes=[${vnc_bytes_list[*]}]"
 printf '%-44s %14s %14s %8s\n' "measure" "fernhilfe" "x11vnc" "ratio"
-printf '%-44s %14s %14s %8s\n' "first complete frame, ms (fh: from consent)" "$ms" "$vms" "$(ratio "$ms" "$vms")"
-printf '%-44s %14s %14s %8s\n' "first frame, bytes (fh: encoded update)" "$bytes" "$vbytes" "$(ratio "$bytes" "$vbytes")"
-printf '%-44s %14s %14s %8s\n' "CPU while static, % of one core (10 s)" "$agent_cpu" "$vnc_cpu" "$(ratio "$agent_cpu" "$vnc_cpu")"
+printf '%-44s %14s %14s %8s\n' "first frame, ms (consent / request -> complete)" "$ms" "$vms" "$(ratio "$ms" "$vms")"
+printf '%-44s %14s %14s %8s\n' "first frame, bytes (encoded update)" "$bytes" "$vbytes" "$(ratio "$bytes" "$vbytes")"
+printf '%-44s %14s %14s %8s\n' "CPU, static screen, viewer connected, %core" "$agent_cpu" "$vnc_cpu" "$(ratio "$agent_cpu" "$vnc_cpu")"
 printf '%-44s %14s\n' "agent binary (release, stripped)" "$(size $bin/fernhilfe-agent)"
 printf '%-44s %14s\n' "viewer binary (release, stripped)" "$(size $bin/fernhilfe-viewer)"
 printf '%-44s %14s\n' "relay binary (release, stripped)" "$(size $bin/fernhilfe-relay)"
-echo "x11vnc's CPU is idle with no client connected after the snapshots; its first frame includes the RFB handshake."

@@ -68,6 +68,9 @@ struct Panel {
     buf: Vec<u32>,
     buttons: Vec<Button>,
     was_down: bool,
+    /// Whether `buf` changed since it was last shown: redrawing an unchanged window would
+    /// damage the screen and make the capture thread look at it again.
+    dirty: bool,
 }
 
 struct TextRenderer {
@@ -158,10 +161,12 @@ impl Panel {
             buf: vec![BG; w * h],
             buttons: Vec::new(),
             was_down: false,
+            dirty: true,
         })
     }
 
     fn draw(&mut self, text: &TextRenderer, lines: &[(String, f32, u32)]) {
+        self.dirty = true;
         self.buf.fill(BG);
         for x in 0..self.w {
             self.buf[x] = ACCENT;
@@ -226,9 +231,13 @@ impl Panel {
         if !self.window.is_open() {
             return Err(());
         }
-        self.window
-            .update_with_buffer(&self.buf, self.w, self.h)
-            .map_err(|_| ())?;
+        if std::mem::take(&mut self.dirty) {
+            self.window
+                .update_with_buffer(&self.buf, self.w, self.h)
+                .map_err(|_| ())?;
+        } else {
+            self.window.update();
+        }
         let down = self.window.get_mouse_down(MouseButton::Left);
         let clicked = down && !self.was_down;
         self.was_down = down;

@@ -1,6 +1,6 @@
 //! The screen codec: the screen is cut into 64×64 tiles; an update carries only the tiles that
 //! differ from what the viewer already has, single-colour tiles as their colour and the rest as
-//! one zstd stream of 24-bit pixels (lossless, so text stays sharp). A static screen yields no
+//! one zstd stream of 24-bit pixels, delta-coded along each row (lossless, so text stays sharp). A static screen yields no
 //! update at all. The cursor travels beside the pixels, so the viewer draws it on top.
 
 use crate::wire::{DecodeError, Reader, Writer};
@@ -67,7 +67,9 @@ pub struct ScreenUpdate {
     pub height: u16,
     pub cursor: CursorUpdate,
     pub tiles: Vec<Tile>,
-    /// RGB bytes of all `Packed` tiles, in tile order, rows top to bottom.
+    /// RGB bytes of all `Packed` tiles, in tile order, rows top to bottom; each pixel is stored
+    /// as its difference to the pixel on its left (the first of a row against black), which
+    /// turns gradients and photos into small numbers zstd compresses far better.
     pub packed: Vec<u8>,
 }
 
@@ -153,8 +155,15 @@ impl TileEncoder {
                 } else {
                     for r in 0..th {
                         let src = &frame.bgrx[(ty + r) * frame.stride + tx * 4..][..tw * 4];
+                        let mut prev = [0u8; 3];
                         for p in src.chunks_exact(4) {
-                            raw.extend_from_slice(&[p[2], p[1], p[0]]);
+                            let px = [p[2], p[1], p[0]];
+                            raw.extend_from_slice(&[
+                                px[0].wrapping_sub(prev[0]),
+                                px[1].wrapping_sub(prev[1]),
+                                px[2].wrapping_sub(prev[2]),
+                            ]);
+                            prev = px;
                         }
                     }
                     TilePixels::Packed
@@ -396,11 +405,17 @@ impl Framebuffer {
                 match t.pixels {
                     TilePixels::Solid(c) => row.fill(c),
                     TilePixels::Packed => {
-                        for (px, rgb) in row
+                        let mut prev = [0u8; 3];
+                        for (px, d) in row
                             .iter_mut()
                             .zip(u.packed[off..off + tw * 3].chunks_exact(3))
                         {
-                            *px = u32::from_be_bytes([0, rgb[0], rgb[1], rgb[2]]);
+                            prev = [
+                                prev[0].wrapping_add(d[0]),
+                                prev[1].wrapping_add(d[1]),
+                                prev[2].wrapping_add(d[2]),
+                            ];
+                            *px = u32::from_be_bytes([0, prev[0], prev[1], prev[2]]);
                         }
                         off += tw * 3;
                     }
