@@ -3,7 +3,7 @@
 //! QUIC connection.
 
 use crate::consent::Grant;
-use crate::wire::{DecodeError, Reader, Writer};
+use crate::wire::{check_len, DecodeError, Reader, Writer};
 
 /// Largest control message.
 pub const MAX_CONTROL_LEN: usize = 1024;
@@ -221,13 +221,7 @@ impl ViewerMessage {
 
     /// Decodes one message, checking every bound.
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
-        if buf.len() > MAX_CONTROL_LEN {
-            return Err(DecodeError::TooLarge {
-                what: "control message",
-                len: buf.len(),
-                max: MAX_CONTROL_LEN,
-            });
-        }
+        check_len("control message", buf, MAX_CONTROL_LEN)?;
         let mut r = Reader::new(buf);
         let msg = match r.u8()? {
             1 => ViewerMessage::Input(match r.u8()? {
@@ -321,13 +315,7 @@ impl AgentMessage {
 
     /// Decodes one message, checking every bound.
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
-        if buf.len() > MAX_CONTROL_LEN {
-            return Err(DecodeError::TooLarge {
-                what: "control message",
-                len: buf.len(),
-                max: MAX_CONTROL_LEN,
-            });
-        }
+        check_len("control message", buf, MAX_CONTROL_LEN)?;
         let mut r = Reader::new(buf);
         let msg = match r.u8()? {
             1 => AgentMessage::Grant(Grant::from_code(r.u8()?)?),

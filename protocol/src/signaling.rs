@@ -8,7 +8,7 @@
 //! QUIC datagrams between the two connections, which it cannot decrypt.
 
 use crate::ids::{check_name, TicketNumber, MAX_NAME_LEN};
-use crate::wire::{DecodeError, Reader, Writer};
+use crate::wire::{check_len, DecodeError, Reader, Writer};
 use std::fmt;
 
 /// Largest signaling message; all of them are small.
@@ -131,13 +131,7 @@ impl ToRelay {
 
     /// Decodes one message, checking every bound.
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
-        if buf.len() > MAX_SIGNALING_LEN {
-            return Err(DecodeError::TooLarge {
-                what: "signaling message",
-                len: buf.len(),
-                max: MAX_SIGNALING_LEN,
-            });
-        }
+        check_len("signaling message", buf, MAX_SIGNALING_LEN)?;
         let mut r = Reader::new(buf);
         let msg = match r.u8()? {
             1 => ToRelay::RegisterAgent {
@@ -224,13 +218,7 @@ impl FromRelay {
 
     /// Decodes one message, checking every bound.
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
-        if buf.len() > MAX_SIGNALING_LEN {
-            return Err(DecodeError::TooLarge {
-                what: "signaling message",
-                len: buf.len(),
-                max: MAX_SIGNALING_LEN,
-            });
-        }
+        check_len("signaling message", buf, MAX_SIGNALING_LEN)?;
         let mut r = Reader::new(buf);
         let msg = match r.u8()? {
             1 => FromRelay::AgentRegistered,

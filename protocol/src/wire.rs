@@ -25,6 +25,18 @@ pub enum DecodeError {
     Trailing(usize),
 }
 
+/// Refuses a whole message longer than `max` before any field is read.
+pub fn check_len(what: &'static str, buf: &[u8], max: usize) -> Result<(), DecodeError> {
+    if buf.len() > max {
+        return Err(DecodeError::TooLarge {
+            what,
+            len: buf.len(),
+            max,
+        });
+    }
+    Ok(())
+}
+
 /// Reads values from a byte slice, never past its end.
 pub struct Reader<'a> {
     buf: &'a [u8],

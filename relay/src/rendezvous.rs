@@ -112,38 +112,26 @@ impl Rendezvous {
                 return Err(protocol_violation("no hello within 10 s"));
             }
         };
+        let version = match ToRelay::decode(&hello) {
+            Ok(ToRelay::RegisterAgent { version, .. } | ToRelay::JoinAsViewer { version, .. }) => {
+                version
+            }
+            _ => protocol::PROTOCOL_VERSION,
+        };
+        if version != protocol::PROTOCOL_VERSION {
+            let relay_version = protocol::PROTOCOL_VERSION;
+            return refuse(&mut send, Refusal::VersionMismatch { relay_version }).await;
+        }
         match ToRelay::decode(&hello) {
             Ok(ToRelay::RegisterAgent {
-                version,
-                ticket,
-                host_name,
-            }) => {
-                if version != protocol::PROTOCOL_VERSION {
-                    return refuse(
-                        &mut send,
-                        Refusal::VersionMismatch {
-                            relay_version: protocol::PROTOCOL_VERSION,
-                        },
-                    )
-                    .await;
-                }
-                self.agent(conn, send, recv, ticket, host_name).await
-            }
+                ticket, host_name, ..
+            }) => self.agent(conn, send, recv, ticket, host_name).await,
             Ok(ToRelay::JoinAsViewer {
-                version,
                 token,
                 ticket,
                 host_name,
+                ..
             }) => {
-                if version != protocol::PROTOCOL_VERSION {
-                    return refuse(
-                        &mut send,
-                        Refusal::VersionMismatch {
-                            relay_version: protocol::PROTOCOL_VERSION,
-                        },
-                    )
-                    .await;
-                }
                 self.viewer(conn, send, recv, &token.0, ticket, host_name)
                     .await
             }
