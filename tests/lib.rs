@@ -342,6 +342,20 @@ impl Display {
         true
     }
 
+    /// Gives `keysyms` keycodes of their own (the top of the keycode range), as a German
+    /// keyboard layout has them, so xdotool can type them without remapping keys on the fly.
+    pub fn map_keysyms(&self, keysyms: &[u32]) {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::ConnectionExt;
+        let (conn, _) = x11rb::connect(Some(&self.name)).expect("connect to Xvfb");
+        let max = conn.setup().max_keycode;
+        let first = max - keysyms.len() as u8 + 1;
+        let syms: Vec<u32> = keysyms.iter().flat_map(|k| [*k, *k]).collect();
+        conn.change_keyboard_mapping(keysyms.len() as u8, first, 2, &syms)
+            .expect("change_keyboard_mapping");
+        x11rb::wrapper::ConnectionExt::sync(&conn).expect("sync");
+    }
+
     /// The root window's pixels now, as RGB.
     pub fn screenshot(&self) -> image::RgbImage {
         use x11rb::connection::Connection;

@@ -3,8 +3,7 @@
 
 use crate::session::{Outgoing, SessionEvent};
 use minifb::{
-    InputCallback, Key as MKey, KeyRepeat, MouseButton as MButton, MouseMode, ScaleMode, Window,
-    WindowOptions,
+    InputCallback, Key as MKey, MouseButton as MButton, MouseMode, ScaleMode, Window, WindowOptions,
 };
 use protocol::consent::Grant;
 use protocol::screen::Framebuffer;
@@ -12,12 +11,107 @@ use protocol::session::{EndReason, InputEvent, Key, MouseButton, NamedKey, Viewe
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
-struct Chars(Arc<Mutex<Vec<char>>>);
+/// Keyboard input in the order it happened: minifb's per-frame key sets lose the order of a
+/// quick Ctrl+C, its callback does not.
+enum Typed {
+    Down(MKey),
+    Up(MKey),
+    Char(char),
+}
 
-impl InputCallback for Chars {
+struct KeyLog(Arc<Mutex<Vec<Typed>>>);
+
+impl InputCallback for KeyLog {
     fn add_char(&mut self, c: u32) {
         if let Some(c) = char::from_u32(c).filter(|c| !c.is_control()) {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Typed::Char(c));
+        }
+    }
+
+    fn set_key_state(&mut self, key: MKey, down: bool) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(if down {
+                Typed::Down(key)
+            } else {
+                Typed::Up(key)
+            });
+    }
+}
+
+/// Turns the ordered key log into input events: characters as text, named keys and
+/// Ctrl/Alt/Super shortcuts as key presses (Shift is already in the characters).
+#[derive(Default)]
+struct KeyTranslator {
+    modifiers_down: u32,
+    shortcut_down: Vec<char>,
+    text: String,
+}
+
+impl KeyTranslator {
+    fn feed(&mut self, ev: Typed, out: &mut Vec<InputEvent>) {
+        match ev {
+            Typed::Char(c) => {
+                if self.modifiers_down == 0 {
+                    self.text.push(c);
+                }
+                return;
+            }
+            Typed::Down(k) | Typed::Up(k) if self.flush_first(k) => self.flush(out),
+            _ => {}
+        }
+        match ev {
+            Typed::Down(k) => {
+                if let Some(n) = named(k) {
+                    if matches!(n, NamedKey::Control | NamedKey::Alt | NamedKey::Meta) {
+                        self.modifiers_down += 1;
+                    }
+                    out.push(InputEvent::Key {
+                        key: Key::Named(n),
+                        pressed: true,
+                    });
+                } else if let (true, Some(c)) = (self.modifiers_down > 0, shortcut_char(k)) {
+                    self.shortcut_down.push(c);
+                    out.push(InputEvent::Key {
+                        key: Key::Char(c),
+                        pressed: true,
+                    });
+                }
+            }
+            Typed::Up(k) => {
+                if let Some(n) = named(k) {
+                    if matches!(n, NamedKey::Control | NamedKey::Alt | NamedKey::Meta) {
+                        self.modifiers_down = self.modifiers_down.saturating_sub(1);
+                    }
+                    out.push(InputEvent::Key {
+                        key: Key::Named(n),
+                        pressed: false,
+                    });
+                } else if let Some(c) = shortcut_char(k).filter(|c| self.shortcut_down.contains(c))
+                {
+                    self.shortcut_down.retain(|d| *d != c);
+                    out.push(InputEvent::Key {
+                        key: Key::Char(c),
+                        pressed: false,
+                    });
+                }
+            }
+            Typed::Char(_) => {}
+        }
+    }
+
+    /// Text typed before a named key or shortcut must arrive before it.
+    fn flush_first(&self, k: MKey) -> bool {
+        !self.text.is_empty() && (named(k).is_some() || self.modifiers_down > 0)
+    }
+
+    fn flush(&mut self, out: &mut Vec<InputEvent>) {
+        if !self.text.is_empty() {
+            out.push(InputEvent::Text(std::mem::take(&mut self.text)));
         }
     }
 }
@@ -101,8 +195,9 @@ pub fn run(
     )
     .map_err(|e| anyhow::anyhow!("cannot open the viewer window: {e}"))?;
     window.set_target_fps(60);
-    let chars = Arc::new(Mutex::new(Vec::new()));
-    window.set_input_callback(Box::new(Chars(chars.clone())));
+    let key_log = Arc::new(Mutex::new(Vec::new()));
+    window.set_input_callback(Box::new(KeyLog(key_log.clone())));
+    let mut keys = KeyTranslator::default();
     let mut fb: Option<Arc<Mutex<Framebuffer>>> = None;
     let mut shown: Vec<u32> = vec![0x202020; 1280 * 800];
     let (mut sw, mut sh) = (1280usize, 800usize);
@@ -134,7 +229,7 @@ pub fn run(
         }
         window.update_with_buffer(&shown, sw, sh)?;
         if ended || grant != Some(Grant::Control) || fb.is_none() {
-            chars.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            key_log.lock().unwrap_or_else(|e| e.into_inner()).clear();
             continue;
         }
         // Map window coordinates to the remote screen, undoing the aspect-ratio fit.
@@ -181,53 +276,15 @@ pub fn run(
                 dy: dy.round() as i16,
             })));
         }
-        let held = window.get_keys();
-        let modifier = held.iter().any(|k| {
-            matches!(
-                k,
-                MKey::LeftCtrl
-                    | MKey::RightCtrl
-                    | MKey::LeftAlt
-                    | MKey::RightAlt
-                    | MKey::LeftSuper
-                    | MKey::RightSuper
-            )
-        });
-        for k in window.get_keys_pressed(KeyRepeat::Yes) {
-            if let Some(n) = named(k) {
-                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Key {
-                    key: Key::Named(n),
-                    pressed: true,
-                })));
-            } else if let (true, Some(c)) = (modifier, shortcut_char(k)) {
-                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Key {
-                    key: Key::Char(c),
-                    pressed: true,
-                })));
-            }
+        let logged: Vec<Typed> =
+            std::mem::take(&mut *key_log.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut events = Vec::new();
+        for ev in logged {
+            keys.feed(ev, &mut events);
         }
-        for k in window.get_keys_released() {
-            if let Some(n) = named(k) {
-                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Key {
-                    key: Key::Named(n),
-                    pressed: false,
-                })));
-            } else if let Some(c) = shortcut_char(k) {
-                let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Key {
-                    key: Key::Char(c),
-                    pressed: false,
-                })));
-            }
-        }
-        let typed: String = chars
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-            .collect();
-        if !typed.is_empty() && !modifier {
-            let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Text(
-                typed,
-            ))));
+        keys.flush(&mut events);
+        for ev in events {
+            let _ = input.send(Outgoing::Message(ViewerMessage::Input(ev)));
         }
     }
     if !ended {
@@ -236,4 +293,53 @@ pub fn run(
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn translate(log: Vec<Typed>) -> Vec<InputEvent> {
+        let mut t = KeyTranslator::default();
+        let mut out = Vec::new();
+        for ev in log {
+            t.feed(ev, &mut out);
+        }
+        t.flush(&mut out);
+        out
+    }
+
+    #[test]
+    fn quick_ctrl_c_keeps_its_order() {
+        let out = translate(vec![
+            Typed::Char('a'),
+            Typed::Down(MKey::LeftCtrl),
+            Typed::Down(MKey::C),
+            Typed::Up(MKey::C),
+            Typed::Up(MKey::LeftCtrl),
+        ]);
+        let k = |key, pressed| InputEvent::Key { key, pressed };
+        assert_eq!(
+            out,
+            vec![
+                InputEvent::Text("a".into()),
+                k(Key::Named(NamedKey::Control), true),
+                k(Key::Char('c'), true),
+                k(Key::Char('c'), false),
+                k(Key::Named(NamedKey::Control), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn plain_typing_is_text_without_key_events() {
+        let out = translate(vec![
+            Typed::Down(MKey::G),
+            Typed::Char('G'),
+            Typed::Up(MKey::G),
+            Typed::Char('ü'),
+            Typed::Char('€'),
+        ]);
+        assert_eq!(out, vec![InputEvent::Text("Gü€".into())]);
+    }
 }

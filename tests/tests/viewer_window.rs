@@ -1,0 +1,103 @@
+//! The viewer's real window: on a second Xvfb display, xdotool moves, clicks and types into
+//! the minifb window, and the input arrives on the agent's display, scaled back to its pixels.
+
+use e2e::*;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(20);
+
+#[test]
+fn window_input_reaches_the_agent_display() {
+    if !require_tools(
+        "window_input_reaches_the_agent_display",
+        &["Xvfb", "xdotool"],
+    ) {
+        return;
+    }
+    let dir = temp_dir("window");
+    let pc = Display::start(1280, 800);
+    let desk = Display::start(1280, 800);
+    let probe = probe(&pc, &dir);
+    // ü, ß and € on keys of their own, as on the technician's German keyboard, before the
+    // viewer starts (Xlib reads the keymap once; xdotool would otherwise remap keys on the fly).
+    desk.map_keysyms(&[0xfc, 0xdf, 0x20ac]);
+    let relay = Relay::start(&dir);
+    let agent = agent(&relay, &pc, "4711", "PC-12", &dir, &[]);
+    let code = current_code(&agent);
+    let mut cmd = Command::new(bin_dir().join("fernhilfe-viewer"));
+    cmd.args([
+        "--relay",
+        &relay.addr,
+        "--relay-fingerprint",
+        &relay.fingerprint,
+        "--ticket",
+        "4711",
+        "--code",
+        &code,
+    ])
+    .env("FERNHILFE_STAFF_TOKEN", &relay.token)
+    .env("DISPLAY", &desk.name);
+    let mut viewer = Proc::spawn("viewer-window", cmd, &dir);
+    agent.wait_line("consent asked", T);
+    let (x, y) = button(&agent, "consent", "Control");
+    pc.click(x, y);
+    agent.wait_line("consent Control", T);
+    viewer.wait_line("first-frame", T);
+
+    // The window is 1280x800 on a 1280x800 screen, so remote pixels map 1:1 to the window.
+    let win = desk
+        .xdotool(&["search", "--name", "Ticket"])
+        .expect("viewer window")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let geometry = desk.xdotool(&["getwindowgeometry", &win]).unwrap();
+    assert!(
+        geometry.contains("1280x800"),
+        "unexpected viewer window geometry: {geometry}"
+    );
+    desk.xdotool(&["windowfocus", "--sync", &win]).unwrap();
+    desk.xdotool(&["mousemove", "--window", &win, "400", "300"])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pc.pointer() != (400, 300) {
+        assert!(
+            Instant::now() < deadline,
+            "pointer on the PC: {:?}",
+            pc.pointer()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    desk.xdotool(&["mousedown", "1", "sleep", "0.1", "mouseup", "1"])
+        .unwrap();
+    probe.wait_line("button 1 400 300", T);
+
+    desk.xdotool(&["type", "--delay", "40", "Grüße ß €"])
+        .unwrap();
+    let want: Vec<String> = "Grüße ß €".chars().map(|c| format!("key {c}")).collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = probe_lines(&probe, "key");
+        if got == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "typed in the window: got {got:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    desk.xdotool(&["key", "ctrl+c"]).unwrap();
+    probe.wait_line("key ctrl+c", T);
+
+    // Closing the viewer window ends the session on both sides.
+    assert!(desk.close_window("Ticket"));
+    assert_eq!(viewer.wait_exit(Duration::from_secs(3)), 0);
+    assert_eq!(agent_exit(agent), 0);
+}
+
+fn agent_exit(mut agent: Proc) -> i32 {
+    agent.wait_exit(Duration::from_secs(3))
+}
