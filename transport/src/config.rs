@@ -197,6 +197,10 @@ pub async fn connect_relay(
                 expected: expected.to_string(),
                 got: got.to_string(),
             }),
+            // QUIC carries TLS alerts as transport error codes 0x100-0x1ff.
+            None if matches!(&e, quinn::ConnectionError::TransportError(t) if (0x100..0x200).contains(&u64::from(t.code))) => {
+                Err(TransportError::UntrustedRelay(e.to_string()))
+            }
             None => Err(unreachable(e.to_string())),
         },
     }

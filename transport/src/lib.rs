@@ -17,6 +17,8 @@ pub enum TransportError {
     Unreachable { addr: String, reason: String },
     #[error("the relay's certificate fingerprint is {got}, but {expected} was expected: this is not your relay, or its key changed. Ask the relay's operators for the fingerprint (`fernhilfe-relay fingerprint`)")]
     FingerprintMismatch { expected: String, got: String },
+    #[error("the relay's certificate is not trusted ({0}): check that --relay-ca names the CA that issued it, or pin it with --relay-fingerprint")]
+    UntrustedRelay(String),
     #[error("connection failed: {0}")]
     Connection(#[from] quinn::ConnectionError),
     #[error("could not connect: {0}")]
