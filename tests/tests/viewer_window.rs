@@ -17,7 +17,7 @@ fn window_input_reaches_the_agent_display() {
     }
     let dir = temp_dir("window");
     let pc = Display::start(1280, 800);
-    let desk = Display::start(1280, 800);
+    let desk = Display::start(1280, 900);
     let probe = probe(&pc, &dir);
     // ü, ß and € on keys of their own, as on the technician's German keyboard, before the
     // viewer starts (Xlib reads the keymap once; xdotool would otherwise remap keys on the fly).
@@ -45,7 +45,7 @@ fn window_input_reaches_the_agent_display() {
     agent.wait_line("consent Control", T);
     viewer.wait_line("first-frame", T);
 
-    // The window is 1280x800 on a 1280x800 screen, so remote pixels map 1:1 to the window.
+    // The window is 1280x800 plus the 28-pixel status bar, so remote pixels map 1:1.
     let win = desk
         .xdotool(&["search", "--name", "Ticket"])
         .expect("viewer window")
@@ -55,9 +55,37 @@ fn window_input_reaches_the_agent_display() {
         .to_owned();
     let geometry = desk.xdotool(&["getwindowgeometry", &win]).unwrap();
     assert!(
-        geometry.contains("1280x800"),
+        geometry.contains("1280x828"),
         "unexpected viewer window geometry: {geometry}"
     );
+    // The window shows the PC's screen 1:1 (and the status bar under it).
+    let pos = geometry
+        .split("Position: ")
+        .nth(1)
+        .and_then(|p| p.split_whitespace().next())
+        .unwrap();
+    let (wx, wy) = pos
+        .split_once(',')
+        .map(|(x, y)| (x.parse::<u32>().unwrap(), y.parse::<u32>().unwrap()))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (shot, truth) = (desk.screenshot(), pc.screenshot());
+        let same = [(100, 100), (640, 500), (5, 790)]
+            .iter()
+            .all(|&(x, y)| shot.get_pixel(wx + x, wy + y) == truth.get_pixel(x, y));
+        if same {
+            break;
+        }
+        if Instant::now() > deadline {
+            shot.save(dir.join("viewer-window.png")).unwrap();
+            panic!(
+                "the viewer window does not show the PC's screen; see {}",
+                dir.join("viewer-window.png").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     desk.xdotool(&["windowfocus", "--sync", &win]).unwrap();
     desk.xdotool(&["mousemove", "--window", &win, "400", "300"])
         .unwrap();

@@ -9,6 +9,7 @@ use protocol::consent::Grant;
 use protocol::screen::Framebuffer;
 use protocol::session::{EndReason, InputEvent, Key, MouseButton, NamedKey, ViewerMessage};
 use std::sync::{Arc, Mutex};
+use text_render::TextRenderer;
 use tokio::sync::mpsc;
 
 /// Keyboard input in the order it happened: minifb's per-frame key sets lose the order of a
@@ -177,6 +178,34 @@ fn draw_arrow(buf: &mut [u32], w: usize, h: usize, x: i16, y: i16) {
     }
 }
 
+/// Height of the status bar under the screen: 28 pixels at 1280 wide, grown with wider
+/// screens so it keeps its size when the window scales the picture down.
+fn status_bar_height(screen_width: usize) -> usize {
+    (28.0 * (screen_width as f32 / 1280.0).max(1.0)) as usize
+}
+
+/// The window's picture: the remote screen with the status bar under it.
+fn compose(
+    out: &mut Vec<u32>,
+    screen: &[u32],
+    (w, h): (usize, usize),
+    bar: usize,
+    status: &str,
+    text: &TextRenderer,
+) {
+    out.clear();
+    out.extend_from_slice(&screen[..w * h]);
+    out.resize(w * (h + bar), 0x1B1F24);
+    let px = bar as f32 * 0.6;
+    text.draw(
+        (out, w),
+        (8, h + (bar as f32 * 0.15) as usize),
+        status,
+        px,
+        0xF4F6F8,
+    );
+}
+
 /// Runs the window on the main thread until the session ends or the window closes.
 pub fn run(
     title: &str,
@@ -186,7 +215,7 @@ pub fn run(
     let mut window = Window::new(
         &format!("{title} – connecting"),
         1280,
-        800,
+        800 + status_bar_height(1280),
         WindowOptions {
             resize: true,
             scale_mode: ScaleMode::AspectRatioStretch,
@@ -201,6 +230,10 @@ pub fn run(
     let mut fb: Option<Arc<Mutex<Framebuffer>>> = None;
     let mut shown: Vec<u32> = vec![0x202020; 1280 * 800];
     let (mut sw, mut sh) = (1280usize, 800usize);
+    let text = TextRenderer::new();
+    let mut status = String::from("connecting");
+    let mut dirty = true;
+    let mut composed: Vec<u32> = Vec::new();
     let mut grant: Option<Grant> = None;
     let mut last_pos: Option<(u16, u16)> = None;
     let mut buttons = [false; 3];
@@ -208,7 +241,11 @@ pub fn run(
     while window.is_open() {
         while let Ok(ev) = events.try_recv() {
             match ev {
-                SessionEvent::Status(s) => window.set_title(&format!("{title} – {s}")),
+                SessionEvent::Status(s) => {
+                    window.set_title(&format!("{title} – {s}"));
+                    status = s;
+                    dirty = true;
+                }
                 SessionEvent::Grant(g) => grant = Some(g),
                 SessionEvent::Frame { framebuffer, .. } => {
                     {
@@ -220,24 +257,41 @@ pub fn run(
                         }
                     }
                     fb = Some(framebuffer);
+                    dirty = true;
                 }
                 SessionEvent::Ended(r) => {
                     window.set_title(&format!("{title} – ended: {r}"));
+                    status = format!("ended: {r}");
                     ended = true;
+                    dirty = true;
                 }
             }
         }
-        window.update_with_buffer(&shown, sw, sh)?;
+        let bar = status_bar_height(sw);
+        if std::mem::take(&mut dirty) {
+            compose(
+                &mut composed,
+                &shown,
+                (sw, sh),
+                bar,
+                &format!("{title} · {status}"),
+                &text,
+            );
+            window.update_with_buffer(&composed, sw, sh + bar)?;
+        } else {
+            window.update();
+        }
         if ended || grant != Some(Grant::Control) || fb.is_none() {
             key_log.lock().unwrap_or_else(|e| e.into_inner()).clear();
             continue;
         }
         // Map window coordinates to the remote screen, undoing the aspect-ratio fit.
         let (ww, wh) = window.get_size();
-        let scale = (ww as f32 / sw as f32).min(wh as f32 / sh as f32);
+        let total_h = (sh + bar) as f32;
+        let scale = (ww as f32 / sw as f32).min(wh as f32 / total_h);
         let (ox, oy) = (
             (ww as f32 - sw as f32 * scale) / 2.0,
-            (wh as f32 - sh as f32 * scale) / 2.0,
+            (wh as f32 - total_h * scale) / 2.0,
         );
         if let Some((mx, my)) = window.get_unscaled_mouse_pos(MouseMode::Discard) {
             let (rx, ry) = ((mx - ox) / scale, (my - oy) / scale);
