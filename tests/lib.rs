@@ -318,13 +318,13 @@ impl Display {
         let Ok(ids) = self.xdotool(&["search", "--name", title]) else {
             return false;
         };
-        let Some(win) = ids
+        let windows: Vec<u32> = ids
             .split_whitespace()
-            .next()
-            .and_then(|w| w.parse::<u32>().ok())
-        else {
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        if windows.is_empty() {
             return false;
-        };
+        }
         let (conn, _) = x11rb::connect(Some(&self.name)).expect("connect to Xvfb");
         let atom = |n: &str| {
             conn.intern_atom(false, n.as_bytes())
@@ -334,10 +334,12 @@ impl Display {
                 .atom
         };
         let (protocols, delete) = (atom("WM_PROTOCOLS"), atom("WM_DELETE_WINDOW"));
-        let ev =
-            ClientMessageEvent::new(32, win, protocols, [delete, x11rb::CURRENT_TIME, 0, 0, 0]);
-        conn.send_event(false, win, EventMask::NO_EVENT, ev)
-            .expect("send_event");
+        for win in windows {
+            let ev =
+                ClientMessageEvent::new(32, win, protocols, [delete, x11rb::CURRENT_TIME, 0, 0, 0]);
+            conn.send_event(false, win, EventMask::NO_EVENT, ev)
+                .expect("send_event");
+        }
         conn.flush().expect("flush");
         true
     }
@@ -577,9 +579,29 @@ impl Session {
     }
 
     /// Clicks a consent button.
+    /// Clicks again if the dialog did not react, as a person would: a click that lands while the
+    /// window is still being mapped is lost.
     pub fn answer(&self, choice: &str) {
         let (x, y) = button(&self.agent, "consent", choice);
-        self.display.click(x, y);
+        for _ in 0..3 {
+            self.display.click(x, y);
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                if self
+                    .agent
+                    .lines()
+                    .iter()
+                    .any(|l| l.starts_with("consent ") && l != "consent asked")
+                {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!(
+            "the consent dialog did not take the click on {choice}: {:?}",
+            self.agent.lines()
+        );
     }
 
     /// Waits until the viewer got no new frame for `quiet`, then returns the last seq.

@@ -10,7 +10,6 @@ use protocol::ids::{SessionCode, TicketNumber};
 use protocol::pairing::{Pairing, PairingError, PairingStep, Role};
 use protocol::session::{AgentMessage, EndReason, ViewerMessage, MAX_CONTROL_LEN};
 use protocol::signaling::{FromRelay, Refusal, ToRelay, MAX_SIGNALING_LEN};
-use protocol::wire::MAX_FRAME_LEN;
 use quinn::{Connection, SendStream};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc as std_mpsc;
@@ -269,7 +268,6 @@ async fn session(
     let pacing = ScreenPacing::default();
     let mut updates = screen.stream(gate.clone(), pacing.clone());
     let mut screen_send = conn.open_uni().await?;
-    let mut violations = 0u32;
     let outcome = loop {
         tokio::select! {
             update = updates.recv() => {
@@ -294,7 +292,6 @@ async fn session(
                     Ok(ViewerMessage::FrameAck { seq }) => { pacing.acked.fetch_max(seq, Ordering::SeqCst); }
                     Ok(ViewerMessage::End(_)) => break EndReason::EndedByViewer,
                     Err(e) => {
-                        violations += 1;
                         tracing::warn!(error = %e, "malformed control message from the viewer");
                         break EndReason::ProtocolViolation;
                     }
@@ -315,9 +312,7 @@ async fn session(
     pacing.stop.store(true, Ordering::Relaxed);
     gate.set(Grant::Denied);
     let _ = ui.send(UiCommand::CloseAll);
-    status(format_args!(
-        "session ended reason={outcome:?} violations={violations}"
-    ));
+    status(format_args!("session ended reason={outcome:?}"));
     finish(&conn, &endpoint, &mut ctrl_send, outcome).await;
     relay.conn.close(b"session over").await;
     Ok(Outcome::Ended(outcome))
@@ -336,6 +331,3 @@ async fn finish(
     conn.close(0u32.into(), b"session ended");
     let _ = tokio::time::timeout(Duration::from_millis(300), endpoint.wait_idle()).await;
 }
-
-#[allow(dead_code)]
-const _: () = assert!(MAX_FRAME_LEN >= MAX_CONTROL_LEN);

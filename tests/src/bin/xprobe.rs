@@ -3,7 +3,8 @@
 //! itself, while the agent is still connected.
 //!
 //! Output lines: `ready`, `button N X Y`, `key TEXT` (TEXT is the character typed, or
-//! `ctrl+c` style for shortcuts), `motion X Y` is not printed (xdotool reads the pointer).
+//! `ctrl+c` style for shortcuts). Pointer motion is not printed: tests read the pointer with
+//! xdotool.
 
 use std::io::Write;
 use x11rb::connection::Connection;
