@@ -207,10 +207,15 @@ impl Writer {
 /// stays below it, and a peer that announces more is disconnected before we allocate.
 pub const MAX_FRAME_LEN: usize = 64 * 1024 * 1024;
 
+/// The 4-byte length that precedes a message of `len` bytes on a stream.
+pub fn frame_prefix(len: usize) -> [u8; 4] {
+    (len as u32).to_be_bytes()
+}
+
 /// Prepends the 4-byte length to one message.
 pub fn encode_frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + payload.len());
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(&frame_prefix(payload.len()));
     out.extend_from_slice(payload);
     out
 }

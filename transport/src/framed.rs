@@ -1,7 +1,7 @@
 //! Length-prefixed messages on QUIC streams: the IO half of [`protocol::wire::FrameDecoder`].
 
 use crate::TransportError;
-use protocol::wire::{encode_frame, FrameDecoder};
+use protocol::wire::{frame_prefix, FrameDecoder};
 use quinn::{RecvStream, SendStream};
 
 /// Reads whole frames from a stream, refusing any longer than its bound.
@@ -35,8 +35,10 @@ impl FramedRecv {
     }
 }
 
-/// Writes one frame.
+/// Writes one frame; prefix and payload go out separately so a multi-megabyte screen update
+/// is not copied just to put four bytes in front of it.
 pub async fn send_frame(stream: &mut SendStream, payload: &[u8]) -> Result<(), TransportError> {
-    stream.write_all(&encode_frame(payload)).await?;
+    stream.write_all(&frame_prefix(payload.len())).await?;
+    stream.write_all(payload).await?;
     Ok(())
 }
