@@ -452,6 +452,33 @@ impl Relay {
     }
 }
 
+/// The agent's command line for the relay at `addr`, trusted by `trust`
+/// (`["--relay-fingerprint", FP]` or `["--relay-ca", FILE]`), on `display`.
+pub fn agent_command(addr: &str, trust: [&str; 2], ticket: &str, display: &Display) -> Command {
+    let mut cmd = Command::new(bin_dir().join("fernhilfe-agent"));
+    cmd.args(["--ticket", ticket, "--relay", addr])
+        .args(trust)
+        .env("DISPLAY", &display.name);
+    cmd
+}
+
+/// The viewer's command line (window mode unless `--headless` is added), trusting the relay
+/// at `addr` by `trust` as in [`agent_command`].
+pub fn viewer_command(
+    addr: &str,
+    trust: [&str; 2],
+    token: &str,
+    ticket: &str,
+    code: &str,
+) -> Command {
+    let mut cmd = Command::new(bin_dir().join("fernhilfe-viewer"));
+    cmd.args(["--relay", addr])
+        .args(trust)
+        .args(["--ticket", ticket, "--code", code])
+        .env("FERNHILFE_STAFF_TOKEN", token);
+    cmd
+}
+
 /// Starts an agent for `ticket` on `display`.
 pub fn agent(
     relay: &Relay,
@@ -461,21 +488,13 @@ pub fn agent(
     dir: &Path,
     extra: &[&str],
 ) -> Proc {
-    let mut cmd = Command::new(bin_dir().join("fernhilfe-agent"));
-    cmd.args([
-        "--ticket",
-        ticket,
-        "--relay",
+    let mut cmd = agent_command(
         &relay.addr,
-        "--relay-fingerprint",
-        &relay.fingerprint,
-        "--host-name",
-        host,
-        "--lang",
-        "de",
-    ])
-    .args(extra)
-    .env("DISPLAY", &display.name);
+        ["--relay-fingerprint", &relay.fingerprint],
+        ticket,
+        display,
+    );
+    cmd.args(["--host-name", host, "--lang", "de"]).args(extra);
     Proc::spawn(&format!("agent-{host}"), cmd, dir)
 }
 
@@ -488,20 +507,14 @@ pub fn viewer(
     dir: &Path,
     extra: &[&str],
 ) -> Proc {
-    let mut cmd = Command::new(bin_dir().join("fernhilfe-viewer"));
-    cmd.args([
-        "--headless",
-        "--relay",
+    let mut cmd = viewer_command(
         &relay.addr,
-        "--relay-fingerprint",
-        &relay.fingerprint,
-        "--ticket",
+        ["--relay-fingerprint", &relay.fingerprint],
+        token,
         ticket,
-        "--code",
         code,
-    ])
-    .args(extra)
-    .env("FERNHILFE_STAFF_TOKEN", token);
+    );
+    cmd.arg("--headless").args(extra);
     Proc::spawn("viewer", cmd, dir)
 }
 

@@ -181,7 +181,7 @@ impl Rendezvous {
             .record(AuditEvent::AgentRegistered, ticket, Some(&host), None, None);
         send_frame(&mut send, &FromRelay::AgentRegistered.encode()).await?;
         let result = self
-            .agent_loop(conn, &mut send, &mut recv, &mut inbox, ticket, &host)
+            .agent_loop(conn, &mut send, &mut recv, &mut inbox, (ticket, id, &host))
             .await;
         {
             let mut t = self.table();
@@ -198,14 +198,15 @@ impl Rendezvous {
         result
     }
 
-    fn set_busy(&self, ticket: TicketNumber, host: &str, busy: bool) {
+    /// Lets the next viewer pair with this agent again; found by id, as host names can repeat.
+    fn release(&self, ticket: TicketNumber, id: u64) {
         if let Some(a) = self
             .table()
             .agents
             .get_mut(&ticket)
-            .and_then(|l| l.iter_mut().find(|a| a.host == host))
+            .and_then(|l| l.iter_mut().find(|a| a.id == id))
         {
-            a.busy = busy;
+            a.busy = false;
         }
     }
 
@@ -215,8 +216,7 @@ impl Rendezvous {
         send: &mut SendStream,
         recv: &mut FramedRecv,
         inbox: &mut mpsc::Receiver<AgentInbox>,
-        ticket: TicketNumber,
-        host: &str,
+        (ticket, id, host): (TicketNumber, u64, &str),
     ) -> anyhow::Result<()> {
         let mut viewer: Option<(ViewerLink, String)> = None;
         let mut viewer_gone = false;
@@ -248,7 +248,7 @@ impl Rendezvous {
                             let Some((v, staff)) = viewer.take() else { return Err(protocol_violation("pairing outcome without a viewer")) };
                             if code_matched && viewer_gone {
                                 tracing::info!(%ticket, host, staff = %staff, "viewer left right after pairing");
-                                self.set_busy(ticket, host, false);
+                                self.release(ticket, id);
                             } else if code_matched {
                                 tracing::info!(%ticket, host, staff = %staff, "session started (relayed)");
                                 self.audit.record(AuditEvent::SessionStarted, ticket, Some(host), Some(&staff), Some("path=relayed"));
@@ -261,7 +261,7 @@ impl Rendezvous {
                                 tracing::info!(%ticket, host, staff = %staff, "wrong session code");
                                 self.audit.record(AuditEvent::WrongCode, ticket, Some(host), Some(&staff), None);
                                 self.table().throttle.failed(ticket, Instant::now());
-                                self.set_busy(ticket, host, false);
+                                self.release(ticket, id);
                                 let _ = v.inbox.send(ViewerInbox::Failed(Refusal::WrongCode)).await;
                             }
                         }
@@ -281,7 +281,7 @@ impl Rendezvous {
                         // after a wrong code must still be counted by the throttle.
                         if tunnelled.is_none() && viewer.is_some() && !viewer_gone {
                             viewer_gone = true;
-                            self.set_busy(ticket, host, false);
+                            self.release(ticket, id);
                             send_frame(send, &FromRelay::Refused(Refusal::PeerLeft).encode()).await?;
                         }
                     }

@@ -148,19 +148,14 @@ fn fingerprint_mismatch_and_unreachable_relay() {
     let (dir, display, relay, agent) = setup("fingerprint");
     let code = current_code(&agent);
     let fake = "AA:".repeat(31) + "AA";
-    let mut cmd = std::process::Command::new(bin_dir().join("fernhilfe-viewer"));
-    cmd.args([
-        "--headless",
-        "--relay",
+    let mut cmd = viewer_command(
         &relay.addr,
-        "--relay-fingerprint",
-        &fake,
-        "--ticket",
+        ["--relay-fingerprint", &fake],
+        &relay.token,
         "4711",
-        "--code",
         &code,
-    ])
-    .env("FERNHILFE_STAFF_TOKEN", &relay.token);
+    );
+    cmd.arg("--headless");
     let mut v = Proc::spawn("viewer-fp", cmd, &dir);
     assert_eq!(v.wait_exit(T), 1);
     assert!(
@@ -169,16 +164,12 @@ fn fingerprint_mismatch_and_unreachable_relay() {
         "{}",
         v.stderr()
     );
-    let mut cmd = std::process::Command::new(bin_dir().join("fernhilfe-agent"));
-    cmd.args([
-        "--ticket",
-        "4711",
-        "--relay",
+    let cmd = agent_command(
         &relay.addr,
-        "--relay-fingerprint",
-        &fake,
-    ])
-    .env("DISPLAY", &display.name);
+        ["--relay-fingerprint", &fake],
+        "4711",
+        &display,
+    );
     let mut a = Proc::spawn("agent-fp", cmd, &dir);
     assert_eq!(a.wait_exit(T), 1);
     assert!(
@@ -187,19 +178,14 @@ fn fingerprint_mismatch_and_unreachable_relay() {
         a.stderr()
     );
     // Nothing listens on this port.
-    let mut cmd = std::process::Command::new(bin_dir().join("fernhilfe-viewer"));
-    cmd.args([
-        "--headless",
-        "--relay",
+    let mut cmd = viewer_command(
         "127.0.0.1:9",
-        "--relay-fingerprint",
-        &relay.fingerprint,
-        "--ticket",
+        ["--relay-fingerprint", &relay.fingerprint],
+        &relay.token,
         "4711",
-        "--code",
         &code,
-    ])
-    .env("FERNHILFE_STAFF_TOKEN", &relay.token);
+    );
+    cmd.arg("--headless");
     let mut v = Proc::spawn("viewer-unreachable", cmd, &dir);
     assert_eq!(v.wait_exit(T), 1);
     assert!(

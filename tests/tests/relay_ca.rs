@@ -64,33 +64,33 @@ fn ca_issued_relay_certificate_is_trusted_via_relay_ca() {
 
     let display = Display::start(1024, 768);
     let ca_file = dir.join("ca.pem");
-    let mut cmd = Command::new(bins.join("fernhilfe-agent"));
-    cmd.args(["--ticket", "4711", "--relay", &addr, "--relay-ca"])
-        .arg(&ca_file)
-        .args(["--host-name", "PC-12"])
-        .env("DISPLAY", &display.name);
+    let ca = ca_file.to_str().unwrap();
+    let cmd = agent_command(&addr, ["--relay-ca", ca], "4711", &display);
     let agent = Proc::spawn("agent", cmd, &dir);
     let code = current_code(&agent);
 
     // A viewer trusting another CA refuses the relay.
-    let mut cmd = Command::new(bins.join("fernhilfe-viewer"));
-    cmd.args(["--headless", "--relay", &addr, "--relay-ca"])
-        .arg(dir.join("other.pem"))
-        .args(["--ticket", "4711", "--code", &code])
-        .env("FERNHILFE_STAFF_TOKEN", &token);
+    let other = dir.join("other.pem");
+    let mut cmd = viewer_command(
+        &addr,
+        ["--relay-ca", other.to_str().unwrap()],
+        &token,
+        "4711",
+        &code,
+    );
+    cmd.arg("--headless");
     let mut wrong = Proc::spawn("viewer-other-ca", cmd, &dir);
     assert_eq!(wrong.wait_exit(T), 1);
     assert!(
-        wrong.stderr().contains("cannot reach the relay") || wrong.stderr().contains("certificate"),
+        wrong
+            .stderr()
+            .contains("the relay's certificate is not trusted"),
         "{}",
         wrong.stderr()
     );
 
-    let mut cmd = Command::new(bins.join("fernhilfe-viewer"));
-    cmd.args(["--headless", "--relay", &addr, "--relay-ca"])
-        .arg(&ca_file)
-        .args(["--ticket", "4711", "--code", &code])
-        .env("FERNHILFE_STAFF_TOKEN", &token);
+    let mut cmd = viewer_command(&addr, ["--relay-ca", ca], &token, "4711", &code);
+    cmd.arg("--headless");
     let viewer = Proc::spawn("viewer", cmd, &dir);
     agent.wait_line("consent asked", T);
     viewer.wait_line("status waiting for consent", T);

@@ -2,7 +2,6 @@
 //! the minifb window, and the input arrives on the agent's display, scaled back to its pixels.
 
 use e2e::*;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
@@ -25,19 +24,14 @@ fn window_input_reaches_the_agent_display() {
     let relay = Relay::start(&dir);
     let agent = agent(&relay, &pc, "4711", "PC-12", &dir, &[]);
     let code = current_code(&agent);
-    let mut cmd = Command::new(bin_dir().join("fernhilfe-viewer"));
-    cmd.args([
-        "--relay",
+    let mut cmd = viewer_command(
         &relay.addr,
-        "--relay-fingerprint",
-        &relay.fingerprint,
-        "--ticket",
+        ["--relay-fingerprint", &relay.fingerprint],
+        &relay.token,
         "4711",
-        "--code",
         &code,
-    ])
-    .env("FERNHILFE_STAFF_TOKEN", &relay.token)
-    .env("DISPLAY", &desk.name);
+    );
+    cmd.env("DISPLAY", &desk.name);
     let mut viewer = Proc::spawn("viewer-window", cmd, &dir);
     agent.wait_line("consent asked", T);
     let (x, y) = button(&agent, "consent", "Control");
