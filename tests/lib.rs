@@ -206,6 +206,12 @@ impl Proc {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Kills the process and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Proc {
@@ -308,6 +314,22 @@ impl Display {
                 .expect("pointer field")
         };
         (get("x:"), get("y:"))
+    }
+
+    /// The pointer's button and modifier state on this display (X `KeyButMask` bits: Control
+    /// is 0x4, button 1 is 0x100), as every application sees it.
+    pub fn held_mask(&self) -> u16 {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::ConnectionExt;
+        let (conn, n) = x11rb::connect(Some(&self.name)).expect("connect to Xvfb");
+        let root = conn.setup().roots[n].root;
+        u16::from(
+            conn.query_pointer(root)
+                .expect("query_pointer")
+                .reply()
+                .expect("query_pointer reply")
+                .mask,
+        )
     }
 
     /// Asks the window titled `title` to close, as a window manager's close button does
@@ -442,6 +464,20 @@ impl Relay {
         }
     }
 
+    /// Kills the relay and starts it again on the same address with the same state, as an
+    /// operator's restart (or a crash and its restart by systemd) would.
+    pub fn restart(&mut self, dir: &Path) {
+        self.proc.kill();
+        let mut cmd = Command::new(bin_dir().join("fernhilfe-relay"));
+        cmd.arg("--state-dir")
+            .arg(&self.state)
+            .args(["serve", "--listen", &self.addr])
+            .env("RUST_LOG", "trace");
+        self.proc = Proc::spawn("relay-restarted", cmd, dir);
+        self.proc
+            .wait_line("fernhilfe-relay listening on udp ", Duration::from_secs(20));
+    }
+
     /// The audit log's lines.
     pub fn audit(&self) -> Vec<String> {
         std::fs::read_to_string(self.state.join("audit.jsonl"))
@@ -488,13 +524,28 @@ pub fn agent(
     dir: &Path,
     extra: &[&str],
 ) -> Proc {
+    agent_env(relay, display, ticket, host, dir, extra, &[])
+}
+
+/// Starts an agent for `ticket` on `display` with extra environment variables.
+pub fn agent_env(
+    relay: &Relay,
+    display: &Display,
+    ticket: &str,
+    host: &str,
+    dir: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Proc {
     let mut cmd = agent_command(
         &relay.addr,
         ["--relay-fingerprint", &relay.fingerprint],
         ticket,
         display,
     );
-    cmd.args(["--host-name", host, "--lang", "de"]).args(extra);
+    cmd.args(["--host-name", host, "--lang", "de"])
+        .args(extra)
+        .envs(env.iter().copied());
     Proc::spawn(&format!("agent-{host}"), cmd, dir)
 }
 

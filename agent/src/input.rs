@@ -1,17 +1,89 @@
 //! Injects the viewer's input with enigo, on a thread of its own, and only while the person at
-//! the PC has granted control: the grant is checked right before every single event, so a
-//! revocation stops input at once, whatever is still queued.
+//! the PC has granted control: the grant is checked right before every single event (and every
+//! character of typed text), so a revocation stops input at once, whatever is still queued.
+//!
+//! The injector remembers which keys and buttons the viewer holds down. The moment control
+//! ends (the gate tells it) or the session ends, it releases all of them, so a viewer cannot
+//! leave Ctrl or a mouse button pressed on the school PC. A release the viewer sends for a key
+//! it holds always passes, as it can only make the PC safer.
 
 use crate::consent_gate::ConsentGate;
 use enigo::{Axis, Button, Coordinate, Direction, Enigo, Keyboard, Mouse, Settings};
 use protocol::session::{InputEvent, Key, MouseButton, NamedKey};
 use std::sync::mpsc;
 
-/// Starts the injector thread; events sent to the returned channel are injected if allowed.
-pub fn spawn_injector(gate: ConsentGate) -> anyhow::Result<mpsc::SyncSender<InputEvent>> {
-    let (tx, rx) = mpsc::sync_channel::<InputEvent>(1024);
+/// Events the viewer may have queued at the injector before new ones are dropped.
+const QUEUE: usize = 1024;
+
+enum Job {
+    Event(InputEvent),
+    /// Control ended: release everything held.
+    Revoked,
+    /// The session is over: release everything and stop.
+    Stop,
+}
+
+/// The running injector.
+pub struct Injector {
+    jobs: mpsc::SyncSender<Job>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Injector {
+    /// Queues an event; false if the queue is full (the event is dropped).
+    pub fn try_send(&self, ev: InputEvent) -> bool {
+        self.jobs.try_send(Job::Event(ev)).is_ok()
+    }
+
+    /// Releases whatever the viewer holds and stops the thread; returns once it did.
+    pub fn stop(mut self) {
+        // A full queue is drained quickly (events are skipped while not granted), so a
+        // blocking send here waits at most for that.
+        let _ = self.jobs.send(Job::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Keys and buttons pressed by the viewer and not yet released.
+#[derive(Default)]
+struct Held {
+    keys: Vec<Key>,
+    buttons: Vec<MouseButton>,
+}
+
+impl Held {
+    fn release_all(&mut self, e: &mut Enigo) {
+        for b in self.buttons.drain(..) {
+            if let Err(err) = e.button(enigo_button(b), Direction::Release) {
+                tracing::warn!(error = %err, "could not release a mouse button");
+            }
+        }
+        for k in self.keys.drain(..).rev() {
+            if let Err(err) = e.key(enigo_key(k), Direction::Release) {
+                tracing::warn!(error = %err, "could not release a key");
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.buttons.is_empty()
+    }
+}
+
+/// Starts the injector thread; events are injected only while `gate` allows control.
+pub fn spawn_injector(gate: ConsentGate) -> anyhow::Result<Injector> {
+    let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE);
     let (ready_tx, ready_rx) = mpsc::channel();
-    std::thread::Builder::new()
+    let watcher = tx.clone();
+    gate.watch(move |g| {
+        if !g.allows_control() {
+            // If the queue is full the thread is busy and checks the gate before each event.
+            let _ = watcher.try_send(Job::Revoked);
+        }
+    });
+    let thread = std::thread::Builder::new()
         .name("input".into())
         .spawn(move || {
             let mut enigo = match Enigo::new(&Settings::default()) {
@@ -24,34 +96,65 @@ pub fn spawn_injector(gate: ConsentGate) -> anyhow::Result<mpsc::SyncSender<Inpu
                     return;
                 }
             };
-            while let Ok(ev) = rx.recv() {
+            let mut held = Held::default();
+            while let Ok(job) = rx.recv() {
+                let ev = match job {
+                    Job::Stop => break,
+                    Job::Revoked => {
+                        held.release_all(&mut enigo);
+                        continue;
+                    }
+                    Job::Event(ev) => ev,
+                };
                 if !gate.may_inject() {
+                    if !held.is_empty() {
+                        held.release_all(&mut enigo);
+                    }
                     continue;
                 }
-                if let Err(e) = inject(&mut enigo, &ev) {
+                if let Err(e) = inject(&mut enigo, &ev, &mut held, &gate) {
                     tracing::warn!(error = %e, "input event could not be injected");
                 }
             }
+            held.release_all(&mut enigo);
         })?;
     ready_rx.recv()??;
-    Ok(tx)
+    Ok(Injector {
+        jobs: tx,
+        thread: Some(thread),
+    })
 }
 
-fn inject(e: &mut Enigo, ev: &InputEvent) -> Result<(), enigo::InputError> {
+fn enigo_button(b: MouseButton) -> Button {
+    match b {
+        MouseButton::Left => Button::Left,
+        MouseButton::Middle => Button::Middle,
+        MouseButton::Right => Button::Right,
+    }
+}
+
+fn inject(
+    e: &mut Enigo,
+    ev: &InputEvent,
+    held: &mut Held,
+    gate: &ConsentGate,
+) -> Result<(), enigo::InputError> {
     match ev {
         InputEvent::PointerMove { x, y } => e.move_mouse(*x as i32, *y as i32, Coordinate::Abs),
-        InputEvent::Button { button, pressed } => e.button(
-            match button {
-                MouseButton::Left => Button::Left,
-                MouseButton::Middle => Button::Middle,
-                MouseButton::Right => Button::Right,
-            },
+        InputEvent::Button { button, pressed } => {
+            held.buttons.retain(|b| b != button);
             if *pressed {
-                Direction::Press
-            } else {
-                Direction::Release
-            },
-        ),
+                held.buttons.push(*button);
+            }
+            e.button(
+                enigo_button(*button),
+                if *pressed {
+                    Direction::Press
+                } else {
+                    Direction::Release
+                },
+            )
+        }
         InputEvent::Wheel { dx, dy } => {
             if *dy != 0 {
                 // Protocol: positive dy scrolls up (as minifb reports); enigo: positive is down.
@@ -62,16 +165,26 @@ fn inject(e: &mut Enigo, ev: &InputEvent) -> Result<(), enigo::InputError> {
             }
             Ok(())
         }
-        InputEvent::Key { key, pressed } => e.key(
-            enigo_key(*key),
+        InputEvent::Key { key, pressed } => {
+            held.keys.retain(|k| k != key);
             if *pressed {
-                Direction::Press
-            } else {
-                Direction::Release
-            },
-        ),
+                held.keys.push(*key);
+            }
+            e.key(
+                enigo_key(*key),
+                if *pressed {
+                    Direction::Press
+                } else {
+                    Direction::Release
+                },
+            )
+        }
         InputEvent::Text(t) => {
             for c in t.chars() {
+                // Up to 256 characters take a while to type: a revocation stops them mid-text.
+                if !gate.may_inject() {
+                    break;
+                }
                 match c {
                     // enigo types '\n' as Linefeed, which applications do not treat as Enter.
                     '\n' => e.key(enigo::Key::Return, Direction::Click)?,

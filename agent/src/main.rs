@@ -2,6 +2,7 @@
 //! one-time code, asks the person at the PC for consent and shares the screen as granted.
 
 mod capture;
+mod code_guard;
 mod consent_gate;
 mod input;
 mod screen_stream;
@@ -138,6 +139,7 @@ fn real_main() -> Result<()> {
         trust,
         ticket,
         host_name,
+        delay_scale: test_delay_scale(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -157,6 +159,26 @@ fn real_main() -> Result<()> {
         session::Outcome::Cancelled => println!("cancelled"),
         session::Outcome::Denied => println!("session declined"),
         session::Outcome::Ended(r) => println!("ended {r:?}"),
+        session::Outcome::LockedOut => {
+            eprintln!("fernhilfe-agent: too many wrong codes: call the hotline again and start Fernhilfe anew / zu viele falsche Codes: bitte die Hotline erneut anrufen und Fernhilfe neu starten");
+            std::process::exit(5);
+        }
     }
     Ok(())
+}
+
+/// Test builds only: `FERNHILFE_TEST_DELAY_SCALE` shortens the waits after wrong codes, so a
+/// test can drive the agent to its lifetime cap. Release builds always wait in full.
+#[cfg(feature = "test-aids")]
+fn test_delay_scale() -> f64 {
+    std::env::var("FERNHILFE_TEST_DELAY_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| (0.0..=1.0).contains(v))
+        .unwrap_or(1.0)
+}
+
+#[cfg(not(feature = "test-aids"))]
+fn test_delay_scale() -> f64 {
+    1.0
 }

@@ -13,11 +13,16 @@ use tokio::sync::mpsc;
 /// Updates sent but not acknowledged before the agent stops encoding new ones.
 pub const MAX_IN_FLIGHT: u64 = 2;
 
+/// An encoded screen update and its sequence number.
+pub type EncodedUpdate = (u64, Vec<u8>);
+
 /// Shared between the capture thread and the session.
 #[derive(Clone, Default)]
 pub struct ScreenPacing {
     /// Highest sequence number the viewer acknowledged.
     pub acked: Arc<AtomicU64>,
+    /// Highest sequence number written to the viewer; acknowledging more is a violation.
+    pub sent: Arc<AtomicU64>,
     /// Set when the session ends.
     pub stop: Arc<AtomicBool>,
 }
@@ -26,7 +31,7 @@ pub struct ScreenPacing {
 /// reported at once; it captures nothing until [`CaptureThread::stream`] starts it.
 pub struct CaptureThread {
     size: (usize, usize),
-    start: std::sync::mpsc::Sender<(ConsentGate, ScreenPacing, mpsc::Sender<Vec<u8>>)>,
+    start: std::sync::mpsc::Sender<(ConsentGate, ScreenPacing, mpsc::Sender<EncodedUpdate>)>,
 }
 
 impl CaptureThread {
@@ -65,7 +70,7 @@ impl CaptureThread {
     }
 
     /// Starts capturing; encoded updates arrive on the returned channel.
-    pub fn stream(self, gate: ConsentGate, pacing: ScreenPacing) -> mpsc::Receiver<Vec<u8>> {
+    pub fn stream(self, gate: ConsentGate, pacing: ScreenPacing) -> mpsc::Receiver<EncodedUpdate> {
         let (tx, rx) = mpsc::channel(1);
         let _ = self.start.send((gate, pacing, tx));
         rx
@@ -76,7 +81,7 @@ fn capture_loop(
     mut screen: PlatformScreen,
     gate: ConsentGate,
     pacing: ScreenPacing,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<EncodedUpdate>,
 ) {
     let mut encoder = TileEncoder::new();
     let mut sent = 0u64;
@@ -108,7 +113,7 @@ fn capture_loop(
                 continue;
             }
             sent = encoder.last_seq();
-            if tx.blocking_send(bytes).is_err() {
+            if tx.blocking_send((sent, bytes)).is_err() {
                 break;
             }
         }

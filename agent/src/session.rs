@@ -1,31 +1,44 @@
 //! The agent's side of a support session: register under the ticket, show the code, pair with
 //! the viewer over the relay, ask for consent, then share the screen and take input as granted.
+//!
+//! The person at the PC always wins: the windows set the consent gate themselves, the screen
+//! is written by a task of its own and control messages by another, so neither a slow nor a
+//! hostile viewer can hold up *Beenden* or *Nur ansehen*; every wait on the network is bounded.
 
+use crate::code_guard::{Admit, AfterWrong, CodeGuard, MAX_WRONG_CODES};
 use crate::consent_gate::ConsentGate;
 use crate::screen_stream::{CaptureThread, ScreenPacing};
 use crate::ui::{UiCommand, UiEvent};
 use anyhow::{anyhow, bail, Context, Result};
 use protocol::consent::Grant;
+use protocol::fingerprint::CertFingerprint;
 use protocol::ids::{SessionCode, TicketNumber};
-use protocol::pairing::{Pairing, PairingError, PairingStep, Role};
+use protocol::pairing::{Pairing, PairingContext, Role};
 use protocol::session::{AgentMessage, EndReason, ViewerMessage, MAX_CONTROL_LEN};
-use protocol::signaling::{FromRelay, Refusal, ToRelay, MAX_SIGNALING_LEN};
-use quinn::{Connection, SendStream};
+use protocol::signaling::{FromRelay, Refusal, ToRelay};
+use rand_core::OsRng;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc as std_mpsc;
-use std::time::Duration;
-use tokio::sync::mpsc::UnboundedReceiver;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{self, UnboundedReceiver};
 use transport::config::RelayTrust;
 use transport::framed::{send_frame, FramedRecv};
 use transport::identity::Identity;
+use transport::relay_client::{drive_pairing, PairingEnd, RelayClient, SignalError};
 use transport::tunnel::TunnelSocket;
 
-/// Wrong codes before the agent shows a new one; the relay slows tries from here on too.
-pub const CODE_TRIES: u32 = 5;
 /// How long the person at the PC has to answer the consent dialog.
 const CONSENT_TIMEOUT: Duration = Duration::from_secs(120);
-/// A pairing step must arrive this fast.
-const PAIRING_STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The viewer must open the end-to-end connection this fast after pairing.
+const E2E_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest wait for the last message to the viewer, and for the connection to close, when
+/// the session ends: *Beenden* must end everything within a second.
+const GOODBYE_TIMEOUT: Duration = Duration::from_millis(200);
+/// Waits between attempts to reach the relay again, doubling up to the last.
+const RECONNECT_FIRST: Duration = Duration::from_millis(500);
+const RECONNECT_MAX: Duration = Duration::from_secs(10);
+/// How long the final "too many wrong codes" message stays if nobody closes it.
+const LOCKED_MESSAGE_TIME: Duration = Duration::from_secs(600);
 
 /// Everything the agent needs to know to start.
 pub struct AgentSettings {
@@ -33,6 +46,8 @@ pub struct AgentSettings {
     pub trust: RelayTrust,
     pub ticket: TicketNumber,
     pub host_name: String,
+    /// Multiplies the agent's waits after wrong codes (1.0; tests shorten them).
+    pub delay_scale: f64,
 }
 
 /// How the agent ended, for its exit message.
@@ -40,6 +55,7 @@ pub struct AgentSettings {
 pub enum Outcome {
     Cancelled,
     Denied,
+    LockedOut,
     Ended(EndReason),
 }
 
@@ -48,24 +64,75 @@ fn status(line: impl std::fmt::Display) {
     println!("{line}");
 }
 
-struct Relay {
-    conn: transport::config::RelayConnection,
-    send: SendStream,
-    recv: FramedRecv,
+/// The waiting phase's view of itself, for the waiting window.
+struct Waiting<'a> {
+    settings: &'a AgentSettings,
+    ui: &'a std_mpsc::Sender<UiCommand>,
+    code: SessionCode,
+    guard: CodeGuard,
 }
 
-impl Relay {
-    async fn send(&mut self, m: ToRelay) -> Result<()> {
-        send_frame(&mut self.send, &m.encode())
-            .await
-            .context("lost the connection to the relay / Verbindung zum Relay verloren")
+impl Waiting<'_> {
+    fn show(&self, reconnecting: bool) {
+        let _ = self.ui.send(UiCommand::Waiting {
+            ticket: self.settings.ticket,
+            code: self.code.display(),
+            wrong: self.guard.wrong(),
+            max_wrong: MAX_WRONG_CODES,
+            reconnecting,
+        });
     }
+}
 
-    async fn next(&mut self) -> Result<FromRelay> {
-        let frame = self.recv.next().await?.ok_or_else(|| {
-            anyhow!("the relay closed the connection / das Relay hat die Verbindung beendet")
-        })?;
-        Ok(FromRelay::decode(&frame)?)
+/// Connects to the relay and registers; returns the client and how often to renew.
+async fn register(settings: &AgentSettings) -> Result<(RelayClient, Duration)> {
+    let mut relay = RelayClient::connect(&settings.relay, &settings.trust).await?;
+    relay
+        .send(&ToRelay::RegisterAgent {
+            version: protocol::PROTOCOL_VERSION,
+            ticket: settings.ticket,
+            host_name: settings.host_name.clone(),
+        })
+        .await?;
+    match relay.next_timely().await? {
+        FromRelay::AgentRegistered { renew_within_secs } => {
+            status(format_args!(
+                "registered ticket={} host={}",
+                settings.ticket, settings.host_name
+            ));
+            // Renew at a third of the lifetime, so one lost renewal does not end it.
+            let every = Duration::from_secs(u64::from(renew_within_secs.max(3)) / 3);
+            Ok((relay, every))
+        }
+        FromRelay::Refused(r) => {
+            bail!("the relay refused the registration: {r} / Das Relay hat die Anmeldung abgelehnt")
+        }
+        _ => bail!("unexpected answer from the relay / unerwartete Antwort des Relays"),
+    }
+}
+
+/// Registers again after the relay went away, with backoff, until it works or the person
+/// cancels; the code and the wrong tries stay, so the phone call goes on.
+async fn reregister(
+    w: &Waiting<'_>,
+    events: &mut UnboundedReceiver<UiEvent>,
+) -> Result<Option<(RelayClient, Duration)>> {
+    w.show(true);
+    let mut backoff = RECONNECT_FIRST;
+    loop {
+        status("relay lost, reconnecting");
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            ev = events.recv() => if matches!(ev, Some(UiEvent::CancelWaiting) | None) { return Ok(None) },
+        }
+        match register(w.settings).await {
+            Ok(r) => {
+                w.show(false);
+                return Ok(Some(r));
+            }
+            Err(e) => tracing::info!(error = %format!("{e:#}"), "relay not reachable yet"),
+        }
+        backoff = (backoff * 2).min(RECONNECT_MAX);
     }
 }
 
@@ -76,206 +143,267 @@ pub async fn run(
     ui: std_mpsc::Sender<UiCommand>,
     mut events: UnboundedReceiver<UiEvent>,
 ) -> Result<Outcome> {
-    let conn = transport::config::connect_relay(&settings.relay, &settings.trust).await?;
-    let (send, recv) = conn.conn.open_bi().await?;
-    let mut relay = Relay {
-        conn,
-        send,
-        recv: FramedRecv::new(recv, MAX_SIGNALING_LEN),
+    let (mut relay, mut renew_every) = register(&settings).await?;
+    let mut w = Waiting {
+        settings: &settings,
+        ui: &ui,
+        code: SessionCode::generate(&mut OsRng),
+        guard: CodeGuard::new(settings.delay_scale),
     };
-    relay
-        .send(ToRelay::RegisterAgent {
-            version: protocol::PROTOCOL_VERSION,
-            ticket: settings.ticket,
-            host_name: settings.host_name.clone(),
-        })
-        .await?;
-    match relay.next().await? {
-        FromRelay::AgentRegistered => {}
-        FromRelay::Refused(r) => {
-            bail!("the relay refused the registration: {r} / Das Relay hat die Anmeldung abgelehnt")
-        }
-        other => bail!("unexpected answer from the relay: {other:?}"),
-    }
-    status(format_args!(
-        "registered ticket={} host={}",
-        settings.ticket, settings.host_name
-    ));
-
-    let mut code = SessionCode::generate();
-    let mut wrong = 0u32;
-    let show_code = |code: &SessionCode| {
-        status(format_args!("code {}", code.display()));
-        let _ = ui.send(UiCommand::Waiting {
-            ticket: settings.ticket,
-            code: code.display(),
-        });
-    };
-    show_code(&code);
+    status(format_args!("code {}", w.code.display()));
+    w.show(false);
+    let mut renew =
+        tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
     let (staff, identity, viewer_fp) = loop {
         let msg = tokio::select! {
-            m = relay.next() => m?,
+            m = relay.next() => m,
+            _ = renew.tick() => {
+                match relay.send(&ToRelay::Renew).await {
+                    Ok(()) => continue,
+                    Err(e) => Err(e),
+                }
+            }
             ev = events.recv() => match ev {
                 Some(UiEvent::CancelWaiting) | None => {
-                    relay.conn.close(b"cancelled").await;
+                    relay.close(b"cancelled").await;
                     return Ok(Outcome::Cancelled);
                 }
                 Some(_) => continue,
             },
         };
-        let staff_name = match msg {
-            FromRelay::ViewerJoined { staff_name } => staff_name,
-            // A viewer that left after the pairing ended; nothing to abort.
-            FromRelay::Refused(Refusal::PeerLeft) => continue,
-            other => bail!("unexpected message from the relay while waiting: {other:?}"),
+        let (pairing, staff_name) = match msg {
+            Ok(FromRelay::ViewerJoined {
+                pairing,
+                staff_name,
+            }) => (pairing, staff_name),
+            // The end of a pairing that is already over.
+            Ok(FromRelay::ViewerLeft { .. } | FromRelay::Pairing { .. }) => continue,
+            Ok(FromRelay::Refused(Refusal::RegistrationExpired))
+            | Err(SignalError::Closed | SignalError::Transport(_) | SignalError::Timeout) => {
+                relay.close(b"reconnecting").await;
+                match reregister(&w, &mut events).await? {
+                    Some((r, every)) => {
+                        relay = r;
+                        renew_every = every;
+                        renew = tokio::time::interval_at(
+                            tokio::time::Instant::now() + renew_every,
+                            renew_every,
+                        );
+                        continue;
+                    }
+                    None => return Ok(Outcome::Cancelled),
+                }
+            }
+            Ok(other) => bail!(
+                "unexpected message from the relay while waiting / unerwartete Nachricht des Relays: {}",
+                kind(&other)
+            ),
+            Err(e) => return Err(e.into()),
         };
+        if let Admit::Later(wait) = w.guard.admit(Instant::now()) {
+            status(format_args!("try deferred for {} ms", wait.as_millis()));
+            relay
+                .send(&ToRelay::PairingDeferred {
+                    pairing,
+                    retry_after_secs: wait.as_secs_f64().ceil() as u32,
+                })
+                .await?;
+            continue;
+        }
         status(format_args!("viewer staff={staff_name}"));
         let identity = Identity::generate("fernhilfe-agent")?;
-        match pair(&mut relay, &code, settings.ticket, &identity).await? {
-            Ok(viewer_fp) => {
+        let context = PairingContext {
+            ticket: settings.ticket,
+            staff_name: staff_name.clone(),
+            host_name: settings.host_name.clone(),
+        };
+        let (p, first) = Pairing::start(Role::Agent, &w.code, context, &mut OsRng);
+        let end = tokio::select! {
+            end = drive_pairing(&mut relay, pairing, p, first, identity.fingerprint()) => end?,
+            ev = events.recv() => {
+                if matches!(ev, Some(UiEvent::CancelWaiting) | None) {
+                    relay.close(b"cancelled").await;
+                    return Ok(Outcome::Cancelled);
+                }
+                PairingEnd::PeerLeft
+            }
+        };
+        match end {
+            PairingEnd::Verified(viewer_fp) => {
                 relay
-                    .send(ToRelay::PairingOutcome { code_matched: true })
+                    .send(&ToRelay::PairingOutcome {
+                        pairing,
+                        code_matched: true,
+                    })
                     .await?;
                 break (staff_name, identity, viewer_fp);
             }
-            Err(PairingFailure::WrongCode) => {
+            PairingEnd::WrongCode => {
                 relay
-                    .send(ToRelay::PairingOutcome {
+                    .send(&ToRelay::PairingOutcome {
+                        pairing,
                         code_matched: false,
                     })
                     .await?;
-                wrong += 1;
+                let after = w.guard.record_wrong(Instant::now());
                 status(format_args!(
-                    "pairing failed: code incorrect (try {wrong} of {CODE_TRIES})"
+                    "pairing failed: code incorrect (wrong {} of {MAX_WRONG_CODES})",
+                    w.guard.wrong()
                 ));
-                if wrong >= CODE_TRIES {
-                    wrong = 0;
-                    code = SessionCode::generate();
-                    status("code rotated");
-                    show_code(&code);
+                match after {
+                    AfterWrong::Keep => {}
+                    AfterWrong::Rotate => {
+                        w.code = SessionCode::generate(&mut OsRng);
+                        status("code rotated");
+                        status(format_args!("code {}", w.code.display()));
+                    }
+                    AfterWrong::LockedOut => {
+                        status("locked out: too many wrong codes");
+                        relay.close(b"too many wrong codes").await;
+                        let _ = ui.send(UiCommand::LockedOut);
+                        let _ = tokio::time::timeout(LOCKED_MESSAGE_TIME, async {
+                            while !matches!(events.recv().await, Some(UiEvent::Dismissed) | None) {}
+                        })
+                        .await;
+                        return Ok(Outcome::LockedOut);
+                    }
                 }
+                w.show(false);
             }
-            Err(PairingFailure::PeerLeft) => status("pairing aborted: viewer left"),
+            PairingEnd::PeerLeft => status("pairing aborted: viewer left"),
+            PairingEnd::Refused(r) => status(format_args!("pairing ended by the relay: {r}")),
         }
     };
     let _ = ui.send(UiCommand::CloseAll);
     session(
-        relay,
-        settings.ticket,
-        staff,
-        identity,
-        viewer_fp,
-        screen,
-        ui,
-        events,
+        relay, &settings, staff, identity, viewer_fp, screen, ui, events,
     )
     .await
 }
 
-enum PairingFailure {
-    WrongCode,
-    PeerLeft,
+fn kind(m: &FromRelay) -> &'static str {
+    match m {
+        FromRelay::AgentRegistered { .. } => "registered",
+        FromRelay::ViewerJoined { .. } => "viewer joined",
+        FromRelay::AgentChosen { .. } => "agent chosen",
+        FromRelay::Pairing { .. } => "pairing",
+        FromRelay::PairingSucceeded => "pairing succeeded",
+        FromRelay::ViewerLeft { .. } => "viewer left",
+        FromRelay::Refused(_) => "refusal",
+    }
 }
 
-async fn pair(
-    relay: &mut Relay,
-    code: &SessionCode,
-    ticket: TicketNumber,
-    identity: &Identity,
-) -> Result<Result<protocol::fingerprint::CertFingerprint, PairingFailure>> {
-    let own = identity.fingerprint();
-    let (mut pairing, first) = Pairing::start(Role::Agent, code, ticket);
-    relay.send(ToRelay::Pairing(first)).await?;
-    loop {
-        let msg = match tokio::time::timeout(PAIRING_STEP_TIMEOUT, relay.next()).await {
-            Err(_) => return Ok(Err(PairingFailure::PeerLeft)),
-            Ok(m) => m?,
-        };
-        match msg {
-            FromRelay::Pairing(bytes) => match pairing.handle(&bytes, own) {
-                Ok(PairingStep::Send(reply)) => relay.send(ToRelay::Pairing(reply)).await?,
-                Ok(PairingStep::Wait) => {}
-                Ok(PairingStep::Verified { peer, reply }) => {
-                    if let Some(reply) = reply {
-                        relay.send(ToRelay::Pairing(reply)).await?;
-                    }
-                    return Ok(Ok(peer));
-                }
-                Err(PairingError::WrongCode) => return Ok(Err(PairingFailure::WrongCode)),
-                // A malformed message is a failed try too: it counts towards the rotation.
-                Err(e) => {
-                    tracing::warn!(error = %e, "bad pairing message");
-                    return Ok(Err(PairingFailure::WrongCode));
-                }
-            },
-            FromRelay::Refused(Refusal::PeerLeft) => return Ok(Err(PairingFailure::PeerLeft)),
-            other => bail!("unexpected message from the relay during pairing: {other:?}"),
+/// Writes control messages to the viewer in order, on a task of its own: a viewer that stops
+/// reading blocks only this task, never the session loop.
+fn spawn_control_writer(
+    mut send: quinn::SendStream,
+) -> (mpsc::Sender<AgentMessage>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<AgentMessage>(16);
+    let task = tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            if send_frame(&mut send, &m.encode()).await.is_err() {
+                return;
+            }
         }
-    }
+        let _ = send.finish();
+    });
+    (tx, task)
+}
+
+/// Writes screen updates on a task of its own, each only if viewing is still granted at that
+/// moment; records the last sequence number sent, so acknowledgements can be checked.
+fn spawn_screen_writer(
+    mut send: quinn::SendStream,
+    mut updates: mpsc::Receiver<crate::screen_stream::EncodedUpdate>,
+    gate: ConsentGate,
+    pacing: ScreenPacing,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some((seq, update)) = updates.recv().await {
+            if !gate.may_view() {
+                continue;
+            }
+            pacing.sent.fetch_max(seq, Ordering::SeqCst);
+            if send_frame(&mut send, &update).await.is_err() {
+                return;
+            }
+        }
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn session(
-    relay: Relay,
-    ticket: TicketNumber,
+    relay: RelayClient,
+    settings: &AgentSettings,
     staff: String,
     identity: Identity,
-    viewer_fp: protocol::fingerprint::CertFingerprint,
+    viewer_fp: CertFingerprint,
     screen: CaptureThread,
     ui: std_mpsc::Sender<UiCommand>,
     mut events: UnboundedReceiver<UiEvent>,
 ) -> Result<Outcome> {
-    let socket = TunnelSocket::new(relay.conn.conn.clone());
+    let socket = TunnelSocket::new(relay.link.conn.clone());
     let endpoint = transport::config::session_server(socket, &identity, viewer_fp)?;
-    let incoming = tokio::time::timeout(Duration::from_secs(15), endpoint.accept())
-        .await
-        .map_err(|_| anyhow!("the viewer did not open the encrypted connection"))?
-        .ok_or_else(|| anyhow!("endpoint closed"))?;
-    let conn = incoming
-        .await
-        .context("end-to-end handshake with the viewer failed")?;
+    let conn = tokio::time::timeout(E2E_TIMEOUT, async {
+        let incoming = endpoint
+            .accept()
+            .await
+            .ok_or_else(|| anyhow!("endpoint closed"))?;
+        incoming
+            .await
+            .context("end-to-end handshake with the viewer failed")
+    })
+    .await
+    .map_err(|_| anyhow!("the viewer did not open the encrypted connection in time"))??;
     status("e2e connected");
-    let (mut ctrl_send, ctrl_recv) = conn.open_bi().await?;
+    let (ctrl_send, ctrl_recv) = tokio::time::timeout(E2E_TIMEOUT, conn.open_bi())
+        .await
+        .map_err(|_| anyhow!("the viewer gave no room for the control stream"))??;
     let mut ctrl_recv = FramedRecv::new(ctrl_recv, MAX_CONTROL_LEN);
+    let (ctrl, ctrl_task) = spawn_control_writer(ctrl_send);
 
-    // Nothing is captured or injected before this answer.
+    // Nothing is captured or injected before this answer; the dialog sets the gate itself.
+    let gate = ConsentGate::default();
     let _ = ui.send(UiCommand::AskConsent {
         staff: staff.clone(),
-        ticket,
+        ticket: settings.ticket,
+        gate: gate.clone(),
     });
     status("consent asked");
     let answer = tokio::select! {
         ev = events.recv() => match ev { Some(UiEvent::Consent(g)) => g, _ => Grant::Denied },
-        _ = conn.closed() => { let _ = ui.send(UiCommand::CloseAll); return Ok(Outcome::Ended(EndReason::EndedByViewer)) }
+        _ = conn.closed() => {
+            gate.set(Grant::Denied);
+            let _ = ui.send(UiCommand::CloseAll);
+            return Ok(Outcome::Ended(EndReason::EndedByViewer));
+        }
         _ = tokio::time::sleep(CONSENT_TIMEOUT) => Grant::Denied,
     };
-    let gate = ConsentGate::default();
     gate.set(answer);
+    let answer = gate.get().unwrap_or(Grant::Denied);
     status(format_args!("consent {answer:?}"));
-    send_frame(&mut ctrl_send, &AgentMessage::Grant(answer).encode()).await?;
+    let _ = ctrl.try_send(AgentMessage::Grant(answer));
     if answer == Grant::Denied {
         let _ = ui.send(UiCommand::CloseAll);
-        finish(&conn, &endpoint, &mut ctrl_send, EndReason::ConsentDenied).await;
-        relay.conn.close(b"declined").await;
+        goodbye(&conn, &endpoint, ctrl, ctrl_task, EndReason::ConsentDenied).await;
+        relay.close(b"declined").await;
         return Ok(Outcome::Denied);
     }
     let _ = ui.send(UiCommand::Indicator {
         staff: staff.clone(),
         grant: answer,
+        gate: gate.clone(),
     });
 
     let injector = crate::input::spawn_injector(gate.clone())?;
     let pacing = ScreenPacing::default();
-    let mut updates = screen.stream(gate.clone(), pacing.clone());
-    let mut screen_send = conn.open_uni().await?;
+    let updates = screen.stream(gate.clone(), pacing.clone());
+    let screen_send = tokio::time::timeout(E2E_TIMEOUT, conn.open_uni())
+        .await
+        .map_err(|_| anyhow!("the viewer gave no room for the screen stream"))??;
+    let mut screen_task = spawn_screen_writer(screen_send, updates, gate.clone(), pacing.clone());
     let outcome = loop {
         tokio::select! {
-            update = updates.recv() => {
-                let Some(update) = update else { break EndReason::Failure };
-                if gate.may_view() {
-                    send_frame(&mut screen_send, &update).await?;
-                }
-            }
             msg = ctrl_recv.next() => {
                 let msg = match msg {
                     Ok(Some(m)) => m,
@@ -285,11 +413,17 @@ async fn session(
                 match ViewerMessage::decode(&msg) {
                     Ok(ViewerMessage::Input(ev)) => {
                         // Checked again right before injection; this only avoids queueing.
-                        if gate.may_inject() && injector.try_send(ev).is_err() {
+                        if gate.may_inject() && !injector.try_send(ev) {
                             tracing::warn!("input queue full, event dropped");
                         }
                     }
-                    Ok(ViewerMessage::FrameAck { seq }) => { pacing.acked.fetch_max(seq, Ordering::SeqCst); }
+                    Ok(ViewerMessage::FrameAck { seq }) => {
+                        if seq > pacing.sent.load(Ordering::SeqCst) {
+                            tracing::warn!(seq, "acknowledgement for a frame never sent");
+                            break EndReason::ProtocolViolation;
+                        }
+                        pacing.acked.fetch_max(seq, Ordering::SeqCst);
+                    }
                     Ok(ViewerMessage::End(_)) => break EndReason::EndedByViewer,
                     Err(e) => {
                         tracing::warn!(error = %e, "malformed control message from the viewer");
@@ -299,35 +433,46 @@ async fn session(
             }
             ev = events.recv() => match ev {
                 Some(UiEvent::ChangeGrant(g)) => {
-                    gate.set(g);
                     status(format_args!("grant {g:?}"));
-                    send_frame(&mut ctrl_send, &AgentMessage::Grant(g).encode()).await?;
+                    let _ = ctrl.try_send(AgentMessage::Grant(g));
                 }
                 Some(UiEvent::End) | None => break EndReason::EndedAtAgent,
                 Some(_) => {}
             },
+            _ = &mut screen_task => break EndReason::Failure,
             _ = conn.closed() => break EndReason::EndedByViewer,
         }
     };
-    pacing.stop.store(true, Ordering::Relaxed);
     gate.set(Grant::Denied);
+    pacing.stop.store(true, Ordering::Relaxed);
+    screen_task.abort();
+    injector.stop();
     let _ = ui.send(UiCommand::CloseAll);
     status(format_args!("session ended reason={outcome:?}"));
-    finish(&conn, &endpoint, &mut ctrl_send, outcome).await;
-    relay.conn.close(b"session over").await;
+    goodbye(&conn, &endpoint, ctrl, ctrl_task, outcome).await;
+    relay.close(b"session over").await;
     Ok(Outcome::Ended(outcome))
 }
 
-/// Tells the viewer why the session ends, gives that a moment to arrive, and closes.
-async fn finish(
-    conn: &Connection,
+/// Tells the viewer why the session ends if it still reads, and closes; bounded in time.
+async fn goodbye(
+    conn: &quinn::Connection,
     endpoint: &quinn::Endpoint,
-    ctrl: &mut SendStream,
+    ctrl: mpsc::Sender<AgentMessage>,
+    mut ctrl_task: tokio::task::JoinHandle<()>,
     reason: EndReason,
 ) {
-    let _ = send_frame(ctrl, &AgentMessage::End(reason).encode()).await;
-    let _ = ctrl.finish();
-    let _ = tokio::time::timeout(Duration::from_millis(500), conn.closed()).await;
+    let _ = ctrl.try_send(AgentMessage::End(reason));
+    drop(ctrl);
+    if tokio::time::timeout(GOODBYE_TIMEOUT, &mut ctrl_task)
+        .await
+        .is_err()
+    {
+        ctrl_task.abort();
+    } else {
+        // Written; give the viewer a moment to close first, so it hears the reason.
+        let _ = tokio::time::timeout(GOODBYE_TIMEOUT, conn.closed()).await;
+    }
     conn.close(0u32.into(), b"session ended");
-    let _ = tokio::time::timeout(Duration::from_millis(300), endpoint.wait_idle()).await;
+    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, endpoint.wait_idle()).await;
 }

@@ -53,6 +53,38 @@ impl Lang {
             .to_owned(),
         ]
     }
+    /// The wrong tries so far, shown under the code.
+    pub fn wrong_tries(self, wrong: u32, max: u32) -> String {
+        match self {
+            Lang::De => format!("Falsche Codes: {wrong} von höchstens {max}"),
+            Lang::En => format!("Wrong codes: {wrong} of at most {max}"),
+        }
+    }
+    pub fn reconnecting(self) -> &'static str {
+        self.pick(
+            "Verbindung zum Server unterbrochen – verbinde neu …",
+            "Connection to the server lost – reconnecting …",
+        )
+    }
+    pub fn locked_title(self) -> &'static str {
+        self.pick(
+            "Fernhilfe – aus Sicherheitsgründen beendet",
+            "Fernhilfe – stopped for security",
+        )
+    }
+    /// The final message after too many wrong codes, in both languages whatever is set: the
+    /// person may not read the one chosen.
+    pub fn locked_lines() -> [&'static str; 4] {
+        [
+            "Zu viele falsche Codes: Fernhilfe wurde beendet.",
+            "Bitte rufen Sie die Hotline erneut an und starten Sie Fernhilfe neu.",
+            "Too many wrong codes: Fernhilfe has stopped.",
+            "Please call the hotline again and start Fernhilfe anew.",
+        ]
+    }
+    pub fn close(self) -> &'static str {
+        self.pick("Schließen", "Close")
+    }
     pub fn cancel(self) -> &'static str {
         self.pick("Abbrechen", "Cancel")
     }

@@ -4,6 +4,7 @@
 //! minifb windows are not `Send`, so all of them live on the main thread; the session logic
 //! talks to them through [`UiCommand`] and [`UiEvent`].
 
+use crate::consent_gate::ConsentGate;
 use crate::texts::Lang;
 use minifb::{MouseButton, MouseMode, Window, WindowOptions};
 use protocol::consent::Grant;
@@ -20,9 +21,28 @@ const DANGER: u32 = 0xB3261E;
 
 /// What the session logic asks the UI to show.
 pub enum UiCommand {
-    Waiting { ticket: TicketNumber, code: String },
-    AskConsent { staff: String, ticket: TicketNumber },
-    Indicator { staff: String, grant: Grant },
+    /// Show (or update) the waiting window with the code and the wrong tries so far.
+    Waiting {
+        ticket: TicketNumber,
+        code: String,
+        wrong: u32,
+        max_wrong: u32,
+        reconnecting: bool,
+    },
+    /// Ask for consent; the dialog sets `gate` itself on the click.
+    AskConsent {
+        staff: String,
+        ticket: TicketNumber,
+        gate: ConsentGate,
+    },
+    /// Show the session indicator; its buttons set `gate` themselves.
+    Indicator {
+        staff: String,
+        grant: Grant,
+        gate: ConsentGate,
+    },
+    /// Too many wrong codes: tell the person to call again.
+    LockedOut,
     CloseAll,
     Exit,
 }
@@ -31,6 +51,8 @@ pub enum UiCommand {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UiEvent {
     CancelWaiting,
+    /// The person closed the final message.
+    Dismissed,
     Consent(Grant),
     ChangeGrant(Grant),
     End,
@@ -92,7 +114,8 @@ impl Panel {
             anyhow::anyhow!("cannot open a window: {e} / Fenster kann nicht geöffnet werden")
         })?;
         window.set_position(origin.0, origin.1);
-        window.set_target_fps(30);
+        // 60 rather than 30: a click on *Beenden* is seen within ~16 ms.
+        window.set_target_fps(60);
         Ok(Self {
             window,
             name,
@@ -200,8 +223,9 @@ impl Panel {
 enum Shown {
     Nothing,
     Waiting(Panel),
-    Consent(Panel),
-    Indicator(Panel, String, Grant),
+    Consent(Panel, ConsentGate),
+    Indicator(Panel, String, Grant, ConsentGate),
+    LockedOut(Panel),
 }
 
 /// Runs the windows on the calling (main) thread until told to exit.
@@ -217,23 +241,56 @@ pub fn run(
     let mut shown = Shown::Nothing;
     loop {
         match commands.recv_timeout(Duration::from_millis(15)) {
-            Ok(UiCommand::Waiting { ticket, code }) => {
-                let (w, h) = (460, 240);
-                let mut p = Panel::open(lang.waiting_title(), "waiting", w, h, centered(w, h))?;
-                p.set_buttons(&[(lang.cancel(), Action::Cancel, BUTTON)]);
+            Ok(UiCommand::Waiting {
+                ticket,
+                code,
+                wrong,
+                max_wrong,
+                reconnecting,
+            }) => {
+                // Redraw in place: a new window on every wrong try would flicker.
+                let mut p = match std::mem::replace(&mut shown, Shown::Nothing) {
+                    Shown::Waiting(p) => p,
+                    _ => {
+                        let (w, h) = (500, 280);
+                        let mut p =
+                            Panel::open(lang.waiting_title(), "waiting", w, h, centered(w, h))?;
+                        p.set_buttons(&[(lang.cancel(), Action::Cancel, BUTTON)]);
+                        p
+                    }
+                };
                 let l = lang.waiting_lines(ticket, &code);
-                p.draw(
-                    &text,
-                    &[
-                        (l[0].clone(), 16.0, FG),
-                        (l[1].clone(), 16.0, FG),
-                        (l[2].clone(), 34.0, ACCENT),
-                        (l[3].clone(), 14.0, FG),
-                    ],
-                );
+                let mut lines = vec![
+                    (l[0].clone(), 16.0, FG),
+                    (l[1].clone(), 16.0, FG),
+                    (l[2].clone(), 34.0, ACCENT),
+                    (l[3].clone(), 14.0, FG),
+                ];
+                if reconnecting {
+                    lines.push((lang.reconnecting().to_owned(), 14.0, DANGER));
+                } else if wrong > 0 {
+                    lines.push((lang.wrong_tries(wrong, max_wrong), 14.0, DANGER));
+                }
+                p.draw(&text, &lines);
                 shown = Shown::Waiting(p);
             }
-            Ok(UiCommand::AskConsent { staff, ticket }) => {
+            Ok(UiCommand::LockedOut) => {
+                let (w, h) = (640, 230);
+                let mut p = Panel::open(lang.locked_title(), "locked", w, h, centered(w, h))?;
+                p.set_buttons(&[(lang.close(), Action::Cancel, BUTTON)]);
+                let lines: Vec<(String, f32, u32)> = Lang::locked_lines()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| (l.to_string(), if i % 2 == 0 { 16.0 } else { 14.0 }, FG))
+                    .collect();
+                p.draw(&text, &lines);
+                shown = Shown::LockedOut(p);
+            }
+            Ok(UiCommand::AskConsent {
+                staff,
+                ticket,
+                gate,
+            }) => {
                 let (w, h) = (620, 190);
                 let mut p = Panel::open(lang.consent_title(), "consent", w, h, centered(w, h))?;
                 p.set_buttons(&[
@@ -243,9 +300,9 @@ pub fn run(
                 ]);
                 let l = lang.consent_lines(&staff, ticket);
                 p.draw(&text, &[(l[0].clone(), 19.0, FG), (l[1].clone(), 15.0, FG)]);
-                shown = Shown::Consent(p);
+                shown = Shown::Consent(p, gate);
             }
-            Ok(UiCommand::Indicator { staff, grant }) => {
+            Ok(UiCommand::Indicator { staff, grant, gate }) => {
                 let (w, h) = (380, 130);
                 let mut p = Panel::open(
                     lang.indicator_title(),
@@ -255,7 +312,7 @@ pub fn run(
                     (sw - w as isize - 8, 8),
                 )?;
                 draw_indicator(&mut p, &text, lang, &staff, grant);
-                shown = Shown::Indicator(p, staff, grant);
+                shown = Shown::Indicator(p, staff, grant, gate);
             }
             Ok(UiCommand::CloseAll) => shown = Shown::Nothing,
             Ok(UiCommand::Exit) | Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
@@ -267,21 +324,37 @@ pub fn run(
                 Err(()) | Ok(Some(Action::Cancel)) => Some(UiEvent::CancelWaiting),
                 _ => None,
             },
-            Shown::Consent(p) => match p.poll() {
-                // Closing the dialog is a refusal.
-                Err(()) | Ok(Some(Action::Deny)) => Some(UiEvent::Consent(Grant::Denied)),
-                Ok(Some(Action::View)) => Some(UiEvent::Consent(Grant::View)),
-                Ok(Some(Action::Control)) => Some(UiEvent::Consent(Grant::Control)),
+            Shown::LockedOut(p) => match p.poll() {
+                Err(()) | Ok(Some(Action::Cancel)) => Some(UiEvent::Dismissed),
                 _ => None,
             },
-            Shown::Indicator(p, staff, grant) => match p.poll() {
-                Err(()) | Ok(Some(Action::End)) => Some(UiEvent::End),
+            Shown::Consent(p, gate) => {
+                let answer = match p.poll() {
+                    // Closing the dialog is a refusal.
+                    Err(()) | Ok(Some(Action::Deny)) => Some(Grant::Denied),
+                    Ok(Some(Action::View)) => Some(Grant::View),
+                    Ok(Some(Action::Control)) => Some(Grant::Control),
+                    _ => None,
+                };
+                answer.map(|g| {
+                    gate.set(g);
+                    UiEvent::Consent(g)
+                })
+            }
+            Shown::Indicator(p, staff, grant, gate) => match p.poll() {
+                Err(()) | Ok(Some(Action::End)) => {
+                    // Effective here and now: nothing more is captured or injected, held
+                    // keys are released, whatever the session task is waiting for.
+                    gate.set(Grant::Denied);
+                    Some(UiEvent::End)
+                }
                 Ok(Some(Action::Toggle)) => {
                     *grant = if *grant == Grant::Control {
                         Grant::View
                     } else {
                         Grant::Control
                     };
+                    gate.set(*grant);
                     let (s, g) = (staff.clone(), *grant);
                     draw_indicator(p, &text, lang, &s, g);
                     Some(UiEvent::ChangeGrant(g))
@@ -292,7 +365,7 @@ pub fn run(
         if let Some(ev) = event {
             if matches!(
                 ev,
-                UiEvent::Consent(_) | UiEvent::CancelWaiting | UiEvent::End
+                UiEvent::Consent(_) | UiEvent::CancelWaiting | UiEvent::End | UiEvent::Dismissed
             ) {
                 shown = Shown::Nothing;
             }

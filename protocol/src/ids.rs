@@ -9,7 +9,7 @@ use thiserror::Error;
 pub enum IdError {
     #[error("ticket number '{0}' is invalid: use the digits of the helpdesk ticket, e.g. 4711 / Ticketnummer ungültig: nur die Ziffern des Tickets, z. B. 4711")]
     Ticket(String),
-    #[error("session code '{0}' is invalid: it has 6 digits, e.g. 483-291 / Sitzungscode ungültig: 6 Ziffern, z. B. 483-291")]
+    #[error("session code '{0}' is invalid: it has 9 digits, e.g. 483-291-075 / Sitzungscode ungültig: 9 Ziffern, z. B. 483-291-075")]
     Code(String),
     #[error("{what} is invalid: {reason}")]
     Name {
@@ -62,34 +62,41 @@ impl fmt::Display for TicketNumber {
     }
 }
 
-/// The one-time six-digit code the agent shows and the IT contact reads out on the phone.
+/// The one-time nine-digit code the agent shows and the IT contact reads out on the phone.
 ///
-/// Its `Debug` output is redacted so that it cannot end up in a log by accident.
+/// Nine digits, read in three groups (`483-291-075`), are still easy to say on the phone and
+/// make a blind guess one in a billion; the agent caps wrong guesses over its lifetime, so a
+/// hostile relay cannot search the space. Its `Debug` output is redacted so that it cannot end
+/// up in a log by accident.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SessionCode(u32);
 
 impl SessionCode {
-    /// Draws a fresh code from the operating system's random source.
-    pub fn generate() -> Self {
+    /// Digits of a code.
+    pub const DIGITS: usize = 9;
+    const SPACE: u32 = 1_000_000_000;
+
+    /// Draws a fresh code from `rng` (the caller passes the operating system's source).
+    pub fn generate(rng: &mut impl rand_core::CryptoRngCore) -> Self {
+        // Rejection sampling keeps all codes equally likely: 4 * SPACE is the largest multiple
+        // of SPACE below 2^32.
         loop {
-            let mut b = [0u8; 4];
-            getrandom::getrandom(&mut b).expect("operating system random source failed");
-            let v = u32::from_be_bytes(b);
-            // Rejection sampling keeps all codes equally likely.
-            if v < 4_294_000_000 {
-                return Self(v % 1_000_000);
+            let v = rng.next_u32();
+            if v < 4 * Self::SPACE {
+                return Self(v % Self::SPACE);
             }
         }
     }
 
     /// The code as the PAKE password.
     pub fn as_password(&self) -> Vec<u8> {
-        format!("{:06}", self.0).into_bytes()
+        format!("{:09}", self.0).into_bytes()
     }
 
-    /// The form shown to people: `483-291`.
+    /// The form shown to people: `483-291-075`.
     pub fn display(&self) -> String {
-        format!("{:03}-{:03}", self.0 / 1000, self.0 % 1000)
+        let s = format!("{:09}", self.0);
+        format!("{}-{}-{}", &s[0..3], &s[3..6], &s[6..9])
     }
 }
 
@@ -101,14 +108,16 @@ impl fmt::Debug for SessionCode {
 
 impl FromStr for SessionCode {
     type Err = IdError;
-    /// Accepts `483-291`, `483 291` and `483291`.
+    /// Accepts `483-291-075`, `483 291 075` and `483291075`.
     fn from_str(s: &str) -> Result<Self, IdError> {
         let digits: String = s.chars().filter(|c| !matches!(c, '-' | ' ')).collect();
-        if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(IdError::Code("******".into()));
+        if digits.len() != Self::DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(IdError::Code("*********".into()));
         }
         Ok(Self(
-            digits.parse().map_err(|_| IdError::Code("******".into()))?,
+            digits
+                .parse()
+                .map_err(|_| IdError::Code("*********".into()))?,
         ))
     }
 }
@@ -157,15 +166,59 @@ mod tests {
 
     #[test]
     fn codes_parse_and_never_print() {
-        let c: SessionCode = "483-291".parse().unwrap();
-        assert_eq!(c.display(), "483-291");
-        assert_eq!("483 291".parse::<SessionCode>().unwrap(), c);
+        let c: SessionCode = "483-291-075".parse().unwrap();
+        assert_eq!(c.display(), "483-291-075");
+        assert_eq!("483 291 075".parse::<SessionCode>().unwrap(), c);
+        assert_eq!("483291075".parse::<SessionCode>().unwrap(), c);
         assert_eq!(format!("{c:?}"), "SessionCode(***)");
-        assert!("48329".parse::<SessionCode>().is_err());
-        let e = "12345x".parse::<SessionCode>().unwrap_err().to_string();
+        assert!(
+            "483-291".parse::<SessionCode>().is_err(),
+            "old 6-digit codes"
+        );
+        assert!("4832910751".parse::<SessionCode>().is_err());
+        let e = "12345678x".parse::<SessionCode>().unwrap_err().to_string();
         assert!(!e.contains("12345"));
-        let g = SessionCode::generate();
-        assert_eq!(g.display().len(), 7);
+        assert_eq!(
+            "000-000-001".parse::<SessionCode>().unwrap().display(),
+            "000-000-001"
+        );
+    }
+
+    /// A fixed byte source, to show where codes come from without the OS.
+    struct Counter(u32);
+    impl rand_core::RngCore for Counter {
+        fn next_u32(&mut self) -> u32 {
+            self.0 = self.0.wrapping_add(1_234_567_891);
+            self.0
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.next_u32() as u64
+        }
+        fn fill_bytes(&mut self, d: &mut [u8]) {
+            for b in d {
+                *b = self.next_u32() as u8;
+            }
+        }
+        fn try_fill_bytes(&mut self, d: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.fill_bytes(d);
+            Ok(())
+        }
+    }
+    impl rand_core::CryptoRng for Counter {}
+
+    #[test]
+    fn codes_come_from_the_callers_randomness_and_span_nine_digits() {
+        let mut rng = Counter(0);
+        let codes: Vec<String> = (0..50)
+            .map(|_| SessionCode::generate(&mut rng).display())
+            .collect();
+        assert!(codes.iter().all(|c| c.len() == 11));
+        let mut unique = codes.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), codes.len());
+        // Values at or above 4 * 10^9 are redrawn, never folded onto low codes.
+        assert!(rng.0 != 0);
     }
 
     #[test]

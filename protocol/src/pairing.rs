@@ -2,11 +2,17 @@
 //! authenticates each side's certificate fingerprint.
 //!
 //! Both sides send a SPAKE2 message and derive the shared key. The viewer then sends
-//! `HMAC(key, role ‖ ticket ‖ own certificate fingerprint)` together with that fingerprint; the
-//! agent answers with its own only after the viewer's MAC checked out. A matching MAC proves the
-//! peer knew the code, so the fingerprint it sent is the one to pin on the end-to-end TLS
-//! connection. The relay carries these messages but, not knowing the code, can neither read the
-//! key nor substitute a certificate.
+//! `HMAC(key, role ‖ ticket ‖ staff name ‖ host name ‖ own certificate fingerprint)` together
+//! with that fingerprint; the agent answers with its own only after the viewer's MAC checked
+//! out. A matching MAC proves the peer knew the code, so the fingerprint it sent is the one to
+//! pin on the end-to-end TLS connection. The relay carries these messages but, not knowing the
+//! code, can neither read the key nor substitute a certificate.
+//!
+//! Each side puts into the MAC what *it* was told about the session ([`PairingContext`]): the
+//! agent its own host name and the staff name the relay announced, the viewer the staff name
+//! it logged in as and the host it was given. If a relay tells the two sides different names,
+//! the MACs differ and the pairing fails, so the name the consent dialog shows is the one the
+//! viewer stated, not one the relay made up.
 //!
 //! The agent confirms last on purpose: a MAC lets its receiver test one code guess, so whoever
 //! sees a MAC first must already have committed its own. A viewer that guesses therefore always
@@ -57,6 +63,17 @@ pub enum PairingStep {
     },
 }
 
+/// What one side was told about the session, bound into the key confirmation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairingContext {
+    /// The ticket both sides asked for.
+    pub ticket: TicketNumber,
+    /// The staff member the viewer acts as.
+    pub staff_name: String,
+    /// The agent's host name.
+    pub host_name: String,
+}
+
 enum State {
     AwaitSpake(Spake2<Ed25519Group>),
     AwaitConfirm([u8; 32]),
@@ -66,7 +83,7 @@ enum State {
 /// One run of the handshake on one side.
 pub struct Pairing {
     role: Role,
-    ticket: TicketNumber,
+    context: PairingContext,
     state: State,
 }
 
@@ -75,25 +92,31 @@ const TAG_CONFIRM: u8 = 2;
 const SPAKE_MSG_LEN: usize = 33;
 
 impl Pairing {
-    /// Starts the handshake; returns the state and the first message to send.
-    pub fn start(role: Role, code: &SessionCode, ticket: TicketNumber) -> (Self, Vec<u8>) {
+    /// Starts the handshake with randomness from `rng`; returns the state and the first
+    /// message to send.
+    pub fn start(
+        role: Role,
+        code: &SessionCode,
+        context: PairingContext,
+        rng: &mut impl rand_core::CryptoRngCore,
+    ) -> (Self, Vec<u8>) {
         let mut password = code.as_password();
-        password.extend_from_slice(&ticket.get().to_be_bytes());
+        password.extend_from_slice(&context.ticket.get().to_be_bytes());
         let pw = Password::new(&password);
         let (a, b) = (
             Identity::new(b"fernhilfe viewer"),
             Identity::new(b"fernhilfe agent"),
         );
         let (spake, msg) = match role {
-            Role::Viewer => Spake2::<Ed25519Group>::start_a(&pw, &a, &b),
-            Role::Agent => Spake2::<Ed25519Group>::start_b(&pw, &a, &b),
+            Role::Viewer => Spake2::<Ed25519Group>::start_a_with_rng(&pw, &a, &b, rng),
+            Role::Agent => Spake2::<Ed25519Group>::start_b_with_rng(&pw, &a, &b, rng),
         };
         let mut w = Writer::new();
         w.u8(TAG_SPAKE).blob(&msg);
         (
             Self {
                 role,
-                ticket,
+                context,
                 state: State::AwaitSpake(spake),
             },
             w.finish(),
@@ -145,9 +168,14 @@ impl Pairing {
 
     fn mac_state(&self, key: &[u8; 32], role: Role, fp: &CertFingerprint) -> Hmac<Sha256> {
         let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-        m.update(b"fernhilfe-confirm-v1");
+        m.update(b"fernhilfe-confirm-v2");
         m.update(&[role as u8]);
-        m.update(&self.ticket.get().to_be_bytes());
+        m.update(&self.context.ticket.get().to_be_bytes());
+        // Length-prefixed, so no two name pairs give the same bytes.
+        for name in [&self.context.staff_name, &self.context.host_name] {
+            m.update(&(name.len() as u32).to_be_bytes());
+            m.update(name.as_bytes());
+        }
         m.update(&fp.0);
         m
     }
@@ -168,6 +196,15 @@ impl Pairing {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use rand_core::OsRng;
+
+    fn ctx(staff: &str, host: &str) -> PairingContext {
+        PairingContext {
+            ticket: TicketNumber::from_u64(4711).unwrap(),
+            staff_name: staff.into(),
+            host_name: host.into(),
+        }
+    }
 
     /// Runs a whole handshake; returns the agent's and the viewer's final results.
     fn run(
@@ -177,10 +214,37 @@ mod tests {
         Result<PairingStep, PairingError>,
         Option<Result<PairingStep, PairingError>>,
     ) {
-        let ticket = TicketNumber::from_u64(4711).unwrap();
+        run_with(
+            agent_code,
+            viewer_code,
+            ctx("Anna", "PC-12"),
+            ctx("Anna", "PC-12"),
+        )
+    }
+
+    /// Runs a whole handshake where agent and viewer were told `agent_ctx` and `viewer_ctx`.
+    fn run_with(
+        agent_code: &str,
+        viewer_code: &str,
+        agent_ctx: PairingContext,
+        viewer_ctx: PairingContext,
+    ) -> (
+        Result<PairingStep, PairingError>,
+        Option<Result<PairingStep, PairingError>>,
+    ) {
         let (afp, vfp) = (CertFingerprint([1; 32]), CertFingerprint([2; 32]));
-        let (mut a, a1) = Pairing::start(Role::Agent, &agent_code.parse().unwrap(), ticket);
-        let (mut v, v1) = Pairing::start(Role::Viewer, &viewer_code.parse().unwrap(), ticket);
+        let (mut a, a1) = Pairing::start(
+            Role::Agent,
+            &agent_code.parse().unwrap(),
+            agent_ctx,
+            &mut OsRng,
+        );
+        let (mut v, v1) = Pairing::start(
+            Role::Viewer,
+            &viewer_code.parse().unwrap(),
+            viewer_ctx,
+            &mut OsRng,
+        );
         assert_eq!(a.handle(&v1, afp).unwrap(), PairingStep::Wait);
         let PairingStep::Send(v2) = v.handle(&a1, vfp).unwrap() else {
             panic!("viewer confirms first")
@@ -197,7 +261,7 @@ mod tests {
 
     #[test]
     fn same_code_verifies_both_fingerprints() {
-        let (a, v) = run("123-456", "123456");
+        let (a, v) = run("123-456-789", "123456789");
         assert!(
             matches!(a, Ok(PairingStep::Verified { peer, reply: Some(_) }) if peer == CertFingerprint([2; 32]))
         );
@@ -212,7 +276,7 @@ mod tests {
 
     #[test]
     fn wrong_code_fails_at_the_agent_before_it_reveals_a_mac() {
-        let (a, v) = run("123-456", "123-457");
+        let (a, v) = run("123-456-789", "123-456-788");
         assert_eq!(a, Err(PairingError::WrongCode));
         assert_eq!(
             v, None,
@@ -220,12 +284,32 @@ mod tests {
         );
     }
 
+    /// A relay that shows the person at the PC another staff name (or the viewer another PC)
+    /// than the other side was told cannot get the pairing through.
+    #[test]
+    fn names_told_differently_by_the_relay_fail() {
+        let code = "123-456-789";
+        let (a, v) = run_with(code, code, ctx("Mallory", "PC-12"), ctx("Anna", "PC-12"));
+        assert_eq!(a, Err(PairingError::WrongCode));
+        assert_eq!(v, None);
+        let (a, _) = run_with(code, code, ctx("Anna", "PC-12"), ctx("Anna", "PC-13"));
+        assert_eq!(a, Err(PairingError::WrongCode));
+        let other_ticket = PairingContext {
+            ticket: TicketNumber::from_u64(4712).unwrap(),
+            ..ctx("Anna", "PC-12")
+        };
+        let (a, _) = run_with(code, code, other_ticket, ctx("Anna", "PC-12"));
+        assert_eq!(a, Err(PairingError::WrongCode));
+        // Shifting bytes between the two names must not give the same transcript.
+        let (a, _) = run_with(code, code, ctx("AnnaP", "C-12"), ctx("Anna", "PC-12"));
+        assert_eq!(a, Err(PairingError::WrongCode));
+    }
+
     #[test]
     fn substituted_fingerprint_fails() {
-        let ticket = TicketNumber::from_u64(4711).unwrap();
-        let code: SessionCode = "111-111".parse().unwrap();
-        let (mut a, a1) = Pairing::start(Role::Agent, &code, ticket);
-        let (mut v, v1) = Pairing::start(Role::Viewer, &code, ticket);
+        let code: SessionCode = "111-111-111".parse().unwrap();
+        let (mut a, a1) = Pairing::start(Role::Agent, &code, ctx("A", "B"), &mut OsRng);
+        let (mut v, v1) = Pairing::start(Role::Viewer, &code, ctx("A", "B"), &mut OsRng);
         assert_eq!(
             a.handle(&v1, CertFingerprint([1; 32])).unwrap(),
             PairingStep::Wait
@@ -243,8 +327,12 @@ mod tests {
 
     #[test]
     fn out_of_order_is_refused() {
-        let ticket = TicketNumber::from_u64(1).unwrap();
-        let (mut a, _) = Pairing::start(Role::Agent, &"000-000".parse().unwrap(), ticket);
+        let (mut a, _) = Pairing::start(
+            Role::Agent,
+            &"000-000-000".parse().unwrap(),
+            ctx("A", "B"),
+            &mut OsRng,
+        );
         let mut confirm = vec![TAG_CONFIRM];
         confirm.extend([0; 64]);
         assert_eq!(
@@ -256,8 +344,7 @@ mod tests {
     proptest! {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
-            let ticket = TicketNumber::from_u64(1).unwrap();
-            let (mut a, _) = Pairing::start(Role::Agent, &"000-000".parse().unwrap(), ticket);
+            let (mut a, _) = Pairing::start(Role::Agent, &"000-000-000".parse().unwrap(), ctx("A", "B"), &mut OsRng);
             let _ = a.handle(&bytes, CertFingerprint([0; 32]));
         }
     }

@@ -1,11 +1,14 @@
 //! Messages between agent or viewer and the relay, on the relay connection's first stream.
 //!
-//! Flow: the agent sends [`ToRelay::RegisterAgent`] and waits. A viewer sends
-//! [`ToRelay::JoinAsViewer`] with its staff token; the relay checks the token, picks the agent
-//! and tells it [`FromRelay::ViewerJoined`] with the staff name it vouches for. Both sides then
-//! exchange opaque [`ToRelay::Pairing`] messages (see [`crate::pairing`]) that the relay passes
-//! on unread. The agent reports the outcome; on success the relay forwards the end-to-end
-//! QUIC datagrams between the two connections, which it cannot decrypt.
+//! Flow: the agent sends [`ToRelay::RegisterAgent`] and waits, renewing the registration with
+//! [`ToRelay::Renew`]. A viewer sends [`ToRelay::JoinAsViewer`] with its staff token; the relay
+//! checks the token, counts the attempt against the ticket, picks the agent and gives the
+//! pairing a number: the agent gets [`FromRelay::ViewerJoined`], the viewer
+//! [`FromRelay::AgentChosen`], both with that number and the names the relay vouches for. Both
+//! sides then exchange opaque [`ToRelay::Pairing`] messages (see [`crate::pairing`]) under that
+//! number, which the relay passes on unread. The agent's verdict names the pairing it answers,
+//! so a late verdict can never be taken for a newer pairing's; on success the relay forwards
+//! the end-to-end QUIC datagrams between the two connections, which it cannot decrypt.
 
 use crate::ids::{check_name, TicketNumber, MAX_NAME_LEN};
 use crate::wire::{check_len, DecodeError, Reader, Writer};
@@ -48,9 +51,13 @@ pub enum ToRelay {
         host_name: Option<String>,
     },
     /// A pairing message for the peer, opaque to the relay.
-    Pairing(Vec<u8>),
-    /// The agent's verdict on the pairing: the code matched or it did not.
-    PairingOutcome { code_matched: bool },
+    Pairing { pairing: u64, msg: Vec<u8> },
+    /// The agent's verdict on this pairing: the code matched or it did not.
+    PairingOutcome { pairing: u64, code_matched: bool },
+    /// The agent takes no try now (it slows down wrong codes on its own); ask again later.
+    PairingDeferred { pairing: u64, retry_after_secs: u32 },
+    /// The agent still waits: keeps its registration from expiring.
+    Renew,
 }
 
 /// Why the relay refused or ended something; sent before it closes the stream.
@@ -76,21 +83,33 @@ pub enum Refusal {
     PeerLeft,
     /// The relay has too many registrations.
     Overloaded,
+    /// Another PC with this host name already waits under the ticket.
+    HostNameTaken,
+    /// Too many connections or registrations from this network address.
+    TooManyFromAddress,
+    /// The registration was not renewed in time.
+    RegistrationExpired,
 }
 
 /// What the relay sends to agent or viewer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FromRelay {
-    /// The agent is registered and waits.
-    AgentRegistered,
+    /// The agent is registered and must renew within this many seconds.
+    AgentRegistered { renew_within_secs: u32 },
     /// To the agent: this staff member (as the relay authenticated them) wants to connect.
-    ViewerJoined { staff_name: String },
-    /// To the viewer: pairing runs with the agent on this host.
-    AgentChosen { host_name: String },
+    ViewerJoined { pairing: u64, staff_name: String },
+    /// To the viewer: pairing runs with the agent on this host, for this staff member.
+    AgentChosen {
+        pairing: u64,
+        host_name: String,
+        staff_name: String,
+    },
     /// A pairing message from the peer.
-    Pairing(Vec<u8>),
+    Pairing { pairing: u64, msg: Vec<u8> },
     /// To the viewer: the agent confirmed the code; end-to-end packets now flow.
     PairingSucceeded,
+    /// To the agent: the viewer of this pairing left before it finished.
+    ViewerLeft { pairing: u64 },
     /// The relay refuses; it closes the stream after this.
     Refused(Refusal),
 }
@@ -119,11 +138,23 @@ impl ToRelay {
                     None => w.u8(0),
                 };
             }
-            ToRelay::Pairing(b) => {
-                w.u8(3).blob(b);
+            ToRelay::Pairing { pairing, msg } => {
+                w.u8(3).u64(*pairing).blob(msg);
             }
-            ToRelay::PairingOutcome { code_matched } => {
-                w.u8(4).bool(*code_matched);
+            ToRelay::PairingOutcome {
+                pairing,
+                code_matched,
+            } => {
+                w.u8(4).u64(*pairing).bool(*code_matched);
+            }
+            ToRelay::PairingDeferred {
+                pairing,
+                retry_after_secs,
+            } => {
+                w.u8(5).u64(*pairing).u32(*retry_after_secs);
+            }
+            ToRelay::Renew => {
+                w.u8(6);
             }
         }
         w.finish()
@@ -154,10 +185,19 @@ impl ToRelay {
                     }
                 },
             },
-            3 => ToRelay::Pairing(r.blob("pairing message", MAX_PAIRING_LEN)?.to_vec()),
+            3 => ToRelay::Pairing {
+                pairing: r.u64()?,
+                msg: r.blob("pairing message", MAX_PAIRING_LEN)?.to_vec(),
+            },
             4 => ToRelay::PairingOutcome {
+                pairing: r.u64()?,
                 code_matched: r.bool("pairing outcome")?,
             },
+            5 => ToRelay::PairingDeferred {
+                pairing: r.u64()?,
+                retry_after_secs: r.u32()?,
+            },
+            6 => ToRelay::Renew,
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "message to relay",
@@ -175,20 +215,30 @@ impl FromRelay {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         match self {
-            FromRelay::AgentRegistered => {
-                w.u8(1);
+            FromRelay::AgentRegistered { renew_within_secs } => {
+                w.u8(1).u32(*renew_within_secs);
             }
-            FromRelay::ViewerJoined { staff_name } => {
-                w.u8(2).string(staff_name);
+            FromRelay::ViewerJoined {
+                pairing,
+                staff_name,
+            } => {
+                w.u8(2).u64(*pairing).string(staff_name);
             }
-            FromRelay::AgentChosen { host_name } => {
-                w.u8(3).string(host_name);
+            FromRelay::AgentChosen {
+                pairing,
+                host_name,
+                staff_name,
+            } => {
+                w.u8(3).u64(*pairing).string(host_name).string(staff_name);
             }
-            FromRelay::Pairing(b) => {
-                w.u8(4).blob(b);
+            FromRelay::Pairing { pairing, msg } => {
+                w.u8(4).u64(*pairing).blob(msg);
             }
             FromRelay::PairingSucceeded => {
                 w.u8(5);
+            }
+            FromRelay::ViewerLeft { pairing } => {
+                w.u8(7).u64(*pairing);
             }
             FromRelay::Refused(r) => {
                 w.u8(6);
@@ -210,6 +260,9 @@ impl FromRelay {
                     Refusal::ProtocolViolation => w.u8(8),
                     Refusal::PeerLeft => w.u8(9),
                     Refusal::Overloaded => w.u8(10),
+                    Refusal::HostNameTaken => w.u8(11),
+                    Refusal::TooManyFromAddress => w.u8(12),
+                    Refusal::RegistrationExpired => w.u8(13),
                 };
             }
         }
@@ -221,15 +274,24 @@ impl FromRelay {
         check_len("signaling message", buf, MAX_SIGNALING_LEN)?;
         let mut r = Reader::new(buf);
         let msg = match r.u8()? {
-            1 => FromRelay::AgentRegistered,
+            1 => FromRelay::AgentRegistered {
+                renew_within_secs: r.u32()?,
+            },
             2 => FromRelay::ViewerJoined {
+                pairing: r.u64()?,
                 staff_name: name(&mut r, "staff name")?,
             },
             3 => FromRelay::AgentChosen {
+                pairing: r.u64()?,
                 host_name: name(&mut r, "host name")?,
+                staff_name: name(&mut r, "staff name")?,
             },
-            4 => FromRelay::Pairing(r.blob("pairing message", MAX_PAIRING_LEN)?.to_vec()),
+            4 => FromRelay::Pairing {
+                pairing: r.u64()?,
+                msg: r.blob("pairing message", MAX_PAIRING_LEN)?.to_vec(),
+            },
             5 => FromRelay::PairingSucceeded,
+            7 => FromRelay::ViewerLeft { pairing: r.u64()? },
             6 => FromRelay::Refused(match r.u8()? {
                 1 => Refusal::UnknownTicket,
                 2 => Refusal::BadStaffToken,
@@ -259,6 +321,9 @@ impl FromRelay {
                 8 => Refusal::ProtocolViolation,
                 9 => Refusal::PeerLeft,
                 10 => Refusal::Overloaded,
+                11 => Refusal::HostNameTaken,
+                12 => Refusal::TooManyFromAddress,
+                13 => Refusal::RegistrationExpired,
                 tag => {
                     return Err(DecodeError::UnknownTag {
                         what: "refusal",
@@ -291,6 +356,9 @@ impl fmt::Display for Refusal {
             Refusal::ProtocolViolation => f.write_str("protocol violation: the connection was closed"),
             Refusal::PeerLeft => f.write_str("the other side left before the session started"),
             Refusal::Overloaded => f.write_str("the relay is overloaded: try again in a minute"),
+            Refusal::HostNameTaken => f.write_str("another PC with this host name already waits under this ticket: start the agent with --host-name and a name of its own"),
+            Refusal::TooManyFromAddress => f.write_str("too many connections from your network address: try again in a minute"),
+            Refusal::RegistrationExpired => f.write_str("the registration expired: the agent registers again on its own"),
         }
     }
 }
@@ -320,9 +388,9 @@ mod tests {
         TicketNumber::from_u64(4711).unwrap()
     }
 
-    #[test]
-    fn roundtrips() {
-        let to = [
+    /// One of every message and every refusal.
+    pub(crate) fn all_to_relay() -> Vec<ToRelay> {
+        vec![
             ToRelay::RegisterAgent {
                 version: 1,
                 ticket: t(),
@@ -340,33 +408,81 @@ mod tests {
                 ticket: t(),
                 host_name: None,
             },
-            ToRelay::Pairing(vec![1, 2, 3]),
+            ToRelay::Pairing {
+                pairing: 7,
+                msg: vec![1, 2, 3],
+            },
             ToRelay::PairingOutcome {
+                pairing: u64::MAX,
                 code_matched: false,
             },
+            ToRelay::PairingOutcome {
+                pairing: 1,
+                code_matched: true,
+            },
+            ToRelay::PairingDeferred {
+                pairing: 3,
+                retry_after_secs: 8,
+            },
+            ToRelay::Renew,
+        ]
+    }
+
+    /// One of every message and every refusal.
+    pub(crate) fn all_from_relay() -> Vec<FromRelay> {
+        let refusals = vec![
+            Refusal::UnknownTicket,
+            Refusal::BadStaffToken,
+            Refusal::WrongCode,
+            Refusal::TooManyAttempts {
+                retry_after_secs: 30,
+            },
+            Refusal::AgentBusy,
+            Refusal::AmbiguousAgent {
+                hosts: vec!["a".into(), "b".into()],
+            },
+            Refusal::VersionMismatch { relay_version: 9 },
+            Refusal::ProtocolViolation,
+            Refusal::PeerLeft,
+            Refusal::Overloaded,
+            Refusal::HostNameTaken,
+            Refusal::TooManyFromAddress,
+            Refusal::RegistrationExpired,
         ];
-        for m in to {
-            assert_eq!(ToRelay::decode(&m.encode()).unwrap(), m);
-        }
-        let from = [
-            FromRelay::AgentRegistered,
+        let mut all = vec![
+            FromRelay::AgentRegistered {
+                renew_within_secs: 120,
+            },
             FromRelay::ViewerJoined {
+                pairing: 5,
                 staff_name: "Anna Schmidt".into(),
             },
             FromRelay::AgentChosen {
+                pairing: 5,
                 host_name: "PC-12".into(),
+                staff_name: "Anna Schmidt".into(),
             },
-            FromRelay::Pairing(vec![9; 33]),
+            FromRelay::Pairing {
+                pairing: 5,
+                msg: vec![9; 33],
+            },
             FromRelay::PairingSucceeded,
-            FromRelay::Refused(Refusal::AmbiguousAgent {
-                hosts: vec!["a".into(), "b".into()],
-            }),
-            FromRelay::Refused(Refusal::TooManyAttempts {
-                retry_after_secs: 30,
-            }),
+            FromRelay::ViewerLeft { pairing: 5 },
         ];
-        for m in from {
+        all.extend(refusals.into_iter().map(FromRelay::Refused));
+        all
+    }
+
+    #[test]
+    fn roundtrips() {
+        for m in all_to_relay() {
+            assert_eq!(ToRelay::decode(&m.encode()).unwrap(), m);
+        }
+        for m in all_from_relay() {
             assert_eq!(FromRelay::decode(&m.encode()).unwrap(), m);
+            if let FromRelay::Refused(r) = &m {
+                assert!(!r.to_string().is_empty());
+            }
         }
     }
 
@@ -386,10 +502,15 @@ mod tests {
         assert!(ToRelay::decode(&[]).is_err());
         assert!(ToRelay::decode(&[99]).is_err());
         assert!(ToRelay::decode(&[4, 2]).is_err());
-        let mut m = ToRelay::PairingOutcome { code_matched: true }.encode();
+        let mut m = ToRelay::PairingOutcome {
+            pairing: 1,
+            code_matched: true,
+        }
+        .encode();
         m.push(0);
         assert!(ToRelay::decode(&m).is_err());
         let mut big = vec![3];
+        big.extend_from_slice(&1u64.to_be_bytes());
         big.extend_from_slice(&1_000_000u32.to_be_bytes());
         assert!(matches!(
             ToRelay::decode(&big),

@@ -1,11 +1,13 @@
 //! The relay's audit log: one JSON object per line, appended, never rewritten. It records who
 //! paired with which ticket and when, never codes, tokens or screen content. (A hash-chained
 //! SQLite store is the direction; this is the record the first version keeps.)
+//!
+//! Records are written by a thread of their own, so a slow disk never stalls the runtime that
+//! pairs sessions; the file is readable by its owner only.
 
 use serde::Serialize;
 use std::io::Write;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::mpsc;
 
 /// What happened.
 #[derive(Debug, Serialize)]
@@ -32,24 +34,32 @@ struct Record<'a> {
     detail: Option<&'a str>,
 }
 
-/// The append-only log file.
+/// The append-only log file, fed through its writer thread.
 pub struct AuditLog {
-    file: Mutex<std::fs::File>,
-    path: PathBuf,
+    lines: mpsc::Sender<String>,
 }
 
 impl AuditLog {
-    /// Opens (or creates) `audit.jsonl` in the state directory for appending.
+    /// Opens (or creates, mode 0600) `audit.jsonl` in the state directory for appending, and
+    /// starts its writer thread.
     pub fn open(dir: &std::path::Path) -> std::io::Result<Self> {
         let path = dir.join("audit.jsonl");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
-        Ok(Self {
-            file: Mutex::new(file),
-            path,
-        })
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut file = opts.open(&path)?;
+        let (lines, rx) = mpsc::channel::<String>();
+        std::thread::Builder::new()
+            .name("audit".into())
+            .spawn(move || {
+                for line in rx {
+                    if let Err(e) = file.write_all(line.as_bytes()).and_then(|_| file.flush()) {
+                        tracing::error!(path = %path.display(), error = %e, "cannot append to the audit log");
+                    }
+                }
+            })?;
+        Ok(Self { lines })
     }
 
     /// Appends one record; a failing disk is logged, not fatal, so sessions keep working.
@@ -75,9 +85,8 @@ impl AuditLog {
         };
         let mut line = serde_json::to_string(&rec).expect("audit record serializes");
         line.push('\n');
-        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = f.write_all(line.as_bytes()).and_then(|_| f.flush()) {
-            tracing::error!(path = %self.path.display(), error = %e, "cannot append to the audit log");
+        if self.lines.send(line).is_err() {
+            tracing::error!("the audit writer stopped; record lost");
         }
     }
 }

@@ -1,8 +1,12 @@
 //! `fernhilfe-relay`: the public rendezvous and packet relay, run by ops.
 
+mod admission;
 mod audit;
+mod limits;
+mod pairing_table;
 mod rendezvous;
 mod staff;
+mod state_dir;
 mod throttle;
 
 use anyhow::{Context, Result};
@@ -26,7 +30,7 @@ struct Cli {
     /// [default: /var/lib/fernhilfe-relay as root, else ~/.local/share/fernhilfe-relay]
     #[arg(long, env = "FERNHILFE_RELAY_STATE", global = true)]
     state_dir: Option<PathBuf>,
-    /// Config file (TOML: listen, cert, key); flags override it [default: <state-dir>/relay.toml if present]
+    /// Config file (TOML: listen, cert, key, [limits]); flags override it [default: <state-dir>/relay.toml if present]
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -72,6 +76,8 @@ struct ConfigFile {
     listen: Option<SocketAddr>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
+    #[serde(default)]
+    limits: limits::Limits,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -122,28 +128,28 @@ fn main() -> Result<()> {
         key: None,
     }) {
         Command::Fingerprint => {
+            state_dir::create(&state_dir)?;
             let (id, _) = Identity::load_or_create(&state_dir, "fernhilfe-relay")
                 .context("cannot create or load the relay key")?;
             println!("{}", id.fingerprint());
             Ok(())
         }
         Command::Staff { action } => {
-            let mut reg = staff::StaffRegistry::load(&state_dir)?;
             match action {
                 StaffAction::Add { name } => {
-                    let token = reg.add(&name)?;
+                    let token = staff::StaffRegistry::edit(&state_dir, |r| r.add(&name))?;
                     eprintln!(
                         "Added staff member '{name}'. Give them this token; it is shown only now:"
                     );
                     println!("{token}");
                 }
                 StaffAction::List => {
-                    for m in reg.members() {
+                    for m in staff::StaffRegistry::load(&state_dir)?.members() {
                         println!("{}\t(added {})", m.name, m.created);
                     }
                 }
                 StaffAction::Remove { name } => {
-                    reg.remove(&name)?;
+                    staff::StaffRegistry::edit(&state_dir, |r| r.remove(&name))?;
                     eprintln!("Removed staff member '{name}'.");
                 }
             }
@@ -168,6 +174,7 @@ fn main() -> Result<()> {
                 &state_dir,
                 cert.or(cfg.cert),
                 key.or(cfg.key),
+                cfg.limits,
             ))
         }
     }
@@ -178,9 +185,9 @@ async fn serve(
     state_dir: &Path,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
+    limits: limits::Limits,
 ) -> Result<()> {
-    std::fs::create_dir_all(state_dir)
-        .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+    state_dir::create(state_dir)?;
     let id = match (cert, key) {
         (Some(c), Some(k)) => Identity::load(&c, &k)?,
         _ => {
@@ -193,9 +200,14 @@ async fn serve(
         }
     };
     let fingerprint = id.fingerprint();
-    let endpoint = quinn::Endpoint::server(transport::config::relay_server_config(&id)?, listen)
+    let endpoint = quinn::Endpoint::server(
+        transport::config::relay_server_config(&id, limits.datagram_buffer_bytes)?,
+        listen,
+    )
         .with_context(|| format!("cannot listen on UDP {listen}: is the port in use, or does it need root (ports below 1024)?"))?;
-    let state = rendezvous::Rendezvous::new(state_dir)?;
+    let admission = admission::Admission::new(limits.max_connections_per_address);
+    let hello_timeout = limits.hello_timeout();
+    let state = rendezvous::Rendezvous::new(state_dir, limits)?;
     println!(
         "fernhilfe-relay listening on udp {}",
         endpoint.local_addr()?
@@ -206,11 +218,19 @@ async fn serve(
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
+                let Some(ticket) = admission.admit(incoming.remote_address().ip()) else {
+                    tracing::debug!(remote = %incoming.remote_address(), "too many connections from this address");
+                    incoming.refuse();
+                    continue;
+                };
                 let state = state.clone();
                 tokio::spawn(async move {
-                    match incoming.await {
-                        Ok(conn) => state.serve(conn).await,
-                        Err(e) => tracing::debug!(error = %e, "handshake failed"),
+                    // Held until the connection ends: counts it against its address.
+                    let _ticket = ticket;
+                    match tokio::time::timeout(hello_timeout, incoming).await {
+                        Ok(Ok(conn)) => state.serve(conn).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "handshake failed"),
+                        Err(_) => tracing::debug!("handshake timed out"),
                     }
                 });
             }

@@ -1,38 +1,37 @@
-//! Pairing agents and viewers by ticket, and forwarding their end-to-end packets.
+//! The IO around [`PairingTable`]: one task per connection reads its signaling stream, asks the
+//! table what a message means, and carries that out: passing pairing messages on unread,
+//! telling the other side, writing the audit log, and once the agent reports that the code
+//! matched, forwarding the two connections' QUIC datagrams to each other, which it cannot read.
 //!
-//! Each agent connection gets a task that owns its signaling stream; a viewer's task finds the
-//! agent in the [`Rendezvous`] table and talks to that task through channels. The relay passes
-//! pairing messages on unread; once the agent reports that the code matched, it forwards the
-//! QUIC datagrams of the two connections to each other and reads none of them.
+//! Each connection's datagrams are read from the moment it is accepted; until its pairing
+//! succeeds they are dropped, so an unpaired connection can make the relay buffer nothing.
 
 use crate::audit::{AuditEvent, AuditLog};
-use crate::staff::StaffRegistry;
-use crate::throttle::CodeThrottle;
+use crate::limits::Limits;
+use crate::pairing_table::{AgentId, PairingId, PairingTable, Route, Verdict};
+use crate::staff::StaffCache;
 use protocol::ids::TicketNumber;
 use protocol::signaling::{FromRelay, Refusal, ToRelay, MAX_SIGNALING_LEN};
 use quinn::{Connection, SendStream};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use transport::framed::{send_frame, FramedRecv};
 
-/// Agents that may wait under one ticket (a classroom incident, not a whole school).
-const MAX_AGENTS_PER_TICKET: usize = 16;
-/// Agents the relay keeps waiting at once.
-const MAX_AGENTS: usize = 10_000;
-/// Pairing messages each side may send in one pairing (SPAKE2 and confirmation: 2).
-const MAX_PAIRING_MESSAGES: u32 = 2;
-/// A client must say who it is this fast after connecting.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// A pairing must finish this fast after the viewer joined.
-const PAIRING_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for a client to take a signaling message before it is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages queued for one connection's task; a peer that lets more pile up loses them.
+const INBOX_DEPTH: usize = 16;
+/// How often registrations and pairings are checked for expiry.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Messages to an agent's task.
 enum AgentInbox {
-    ViewerJoined { staff: String, viewer: ViewerLink },
-    Pairing(Vec<u8>),
-    ViewerLeft,
+    ViewerJoined { pairing: PairingId, staff: String },
+    Pairing { pairing: PairingId, msg: Vec<u8> },
+    ViewerLeft { pairing: PairingId },
+    Expired,
 }
 
 /// Messages to a viewer's task.
@@ -42,65 +41,108 @@ enum ViewerInbox {
     Failed(Refusal),
 }
 
+/// Where a connection's datagrams go: nowhere until its pairing succeeds.
+type DatagramTarget = watch::Sender<Option<Connection>>;
+
+/// A viewer in a pairing, as the agent's task needs it.
 struct ViewerLink {
     inbox: mpsc::Sender<ViewerInbox>,
     conn: Connection,
-}
-
-struct WaitingAgent {
-    id: u64,
-    host: String,
-    busy: bool,
-    inbox: mpsc::Sender<AgentInbox>,
+    target: Arc<DatagramTarget>,
 }
 
 #[derive(Default)]
-struct Table {
-    next_id: u64,
-    agents: HashMap<TicketNumber, Vec<WaitingAgent>>,
-    throttle: CodeThrottle,
+struct Links {
+    agents: HashMap<AgentId, mpsc::Sender<AgentInbox>>,
+    viewers: HashMap<PairingId, ViewerLink>,
 }
 
 /// The relay's shared state.
 pub struct Rendezvous {
-    table: Mutex<Table>,
-    staff_dir: std::path::PathBuf,
+    table: Mutex<PairingTable>,
+    links: Mutex<Links>,
+    staff: StaffCache,
     audit: AuditLog,
+    limits: Limits,
 }
 
 fn protocol_violation(what: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("protocol violation: {what}")
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Rendezvous {
-    /// State over `state_dir` (staff list, audit log).
-    pub fn new(state_dir: &std::path::Path) -> anyhow::Result<Arc<Self>> {
-        Ok(Arc::new(Self {
-            table: Mutex::new(Table::default()),
-            staff_dir: state_dir.to_owned(),
+    /// State over `state_dir` (staff list, audit log); starts the expiry sweeper.
+    pub fn new(state_dir: &std::path::Path, limits: Limits) -> anyhow::Result<Arc<Self>> {
+        let r = Arc::new(Self {
+            table: Mutex::new(PairingTable::new(limits.clone())),
+            links: Mutex::default(),
+            staff: StaffCache::new(state_dir),
             audit: AuditLog::open(state_dir)?,
-        }))
+            limits,
+        });
+        let weak = Arc::downgrade(&r);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+            loop {
+                tick.tick().await;
+                let Some(r) = weak.upgrade() else { break };
+                r.sweep(Instant::now());
+            }
+        });
+        Ok(r)
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    fn table(&self) -> std::sync::MutexGuard<'_, PairingTable> {
+        lock(&self.table)
+    }
+
+    /// Ends lapsed registrations and pairings that ran out of time.
+    fn sweep(&self, now: Instant) {
+        let (agents, pairings) = {
+            let mut t = self.table();
+            (t.expired_agents(now), t.expire_pairings(now))
+        };
+        let links = lock(&self.links);
+        for a in agents {
+            if let Some(tx) = links.agents.get(&a) {
+                let _ = tx.try_send(AgentInbox::Expired);
+            }
+        }
+        for (p, a) in pairings {
+            if let Some(v) = links.viewers.get(&p) {
+                let _ = v.inbox.try_send(ViewerInbox::Failed(Refusal::PeerLeft));
+            }
+            if let Some(tx) = links.agents.get(&a) {
+                let _ = tx.try_send(AgentInbox::ViewerLeft { pairing: p });
+            }
+        }
     }
 
     /// Serves one client connection until it ends; errors are that client's alone.
     pub async fn serve(self: Arc<Self>, conn: Connection) {
         let remote = conn.remote_address();
-        if let Err(e) = self.serve_inner(&conn).await {
+        let target = Arc::new(pump_datagrams(conn.clone()));
+        if let Err(e) = self.serve_inner(&conn, target).await {
             tracing::info!(%remote, reason = %e, "client disconnected");
             conn.close(1u32.into(), b"protocol violation");
         }
     }
 
-    async fn serve_inner(self: &Arc<Self>, conn: &Connection) -> anyhow::Result<()> {
-        let (mut send, recv) = tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi())
+    async fn serve_inner(
+        self: &Arc<Self>,
+        conn: &Connection,
+        target: Arc<DatagramTarget>,
+    ) -> anyhow::Result<()> {
+        let hello_timeout = self.limits.hello_timeout();
+        let (mut send, recv) = tokio::time::timeout(hello_timeout, conn.accept_bi())
             .await
             .map_err(|_| protocol_violation("no stream opened"))??;
         let mut recv = FramedRecv::new(recv, MAX_SIGNALING_LEN);
-        let hello = match tokio::time::timeout(HELLO_TIMEOUT, recv.next()).await {
+        let hello = match tokio::time::timeout(hello_timeout, recv.next()).await {
             Ok(Ok(Some(h))) => h,
             Ok(Ok(None)) => return Err(protocol_violation("stream ended before hello")),
             Ok(Err(e)) => {
@@ -109,87 +151,99 @@ impl Rendezvous {
             }
             Err(_) => {
                 refuse(&mut send, Refusal::ProtocolViolation).await?;
-                return Err(protocol_violation("no hello within 10 s"));
+                return Err(protocol_violation("no hello in time"));
             }
         };
-        let version = match ToRelay::decode(&hello) {
-            Ok(ToRelay::RegisterAgent { version, .. } | ToRelay::JoinAsViewer { version, .. }) => {
-                version
+        let hello = match ToRelay::decode(&hello) {
+            Ok(h) => h,
+            Err(e) => {
+                refuse(&mut send, Refusal::ProtocolViolation).await?;
+                return Err(protocol_violation(e));
             }
-            _ => protocol::PROTOCOL_VERSION,
+        };
+        let version = match &hello {
+            ToRelay::RegisterAgent { version, .. } | ToRelay::JoinAsViewer { version, .. } => {
+                *version
+            }
+            _ => {
+                refuse(&mut send, Refusal::ProtocolViolation).await?;
+                return Err(protocol_violation("first message is not a hello"));
+            }
         };
         if version != protocol::PROTOCOL_VERSION {
             let relay_version = protocol::PROTOCOL_VERSION;
             return refuse(&mut send, Refusal::VersionMismatch { relay_version }).await;
         }
-        match ToRelay::decode(&hello) {
-            Ok(ToRelay::RegisterAgent {
+        match hello {
+            ToRelay::RegisterAgent {
                 ticket, host_name, ..
-            }) => self.agent(conn, send, recv, ticket, host_name).await,
-            Ok(ToRelay::JoinAsViewer {
+            } => {
+                self.agent(conn, target, send, recv, ticket, host_name)
+                    .await
+            }
+            ToRelay::JoinAsViewer {
                 token,
                 ticket,
                 host_name,
                 ..
-            }) => {
-                self.viewer(conn, send, recv, &token.0, ticket, host_name)
+            } => {
+                self.viewer(conn, target, send, recv, token.0, ticket, host_name)
                     .await
             }
-            Ok(_) => {
-                refuse(&mut send, Refusal::ProtocolViolation).await?;
-                Err(protocol_violation("first message is not a hello"))
-            }
-            Err(e) => {
-                refuse(&mut send, Refusal::ProtocolViolation).await?;
-                Err(protocol_violation(e))
-            }
+            _ => unreachable!("checked above"),
         }
     }
 
     async fn agent(
         self: &Arc<Self>,
         conn: &Connection,
+        target: Arc<DatagramTarget>,
         mut send: SendStream,
         mut recv: FramedRecv,
         ticket: TicketNumber,
         host: String,
     ) -> anyhow::Result<()> {
-        let (tx, mut inbox) = mpsc::channel(8);
-        let id = {
-            let mut t = self.table();
-            let total: usize = t.agents.values().map(Vec::len).sum();
-            let waiting = t.agents.get(&ticket).map_or(0, Vec::len);
-            if total >= MAX_AGENTS || waiting >= MAX_AGENTS_PER_TICKET {
-                None
-            } else {
-                t.next_id += 1;
-                let id = t.next_id;
-                t.agents.entry(ticket).or_default().push(WaitingAgent {
-                    id,
-                    host: host.clone(),
-                    busy: false,
-                    inbox: tx,
-                });
-                Some(id)
+        let registered =
+            self.table()
+                .register(ticket, &host, conn.remote_address().ip(), Instant::now());
+        let id = match registered {
+            Ok(id) => id,
+            Err(r) => {
+                tracing::info!(%ticket, host = %host, reason = ?r, "registration refused");
+                return refuse(&mut send, r).await;
             }
         };
-        let Some(id) = id else {
-            return refuse(&mut send, Refusal::Overloaded).await;
-        };
+        let (tx, mut inbox) = mpsc::channel(INBOX_DEPTH);
+        lock(&self.links).agents.insert(id, tx);
         tracing::info!(%ticket, host = %host, "agent registered");
         self.audit
             .record(AuditEvent::AgentRegistered, ticket, Some(&host), None, None);
-        send_frame(&mut send, &FromRelay::AgentRegistered.encode()).await?;
-        let result = self
-            .agent_loop(conn, &mut send, &mut recv, &mut inbox, (ticket, id, &host))
-            .await;
+        let renew_within_secs = self.limits.registration_ttl().as_secs() as u32;
+        let result = match timely(send_frame(
+            &mut send,
+            &FromRelay::AgentRegistered { renew_within_secs }.encode(),
+        ))
+        .await
         {
-            let mut t = self.table();
-            if let Some(list) = t.agents.get_mut(&ticket) {
-                list.retain(|a| a.id != id);
-                if list.is_empty() {
-                    t.agents.remove(&ticket);
-                }
+            Ok(()) => {
+                self.agent_loop(
+                    conn,
+                    &target,
+                    &mut send,
+                    &mut recv,
+                    &mut inbox,
+                    (ticket, id, &host),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        let pairing = self.table().remove_agent(id);
+        {
+            let mut links = lock(&self.links);
+            links.agents.remove(&id);
+            if let Some(v) = pairing.and_then(|p| links.viewers.get(&p)) {
+                let _ = v.inbox.try_send(ViewerInbox::Failed(Refusal::PeerLeft));
             }
         }
         tracing::info!(%ticket, host = %host, "agent left");
@@ -198,92 +252,84 @@ impl Rendezvous {
         result
     }
 
-    /// Lets the next viewer pair with this agent again; found by id, as host names can repeat.
-    fn release(&self, ticket: TicketNumber, id: u64) {
-        if let Some(a) = self
-            .table()
-            .agents
-            .get_mut(&ticket)
-            .and_then(|l| l.iter_mut().find(|a| a.id == id))
-        {
-            a.busy = false;
-        }
-    }
-
     async fn agent_loop(
         self: &Arc<Self>,
         conn: &Connection,
+        target: &DatagramTarget,
         send: &mut SendStream,
         recv: &mut FramedRecv,
         inbox: &mut mpsc::Receiver<AgentInbox>,
-        (ticket, id, host): (TicketNumber, u64, &str),
+        (ticket, id, host): (TicketNumber, AgentId, &str),
     ) -> anyhow::Result<()> {
-        let mut viewer: Option<(ViewerLink, String)> = None;
-        let mut viewer_gone = false;
-        let mut sent = 0u32;
-        let mut tunnelled: Option<Instant> = None;
+        // Set once the session runs: the staff member and when it started.
+        let mut session: Option<(String, Instant)> = None;
         loop {
             tokio::select! {
                 frame = recv.next() => {
                     // A lost connection ends things just like a clean close: record it the same way.
                     let Some(frame) = frame.unwrap_or(None) else {
-                        if let Some((v, staff)) = viewer.take() {
-                            if let Some(start) = tunnelled {
-                                self.audit.record(AuditEvent::SessionEnded, ticket, Some(host), Some(&staff), Some(&format!("duration_s={}", start.elapsed().as_secs())));
-                            } else {
-                                let _ = v.inbox.send(ViewerInbox::Failed(Refusal::PeerLeft)).await;
-                            }
+                        if let Some((staff, start)) = session.take() {
+                            self.audit.record(AuditEvent::SessionEnded, ticket, Some(host), Some(&staff), Some(&format!("duration_s={}", start.elapsed().as_secs())));
                         }
                         return Ok(());
                     };
-                    match ToRelay::decode(&frame).map_err(protocol_violation)? {
-                        ToRelay::Pairing(b) if tunnelled.is_none() && sent < MAX_PAIRING_MESSAGES => {
-                            let Some((v, _)) = &viewer else { return Err(protocol_violation("pairing message without a viewer")) };
-                            sent += 1;
-                            if !viewer_gone {
-                                let _ = v.inbox.send(ViewerInbox::Pairing(b)).await;
+                    let msg = ToRelay::decode(&frame).map_err(protocol_violation)?;
+                    if session.is_some() {
+                        return Err(protocol_violation("signaling after the session started"));
+                    }
+                    match msg {
+                        ToRelay::Pairing { pairing, msg } => {
+                            match self.table().message_from_agent(id, pairing).map_err(protocol_violation)? {
+                                Route::Forward => self.to_viewer(pairing, ViewerInbox::Pairing(msg)),
+                                Route::Drop => {}
                             }
                         }
-                        ToRelay::PairingOutcome { code_matched } if tunnelled.is_none() => {
-                            let Some((v, staff)) = viewer.take() else { return Err(protocol_violation("pairing outcome without a viewer")) };
-                            if code_matched && viewer_gone {
-                                tracing::info!(%ticket, host, staff = %staff, "viewer left right after pairing");
-                                self.release(ticket, id);
-                            } else if code_matched {
-                                tracing::info!(%ticket, host, staff = %staff, "session started (relayed)");
-                                self.audit.record(AuditEvent::SessionStarted, ticket, Some(host), Some(&staff), Some("path=relayed"));
-                                forward_datagrams(conn.clone(), v.conn.clone());
-                                forward_datagrams(v.conn.clone(), conn.clone());
-                                let _ = v.inbox.send(ViewerInbox::Succeeded).await;
-                                tunnelled = Some(Instant::now());
-                                viewer = Some((v, staff));
-                            } else {
-                                tracing::info!(%ticket, host, staff = %staff, "wrong session code");
-                                self.audit.record(AuditEvent::WrongCode, ticket, Some(host), Some(&staff), None);
-                                self.table().throttle.failed(ticket, Instant::now());
-                                self.release(ticket, id);
-                                let _ = v.inbox.send(ViewerInbox::Failed(Refusal::WrongCode)).await;
+                        ToRelay::PairingOutcome { pairing, code_matched } => {
+                            let verdict = self.table().verdict(id, pairing, Some(code_matched));
+                            match verdict {
+                                Verdict::Started { staff } => {
+                                    let Some(v) = lock(&self.links).viewers.remove(&pairing) else {
+                                        // The viewer left in the same moment: the agent will notice.
+                                        continue;
+                                    };
+                                    tracing::info!(%ticket, host, staff = %staff, "session started (relayed)");
+                                    self.audit.record(AuditEvent::SessionStarted, ticket, Some(host), Some(&staff), Some("path=relayed"));
+                                    target.send_replace(Some(v.conn.clone()));
+                                    v.target.send_replace(Some(conn.clone()));
+                                    let _ = v.inbox.try_send(ViewerInbox::Succeeded);
+                                    session = Some((staff, Instant::now()));
+                                }
+                                Verdict::Wrong { staff } => {
+                                    tracing::info!(%ticket, host, staff = %staff, "wrong session code");
+                                    self.audit.record(AuditEvent::WrongCode, ticket, Some(host), Some(&staff), None);
+                                    self.to_viewer(pairing, ViewerInbox::Failed(Refusal::WrongCode));
+                                }
+                                Verdict::Deferred | Verdict::Stale => {}
                             }
                         }
+                        ToRelay::PairingDeferred { pairing, retry_after_secs } => {
+                            if self.table().verdict(id, pairing, None) == Verdict::Deferred {
+                                tracing::info!(%ticket, host, retry_after_secs, "agent put a try off");
+                                self.to_viewer(pairing, ViewerInbox::Failed(Refusal::TooManyAttempts { retry_after_secs: retry_after_secs.max(1) }));
+                            }
+                        }
+                        ToRelay::Renew => self.table().renew(id, Instant::now()),
                         other => return Err(protocol_violation(format!("unexpected {}", message_kind(&other)))),
                     }
                 }
                 msg = inbox.recv() => match msg {
-                    Some(AgentInbox::ViewerJoined { staff, viewer: link }) => {
-                        send_frame(send, &FromRelay::ViewerJoined { staff_name: staff.clone() }.encode()).await?;
-                        viewer = Some((link, staff));
-                        viewer_gone = false;
-                        sent = 0;
+                    Some(AgentInbox::ViewerJoined { pairing, staff }) => {
+                        timely(send_frame(send, &FromRelay::ViewerJoined { pairing, staff_name: staff }.encode())).await?;
                     }
-                    Some(AgentInbox::Pairing(b)) => send_frame(send, &FromRelay::Pairing(b).encode()).await?,
-                    Some(AgentInbox::ViewerLeft) => {
-                        // Keep the pairing until the agent's verdict: a viewer that leaves right
-                        // after a wrong code must still be counted by the throttle.
-                        if tunnelled.is_none() && viewer.is_some() && !viewer_gone {
-                            viewer_gone = true;
-                            self.release(ticket, id);
-                            send_frame(send, &FromRelay::Refused(Refusal::PeerLeft).encode()).await?;
-                        }
+                    Some(AgentInbox::Pairing { pairing, msg }) => {
+                        timely(send_frame(send, &FromRelay::Pairing { pairing, msg }.encode())).await?;
+                    }
+                    Some(AgentInbox::ViewerLeft { pairing }) => {
+                        timely(send_frame(send, &FromRelay::ViewerLeft { pairing }.encode())).await?;
+                    }
+                    Some(AgentInbox::Expired) => {
+                        tracing::info!(%ticket, host, "registration expired");
+                        return refuse(send, Refusal::RegistrationExpired).await;
                     }
                     None => return Ok(()),
                 },
@@ -291,68 +337,45 @@ impl Rendezvous {
         }
     }
 
+    fn to_viewer(&self, pairing: PairingId, m: ViewerInbox) {
+        if let Some(v) = lock(&self.links).viewers.get(&pairing) {
+            let _ = v.inbox.try_send(m);
+        }
+    }
+
+    fn to_agent(&self, agent: AgentId, m: AgentInbox) {
+        if let Some(tx) = lock(&self.links).agents.get(&agent) {
+            let _ = tx.try_send(m);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn viewer(
         self: &Arc<Self>,
         conn: &Connection,
+        target: Arc<DatagramTarget>,
         mut send: SendStream,
         mut recv: FramedRecv,
-        token: &str,
+        token: String,
         ticket: TicketNumber,
         host: Option<String>,
     ) -> anyhow::Result<()> {
-        // Read the staff list per login, so `staff remove` takes effect without a restart.
-        let staff = match StaffRegistry::load(&self.staff_dir)
-            .ok()
-            .and_then(|r| r.authenticate(token))
-        {
-            Some(s) => s,
-            None => {
-                tracing::info!(%ticket, "viewer refused: bad staff token");
-                self.audit.record(
-                    AuditEvent::ViewerRefused,
-                    ticket,
-                    None,
-                    None,
-                    Some("bad staff token"),
-                );
-                return refuse(&mut send, Refusal::BadStaffToken).await;
-            }
+        let Some(staff) = self.staff.authenticate(token).await else {
+            tracing::info!(%ticket, "viewer refused: bad staff token");
+            self.audit.record(
+                AuditEvent::ViewerRefused,
+                ticket,
+                None,
+                None,
+                Some("bad staff token"),
+            );
+            return refuse(&mut send, Refusal::BadStaffToken).await;
         };
-        let chosen = {
-            let mut t = self.table();
-            if let Some(wait) = t.throttle.wait(ticket, Instant::now()) {
-                Err(Refusal::TooManyAttempts {
-                    retry_after_secs: wait.as_secs().max(1) as u32,
-                })
-            } else {
-                match t.agents.get_mut(&ticket) {
-                    None => Err(Refusal::UnknownTicket),
-                    Some(list) => {
-                        let idx = match &host {
-                            Some(h) => list
-                                .iter()
-                                .position(|a| &a.host == h)
-                                .ok_or(Refusal::UnknownTicket),
-                            None if list.len() == 1 => Ok(0),
-                            None => Err(Refusal::AmbiguousAgent {
-                                hosts: list.iter().map(|a| a.host.clone()).collect(),
-                            }),
-                        };
-                        idx.and_then(|i| {
-                            let a = &mut list[i];
-                            if a.busy {
-                                Err(Refusal::AgentBusy)
-                            } else {
-                                a.busy = true;
-                                Ok((a.host.clone(), a.inbox.clone()))
-                            }
-                        })
-                    }
-                }
-            }
-        };
-        let (agent_host, agent) = match chosen {
-            Ok(c) => c,
+        let joined = self
+            .table()
+            .join(ticket, host.as_deref(), &staff, Instant::now());
+        let joined = match joined {
+            Ok(j) => j,
             Err(r) => {
                 tracing::info!(%ticket, staff = %staff, reason = ?r, "viewer refused");
                 self.audit.record(
@@ -365,69 +388,89 @@ impl Rendezvous {
                 return refuse(&mut send, r).await;
             }
         };
-        let (tx, mut inbox) = mpsc::channel(8);
-        if agent
-            .send(AgentInbox::ViewerJoined {
-                staff: staff.clone(),
-                viewer: ViewerLink {
-                    inbox: tx,
-                    conn: conn.clone(),
-                },
-            })
-            .await
-            .is_err()
-        {
-            return refuse(&mut send, Refusal::PeerLeft).await;
+        let pairing = joined.pairing;
+        let (tx, mut inbox) = mpsc::channel(INBOX_DEPTH);
+        lock(&self.links).viewers.insert(
+            pairing,
+            ViewerLink {
+                inbox: tx,
+                conn: conn.clone(),
+                target,
+            },
+        );
+        let result = self
+            .viewer_loop(conn, &mut send, &mut recv, &mut inbox, &joined, &staff)
+            .await;
+        lock(&self.links).viewers.remove(&pairing);
+        let left = self.table().viewer_left(pairing);
+        if let Some(agent) = left {
+            self.to_agent(agent, AgentInbox::ViewerLeft { pairing });
         }
-        tracing::info!(%ticket, host = %agent_host, staff = %staff, "viewer joined, pairing");
-        send_frame(
-            &mut send,
+        result
+    }
+
+    async fn viewer_loop(
+        self: &Arc<Self>,
+        conn: &Connection,
+        send: &mut SendStream,
+        recv: &mut FramedRecv,
+        inbox: &mut mpsc::Receiver<ViewerInbox>,
+        joined: &crate::pairing_table::Joined,
+        staff: &str,
+    ) -> anyhow::Result<()> {
+        let pairing = joined.pairing;
+        tracing::info!(host = %joined.host, staff = %staff, pairing, "viewer joined, pairing");
+        self.to_agent(
+            joined.agent,
+            AgentInbox::ViewerJoined {
+                pairing,
+                staff: staff.to_owned(),
+            },
+        );
+        timely(send_frame(
+            send,
             &FromRelay::AgentChosen {
-                host_name: agent_host,
+                pairing,
+                host_name: joined.host.clone(),
+                staff_name: staff.to_owned(),
             }
             .encode(),
-        )
+        ))
         .await?;
-        let deadline = tokio::time::sleep(PAIRING_TIMEOUT);
-        tokio::pin!(deadline);
-        let mut sent = 0u32;
         loop {
             tokio::select! {
                 frame = recv.next() => {
                     let frame = match frame {
                         Ok(Some(f)) => f,
-                        Ok(None) | Err(_) => {
-                            let _ = agent.send(AgentInbox::ViewerLeft).await;
-                            return Ok(());
-                        }
+                        Ok(None) | Err(_) => return Ok(()),
                     };
-                    match ToRelay::decode(&frame) {
-                        Ok(ToRelay::Pairing(b)) if sent < MAX_PAIRING_MESSAGES => {
-                            sent += 1;
-                            let _ = agent.send(AgentInbox::Pairing(b)).await;
+                    let route = match ToRelay::decode(&frame) {
+                        Ok(ToRelay::Pairing { pairing: p, msg }) => {
+                            self.table().message_from_viewer(pairing, p).map(|r| (r, msg)).map_err(|e| e.to_string())
                         }
-                        other => {
-                            let _ = agent.send(AgentInbox::ViewerLeft).await;
-                            refuse(&mut send, Refusal::ProtocolViolation).await?;
-                            return Err(protocol_violation(match other { Ok(m) => format!("unexpected {}", message_kind(&m)), Err(e) => e.to_string() }));
+                        Ok(m) => Err(format!("unexpected {}", message_kind(&m))),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match route {
+                        Ok((Route::Forward, msg)) => self.to_agent(joined.agent, AgentInbox::Pairing { pairing, msg }),
+                        Ok((Route::Drop, _)) => {}
+                        Err(e) => {
+                            refuse(send, Refusal::ProtocolViolation).await?;
+                            return Err(protocol_violation(e));
                         }
                     }
                 }
                 msg = inbox.recv() => match msg {
-                    Some(ViewerInbox::Pairing(b)) => send_frame(&mut send, &FromRelay::Pairing(b).encode()).await?,
+                    Some(ViewerInbox::Pairing(msg)) => timely(send_frame(send, &FromRelay::Pairing { pairing, msg }.encode())).await?,
                     Some(ViewerInbox::Succeeded) => {
-                        send_frame(&mut send, &FromRelay::PairingSucceeded.encode()).await?;
+                        timely(send_frame(send, &FromRelay::PairingSucceeded.encode())).await?;
                         // From here on only datagrams flow; the connection's end ends the session.
                         conn.closed().await;
                         return Ok(());
                     }
-                    Some(ViewerInbox::Failed(r)) => return refuse(&mut send, r).await,
-                    None => return refuse(&mut send, Refusal::PeerLeft).await,
+                    Some(ViewerInbox::Failed(r)) => return refuse(send, r).await,
+                    None => return refuse(send, Refusal::PeerLeft).await,
                 },
-                _ = &mut deadline => {
-                    let _ = agent.send(AgentInbox::ViewerLeft).await;
-                    return refuse(&mut send, Refusal::PeerLeft).await;
-                }
             }
         }
     }
@@ -437,27 +480,45 @@ fn message_kind(m: &ToRelay) -> &'static str {
     match m {
         ToRelay::RegisterAgent { .. } => "registration",
         ToRelay::JoinAsViewer { .. } => "viewer hello",
-        ToRelay::Pairing(_) => "pairing message",
+        ToRelay::Pairing { .. } => "pairing message",
         ToRelay::PairingOutcome { .. } => "pairing outcome",
+        ToRelay::PairingDeferred { .. } => "pairing deferral",
+        ToRelay::Renew => "renewal",
     }
 }
 
+/// A write to a client that must not hang on a client that stops reading.
+async fn timely(
+    write: impl std::future::Future<Output = Result<(), transport::TransportError>>,
+) -> anyhow::Result<()> {
+    tokio::time::timeout(SEND_TIMEOUT, write)
+        .await
+        .map_err(|_| anyhow::anyhow!("client stopped reading"))??;
+    Ok(())
+}
+
 async fn refuse(send: &mut SendStream, r: Refusal) -> anyhow::Result<()> {
-    send_frame(send, &FromRelay::Refused(r).encode()).await?;
+    timely(send_frame(send, &FromRelay::Refused(r).encode())).await?;
     let _ = send.finish();
     // Give the refusal time to arrive before the connection is dropped.
     let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
     Ok(())
 }
 
-/// Copies every datagram from one connection to the other until either ends.
-fn forward_datagrams(from: Connection, to: Connection) {
+/// Reads every datagram of `conn` as it arrives and sends it to the target connection once
+/// there is one; until then, and if the target is gone, drops it.
+fn pump_datagrams(conn: Connection) -> DatagramTarget {
+    let (tx, rx) = watch::channel(None::<Connection>);
     tokio::spawn(async move {
-        while let Ok(d) = from.read_datagram().await {
-            match to.send_datagram(d) {
-                Ok(()) | Err(quinn::SendDatagramError::TooLarge) => {}
-                Err(_) => break,
+        while let Ok(d) = conn.read_datagram().await {
+            let to = rx.borrow().clone();
+            if let Some(to) = to {
+                match to.send_datagram(d) {
+                    Ok(()) | Err(quinn::SendDatagramError::TooLarge) => {}
+                    Err(_) => break,
+                }
             }
         }
     });
+    tx
 }

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// One staff member as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +39,25 @@ fn token_hash(token: &str) -> String {
 }
 
 impl StaffRegistry {
+    /// Loads the list, lets `change` edit it and saves it, all under an exclusive lock on
+    /// `staff.lock`, so two `staff add` at once cannot lose one of the members.
+    pub fn edit<T>(dir: &Path, change: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        crate::state_dir::create(dir)?;
+        let lock_path = dir.join("staff.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        let mut lock = fd_lock::RwLock::new(file);
+        let _guard = lock
+            .write()
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        let mut reg = Self::load(dir)?;
+        change(&mut reg)
+    }
+
     /// Loads `staff.toml` from `dir`; a missing file is an empty list.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join("staff.toml");
@@ -51,9 +71,6 @@ impl StaffRegistry {
     }
 
     fn save(&self) -> Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
         let text = toml::to_string(&self.file)?;
         transport::identity::write_private(&self.path, text.as_bytes())
             .with_context(|| format!("cannot write {}", self.path.display()))
@@ -111,6 +128,76 @@ impl StaffRegistry {
     }
 }
 
+/// The staff list as the running relay sees it: read once, and again only when the file
+/// changed (another inode after an edit's rename, or another size or time), off the runtime's
+/// threads. A removed token stops working with the next login.
+#[derive(Clone)]
+pub struct StaffCache {
+    dir: PathBuf,
+    cached: Arc<Mutex<Option<CachedList>>>,
+}
+
+/// The list as loaded, and the file it was loaded from.
+type CachedList = (FileStamp, Arc<StaffRegistry>);
+
+#[derive(Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    ino: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<Self> {
+        let m = std::fs::metadata(path).ok()?;
+        Some(Self {
+            len: m.len(),
+            modified: m.modified().ok(),
+            #[cfg(unix)]
+            ino: std::os::unix::fs::MetadataExt::ino(&m),
+        })
+    }
+}
+
+impl StaffCache {
+    /// A cache over `dir/staff.toml`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            cached: Arc::default(),
+        }
+    }
+
+    fn current(&self) -> Result<Arc<StaffRegistry>> {
+        let stamp = FileStamp::of(&self.dir.join("staff.toml"));
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(stamp), Some((seen, reg))) = (&stamp, cached.as_ref()) {
+            if seen == stamp {
+                return Ok(reg.clone());
+            }
+        }
+        let reg = Arc::new(StaffRegistry::load(&self.dir)?);
+        *cached = stamp.map(|s| (s, reg.clone()));
+        Ok(reg)
+    }
+
+    /// The name of the member this token belongs to; a list that cannot be read admits nobody.
+    pub async fn authenticate(&self, token: String) -> Option<String> {
+        let cache = self.clone();
+        tokio::task::spawn_blocking(move || match cache.current() {
+            Ok(reg) => reg.authenticate(&token),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot read the staff list; refusing logins");
+                None
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,9 +205,8 @@ mod tests {
     #[test]
     fn add_authenticate_remove_persist() {
         let dir = std::env::temp_dir().join(format!("fh-staff-{}", std::process::id()));
-        let mut reg = StaffRegistry::load(&dir).unwrap();
-        let token = reg.add("Anna Schmidt").unwrap();
-        assert!(reg.add("Anna Schmidt").is_err());
+        let token = StaffRegistry::edit(&dir, |r| r.add("Anna Schmidt")).unwrap();
+        assert!(StaffRegistry::edit(&dir, |r| r.add("Anna Schmidt")).is_err());
         let stored = std::fs::read_to_string(dir.join("staff.toml")).unwrap();
         assert!(!stored.contains(&token), "token must not be stored");
         let reg2 = StaffRegistry::load(&dir).unwrap();
@@ -132,6 +218,38 @@ mod tests {
             StaffRegistry::load(&dir).unwrap().authenticate(&token),
             None
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn concurrent_adds_lose_nobody() {
+        let dir = std::env::temp_dir().join(format!("fh-staff-lock-{}", std::process::id()));
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    StaffRegistry::edit(&dir, |r| r.add(&format!("Staff {i}"))).unwrap()
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(StaffRegistry::load(&dir).unwrap().members().len(), 8);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn cache_sees_removal_at_once() {
+        let dir = std::env::temp_dir().join(format!("fh-staff-cache-{}", std::process::id()));
+        let token = StaffRegistry::edit(&dir, |r| r.add("Anna")).unwrap();
+        let cache = StaffCache::new(&dir);
+        assert_eq!(
+            cache.authenticate(token.clone()).await.as_deref(),
+            Some("Anna")
+        );
+        StaffRegistry::edit(&dir, |r| r.remove("Anna")).unwrap();
+        assert_eq!(cache.authenticate(token).await, None);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -1,5 +1,8 @@
-//! Slows down code guessing per ticket: the first wrong codes are free (people mistype), after
-//! that each further try waits twice as long as the last. Pure: the caller passes the time.
+//! Slows down code guessing per ticket: the first tries are free (people mistype), after that
+//! each further try waits twice as long as the last. A try is counted when a viewer joins, not
+//! when the agent's verdict comes, so several PCs under one ticket (or a viewer that leaves
+//! before the verdict) do not multiply a guesser's tries; a try that pairs is given back.
+//! Pure: the caller passes the time.
 
 use protocol::ids::TicketNumber;
 use std::collections::HashMap;
@@ -38,8 +41,15 @@ impl CodeThrottle {
         (until > now).then(|| until - now)
     }
 
-    /// Records a wrong code.
-    pub fn failed(&mut self, ticket: TicketNumber, now: Instant) {
+    /// Gives back a try that turned out right (or that the agent never tested).
+    pub fn refund(&mut self, ticket: TicketNumber) {
+        if let Some(e) = self.tickets.get_mut(&ticket) {
+            e.failures = e.failures.saturating_sub(1);
+        }
+    }
+
+    /// Counts a try.
+    pub fn attempt(&mut self, ticket: TicketNumber, now: Instant) {
         self.tickets
             .retain(|_, e| now.duration_since(e.last) < FORGET_AFTER);
         let e = self.tickets.entry(ticket).or_insert(Entry {
@@ -63,12 +73,14 @@ mod tests {
         let now = Instant::now();
         for _ in 0..FREE_TRIES {
             assert_eq!(th.wait(t, now), None);
-            th.failed(t, now);
+            th.attempt(t, now);
         }
         assert_eq!(th.wait(t, now), Some(BASE_DELAY));
         assert_eq!(th.wait(other, now), None);
         assert_eq!(th.wait(t, now + BASE_DELAY), None);
-        th.failed(t, now + BASE_DELAY);
+        th.attempt(t, now + BASE_DELAY);
         assert_eq!(th.wait(t, now + BASE_DELAY), Some(BASE_DELAY * 2));
+        th.refund(t);
+        assert_eq!(th.wait(t, now + BASE_DELAY), Some(BASE_DELAY));
     }
 }

@@ -36,21 +36,27 @@ pub enum RelayTrust {
     CaFile(PathBuf),
 }
 
-fn relay_transport() -> Arc<TransportConfig> {
+/// Datagrams agent and viewer buffer on their relay connection (the tunnel reads them at once).
+const CLIENT_DATAGRAM_BUFFER: usize = 8 << 20;
+
+fn relay_transport(datagram_buffer: usize) -> Arc<TransportConfig> {
     let mut t = TransportConfig::default();
     t.max_idle_timeout(Some(
         IdleTimeout::try_from(IDLE_TIMEOUT).expect("idle timeout fits"),
     ))
     .keep_alive_interval(Some(KEEP_ALIVE))
     .initial_mtu(RELAY_INITIAL_MTU)
-    .datagram_receive_buffer_size(Some(8 << 20))
-    .datagram_send_buffer_size(8 << 20)
+    .datagram_receive_buffer_size(Some(datagram_buffer))
+    .datagram_send_buffer_size(datagram_buffer)
     .max_concurrent_uni_streams(VarInt::from_u32(0))
     .max_concurrent_bidi_streams(VarInt::from_u32(1));
     Arc::new(t)
 }
 
-fn session_transport() -> Arc<TransportConfig> {
+/// Receive windows of the end-to-end connection: room for a few full-screen updates in flight.
+const SESSION_STREAM_WINDOW: u32 = 16 << 20;
+
+fn session_transport(stream_window: u32) -> Arc<TransportConfig> {
     let mut t = TransportConfig::default();
     t.max_idle_timeout(Some(
         IdleTimeout::try_from(IDLE_TIMEOUT).expect("idle timeout fits"),
@@ -61,8 +67,8 @@ fn session_transport() -> Arc<TransportConfig> {
     .mtu_discovery_config(None)
     .max_concurrent_uni_streams(VarInt::from_u32(1))
     .max_concurrent_bidi_streams(VarInt::from_u32(1))
-    .stream_receive_window(VarInt::from_u32(16 << 20))
-    .receive_window(VarInt::from_u32(32 << 20))
+    .stream_receive_window(VarInt::from_u32(stream_window))
+    .receive_window(VarInt::from_u32(stream_window.saturating_mul(2)))
     .send_window(32 << 20);
     Arc::new(t)
 }
@@ -107,13 +113,17 @@ fn quic_server(
     Ok(s)
 }
 
-/// The relay's server configuration.
-pub fn relay_server_config(id: &Identity) -> Result<ServerConfig, TransportError> {
+/// The relay's server configuration; `datagram_buffer` bounds what each connection may have
+/// queued in datagrams.
+pub fn relay_server_config(
+    id: &Identity,
+    datagram_buffer: usize,
+) -> Result<ServerConfig, TransportError> {
     let tls = rustls::ServerConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_single_cert(id.chain.clone(), id.key.clone_key())?;
-    quic_server(tls, protocol::RELAY_ALPN, relay_transport())
+    quic_server(tls, protocol::RELAY_ALPN, relay_transport(datagram_buffer))
 }
 
 /// A connection to the relay with the endpoint that drives it.
@@ -180,7 +190,7 @@ pub async fn connect_relay(
     endpoint.set_default_client_config(quic_client(
         config,
         protocol::RELAY_ALPN,
-        relay_transport(),
+        relay_transport(CLIENT_DATAGRAM_BUFFER),
     )?);
     let connecting = endpoint.connect(target, &host)?;
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
@@ -217,7 +227,11 @@ pub fn session_server(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(PinnedCertificate::new(viewer))
         .with_single_cert(id.chain.clone(), id.key.clone_key())?;
-    let server = quic_server(tls, protocol::SESSION_ALPN, session_transport())?;
+    let server = quic_server(
+        tls,
+        protocol::SESSION_ALPN,
+        session_transport(SESSION_STREAM_WINDOW),
+    )?;
     Ok(Endpoint::new_with_abstract_socket(
         quinn::EndpointConfig::default(),
         Some(server),
@@ -228,10 +242,13 @@ pub fn session_server(
 
 /// The viewer's end of the end-to-end connection: connects over the tunnel, presenting its
 /// own certificate and accepting only the agent certificate the pairing authenticated.
+/// `stream_window` overrides the receive window (tests use a tiny one to play a viewer that
+/// grants the agent no room).
 pub async fn session_connect(
     socket: Arc<TunnelSocket>,
     id: &Identity,
     agent: CertFingerprint,
+    stream_window: Option<u32>,
 ) -> Result<(Endpoint, Connection), TransportError> {
     let tls = tls13_client(PinnedCertificate::new(agent))?
         .with_client_auth_cert(id.chain.clone(), id.key.clone_key())?;
@@ -245,7 +262,7 @@ pub async fn session_connect(
     endpoint.set_default_client_config(quic_client(
         tls,
         protocol::SESSION_ALPN,
-        session_transport(),
+        session_transport(stream_window.unwrap_or(SESSION_STREAM_WINDOW)),
     )?);
     let conn = tokio::time::timeout(
         Duration::from_secs(10),

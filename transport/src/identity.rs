@@ -55,31 +55,73 @@ impl Identity {
     }
 
     /// Loads the identity kept in `dir`, or creates and stores a new self-signed one.
+    ///
+    /// The key file is created exclusively (a hard link of a finished temp file fails if the
+    /// name exists), so two relays starting at once on one state directory cannot end up with
+    /// different keys: the one that loses loads the winner's.
     pub fn load_or_create(dir: &Path, name: &str) -> Result<(Self, bool), TransportError> {
         let (cert_path, key_path) = (dir.join("relay-cert.pem"), dir.join("relay-key.pem"));
-        if cert_path.exists() && key_path.exists() {
-            return Ok((Self::load(&cert_path, &key_path)?, false));
+        if key_path.exists() {
+            return Ok((Self::load_settled(&cert_path, &key_path)?, false));
         }
         std::fs::create_dir_all(dir)?;
         let ck = rcgen::generate_simple_self_signed(vec![name.to_owned()])
             .map_err(|e| TransportError::Certificate(e.to_string()))?;
-        write_private(&key_path, ck.key_pair.serialize_pem().as_bytes())?;
-        std::fs::write(&cert_path, ck.cert.pem())?;
-        Ok((Self::load(&cert_path, &key_path)?, true))
+        // The certificate goes first, so whoever sees the key also finds its certificate.
+        let cert_tmp = write_temp(&cert_path, ck.cert.pem().as_bytes(), 0o644)?;
+        let key_tmp = write_temp(&key_path, ck.key_pair.serialize_pem().as_bytes(), 0o600)?;
+        let won = match std::fs::hard_link(&key_tmp, &key_path) {
+            Ok(()) => {
+                std::fs::rename(&cert_tmp, &cert_path)?;
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(e.into()),
+        };
+        let _ = std::fs::remove_file(&key_tmp);
+        let _ = std::fs::remove_file(&cert_tmp);
+        Ok((Self::load_settled(&cert_path, &key_path)?, won))
+    }
+
+    /// Loads, giving a relay that is creating the pair right now a moment to finish.
+    fn load_settled(cert: &Path, key: &Path) -> Result<Self, TransportError> {
+        let mut tries = 0;
+        loop {
+            match Self::load(cert, key) {
+                Err(_) if tries < 20 && !cert.exists() => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                r => return r,
+            }
+        }
     }
 }
 
-/// Writes a file only its owner can read (private keys, token hashes).
+/// Writes `data` to a new, exclusively created temp file beside `path` with `mode`, synced;
+/// returns its path.
+fn write_temp(path: &Path, data: &[u8], mode: u32) -> std::io::Result<std::path::PathBuf> {
+    let mut nonce = [0u8; 8];
+    getrandom::getrandom(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", u64::from_be_bytes(nonce)));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = opts.open(&tmp)?;
+    std::io::Write::write_all(&mut f, data)?;
+    f.sync_all()?;
+    Ok(tmp)
+}
+
+/// Replaces `path` atomically with `data` (exclusive temp file, then rename), readable only by
+/// its owner: private keys, token hashes.
 pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp)?;
-        std::io::Write::write_all(&mut f, data)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(tmp, path)
+    let tmp = write_temp(path, data, 0o600)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod framed;
 pub mod identity;
 pub mod pinning;
+pub mod relay_client;
 pub mod tunnel;
 
 pub use quinn;

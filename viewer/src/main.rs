@@ -47,10 +47,13 @@ struct Cli {
     #[arg(long)]
     headless: bool,
     /// Test aid: write every decrypted message received to FILE, for the wire-secrecy test
+    #[cfg(feature = "test-aids")]
     #[arg(long, hide = true)]
     record_plaintext: Option<PathBuf>,
     /// Test aid: act like a misbehaving viewer (send input without a control grant; accept
-    /// `raw HEX` commands that send arbitrary control messages), to prove the agent's checks
+    /// `raw HEX` commands that send arbitrary control messages, and `stall` to stop reading),
+    /// to prove the agent's checks
+    #[cfg(feature = "test-aids")]
     #[arg(long, hide = true)]
     misbehave: bool,
 }
@@ -108,8 +111,14 @@ fn real_main() -> Result<()> {
         ticket: cli.ticket.parse()?,
         code: cli.code.parse()?,
         host_name: cli.host.clone(),
+        #[cfg(feature = "test-aids")]
         record_plaintext: cli.record_plaintext.clone(),
+        #[cfg(not(feature = "test-aids"))]
+        record_plaintext: None,
+        #[cfg(feature = "test-aids")]
         misbehave: cli.misbehave,
+        #[cfg(not(feature = "test-aids"))]
+        misbehave: false,
     };
     let (input_tx, input_rx) = mpsc::unbounded_channel();
     let (event_tx, event_rx) = mpsc::unbounded_channel();

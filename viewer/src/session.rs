@@ -1,19 +1,21 @@
 //! The viewer's side of a session: log in at the relay, pair with the agent over the code,
 //! open the end-to-end connection, then receive the screen and send input while granted.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use protocol::consent::Grant;
 use protocol::ids::{SessionCode, TicketNumber};
-use protocol::pairing::{Pairing, PairingError, PairingStep, Role};
+use protocol::pairing::{Pairing, PairingContext, Role};
 use protocol::screen::{Framebuffer, ScreenUpdate};
 use protocol::session::{AgentMessage, EndReason, InputEvent, ViewerMessage, MAX_CONTROL_LEN};
-use protocol::signaling::{FromRelay, Refusal, StaffToken, ToRelay, MAX_SIGNALING_LEN};
+use protocol::signaling::{FromRelay, Refusal, StaffToken, ToRelay};
 use protocol::wire::MAX_FRAME_LEN;
+use rand_core::OsRng;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use transport::config::RelayTrust;
 use transport::framed::{send_frame, FramedRecv};
 use transport::identity::Identity;
+use transport::relay_client::{drive_pairing, PairingEnd, RelayClient};
 use transport::tunnel::TunnelSocket;
 
 /// What the viewer needs to start.
@@ -30,10 +32,12 @@ pub struct ViewerSettings {
     pub misbehave: bool,
 }
 
-/// What the front end hands the session: a message, or (test aid) raw bytes to send as one.
+/// What the front end hands the session: a message, or (test aids) raw bytes to send as one,
+/// or the order to stop reading.
 pub enum Outgoing {
     Message(ViewerMessage),
     Raw(Vec<u8>),
+    Stall,
 }
 
 /// What the session tells the front end (window or headless).
@@ -63,14 +67,6 @@ pub enum ViewerError {
     Denied,
 }
 
-async fn next(recv: &mut FramedRecv) -> Result<FromRelay> {
-    let frame = recv
-        .next()
-        .await?
-        .ok_or_else(|| anyhow!("the relay closed the connection"))?;
-    Ok(FromRelay::decode(&frame)?)
-}
-
 /// Runs a session; `input` carries the front end's input, `events` goes back to it.
 pub async fn run(
     settings: ViewerSettings,
@@ -80,53 +76,63 @@ pub async fn run(
     let status = |s: &str| {
         let _ = events.send(SessionEvent::Status(s.to_owned()));
     };
-    let relay = transport::config::connect_relay(&settings.relay, &settings.trust).await?;
-    let (mut send, recv) = relay.conn.open_bi().await?;
-    let mut recv = FramedRecv::new(recv, MAX_SIGNALING_LEN);
-    send_frame(
-        &mut send,
-        &ToRelay::JoinAsViewer {
+    let mut relay = RelayClient::connect(&settings.relay, &settings.trust).await?;
+    relay
+        .send(&ToRelay::JoinAsViewer {
             version: protocol::PROTOCOL_VERSION,
             token: settings.token.clone(),
             ticket: settings.ticket,
             host_name: settings.host_name.clone(),
-        }
-        .encode(),
-    )
-    .await?;
-    let host = match next(&mut recv).await? {
-        FromRelay::AgentChosen { host_name } => host_name,
+        })
+        .await?;
+    let (pairing_id, host, staff) = match relay.next_timely().await? {
+        FromRelay::AgentChosen {
+            pairing,
+            host_name,
+            staff_name,
+        } => (pairing, host_name, staff_name),
         FromRelay::Refused(r) => return Err(ViewerError::Refused(r).into()),
-        other => bail!("unexpected answer from the relay: {other:?}"),
+        _ => bail!("unexpected answer from the relay"),
     };
-    status(&format!("pairing with {host}"));
+    if settings.host_name.as_ref().is_some_and(|h| *h != host) {
+        bail!("the relay offered PC '{host}' instead of the one asked for: is this your relay?");
+    }
+    status(&format!("pairing with {host} as {staff}"));
     let identity = Identity::generate("fernhilfe-viewer")?;
-    let (mut pairing, first) = Pairing::start(Role::Viewer, &settings.code, settings.ticket);
-    send_frame(&mut send, &ToRelay::Pairing(first).encode()).await?;
-    let agent_fp = loop {
-        match next(&mut recv).await? {
-            FromRelay::Pairing(bytes) => match pairing.handle(&bytes, identity.fingerprint()) {
-                Ok(PairingStep::Send(reply)) => {
-                    send_frame(&mut send, &ToRelay::Pairing(reply).encode()).await?
-                }
-                Ok(PairingStep::Wait) => {}
-                Ok(PairingStep::Verified { peer, .. }) => break peer,
-                Err(PairingError::WrongCode) => return Err(ViewerError::WrongCode.into()),
-                Err(e) => bail!("pairing failed: {e}"),
-            },
-            FromRelay::Refused(Refusal::WrongCode) => return Err(ViewerError::WrongCode.into()),
-            FromRelay::Refused(r) => return Err(ViewerError::Refused(r).into()),
-            other => bail!("unexpected message from the relay during pairing: {other:?}"),
-        }
+    // What this side was told goes into the key confirmation: if the relay showed the agent
+    // another staff name, or this viewer another PC, the pairing fails.
+    let context = PairingContext {
+        ticket: settings.ticket,
+        staff_name: staff,
+        host_name: host,
     };
-    match next(&mut recv).await? {
+    let (pairing, first) = Pairing::start(Role::Viewer, &settings.code, context, &mut OsRng);
+    let agent_fp = match drive_pairing(
+        &mut relay,
+        pairing_id,
+        pairing,
+        first,
+        identity.fingerprint(),
+    )
+    .await?
+    {
+        PairingEnd::Verified(fp) => fp,
+        PairingEnd::WrongCode | PairingEnd::Refused(Refusal::WrongCode) => {
+            return Err(ViewerError::WrongCode.into())
+        }
+        PairingEnd::Refused(r) => return Err(ViewerError::Refused(r).into()),
+        PairingEnd::PeerLeft => return Err(ViewerError::Refused(Refusal::PeerLeft).into()),
+    };
+    match relay.next_timely().await? {
         FromRelay::PairingSucceeded => {}
         FromRelay::Refused(Refusal::WrongCode) => return Err(ViewerError::WrongCode.into()),
         FromRelay::Refused(r) => return Err(ViewerError::Refused(r).into()),
-        other => bail!("unexpected message from the relay: {other:?}"),
+        _ => bail!("unexpected message from the relay after pairing"),
     }
-    let socket = TunnelSocket::new(relay.conn.clone());
-    let (_endpoint, conn) = transport::config::session_connect(socket, &identity, agent_fp)
+    let socket = TunnelSocket::new(relay.link.conn.clone());
+    // A stalling test viewer advertises almost no room, so it can block the agent's writes.
+    let window = settings.misbehave.then_some(4096);
+    let (_endpoint, conn) = transport::config::session_connect(socket, &identity, agent_fp, window)
         .await
         .context("end-to-end connection to the agent failed")?;
     status("waiting for consent");
@@ -135,6 +141,8 @@ pub async fn run(
         .await
         .context("the agent did not open the session")?;
     let mut ctrl_recv = FramedRecv::new(ctrl_recv, MAX_CONTROL_LEN);
+    // Test aid: a viewer that stops reading (and so grants the agent no more credit).
+    let mut stalled = false;
     let mut grant: Option<Grant> = None;
     let mut granted_at: Option<Instant> = None;
     let mut first_frame_logged = false;
@@ -157,7 +165,7 @@ pub async fn run(
     };
     loop {
         tokio::select! {
-            msg = ctrl_recv.next() => {
+            msg = ctrl_recv.next(), if !stalled => {
                 let Some(msg) = msg.unwrap_or(None) else { end("the agent closed the session".into()); break };
                 record_msg(&msg);
                 match AgentMessage::decode(&msg)? {
@@ -176,10 +184,10 @@ pub async fn run(
                     AgentMessage::End(r) => { end(format!("ended by the agent ({r:?})")); break }
                 }
             }
-            uni = conn.accept_uni(), if screen.is_none() => {
+            uni = conn.accept_uni(), if screen.is_none() && !stalled => {
                 screen = Some(FramedRecv::new(uni.context("screen stream failed")?, MAX_FRAME_LEN));
             }
-            update = async { screen.as_mut().expect("guarded").next().await }, if screen.is_some() => {
+            update = async { screen.as_mut().expect("guarded").next().await }, if screen.is_some() && !stalled => {
                 let Some(bytes) = update? else { end("the agent closed the screen stream".into()); break };
                 record_msg(&bytes);
                 if grant.is_none() {
@@ -203,7 +211,11 @@ pub async fn run(
                     }
                 }
                 Some(Outgoing::Raw(bytes)) if settings.misbehave => send_frame(&mut ctrl_send, &bytes).await?,
-                Some(Outgoing::Raw(_)) | Some(Outgoing::Message(ViewerMessage::FrameAck { .. })) => {}
+                Some(Outgoing::Stall) if settings.misbehave => {
+                    stalled = true;
+                    println!("stalled");
+                }
+                Some(Outgoing::Raw(_) | Outgoing::Stall) | Some(Outgoing::Message(ViewerMessage::FrameAck { .. })) => {}
                 Some(Outgoing::Message(m @ ViewerMessage::End(_))) => {
                     let _ = send_frame(&mut ctrl_send, &m.encode()).await;
                     let _ = ctrl_send.finish();
@@ -287,6 +299,7 @@ pub fn parse_command(line: &str) -> Result<Option<Outgoing>, String> {
         "end" => Ok(Some(Outgoing::Message(ViewerMessage::End(
             EndReason::EndedByViewer,
         )))),
+        "stall" => Ok(Some(Outgoing::Stall)),
         "raw" => {
             let hex: String = rest.split_whitespace().collect();
             if !hex.len().is_multiple_of(2) {

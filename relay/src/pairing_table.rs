@@ -1,0 +1,539 @@
+//! The relay's pairing flow as a pure state machine: registrations by ticket, joins, pairing
+//! messages, the agent's verdict, and expiry. No IO and no clock of its own: the caller
+//! (`rendezvous.rs`) passes the time and carries out what the table decides.
+//!
+//! - An agent registers under a ticket with a host name no other agent there uses, and must
+//!   renew within the registration's lifetime while it waits.
+//! - A viewer's join counts a try against the ticket at once and opens a numbered pairing with
+//!   one waiting agent; the agent is busy until the pairing ends.
+//! - Each side may send [`MAX_PAIRING_MESSAGES`] pairing messages under that number. Messages
+//!   from the agent under an older number are dropped (they crossed the end of that pairing);
+//!   a viewer naming another number is a protocol violation.
+//! - The agent's verdict names its pairing: a match starts the session (and gives the try
+//!   back), a mismatch frees the agent for the next join. A verdict for any other number
+//!   changes nothing.
+//! - A pairing not finished by its deadline ends as if the viewer had left.
+
+use crate::limits::Limits;
+use crate::throttle::CodeThrottle;
+use protocol::ids::TicketNumber;
+use protocol::signaling::Refusal;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Instant;
+
+/// Pairing messages each side may send in one pairing (SPAKE2 and confirmation: 2).
+pub const MAX_PAIRING_MESSAGES: u32 = 2;
+
+/// The relay's number for a registered agent.
+pub type AgentId = u64;
+/// The relay's number for one pairing attempt.
+pub type PairingId = u64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AgentState {
+    Waiting,
+    Pairing(PairingId),
+    InSession,
+}
+
+#[derive(Debug)]
+struct Agent {
+    ticket: TicketNumber,
+    host: String,
+    addr: IpAddr,
+    expires: Instant,
+    state: AgentState,
+}
+
+#[derive(Debug)]
+struct ActivePairing {
+    agent: AgentId,
+    staff: String,
+    deadline: Instant,
+    from_agent: u32,
+    from_viewer: u32,
+}
+
+/// A viewer's join that opened a pairing.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Joined {
+    pub pairing: PairingId,
+    pub agent: AgentId,
+    pub host: String,
+}
+
+/// What to do with a pairing message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Pass it to the agent (from the viewer) or to the viewer of the pairing (from the agent).
+    Forward,
+    /// It belongs to a pairing that is over: drop it.
+    Drop,
+}
+
+/// What the agent's verdict means.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The code matched: the session starts.
+    Started { staff: String },
+    /// The code did not match: the agent waits for the next viewer.
+    Wrong { staff: String },
+    /// The agent put the try off; the viewer may ask again later.
+    Deferred,
+    /// Not about the pairing that runs now: ignored.
+    Stale,
+}
+
+/// Why a message was refused as a protocol violation.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    #[error("pairing message without a running pairing")]
+    NoPairing,
+    #[error("pairing message for another pairing")]
+    WrongPairing,
+    #[error("too many pairing messages")]
+    TooManyMessages,
+}
+
+/// Registrations, pairings and the per-ticket throttle.
+pub struct PairingTable {
+    limits: Limits,
+    next_id: u64,
+    agents: HashMap<AgentId, Agent>,
+    by_ticket: HashMap<TicketNumber, Vec<AgentId>>,
+    pairings: HashMap<PairingId, ActivePairing>,
+    per_address: HashMap<IpAddr, usize>,
+    throttle: CodeThrottle,
+}
+
+impl PairingTable {
+    /// An empty table with these bounds.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            next_id: 0,
+            agents: HashMap::new(),
+            by_ticket: HashMap::new(),
+            pairings: HashMap::new(),
+            per_address: HashMap::new(),
+            throttle: CodeThrottle::default(),
+        }
+    }
+
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Registers an agent; returns its number.
+    pub fn register(
+        &mut self,
+        ticket: TicketNumber,
+        host: &str,
+        addr: IpAddr,
+        now: Instant,
+    ) -> Result<AgentId, Refusal> {
+        if self.per_address.get(&addr).copied().unwrap_or(0)
+            >= self.limits.max_registrations_per_address
+        {
+            return Err(Refusal::TooManyFromAddress);
+        }
+        let under_ticket = self.by_ticket.get(&ticket).map_or(&[][..], Vec::as_slice);
+        if self.agents.len() >= self.limits.max_agents
+            || under_ticket.len() >= self.limits.max_agents_per_ticket
+        {
+            return Err(Refusal::Overloaded);
+        }
+        if under_ticket.iter().any(|a| self.agents[a].host == host) {
+            return Err(Refusal::HostNameTaken);
+        }
+        let id = self.id();
+        self.agents.insert(
+            id,
+            Agent {
+                ticket,
+                host: host.to_owned(),
+                addr,
+                expires: now + self.limits.registration_ttl(),
+                state: AgentState::Waiting,
+            },
+        );
+        self.by_ticket.entry(ticket).or_default().push(id);
+        *self.per_address.entry(addr).or_default() += 1;
+        Ok(id)
+    }
+
+    /// The agent still waits: its registration lives on.
+    pub fn renew(&mut self, agent: AgentId, now: Instant) {
+        let ttl = self.limits.registration_ttl();
+        if let Some(a) = self.agents.get_mut(&agent) {
+            a.expires = now + ttl;
+        }
+    }
+
+    /// Forgets an agent (its connection ended); returns the pairing it was in, if any.
+    pub fn remove_agent(&mut self, agent: AgentId) -> Option<PairingId> {
+        let a = self.agents.remove(&agent)?;
+        if let Some(list) = self.by_ticket.get_mut(&a.ticket) {
+            list.retain(|x| *x != agent);
+            if list.is_empty() {
+                self.by_ticket.remove(&a.ticket);
+            }
+        }
+        if let Some(n) = self.per_address.get_mut(&a.addr) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_address.remove(&a.addr);
+            }
+        }
+        match a.state {
+            AgentState::Pairing(p) => {
+                self.pairings.remove(&p);
+                Some(p)
+            }
+            _ => None,
+        }
+    }
+
+    /// Waiting agents whose registration lapsed (agents in a session do not lapse).
+    pub fn expired_agents(&self, now: Instant) -> Vec<AgentId> {
+        self.agents
+            .iter()
+            .filter(|(_, a)| a.state == AgentState::Waiting && a.expires <= now)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Pairings past their deadline, ended here; returns each with its agent.
+    pub fn expire_pairings(&mut self, now: Instant) -> Vec<(PairingId, AgentId)> {
+        let late: Vec<PairingId> = self
+            .pairings
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        late.into_iter()
+            .filter_map(|p| self.viewer_left(p).map(|a| (p, a)))
+            .collect()
+    }
+
+    /// A viewer with staff name `staff` wants the agent `host` (or the only one) under
+    /// `ticket`: counts the try and opens a pairing.
+    pub fn join(
+        &mut self,
+        ticket: TicketNumber,
+        host: Option<&str>,
+        staff: &str,
+        now: Instant,
+    ) -> Result<Joined, Refusal> {
+        if let Some(wait) = self.throttle.wait(ticket, now) {
+            return Err(Refusal::TooManyAttempts {
+                retry_after_secs: wait.as_secs().max(1) as u32,
+            });
+        }
+        let list = self.by_ticket.get(&ticket).ok_or(Refusal::UnknownTicket)?;
+        let agent = match host {
+            Some(h) => *list
+                .iter()
+                .find(|a| self.agents[a].host == h)
+                .ok_or(Refusal::UnknownTicket)?,
+            None if list.len() == 1 => list[0],
+            None => {
+                return Err(Refusal::AmbiguousAgent {
+                    hosts: list.iter().map(|a| self.agents[a].host.clone()).collect(),
+                })
+            }
+        };
+        if self.agents[&agent].state != AgentState::Waiting {
+            return Err(Refusal::AgentBusy);
+        }
+        self.throttle.attempt(ticket, now);
+        let pairing = self.id();
+        let deadline = now + self.limits.pairing_timeout();
+        let a = self.agents.get_mut(&agent).expect("listed agents exist");
+        a.state = AgentState::Pairing(pairing);
+        self.pairings.insert(
+            pairing,
+            ActivePairing {
+                agent,
+                staff: staff.to_owned(),
+                deadline,
+                from_agent: 0,
+                from_viewer: 0,
+            },
+        );
+        Ok(Joined {
+            pairing,
+            agent,
+            host: a.host.clone(),
+        })
+    }
+
+    /// A pairing message from agent `agent` under number `pairing`.
+    pub fn message_from_agent(
+        &mut self,
+        agent: AgentId,
+        pairing: PairingId,
+    ) -> Result<Route, Violation> {
+        match self.agents.get(&agent).map(|a| &a.state) {
+            Some(AgentState::Pairing(p)) if *p == pairing => {}
+            // A message that crossed the end of its pairing, or a number the relay never gave.
+            _ => return Ok(Route::Drop),
+        }
+        let p = self
+            .pairings
+            .get_mut(&pairing)
+            .ok_or(Violation::NoPairing)?;
+        p.from_agent += 1;
+        if p.from_agent > MAX_PAIRING_MESSAGES {
+            return Err(Violation::TooManyMessages);
+        }
+        Ok(Route::Forward)
+    }
+
+    /// A pairing message from the viewer of pairing `joined`, which names `pairing`.
+    pub fn message_from_viewer(
+        &mut self,
+        joined: PairingId,
+        pairing: PairingId,
+    ) -> Result<Route, Violation> {
+        if joined != pairing {
+            return Err(Violation::WrongPairing);
+        }
+        let Some(p) = self.pairings.get_mut(&pairing) else {
+            return Ok(Route::Drop);
+        };
+        p.from_viewer += 1;
+        if p.from_viewer > MAX_PAIRING_MESSAGES {
+            return Err(Violation::TooManyMessages);
+        }
+        Ok(Route::Forward)
+    }
+
+    /// The agent's answer on pairing `pairing`: `Some(matched)` or `None` for put off.
+    pub fn verdict(
+        &mut self,
+        agent: AgentId,
+        pairing: PairingId,
+        matched: Option<bool>,
+    ) -> Verdict {
+        match self.agents.get(&agent).map(|a| &a.state) {
+            Some(AgentState::Pairing(p)) if *p == pairing => {}
+            _ => return Verdict::Stale,
+        }
+        let Some(p) = self.pairings.remove(&pairing) else {
+            return Verdict::Stale;
+        };
+        let a = self.agents.get_mut(&agent).expect("checked above");
+        match matched {
+            Some(true) => {
+                a.state = AgentState::InSession;
+                self.throttle.refund(a.ticket);
+                Verdict::Started { staff: p.staff }
+            }
+            Some(false) => {
+                a.state = AgentState::Waiting;
+                Verdict::Wrong { staff: p.staff }
+            }
+            None => {
+                a.state = AgentState::Waiting;
+                self.throttle.refund(a.ticket);
+                Verdict::Deferred
+            }
+        }
+    }
+
+    /// The viewer of `pairing` left (or ran out of time) before the verdict; returns the agent
+    /// to tell. The try stays counted.
+    pub fn viewer_left(&mut self, pairing: PairingId) -> Option<AgentId> {
+        let p = self.pairings.remove(&pairing)?;
+        if let Some(a) = self.agents.get_mut(&p.agent) {
+            if a.state == AgentState::Pairing(pairing) {
+                a.state = AgentState::Waiting;
+            }
+        }
+        Some(p.agent)
+    }
+
+    /// How long the next try on `ticket` must wait, if at all.
+    #[cfg(test)]
+    pub fn throttled(&self, ticket: TicketNumber, now: Instant) -> Option<std::time::Duration> {
+        self.throttle.wait(ticket, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::throttle::FREE_TRIES;
+
+    fn t(n: u64) -> TicketNumber {
+        TicketNumber::from_u64(n).unwrap()
+    }
+    const ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    fn table() -> PairingTable {
+        PairingTable::new(Limits::default())
+    }
+
+    #[test]
+    fn join_pair_and_start() {
+        let mut tb = table();
+        let now = Instant::now();
+        let a = tb.register(t(4711), "PC-12", ADDR, now).unwrap();
+        let j = tb.join(t(4711), None, "Anna", now).unwrap();
+        assert_eq!((j.agent, j.host.as_str()), (a, "PC-12"));
+        assert_eq!(tb.join(t(4711), None, "Bob", now), Err(Refusal::AgentBusy));
+        assert_eq!(
+            tb.message_from_viewer(j.pairing, j.pairing),
+            Ok(Route::Forward)
+        );
+        assert_eq!(tb.message_from_agent(a, j.pairing), Ok(Route::Forward));
+        assert_eq!(
+            tb.verdict(a, j.pairing, Some(true)),
+            Verdict::Started {
+                staff: "Anna".into()
+            }
+        );
+        // A successful try is given back.
+        assert_eq!(tb.throttled(t(4711), now), None);
+    }
+
+    /// Tries are counted at the join, per ticket: two PCs under one ticket give a guesser no
+    /// more tries than one, and leaving before the verdict does not save the try.
+    #[test]
+    fn tries_count_at_join_across_agents_under_one_ticket() {
+        let mut tb = table();
+        let now = Instant::now();
+        let a1 = tb.register(t(4711), "PC-12", ADDR, now).unwrap();
+        let _a2 = tb.register(t(4711), "PC-13", ADDR, now).unwrap();
+        for i in 0..FREE_TRIES {
+            let host = if i % 2 == 0 { "PC-12" } else { "PC-13" };
+            let j = tb.join(t(4711), Some(host), "Eve", now).unwrap();
+            // The viewer leaves before any verdict.
+            assert_eq!(tb.viewer_left(j.pairing), Some(j.agent));
+        }
+        assert!(matches!(
+            tb.join(t(4711), Some("PC-12"), "Eve", now),
+            Err(Refusal::TooManyAttempts { .. })
+        ));
+        assert!(
+            tb.join(t(4712), None, "Eve", now).is_err(),
+            "no agent there"
+        );
+        let _ = a1;
+    }
+
+    /// A verdict belongs to exactly the pairing it answers: a late verdict for an earlier
+    /// pairing cannot start (or fail) the current one.
+    #[test]
+    fn a_verdict_for_another_pairing_changes_nothing() {
+        let mut tb = table();
+        let now = Instant::now();
+        let a = tb.register(t(4711), "PC-12", ADDR, now).unwrap();
+        let first = tb.join(t(4711), None, "Eve", now).unwrap();
+        tb.viewer_left(first.pairing);
+        let second = tb.join(t(4711), None, "Anna", now).unwrap();
+        assert_eq!(tb.verdict(a, first.pairing, Some(true)), Verdict::Stale);
+        assert_eq!(tb.verdict(a, 999, Some(true)), Verdict::Stale);
+        assert_eq!(tb.message_from_agent(a, first.pairing), Ok(Route::Drop));
+        assert_eq!(
+            tb.message_from_viewer(second.pairing, first.pairing),
+            Err(Violation::WrongPairing)
+        );
+        assert_eq!(
+            tb.verdict(a, second.pairing, Some(false)),
+            Verdict::Wrong {
+                staff: "Anna".into()
+            }
+        );
+        // Another agent cannot answer for this one.
+        let third = tb.join(t(4711), None, "Anna", now).unwrap();
+        let other = tb.register(t(1), "X", ADDR, now).unwrap();
+        assert_eq!(tb.verdict(other, third.pairing, Some(true)), Verdict::Stale);
+    }
+
+    #[test]
+    fn pairing_messages_are_bounded() {
+        let mut tb = table();
+        let now = Instant::now();
+        let a = tb.register(t(4711), "PC-12", ADDR, now).unwrap();
+        let j = tb.join(t(4711), None, "Anna", now).unwrap();
+        for _ in 0..MAX_PAIRING_MESSAGES {
+            assert_eq!(
+                tb.message_from_viewer(j.pairing, j.pairing),
+                Ok(Route::Forward)
+            );
+            assert_eq!(tb.message_from_agent(a, j.pairing), Ok(Route::Forward));
+        }
+        assert_eq!(
+            tb.message_from_viewer(j.pairing, j.pairing),
+            Err(Violation::TooManyMessages)
+        );
+        assert_eq!(
+            tb.message_from_agent(a, j.pairing),
+            Err(Violation::TooManyMessages)
+        );
+    }
+
+    #[test]
+    fn host_names_unique_per_ticket_and_addresses_bounded() {
+        let mut tb = PairingTable::new(Limits {
+            max_registrations_per_address: 3,
+            ..Limits::default()
+        });
+        let now = Instant::now();
+        tb.register(t(4711), "PC-12", ADDR, now).unwrap();
+        assert_eq!(
+            tb.register(t(4711), "PC-12", ADDR, now),
+            Err(Refusal::HostNameTaken)
+        );
+        let other = tb.register(t(4712), "PC-12", ADDR, now).unwrap();
+        tb.register(t(4713), "PC-12", ADDR, now).unwrap();
+        assert_eq!(
+            tb.register(t(4714), "PC-12", ADDR, now),
+            Err(Refusal::TooManyFromAddress)
+        );
+        let elsewhere = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+        tb.register(t(4714), "PC-12", elsewhere, now).unwrap();
+        tb.remove_agent(other);
+        tb.register(t(4714), "PC-13", ADDR, now).unwrap();
+    }
+
+    #[test]
+    fn registrations_and_pairings_expire() {
+        let mut tb = table();
+        let now = Instant::now();
+        let ttl = Limits::default().registration_ttl();
+        let a = tb.register(t(4711), "PC-12", ADDR, now).unwrap();
+        assert!(tb.expired_agents(now + ttl / 2).is_empty());
+        tb.renew(a, now + ttl / 2);
+        assert!(tb.expired_agents(now + ttl).is_empty());
+        assert_eq!(tb.expired_agents(now + ttl * 2), vec![a]);
+        let j = tb.join(t(4711), None, "Anna", now).unwrap();
+        assert!(
+            tb.expired_agents(now + ttl * 2).is_empty(),
+            "pairing agents do not lapse"
+        );
+        let late = now + Limits::default().pairing_timeout();
+        assert_eq!(tb.expire_pairings(late), vec![(j.pairing, a)]);
+        assert_eq!(tb.verdict(a, j.pairing, Some(true)), Verdict::Stale);
+        assert!(
+            tb.join(t(4711), None, "Anna", late).is_ok(),
+            "the agent waits again"
+        );
+    }
+
+    #[test]
+    fn deferred_try_is_given_back() {
+        let mut tb = table();
+        let now = Instant::now();
+        let a = tb.register(t(4711), "PC-12", ADDR, now).unwrap();
+        for _ in 0..FREE_TRIES + 3 {
+            let j = tb.join(t(4711), None, "Anna", now).unwrap();
+            assert_eq!(tb.verdict(a, j.pairing, None), Verdict::Deferred);
+        }
+        assert_eq!(tb.throttled(t(4711), now), None);
+    }
+}

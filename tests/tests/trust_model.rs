@@ -1,0 +1,346 @@
+//! The trust model under attack: a hostile relay that guesses codes, a viewer that holds keys
+//! and stops reading, and a relay that restarts while an agent waits.
+
+use e2e::*;
+use protocol::ids::SessionCode;
+use protocol::pairing::{Pairing, PairingContext, Role};
+use protocol::signaling::{FromRelay, ToRelay, MAX_SIGNALING_LEN};
+use std::time::{Duration, Instant};
+use transport::framed::{send_frame, FramedRecv};
+
+const T: Duration = Duration::from_secs(20);
+/// The agent's waits after wrong codes, shortened for the test (test builds only).
+const SCALE: f64 = 0.01;
+/// The agent's lifetime cap on wrong codes (`agent/src/code_guard.rs`).
+const MAX_WRONG_CODES: usize = 20;
+
+fn tools(test: &str) -> bool {
+    require_tools(test, &["Xvfb", "xdotool"])
+}
+
+/// What the hostile relay saw of the agent.
+#[derive(Default, Debug)]
+struct GuessLog {
+    /// When the agent took up each guess (sent its SPAKE2 message).
+    tried: Vec<Instant>,
+    /// Joins the agent put off.
+    deferred: usize,
+    /// Whether the agent ended the connection.
+    agent_left: bool,
+}
+
+/// A relay gone bad: it accepts the agent's registration, then sends viewer joins as fast as
+/// the agent answers, each with a guessed code, for `budget`.
+async fn hostile_relay(endpoint: quinn::Endpoint, budget: Duration) -> GuessLog {
+    let mut log = GuessLog::default();
+    let conn = endpoint.accept().await.unwrap().await.unwrap();
+    let (mut send, recv) = conn.accept_bi().await.unwrap();
+    let mut recv = FramedRecv::new(recv, MAX_SIGNALING_LEN);
+    let hello = ToRelay::decode(&recv.next().await.unwrap().unwrap()).unwrap();
+    let ToRelay::RegisterAgent {
+        ticket, host_name, ..
+    } = hello
+    else {
+        panic!("expected a registration, got {hello:?}")
+    };
+    let reply = FromRelay::AgentRegistered {
+        renew_within_secs: 120,
+    };
+    send_frame(&mut send, &reply.encode()).await.unwrap();
+    let deadline = Instant::now() + budget;
+    let mut pairing = 0u64;
+    while Instant::now() < deadline {
+        pairing += 1;
+        let staff = "Mallory".to_owned();
+        let join = FromRelay::ViewerJoined {
+            pairing,
+            staff_name: staff.clone(),
+        };
+        if send_frame(&mut send, &join.encode()).await.is_err() {
+            log.agent_left = true;
+            break;
+        }
+        let msg = match tokio::time::timeout(T, recv.next())
+            .await
+            .expect("agent answers")
+        {
+            Ok(Some(m)) => ToRelay::decode(&m).unwrap(),
+            _ => {
+                log.agent_left = true;
+                break;
+            }
+        };
+        let agent_spake = match msg {
+            ToRelay::PairingDeferred { pairing: p, .. } => {
+                assert_eq!(p, pairing, "a deferral names its pairing");
+                log.deferred += 1;
+                continue;
+            }
+            ToRelay::Pairing { pairing: p, msg } => {
+                assert_eq!(p, pairing);
+                msg
+            }
+            other => panic!("unexpected {other:?}"),
+        };
+        log.tried.push(Instant::now());
+        // Play the viewer with a guessed code.
+        let guess = SessionCode::generate(&mut rand_core::OsRng);
+        let context = PairingContext {
+            ticket,
+            staff_name: staff,
+            host_name: host_name.clone(),
+        };
+        let (mut v, v1) = Pairing::start(Role::Viewer, &guess, context, &mut rand_core::OsRng);
+        let own = protocol::fingerprint::CertFingerprint([7; 32]);
+        let protocol::pairing::PairingStep::Send(confirm) = v.handle(&agent_spake, own).unwrap()
+        else {
+            panic!("viewer confirms after the SPAKE2 message")
+        };
+        for m in [v1, confirm] {
+            let to_agent = FromRelay::Pairing { pairing, msg: m };
+            send_frame(&mut send, &to_agent.encode()).await.unwrap();
+        }
+        match tokio::time::timeout(T, recv.next()).await.expect("verdict") {
+            Ok(Some(m)) => match ToRelay::decode(&m).unwrap() {
+                ToRelay::PairingOutcome {
+                    pairing: p,
+                    code_matched,
+                } => {
+                    assert_eq!(p, pairing);
+                    assert!(!code_matched, "a random guess matched a 9-digit code");
+                }
+                other => panic!("unexpected {other:?}"),
+            },
+            _ => {
+                log.agent_left = true;
+                break;
+            }
+        }
+    }
+    log
+}
+
+/// A compromised relay floods the agent with viewer joins and guessed codes: the agent takes
+/// them up no faster than its own growing delays allow, shows a new code every 5 wrong ones,
+/// and after 20 stops for good, telling the person (in German and English) to call again.
+#[test]
+fn hostile_relay_cannot_guess_faster_than_the_agent_allows() {
+    if !tools("hostile_relay_cannot_guess_faster_than_the_agent_allows") {
+        return;
+    }
+    let dir = temp_dir("hostilerelay");
+    let display = Display::start(1280, 800);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = transport::identity::Identity::generate("fernhilfe-relay").unwrap();
+    let fingerprint = id.fingerprint().to_string();
+    let endpoint = rt.block_on(async {
+        quinn::Endpoint::server(
+            transport::config::relay_server_config(&id, 1 << 20).unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap()
+    });
+    let addr = endpoint.local_addr().unwrap().to_string();
+    let relay_task = rt.spawn(hostile_relay(endpoint, Duration::from_secs(60)));
+    let mut cmd = agent_command(
+        &addr,
+        ["--relay-fingerprint", &fingerprint],
+        "4711",
+        &display,
+    );
+    cmd.args(["--host-name", "PC-12", "--lang", "de"])
+        .env("FERNHILFE_TEST_DELAY_SCALE", SCALE.to_string());
+    let mut agent = Proc::spawn("agent", cmd, &dir);
+    let first_code = current_code(&agent);
+    assert_eq!(
+        first_code.len(),
+        11,
+        "a 9-digit code in three groups: {first_code}"
+    );
+    agent.wait_line("locked out: too many wrong codes", Duration::from_secs(60));
+    // The person reads the final message and closes it.
+    let (x, y) = button(&agent, "locked", "Cancel");
+    display.click(x, y);
+    assert_eq!(agent.wait_exit(T), 5, "exit code after the lifetime cap");
+    assert!(
+        agent.stderr().contains("Hotline") && agent.stderr().contains("hotline"),
+        "{}",
+        agent.stderr()
+    );
+    let log = rt.block_on(relay_task).unwrap();
+    assert_eq!(
+        log.tried.len(),
+        MAX_WRONG_CODES,
+        "guesses the agent took up: {log:?}"
+    );
+    assert!(log.agent_left);
+    assert!(
+        log.deferred > 0,
+        "a flooding relay is put off, not served: {log:?}"
+    );
+    // Each guess came no sooner than the agent's delay after the previous wrong one
+    // (1 s doubling up to 60 s, here scaled by SCALE).
+    for (n, pair) in log.tried.windows(2).enumerate() {
+        let wrong = n as u32 + 1;
+        let delay = Duration::from_secs(1)
+            .saturating_mul(1 << (wrong - 1).min(16))
+            .min(Duration::from_secs(60))
+            .mul_f64(SCALE);
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= delay,
+            "guess {} came {gap:?} after guess {}, before the agent's delay of {delay:?}",
+            n + 2,
+            n + 1
+        );
+    }
+    let codes: Vec<String> = agent
+        .lines()
+        .iter()
+        .filter(|l| *l != "code rotated")
+        .filter_map(|l| l.strip_prefix("code ").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        codes.len(),
+        4,
+        "a new code after every 5 wrong ones: {codes:?}"
+    );
+    assert!(agent
+        .lines()
+        .iter()
+        .any(|l| l == "pairing failed: code incorrect (wrong 20 of 20)"));
+}
+
+/// A viewer with control holds Ctrl and the left mouse button, then stops reading (so the
+/// agent's writes to it block). The person closes the session indicator: within 100 ms
+/// nothing is held on the PC any more, and within 1 s the agent is gone.
+#[test]
+fn person_ends_session_while_a_stalled_viewer_holds_keys() {
+    if !tools("person_ends_session_while_a_stalled_viewer_holds_keys") {
+        return;
+    }
+    const CONTROL: u16 = 0x4;
+    const BUTTON1: u16 = 0x100;
+    let mut s = Session::until_consent("stalledviewer", &["--misbehave"]);
+    s.answer("Control");
+    s.viewer.wait_line("grant Control", T);
+    s.viewer.send("move 640 500");
+    s.viewer.send("key Control down");
+    s.viewer.send("down left");
+    let deadline = Instant::now() + T;
+    while s.display.held_mask() & (CONTROL | BUTTON1) != CONTROL | BUTTON1 {
+        assert!(Instant::now() < deadline, "viewer input never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.viewer.send("stall");
+    s.viewer.wait_line("stalled", T);
+    // Keep the screen changing, so the agent has updates its writer cannot get rid of.
+    for i in 0..5 {
+        s.viewer.send(&format!("move {} 500", 600 + i * 10));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        s.display.held_mask() & (CONTROL | BUTTON1),
+        CONTROL | BUTTON1,
+        "still held before the person acts"
+    );
+    // The held left button gives its window an implicit pointer grab, so a click elsewhere
+    // would not reach the indicator (as with a real mouse): the person closes the indicator
+    // window, which the agent treats exactly like *Beenden*.
+    // A close request that arrives while the window manager-less window is busy may be lost,
+    // as in `closing_the_consent_dialog_declines`: ask again, as a person would, and time
+    // from the request that took effect.
+    let mut start = Instant::now();
+    let mut released = None;
+    'ask: for _ in 0..10 {
+        start = Instant::now();
+        assert!(s.display.close_window("Sitzung"), "no indicator window");
+        while start.elapsed() < Duration::from_millis(300) {
+            if s.display.held_mask() & (CONTROL | BUTTON1) == 0 {
+                released = Some(start.elapsed());
+                break 'ask;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let released = released.unwrap_or_else(|| {
+        panic!(
+            "keys and buttons stayed held: mask {:#x}\nagent: {:?}\n{}",
+            s.display.held_mask(),
+            s.agent.lines(),
+            s.agent.stderr()
+        )
+    });
+    let mut gone = None;
+    while start.elapsed() < Duration::from_secs(5) {
+        if !s.agent.running() {
+            gone = Some(start.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let gone = gone.expect("the agent did not exit");
+    println!("released after {released:?}, agent gone after {gone:?}");
+    assert!(
+        released <= Duration::from_millis(100),
+        "held input released only after {released:?}"
+    );
+    assert!(
+        gone <= Duration::from_secs(1),
+        "agent exited only after {gone:?}: {:?}",
+        s.agent.lines()
+    );
+    assert!(
+        s.agent
+            .lines()
+            .iter()
+            .any(|l| l == "session ended reason=EndedAtAgent"),
+        "{:?}",
+        s.agent.lines()
+    );
+}
+
+/// A relay restart while the agent waits: the agent registers again by itself, under the same
+/// ticket and with the same code, so the code already read out on the phone still works.
+#[test]
+fn relay_restart_keeps_the_code_read_out_on_the_phone() {
+    if !tools("relay_restart_keeps_the_code_read_out_on_the_phone") {
+        return;
+    }
+    let dir = temp_dir("relayrestart");
+    let display = Display::start(1280, 800);
+    let mut relay = Relay::start(&dir);
+    let agent = agent(&relay, &display, "4711", "PC-12", &dir, &[]);
+    let code = current_code(&agent);
+    relay.restart(&dir);
+    // A relay that died says nothing: the agent notices when the connection goes idle (20 s).
+    let (n, _) = agent.wait_line_from(
+        0,
+        |l| l == "relay lost, reconnecting",
+        Duration::from_secs(40),
+        "reconnect",
+    );
+    agent.wait_line_from(
+        n,
+        |l| l.starts_with("registered ticket=#4711"),
+        T,
+        "re-registration",
+    );
+    let v = viewer(&relay, &relay.token, "4711", &code, &dir, &[]);
+    agent.wait_line("consent asked", T);
+    v.wait_line("status waiting for consent", T);
+    assert_eq!(
+        agent
+            .lines()
+            .iter()
+            .filter(|l| l.starts_with("code ") && *l != "code rotated")
+            .count(),
+        1,
+        "the code stayed: {:?}",
+        agent.lines()
+    );
+}

@@ -1,0 +1,160 @@
+//! The signaling connection agent and viewer keep to the relay, and the pairing driver both run
+//! over it: one copy of each, so the two sides cannot drift apart.
+//!
+//! Every wait here is bounded: a relay that stops answering costs at most [`SIGNAL_TIMEOUT`]
+//! per message, never a hung agent.
+
+use crate::config::{connect_relay, RelayConnection, RelayTrust};
+use crate::framed::{send_frame, FramedRecv};
+use crate::TransportError;
+use protocol::fingerprint::CertFingerprint;
+use protocol::pairing::{Pairing, PairingError, PairingStep};
+use protocol::signaling::{FromRelay, Refusal, ToRelay, MAX_SIGNALING_LEN};
+use quinn::SendStream;
+use std::time::Duration;
+
+/// Longest wait for a signaling write, or for the peer's next pairing message.
+pub const SIGNAL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Errors of the signaling connection.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("the relay closed the connection / das Relay hat die Verbindung beendet")]
+    Closed,
+    #[error("the relay did not answer within {} s / das Relay antwortet nicht", SIGNAL_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("the relay refused: {0}")]
+    Refused(Refusal),
+    #[error("unexpected message from the relay: {0}")]
+    Unexpected(&'static str),
+}
+
+/// A connection to the relay with its signaling stream.
+pub struct RelayClient {
+    /// The QUIC connection, which later carries the end-to-end tunnel.
+    pub link: RelayConnection,
+    send: SendStream,
+    recv: FramedRecv,
+}
+
+impl RelayClient {
+    /// Connects to the relay and opens the signaling stream.
+    pub async fn connect(addr: &str, trust: &RelayTrust) -> Result<Self, SignalError> {
+        let link = connect_relay(addr, trust).await?;
+        let (send, recv) = tokio::time::timeout(SIGNAL_TIMEOUT, link.conn.open_bi())
+            .await
+            .map_err(|_| SignalError::Timeout)?
+            .map_err(TransportError::from)?;
+        Ok(Self {
+            link,
+            send,
+            recv: FramedRecv::new(recv, MAX_SIGNALING_LEN),
+        })
+    }
+
+    /// Sends one message; a relay that grants no flow-control credit times out.
+    pub async fn send(&mut self, m: &ToRelay) -> Result<(), SignalError> {
+        tokio::time::timeout(SIGNAL_TIMEOUT, send_frame(&mut self.send, &m.encode()))
+            .await
+            .map_err(|_| SignalError::Timeout)??;
+        Ok(())
+    }
+
+    /// The next message; waits as long as it takes (wrap it in a timeout where that matters).
+    /// Cancel-safe.
+    pub async fn next(&mut self) -> Result<FromRelay, SignalError> {
+        let frame = self.recv.next().await?.ok_or(SignalError::Closed)?;
+        Ok(FromRelay::decode(&frame).map_err(TransportError::from)?)
+    }
+
+    /// The next message within [`SIGNAL_TIMEOUT`].
+    pub async fn next_timely(&mut self) -> Result<FromRelay, SignalError> {
+        tokio::time::timeout(SIGNAL_TIMEOUT, self.next())
+            .await
+            .map_err(|_| SignalError::Timeout)?
+    }
+
+    /// Closes the connection, telling the relay at once.
+    pub async fn close(&self, reason: &[u8]) {
+        self.link.close(reason).await;
+    }
+}
+
+/// How a pairing ended for this side, when the connection to the relay itself still works.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PairingEnd {
+    /// The peer proved the code; pin this certificate.
+    Verified(CertFingerprint),
+    /// The peer's confirmation did not match: wrong code, or names told differently.
+    WrongCode,
+    /// The relay says the other side left, or the peer went quiet.
+    PeerLeft,
+    /// The relay refused (to the viewer: the agent's verdict, or the relay's own).
+    Refused(Refusal),
+}
+
+/// Drives one pairing (number `pairing`) over the relay until it ends. `own` is this side's
+/// certificate fingerprint; `first` is the message [`Pairing::start`] returned.
+pub async fn drive_pairing(
+    relay: &mut RelayClient,
+    pairing_id: u64,
+    mut pairing: Pairing,
+    first: Vec<u8>,
+    own: CertFingerprint,
+) -> Result<PairingEnd, SignalError> {
+    relay
+        .send(&ToRelay::Pairing {
+            pairing: pairing_id,
+            msg: first,
+        })
+        .await?;
+    loop {
+        let msg = match tokio::time::timeout(SIGNAL_TIMEOUT, relay.next()).await {
+            Err(_) => return Ok(PairingEnd::PeerLeft),
+            Ok(m) => m?,
+        };
+        match msg {
+            FromRelay::Pairing { pairing: p, msg } if p == pairing_id => {
+                match pairing.handle(&msg, own) {
+                    Ok(PairingStep::Send(reply)) => {
+                        relay
+                            .send(&ToRelay::Pairing {
+                                pairing: pairing_id,
+                                msg: reply,
+                            })
+                            .await?
+                    }
+                    Ok(PairingStep::Wait) => {}
+                    Ok(PairingStep::Verified { peer, reply }) => {
+                        if let Some(reply) = reply {
+                            relay
+                                .send(&ToRelay::Pairing {
+                                    pairing: pairing_id,
+                                    msg: reply,
+                                })
+                                .await?;
+                        }
+                        return Ok(PairingEnd::Verified(peer));
+                    }
+                    Err(PairingError::WrongCode) => return Ok(PairingEnd::WrongCode),
+                    // A malformed or misplaced message is a failed try too: it counts.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "bad pairing message");
+                        return Ok(PairingEnd::WrongCode);
+                    }
+                }
+            }
+            // Left over from an earlier pairing: not ours to answer.
+            FromRelay::Pairing { .. } => {}
+            FromRelay::ViewerLeft { pairing: p } if p == pairing_id => {
+                return Ok(PairingEnd::PeerLeft)
+            }
+            FromRelay::ViewerLeft { .. } => {}
+            FromRelay::Refused(Refusal::PeerLeft) => return Ok(PairingEnd::PeerLeft),
+            FromRelay::Refused(r) => return Ok(PairingEnd::Refused(r)),
+            _ => return Err(SignalError::Unexpected("not a pairing message")),
+        }
+    }
+}
