@@ -141,25 +141,11 @@ impl RelayConnection {
     }
 }
 
-/// Connects to the relay at `addr` (`host:port`), checking its certificate per `trust`.
-pub async fn connect_relay(
-    addr: &str,
+/// The client configuration for a relay connection that checks the certificate per `trust`;
+/// with a pin, also the verifier, which can tell a mismatch apart from other failures.
+pub fn relay_client_config(
     trust: &RelayTrust,
-) -> Result<RelayConnection, TransportError> {
-    let unreachable = |reason: String| TransportError::Unreachable {
-        addr: addr.to_owned(),
-        reason,
-    };
-    let target: SocketAddr = tokio::net::lookup_host(addr)
-        .await
-        .map_err(|e| unreachable(format!("address does not resolve ({e})")))?
-        .next()
-        .ok_or_else(|| unreachable("address does not resolve".into()))?;
-    let host = addr
-        .rsplit_once(':')
-        .map(|(h, _)| h.trim_matches(['[', ']']))
-        .unwrap_or(addr)
-        .to_owned();
+) -> Result<(ClientConfig, Option<Arc<PinnedCertificate>>), TransportError> {
     let (config, pin) = match trust {
         RelayTrust::Pinned(fp) => {
             let pin = PinnedCertificate::new(*fp);
@@ -181,17 +167,54 @@ pub async fn connect_relay(
             (tls, None)
         }
     };
-    let bind: SocketAddr = if target.is_ipv6() {
-        "[::]:0".parse().expect("literal")
-    } else {
-        "0.0.0.0:0".parse().expect("literal")
+    Ok((
+        quic_client(
+            config,
+            protocol::RELAY_ALPN,
+            relay_transport(CLIENT_DATAGRAM_BUFFER),
+        )?,
+        pin,
+    ))
+}
+
+/// Connects to the relay at `addr` (`host:port`), checking its certificate per `trust`.
+pub async fn connect_relay(
+    addr: &str,
+    trust: &RelayTrust,
+) -> Result<RelayConnection, TransportError> {
+    connect_relay_from(addr, trust, None).await
+}
+
+/// As [`connect_relay`], from the local address `bind` (any, if `None`).
+pub async fn connect_relay_from(
+    addr: &str,
+    trust: &RelayTrust,
+    bind: Option<SocketAddr>,
+) -> Result<RelayConnection, TransportError> {
+    let unreachable = |reason: String| TransportError::Unreachable {
+        addr: addr.to_owned(),
+        reason,
     };
+    let target: SocketAddr = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| unreachable(format!("address does not resolve ({e})")))?
+        .next()
+        .ok_or_else(|| unreachable("address does not resolve".into()))?;
+    let host = addr
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(['[', ']']))
+        .unwrap_or(addr)
+        .to_owned();
+    let (config, pin) = relay_client_config(trust)?;
+    let bind: SocketAddr = bind.unwrap_or_else(|| {
+        if target.is_ipv6() {
+            "[::]:0".parse().expect("literal")
+        } else {
+            "0.0.0.0:0".parse().expect("literal")
+        }
+    });
     let mut endpoint = Endpoint::client(bind)?;
-    endpoint.set_default_client_config(quic_client(
-        config,
-        protocol::RELAY_ALPN,
-        relay_transport(CLIENT_DATAGRAM_BUFFER),
-    )?);
+    endpoint.set_default_client_config(config);
     let connecting = endpoint.connect(target, &host)?;
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Err(_) => Err(unreachable(format!(

@@ -42,7 +42,11 @@ pub struct RelayClient {
 impl RelayClient {
     /// Connects to the relay and opens the signaling stream.
     pub async fn connect(addr: &str, trust: &RelayTrust) -> Result<Self, SignalError> {
-        let link = connect_relay(addr, trust).await?;
+        Self::from_link(connect_relay(addr, trust).await?).await
+    }
+
+    /// Opens the signaling stream on an established relay connection.
+    pub async fn from_link(link: RelayConnection) -> Result<Self, SignalError> {
         let (send, recv) = tokio::time::timeout(SIGNAL_TIMEOUT, link.conn.open_bi())
             .await
             .map_err(|_| SignalError::Timeout)?
