@@ -19,6 +19,8 @@ step "build"
 cargo build --workspace --bins --features "$FEATURES"
 step "tests"
 cargo test --workspace --features "$FEATURES"
+step "fuzz (a short run of every target; scripts/fuzz.sh for the long one)"
+scripts/fuzz.sh 100000
 step "windows build (x86_64-pc-windows-gnu)"
 if rustup target list --installed 2>/dev/null | grep -q x86_64-pc-windows-gnu; then
   cargo build --target x86_64-pc-windows-gnu -p agent -p viewer
