@@ -423,6 +423,11 @@ pub struct Relay {
 impl Relay {
     /// Starts a relay on a free loopback port with a fresh state dir and staff "Anna Schmidt".
     pub fn start(dir: &Path) -> Relay {
+        Self::start_with_config(dir, "")
+    }
+
+    /// As [`Relay::start`], with `relay_toml` as the relay's config file.
+    pub fn start_with_config(dir: &Path, relay_toml: &str) -> Relay {
         let bins = bin_dir();
         let state = dir.join("relay-state");
         let out = Command::new(bins.join("fernhilfe-relay"))
@@ -437,6 +442,7 @@ impl Relay {
             String::from_utf8_lossy(&out.stderr)
         );
         let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        std::fs::write(state.join("relay.toml"), relay_toml).expect("write relay.toml");
         let mut cmd = Command::new(bins.join("fernhilfe-relay"));
         cmd.arg("--state-dir")
             .arg(&state)

@@ -65,3 +65,25 @@ impl Limits {
         Duration::from_secs(self.pairing_timeout_secs.max(1))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_toml_overrides_some_limits_and_keeps_the_rest() {
+        #[derive(Deserialize)]
+        struct File {
+            limits: Limits,
+        }
+        let f: File =
+            toml::from_str("[limits]\nmax_agents = 5\nregistration_ttl_secs = 30\n").unwrap();
+        assert_eq!(f.limits.max_agents, 5);
+        assert_eq!(f.limits.registration_ttl(), Duration::from_secs(30));
+        assert_eq!(f.limits.max_agents_per_ticket, MAX_AGENTS_PER_TICKET);
+        assert!(
+            toml::from_str::<File>("[limits]\nmax_agent = 5\n").is_err(),
+            "typos are refused"
+        );
+    }
+}

@@ -15,3 +15,21 @@ pub fn create(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn state_dir_and_audit_log_are_private() {
+        let dir = std::env::temp_dir().join(format!("fh-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        super::create(&dir).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        let _audit = crate::audit::AuditLog::open(&dir).unwrap();
+        assert_eq!(mode(&dir.join("audit.jsonl")), 0o600);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -305,7 +305,8 @@ fn person_ends_session_while_a_stalled_viewer_holds_keys() {
 }
 
 /// A relay restart while the agent waits: the agent registers again by itself, under the same
-/// ticket and with the same code, so the code already read out on the phone still works.
+/// ticket and with the same code, so the code already read out on the phone still works. The
+/// relay here lets registrations lapse after 3 s: the agent's renewals keep it registered.
 #[test]
 fn relay_restart_keeps_the_code_read_out_on_the_phone() {
     if !tools("relay_restart_keeps_the_code_read_out_on_the_phone") {
@@ -313,9 +314,22 @@ fn relay_restart_keeps_the_code_read_out_on_the_phone() {
     }
     let dir = temp_dir("relayrestart");
     let display = Display::start(1280, 800);
-    let mut relay = Relay::start(&dir);
+    let mut relay = Relay::start_with_config(&dir, "[limits]\nregistration_ttl_secs = 3\n");
     let agent = agent(&relay, &display, "4711", "PC-12", &dir, &[]);
     let code = current_code(&agent);
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !relay.proc.stderr().contains("registration expired"),
+        "renewals keep the agent registered"
+    );
+    assert!(
+        !agent
+            .lines()
+            .iter()
+            .any(|l| l == "relay lost, reconnecting"),
+        "{:?}",
+        agent.lines()
+    );
     relay.restart(&dir);
     // A relay that died says nothing: the agent notices when the connection goes idle (20 s).
     let (n, _) = agent.wait_line_from(

@@ -125,3 +125,32 @@ pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Relays started at once on one state directory end up with one key between them.
+    #[test]
+    fn concurrent_first_starts_agree_on_one_key() {
+        let dir = std::env::temp_dir().join(format!("fh-identity-{}", std::process::id()));
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let dir = dir.clone();
+                std::thread::spawn(move || Identity::load_or_create(&dir, "relay").unwrap())
+            })
+            .collect();
+        let results: Vec<(Identity, bool)> =
+            threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(results.iter().filter(|(_, created)| *created).count(), 1);
+        let fp = results[0].0.fingerprint();
+        assert!(results.iter().all(|(id, _)| id.fingerprint() == fp));
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temp files left behind");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
