@@ -3,14 +3,17 @@
 # (libFuzzer). Usage:
 #   scripts/fuzz.sh              each target for 10,000,000 executions (the goal: 0 crashes)
 #   scripts/fuzz.sh RUNS         each target for RUNS executions (CI runs a short one)
+#   scripts/fuzz.sh RUNS T...    only targets T (frames signaling session screen pairing)
 # Installs cargo-fuzz if missing. Works on the stable toolchain: RUSTC_BOOTSTRAP lets it take
 # the sanitizer-coverage flags cargo-fuzz passes; no sanitizer is used (safe Rust only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-10000000}
+shift || true
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 targets=(frames signaling session screen pairing)
+[ $# -gt 0 ] && targets=("$@")
 cd fuzz
 cargo fuzz build --sanitizer none -O 2>&1 | tail -1
 for t in "${targets[@]}"; do

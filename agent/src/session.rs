@@ -105,7 +105,10 @@ async fn register(settings: &AgentSettings) -> Result<(RelayClient, Duration)> {
             Ok((relay, every))
         }
         FromRelay::Refused(r) => {
-            bail!("the relay refused the registration: {r} / Das Relay hat die Anmeldung abgelehnt")
+            bail!(
+                "the relay refused the registration: {r} / {}",
+                crate::texts::refusal_de(&r)
+            )
         }
         _ => bail!("unexpected answer from the relay / unerwartete Antwort des Relays"),
     }

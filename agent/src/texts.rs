@@ -1,6 +1,19 @@
 //! What the agent says to the person at the PC, in German (default) and English.
 
 use protocol::ids::TicketNumber;
+use protocol::signaling::Refusal;
+
+/// Why the relay refused the agent, in German (the English text is the refusal's `Display`).
+pub fn refusal_de(r: &Refusal) -> &'static str {
+    match r {
+        Refusal::HostNameTaken => "Ein anderer PC mit diesem Namen wartet schon unter diesem Ticket: Fernhilfe mit --host-name und einem eigenen Namen starten",
+        Refusal::Overloaded => "Der Server ist ausgelastet: in einer Minute erneut versuchen",
+        Refusal::TooManyFromAddress => "Zu viele Verbindungen aus Ihrem Netz: in einer Minute erneut versuchen",
+        Refusal::VersionMismatch { .. } => "Diese Fernhilfe-Version passt nicht zum Server: bitte die aktuelle Version verwenden",
+        Refusal::RegistrationExpired => "Die Anmeldung ist abgelaufen: Fernhilfe meldet sich selbst neu an",
+        _ => "Der Server hat die Anmeldung abgelehnt: bitte die Hotline anrufen",
+    }
+}
 
 /// Language of the agent's windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]

@@ -1,13 +1,30 @@
-//! Open connections per IP address, bounded before the TLS handshake costs the relay anything.
+//! Open connections per network address and in all, bounded before the TLS handshake costs the
+//! relay anything.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-/// Counts open connections by address.
+/// The address limits count against: the IPv4 address, or the /64 of an IPv6 address (one
+/// host usually has a whole /64 to pick addresses from).
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// Counts open connections by address and in all.
 #[derive(Clone)]
 pub struct Admission {
     max_per_address: usize,
+    max_total: usize,
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
@@ -18,17 +35,23 @@ pub struct AdmissionTicket {
 }
 
 impl Admission {
-    /// At most `max_per_address` open connections from one address.
-    pub fn new(max_per_address: usize) -> Self {
+    /// At most `max_per_address` open connections from one address, `max_total` in all.
+    pub fn new(max_per_address: usize, max_total: usize) -> Self {
         Self {
             max_per_address,
+            max_total,
             open: Arc::default(),
         }
     }
 
-    /// A place for a connection from `addr`, or `None` if that address has too many.
+    /// A place for a connection from `addr`, or `None` if that address (or the relay) has too
+    /// many.
     pub fn admit(&self, addr: IpAddr) -> Option<AdmissionTicket> {
+        let addr = address_key(addr);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.values().sum::<usize>() >= self.max_total {
+            return None;
+        }
         let n = open.entry(addr).or_default();
         if *n >= self.max_per_address {
             return None;
@@ -59,7 +82,7 @@ mod tests {
 
     #[test]
     fn bounded_per_address_and_freed_on_drop() {
-        let a = Admission::new(2);
+        let a = Admission::new(2, 100);
         let me: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         let t1 = a.admit(me).unwrap();
@@ -68,5 +91,26 @@ mod tests {
         assert!(a.admit(other).is_some());
         drop(t1);
         assert!(a.admit(me).is_some());
+    }
+
+    #[test]
+    fn ipv6_counts_by_64_and_the_total_is_bounded() {
+        let a = Admission::new(2, 3);
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let two: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let _t = (a.admit(one).unwrap(), a.admit(two).unwrap());
+        assert!(
+            a.admit("2001:db8:1:2::77".parse().unwrap()).is_none(),
+            "same /64"
+        );
+        let _u = a.admit("192.0.2.1".parse().unwrap()).unwrap();
+        assert!(
+            a.admit("192.0.2.2".parse().unwrap()).is_none(),
+            "total reached"
+        );
+        assert_eq!(
+            address_key("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
     }
 }

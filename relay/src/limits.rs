@@ -10,6 +10,8 @@ pub const MAX_AGENTS: usize = 10_000;
 /// Open connections from one IP address: a school behind one NAT with many PCs waiting fits,
 /// a single host opening thousands does not.
 pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 200;
+/// Open connections in all: bounds the relay's memory whatever the number of addresses.
+pub const MAX_CONNECTIONS: usize = 20_000;
 /// Agents registered from one IP address at once.
 pub const MAX_REGISTRATIONS_PER_ADDRESS: usize = 100;
 /// A registration lapses unless renewed this often; agents renew at a third of it.
@@ -29,6 +31,7 @@ pub struct Limits {
     pub max_agents: usize,
     pub max_agents_per_ticket: usize,
     pub max_connections_per_address: usize,
+    pub max_connections: usize,
     pub max_registrations_per_address: usize,
     pub registration_ttl_secs: u64,
     pub hello_timeout_secs: u64,
@@ -42,6 +45,7 @@ impl Default for Limits {
             max_agents: MAX_AGENTS,
             max_agents_per_ticket: MAX_AGENTS_PER_TICKET,
             max_connections_per_address: MAX_CONNECTIONS_PER_ADDRESS,
+            max_connections: MAX_CONNECTIONS,
             max_registrations_per_address: MAX_REGISTRATIONS_PER_ADDRESS,
             registration_ttl_secs: REGISTRATION_TTL.as_secs(),
             hello_timeout_secs: HELLO_TIMEOUT.as_secs(),

@@ -205,7 +205,8 @@ async fn serve(
         listen,
     )
         .with_context(|| format!("cannot listen on UDP {listen}: is the port in use, or does it need root (ports below 1024)?"))?;
-    let admission = admission::Admission::new(limits.max_connections_per_address);
+    let admission =
+        admission::Admission::new(limits.max_connections_per_address, limits.max_connections);
     let hello_timeout = limits.hello_timeout();
     let state = rendezvous::Rendezvous::new(state_dir, limits)?;
     println!(
@@ -234,12 +235,30 @@ async fn serve(
                     }
                 });
             }
-            _ = tokio::signal::ctrl_c() => {
+            _ = shutdown_signal() => {
+                // Closing tells every agent at once, so waiting agents register again with
+                // the restarted relay without waiting for their connection to time out.
                 tracing::info!("shutting down");
                 endpoint.close(0u32.into(), b"relay shutting down");
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), endpoint.wait_idle()).await;
                 break;
             }
         }
     }
     Ok(())
+}
+
+/// Ctrl+C, or SIGTERM (what systemd and `kill` send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -134,6 +134,7 @@ impl PairingTable {
         addr: IpAddr,
         now: Instant,
     ) -> Result<AgentId, Refusal> {
+        let addr = crate::admission::address_key(addr);
         if self.per_address.get(&addr).copied().unwrap_or(0)
             >= self.limits.max_registrations_per_address
         {

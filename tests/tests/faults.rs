@@ -318,6 +318,15 @@ fn several_agents_under_one_ticket_are_listed_by_host() {
         !agent1.lines().iter().any(|l| l.starts_with("viewer")),
         "the other PC was not contacted"
     );
+    // A third PC that calls itself like the first is refused: the list must stay unambiguous.
+    let mut twin = e2e::agent(&relay, &display2, "4711", "PC-12", &dir, &[]);
+    assert_eq!(twin.wait_exit(T), 1);
+    assert!(
+        twin.stderr().contains("another PC with this host name")
+            && twin.stderr().contains("Ein anderer PC mit diesem Namen"),
+        "{}",
+        twin.stderr()
+    );
     drop(display);
 }
 
