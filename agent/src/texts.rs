@@ -85,8 +85,7 @@ impl Lang {
             "Fernhilfe – stopped for security",
         )
     }
-    /// The final message after too many wrong codes, in both languages whatever is set: the
-    /// person may not read the one chosen.
+    /// The final message after too many wrong codes (German, then English).
     pub fn locked_lines() -> [&'static str; 4] {
         [
             "Zu viele falsche Codes: Fernhilfe wurde beendet.",
@@ -94,9 +93,6 @@ impl Lang {
             "Too many wrong codes: Fernhilfe has stopped.",
             "Please call the hotline again and start Fernhilfe anew.",
         ]
-    }
-    pub fn close(self) -> &'static str {
-        self.pick("Schließen", "Close")
     }
     pub fn cancel(self) -> &'static str {
         self.pick("Abbrechen", "Cancel")

@@ -277,12 +277,16 @@ pub fn run(
             Ok(UiCommand::LockedOut) => {
                 let (w, h) = (640, 230);
                 let mut p = Panel::open(lang.locked_title(), "locked", w, h, centered(w, h))?;
-                p.set_buttons(&[(lang.close(), Action::Cancel, BUTTON)]);
-                let lines: Vec<(String, f32, u32)> = Lang::locked_lines()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, l)| (l.to_string(), if i % 2 == 0 { 16.0 } else { 14.0 }, FG))
-                    .collect();
+                // Both languages whatever is set: the person may not read the chosen one.
+                p.set_buttons(&[("Schließen / Close", Action::Cancel, BUTTON)]);
+                let [de1, de2, en1, en2] = Lang::locked_lines();
+                let lines: Vec<(String, f32, u32)> = vec![
+                    (de1.into(), 16.0, DANGER),
+                    (de2.into(), 14.0, FG),
+                    (String::new(), 8.0, FG),
+                    (en1.into(), 16.0, DANGER),
+                    (en2.into(), 14.0, FG),
+                ];
                 p.draw(&text, &lines);
                 shown = Shown::LockedOut(p);
             }
