@@ -25,6 +25,13 @@ step "windows build (x86_64-pc-windows-gnu)"
 if rustup target list --installed 2>/dev/null | grep -q x86_64-pc-windows-gnu; then
   cargo build --target x86_64-pc-windows-gnu -p agent -p viewer
   ls -l target/x86_64-pc-windows-gnu/debug/fernhilfe-agent.exe target/x86_64-pc-windows-gnu/debug/fernhilfe-viewer.exe
+  # Built without the test-aids feature, as releases are: none of the test aids may be in them.
+  if grep -q -a -e FERNHILFE_TEST_DELAY_SCALE target/x86_64-pc-windows-gnu/debug/fernhilfe-agent.exe \
+    || grep -q -a -e record-plaintext -e "misbehaving viewer" target/x86_64-pc-windows-gnu/debug/fernhilfe-viewer.exe; then
+    echo "test aids found in a build without the test-aids feature" >&2
+    exit 1
+  fi
+  echo "no test aids in the builds without the feature"
 elif [ "${CI:-}" = "true" ]; then
   echo "windows target missing in CI" >&2
   exit 1
