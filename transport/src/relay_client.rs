@@ -25,8 +25,6 @@ pub enum SignalError {
     Closed,
     #[error("the relay did not answer within {} s / das Relay antwortet nicht", SIGNAL_TIMEOUT.as_secs())]
     Timeout,
-    #[error("the relay refused: {0}")]
-    Refused(Refusal),
     #[error("unexpected message from the relay: {0}")]
     Unexpected(&'static str),
 }
