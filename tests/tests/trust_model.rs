@@ -358,3 +358,118 @@ fn relay_restart_keeps_the_code_read_out_on_the_phone() {
         agent.lines()
     );
 }
+
+/// Waits until `pred` holds for the display's held mask; returns how long that took.
+fn until_mask(s: &Session, pred: impl Fn(u16) -> bool, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if pred(s.display.held_mask()) {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    None
+}
+
+/// A viewer with control holds Ctrl and stops reading. The person clicks *Nur ansehen* on the
+/// indicator (a real click, with Ctrl still down): Ctrl is released within 100 ms and later
+/// input is dropped, although the agent cannot even tell the viewer; then *Beenden* (a real
+/// click) ends everything within a second.
+#[test]
+fn person_downgrades_and_ends_while_a_stalled_viewer_holds_ctrl() {
+    if !tools("person_downgrades_and_ends_while_a_stalled_viewer_holds_ctrl") {
+        return;
+    }
+    const CONTROL: u16 = 0x4;
+    let mut s = Session::until_consent("stalleddowngrade", &["--misbehave"]);
+    s.answer("Control");
+    s.viewer.wait_line("grant Control", T);
+    s.viewer.send("key Control down");
+    until_mask(&s, |m| m & CONTROL != 0, T).expect("Ctrl never arrived");
+    s.viewer.send("stall");
+    s.viewer.wait_line("stalled", T);
+    let (x, y) = button(&s.agent, "indicator", "Toggle");
+    // The indicator acts on the press; xdotool holds the button 150 ms, as a person does, so
+    // the click runs on a thread while Ctrl is watched (the time includes starting xdotool).
+    let clicked = Instant::now();
+    std::thread::spawn({
+        let display = s.display.name.clone();
+        move || {
+            let _ = std::process::Command::new("xdotool")
+                .args([
+                    "mousemove",
+                    &x.to_string(),
+                    &y.to_string(),
+                    "mousedown",
+                    "1",
+                    "sleep",
+                    "0.15",
+                    "mouseup",
+                    "1",
+                ])
+                .env("DISPLAY", display)
+                .status();
+        }
+    });
+    let released = until_mask(&s, |m| m & CONTROL == 0, Duration::from_secs(3))
+        .map(|_| clicked.elapsed())
+        .expect("Ctrl stayed held after the downgrade");
+    s.agent.wait_line("grant View", T);
+    println!("Ctrl released {released:?} after the click on Nur ansehen");
+    assert!(
+        released <= Duration::from_millis(100),
+        "Ctrl released only after {released:?}"
+    );
+    // Input the viewer sends now is dropped: Ctrl stays up.
+    s.viewer.send("key Control down");
+    assert_eq!(
+        until_mask(&s, |m| m & CONTROL != 0, Duration::from_millis(500)),
+        None,
+        "input injected after the downgrade"
+    );
+    let (x, y) = button(&s.agent, "indicator", "End");
+    let clicked = Instant::now();
+    s.display.click(x, y);
+    let deadline = clicked + Duration::from_secs(5);
+    while s.agent.running() {
+        assert!(
+            Instant::now() < deadline,
+            "agent still running: {:?}",
+            s.agent.lines()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let gone = clicked.elapsed();
+    println!("agent gone {gone:?} after the click on Beenden");
+    // The click itself holds the button 150 ms before the indicator sees the release.
+    assert!(
+        gone <= Duration::from_secs(1),
+        "agent exited only after {gone:?}"
+    );
+    assert!(
+        s.agent
+            .lines()
+            .iter()
+            .any(|l| l == "session ended reason=EndedAtAgent"),
+        "{:?}",
+        s.agent.lines()
+    );
+}
+
+/// A viewer that acknowledges a frame the agent never sent breaks the protocol: the agent ends
+/// the session.
+#[test]
+fn acknowledging_a_frame_never_sent_ends_the_session() {
+    if !tools("acknowledging_a_frame_never_sent_ends_the_session") {
+        return;
+    }
+    let mut s = Session::until_consent("bogusack", &["--misbehave"]);
+    s.answer("View");
+    s.viewer.wait_line("grant View", T);
+    s.settle(Duration::from_millis(500), T);
+    // FrameAck (tag 2) for sequence number 1,000,000.
+    s.viewer.send("raw 02 00 00 00 00 00 0f 42 40");
+    s.agent
+        .wait_line("session ended reason=ProtocolViolation", T);
+    assert_eq!(s.agent.wait_exit(T), 0);
+}
