@@ -437,8 +437,13 @@ impl Rendezvous {
             .encode(),
         ))
         .await?;
+        // The sweeper ends pairings that run out of time; this deadline also covers a pairing
+        // whose agent vanished before this task was listed.
+        let deadline = tokio::time::sleep(self.limits.pairing_timeout() + SWEEP_INTERVAL * 2);
+        tokio::pin!(deadline);
         loop {
             tokio::select! {
+                _ = &mut deadline => return refuse(send, Refusal::PeerLeft).await,
                 frame = recv.next() => {
                     let frame = match frame {
                         Ok(Some(f)) => f,
