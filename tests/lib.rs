@@ -4,6 +4,8 @@
 //! Tests that need a tool this machine lacks (Xvfb, xdotool, tcpdump, root) skip with a message
 //! outside CI and fail in CI (`CI=true`), so CI can never pass by skipping.
 
+pub mod netlab;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -35,6 +37,20 @@ pub fn require_tools(test: &str, tools: &[&str]) -> bool {
         "{test}: needs {} (install: scripts/setup.sh)",
         missing.join(", ")
     );
+    if in_ci() {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED {msg}");
+    false
+}
+
+/// Whether the test may use root's powers: true as root; otherwise false (skip) outside CI,
+/// and a failure in CI, where tests run as root.
+pub fn require_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    let msg = format!("{test}: needs root (network namespaces, packet capture)");
     if in_ci() {
         panic!("{msg}");
     }
@@ -428,6 +444,17 @@ impl Relay {
 
     /// As [`Relay::start`], with `relay_toml` as the relay's config file.
     pub fn start_with_config(dir: &Path, relay_toml: &str) -> Relay {
+        Self::start_at(dir, relay_toml, "127.0.0.1:0", |c| c)
+    }
+
+    /// As [`Relay::start_with_config`], listening on `listen`, its command line passed
+    /// through `wrap` (e.g. to run it in a network namespace).
+    pub fn start_at(
+        dir: &Path,
+        relay_toml: &str,
+        listen: &str,
+        wrap: impl Fn(Command) -> Command,
+    ) -> Relay {
         let bins = bin_dir();
         let state = dir.join("relay-state");
         let out = Command::new(bins.join("fernhilfe-relay"))
@@ -446,9 +473,9 @@ impl Relay {
         let mut cmd = Command::new(bins.join("fernhilfe-relay"));
         cmd.arg("--state-dir")
             .arg(&state)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", listen])
             .env("RUST_LOG", "trace");
-        let proc = Proc::spawn("relay", cmd, dir);
+        let proc = Proc::spawn("relay", wrap(cmd), dir);
         let addr = proc
             .wait_line("fernhilfe-relay listening on udp ", Duration::from_secs(20))
             .rsplit(' ')
@@ -615,6 +642,31 @@ pub fn button(agent: &Proc, window: &str, action: &str) -> (i32, i32) {
     (it.next().unwrap(), it.next().unwrap())
 }
 
+/// Clicks the consent button `choice` ("Deny", "View", "Control") on `display`, and again if
+/// the dialog did not react, as a person would: a click that lands while the window is still
+/// being mapped is lost.
+pub fn answer_consent(agent: &Proc, display: &Display, choice: &str) {
+    let (x, y) = button(agent, "consent", choice);
+    for _ in 0..3 {
+        display.click(x, y);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if agent
+                .lines()
+                .iter()
+                .any(|l| l.starts_with("consent ") && l != "consent asked")
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!(
+        "the consent dialog did not take the click on {choice}: {:?}",
+        agent.lines()
+    );
+}
+
 /// Starts relay, display and agent, connects a headless viewer, and answers the consent
 /// dialog by clicking `choice` ("Deny", "View", "Control") on the agent's display.
 pub struct Session {
@@ -648,30 +700,9 @@ impl Session {
         }
     }
 
-    /// Clicks a consent button.
-    /// Clicks again if the dialog did not react, as a person would: a click that lands while the
-    /// window is still being mapped is lost.
+    /// Clicks a consent button (see [`answer_consent`]).
     pub fn answer(&self, choice: &str) {
-        let (x, y) = button(&self.agent, "consent", choice);
-        for _ in 0..3 {
-            self.display.click(x, y);
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < deadline {
-                if self
-                    .agent
-                    .lines()
-                    .iter()
-                    .any(|l| l.starts_with("consent ") && l != "consent asked")
-                {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        panic!(
-            "the consent dialog did not take the click on {choice}: {:?}",
-            self.agent.lines()
-        );
+        answer_consent(&self.agent, &self.display, choice);
     }
 
     /// Waits until the viewer got no new frame for `quiet`, then returns the last seq.

@@ -21,12 +21,7 @@ fn captured_traffic_contains_no_plaintext() {
     ) {
         return;
     }
-    if !is_root() {
-        assert!(
-            !in_ci(),
-            "captured_traffic_contains_no_plaintext: CI must run as root (tcpdump)"
-        );
-        eprintln!("SKIPPED captured_traffic_contains_no_plaintext: needs root for tcpdump");
+    if !require_root("captured_traffic_contains_no_plaintext") {
         return;
     }
     let dir = temp_dir("secrecy");
