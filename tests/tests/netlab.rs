@@ -84,3 +84,35 @@ fn symmetric_nat_on_both_sides() {
         Router::SymmetricNat,
     );
 }
+
+/// Behind a school firewall that blocks UDP the agent cannot reach the relay today (the
+/// TCP/443 path is issue 7's): it must say so clearly and exit, not hang.
+#[test]
+fn udp_blocked_fails_with_a_clear_error_for_now() {
+    let test = "netlab_udp_blocked";
+    if !require_tools(test, &["Xvfb", "ip", "iptables"]) || !require_root(test) {
+        return;
+    }
+    let lab = Lab::new(Router::UdpBlocked, Router::Nat);
+    let dir = temp_dir(test);
+    let display = Display::start(800, 600);
+    let relay = Relay::start_at(&dir, "", &format!("{RELAY_IP}:4433"), |c| {
+        lab.command_in(&lab.public, &c)
+    });
+    let cmd = agent_command(
+        &relay.addr,
+        ["--relay-fingerprint", &relay.fingerprint],
+        "4711",
+        &display,
+    );
+    let mut agent = Proc::spawn("agent", lab.command_in(&lab.agent_host, &cmd), &dir);
+    assert_eq!(agent.wait_exit(T), 1);
+    assert!(
+        agent
+            .stderr()
+            .contains("cannot reach the relay at 203.0.113.1:4433")
+            && agent.stderr().contains("UDP"),
+        "{}",
+        agent.stderr()
+    );
+}
