@@ -175,10 +175,17 @@ async fn fake_registrations(
     for task in tasks {
         let _ = task.await;
     }
+    // Close them all and let the closes reach the relay, so the next run starts clean.
     let clients = std::mem::take(&mut *held.lock().unwrap());
-    for c in clients {
+    for c in &clients {
         c.link.conn.close(0u32.into(), b"flood over");
     }
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        for c in &clients {
+            c.link.endpoint.wait_idle().await;
+        }
+    })
+    .await;
 }
 
 async fn bad_staff_tokens(
