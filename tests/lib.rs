@@ -304,18 +304,7 @@ impl Display {
 
     /// Clicks like a person: press, hold briefly, release.
     pub fn click(&self, x: i32, y: i32) {
-        self.xdotool(&[
-            "mousemove",
-            &x.to_string(),
-            &y.to_string(),
-            "mousedown",
-            "1",
-            "sleep",
-            "0.15",
-            "mouseup",
-            "1",
-        ])
-        .expect("xdotool click");
+        click_on(&self.name, x, y);
     }
 
     /// Pointer position.
@@ -418,6 +407,31 @@ impl Display {
         }
         out
     }
+}
+
+/// Clicks like a person on the X display named `display`: press, hold 150 ms, release. A free
+/// function so a test can click from another thread while it watches the display.
+pub fn click_on(display: &str, x: i32, y: i32) {
+    let out = Command::new("xdotool")
+        .args([
+            "mousemove",
+            &x.to_string(),
+            &y.to_string(),
+            "mousedown",
+            "1",
+            "sleep",
+            "0.15",
+            "mouseup",
+            "1",
+        ])
+        .env("DISPLAY", display)
+        .output()
+        .expect("run xdotool");
+    assert!(
+        out.status.success(),
+        "xdotool click: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Drop for Display {

@@ -294,14 +294,7 @@ fn person_ends_session_while_a_stalled_viewer_holds_keys() {
         "agent exited only after {gone:?}: {:?}",
         s.agent.lines()
     );
-    assert!(
-        s.agent
-            .lines()
-            .iter()
-            .any(|l| l == "session ended reason=EndedAtAgent"),
-        "{:?}",
-        s.agent.lines()
-    );
+    assert_ended_at_agent(&s.agent);
 }
 
 /// A relay restart while the agent waits: the agent registers again by itself, under the same
@@ -359,6 +352,18 @@ fn relay_restart_keeps_the_code_read_out_on_the_phone() {
     );
 }
 
+/// The agent says the person at the PC ended the session.
+fn assert_ended_at_agent(agent: &Proc) {
+    assert!(
+        agent
+            .lines()
+            .iter()
+            .any(|l| l == "session ended reason=EndedAtAgent"),
+        "{:?}",
+        agent.lines()
+    );
+}
+
 /// Waits until `pred` holds for the display's held mask; returns how long that took.
 fn until_mask(s: &Session, pred: impl Fn(u16) -> bool, limit: Duration) -> Option<Duration> {
     let start = Instant::now();
@@ -392,25 +397,8 @@ fn person_downgrades_and_ends_while_a_stalled_viewer_holds_ctrl() {
     // The indicator acts on the press; xdotool holds the button 150 ms, as a person does, so
     // the click runs on a thread while Ctrl is watched (the time includes starting xdotool).
     let clicked = Instant::now();
-    std::thread::spawn({
-        let display = s.display.name.clone();
-        move || {
-            let _ = std::process::Command::new("xdotool")
-                .args([
-                    "mousemove",
-                    &x.to_string(),
-                    &y.to_string(),
-                    "mousedown",
-                    "1",
-                    "sleep",
-                    "0.15",
-                    "mouseup",
-                    "1",
-                ])
-                .env("DISPLAY", display)
-                .status();
-        }
-    });
+    let display = s.display.name.clone();
+    std::thread::spawn(move || click_on(&display, x, y));
     let released = until_mask(&s, |m| m & CONTROL == 0, Duration::from_secs(3))
         .map(|_| clicked.elapsed())
         .expect("Ctrl stayed held after the downgrade");
@@ -446,14 +434,7 @@ fn person_downgrades_and_ends_while_a_stalled_viewer_holds_ctrl() {
         gone <= Duration::from_secs(1),
         "agent exited only after {gone:?}"
     );
-    assert!(
-        s.agent
-            .lines()
-            .iter()
-            .any(|l| l == "session ended reason=EndedAtAgent"),
-        "{:?}",
-        s.agent.lines()
-    );
+    assert_ended_at_agent(&s.agent);
 }
 
 /// A viewer that acknowledges a frame the agent never sent breaks the protocol: the agent ends
