@@ -11,9 +11,9 @@ use crate::screen_stream::{CaptureThread, ScreenPacing};
 use crate::ui::{UiCommand, UiEvent};
 use anyhow::{anyhow, bail, Context, Result};
 use protocol::consent::Grant;
-use protocol::fingerprint::CertFingerprint;
 use protocol::ids::{SessionCode, TicketNumber};
 use protocol::pairing::{Pairing, PairingContext, Role};
+use protocol::peer::{PathKind, PeerEndpoint};
 use protocol::session::{AgentMessage, EndReason, ViewerMessage, MAX_CONTROL_LEN};
 use protocol::signaling::{FromRelay, Refusal, ToRelay};
 use rand_core::OsRng;
@@ -23,14 +23,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use transport::config::RelayTrust;
 use transport::framed::{send_frame, FramedRecv};
-use transport::identity::Identity;
+use transport::paths::{
+    current_path, session_key, Connection, RelayPaths, SendStream, SessionEndpoint,
+};
 use transport::relay_client::{drive_pairing, PairingEnd, RelayClient, SignalError};
-use transport::tunnel::TunnelSocket;
 
 /// How long the person at the PC has to answer the consent dialog.
 const CONSENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The viewer must open the end-to-end connection this fast after pairing.
 const E2E_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often the session's path is looked at, to show and report changes.
+const PATH_CHECK: Duration = Duration::from_millis(250);
 /// Longest wait for the last message to the viewer, and for the connection to close, when
 /// the session ends: *Beenden* must end everything within a second.
 const GOODBYE_TIMEOUT: Duration = Duration::from_millis(200);
@@ -157,7 +160,7 @@ pub async fn run(
     w.show(false);
     let mut renew =
         tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
-    let (staff, identity, viewer_fp) = loop {
+    let (staff, endpoint, viewer) = loop {
         let msg = tokio::select! {
             m = relay.next() => m,
             _ = renew.tick() => {
@@ -214,7 +217,15 @@ pub async fn run(
             continue;
         }
         status(format_args!("viewer staff={staff_name}"));
-        let identity = Identity::generate("fernhilfe-agent")?;
+        // A fresh endpoint key per pairing: the relay admits it to its path service for this
+        // pairing only, and the pairing confirms it to the viewer.
+        let key = session_key(&mut OsRng);
+        let qad_port = relay
+            .admit_endpoint(pairing, *key.public().as_bytes())
+            .await?;
+        let paths = RelayPaths::new(&settings.relay, qad_port, settings.trust.clone())?;
+        let endpoint = SessionEndpoint::bind(key, &paths, true, None).await?;
+        let own = endpoint.peer_endpoint();
         let context = PairingContext {
             ticket: settings.ticket,
             staff_name: staff_name.clone(),
@@ -222,7 +233,7 @@ pub async fn run(
         };
         let (p, first) = Pairing::start(Role::Agent, &w.code, context, &mut OsRng);
         let end = tokio::select! {
-            end = drive_pairing(&mut relay, pairing, p, first, identity.fingerprint()) => end?,
+            end = drive_pairing(&mut relay, pairing, p, first, &own) => end?,
             ev = events.recv() => {
                 if matches!(ev, Some(UiEvent::CancelWaiting) | None) {
                     relay.close(b"cancelled").await;
@@ -232,16 +243,17 @@ pub async fn run(
             }
         };
         match end {
-            PairingEnd::Verified(viewer_fp) => {
+            PairingEnd::Verified(viewer) => {
                 relay
                     .send(&ToRelay::PairingOutcome {
                         pairing,
                         code_matched: true,
                     })
                     .await?;
-                break (staff_name, identity, viewer_fp);
+                break (staff_name, endpoint, viewer);
             }
             PairingEnd::WrongCode => {
+                endpoint.close(GOODBYE_TIMEOUT).await;
                 relay
                     .send(&ToRelay::PairingOutcome {
                         pairing,
@@ -273,13 +285,19 @@ pub async fn run(
                 }
                 w.show(false);
             }
-            PairingEnd::PeerLeft => status("pairing aborted: viewer left"),
-            PairingEnd::Refused(r) => status(format_args!("pairing ended by the relay: {r}")),
+            PairingEnd::PeerLeft => {
+                endpoint.close(GOODBYE_TIMEOUT).await;
+                status("pairing aborted: viewer left")
+            }
+            PairingEnd::Refused(r) => {
+                endpoint.close(GOODBYE_TIMEOUT).await;
+                status(format_args!("pairing ended by the relay: {r}"))
+            }
         }
     };
     let _ = ui.send(UiCommand::CloseAll);
     session(
-        relay, &settings, staff, identity, viewer_fp, screen, ui, events,
+        relay, &settings, staff, endpoint, viewer, screen, ui, events,
     )
     .await
 }
@@ -292,6 +310,7 @@ fn kind(m: &FromRelay) -> &'static str {
         FromRelay::Pairing { .. } => "pairing",
         FromRelay::PairingSucceeded => "pairing succeeded",
         FromRelay::ViewerLeft { .. } => "viewer left",
+        FromRelay::EndpointAdmitted { .. } => "endpoint admitted",
         FromRelay::Refused(_) => "refusal",
     }
 }
@@ -299,7 +318,7 @@ fn kind(m: &FromRelay) -> &'static str {
 /// Writes control messages to the viewer in order, on a task of its own: a viewer that stops
 /// reading blocks only this task, never the session loop.
 fn spawn_control_writer(
-    mut send: quinn::SendStream,
+    mut send: SendStream,
 ) -> (mpsc::Sender<AgentMessage>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<AgentMessage>(16);
     let task = tokio::spawn(async move {
@@ -316,7 +335,7 @@ fn spawn_control_writer(
 /// Writes screen updates on a task of its own, each only if viewing is still granted at that
 /// moment; records the last sequence number sent, so acknowledgements can be checked.
 fn spawn_screen_writer(
-    mut send: quinn::SendStream,
+    mut send: SendStream,
     mut updates: mpsc::Receiver<crate::screen_stream::EncodedUpdate>,
     gate: ConsentGate,
     pacing: ScreenPacing,
@@ -339,26 +358,20 @@ async fn session(
     relay: RelayClient,
     settings: &AgentSettings,
     staff: String,
-    identity: Identity,
-    viewer_fp: CertFingerprint,
+    endpoint: SessionEndpoint,
+    viewer: PeerEndpoint,
     screen: CaptureThread,
     ui: std_mpsc::Sender<UiCommand>,
     mut events: UnboundedReceiver<UiEvent>,
 ) -> Result<Outcome> {
-    let socket = TunnelSocket::new(relay.link.conn.clone());
-    let endpoint = transport::config::session_server(socket, &identity, viewer_fp)?;
-    let conn = tokio::time::timeout(E2E_TIMEOUT, async {
-        let incoming = endpoint
-            .accept()
-            .await
-            .ok_or_else(|| anyhow!("endpoint closed"))?;
-        incoming
-            .await
-            .context("end-to-end handshake with the viewer failed")
-    })
-    .await
-    .map_err(|_| anyhow!("the viewer did not open the encrypted connection in time"))??;
+    let conn = endpoint
+        .accept_from(&viewer)
+        .await
+        .context("end-to-end connection with the viewer failed")?;
     status("e2e connected");
+    let (reports, reporter) = spawn_reporter(relay);
+    let mut path = PathWatch::default();
+    path.check(&conn, &reports);
     let (ctrl_send, ctrl_recv) = tokio::time::timeout(E2E_TIMEOUT, conn.open_bi())
         .await
         .map_err(|_| anyhow!("the viewer gave no room for the control stream"))??;
@@ -389,7 +402,7 @@ async fn session(
     if answer == Grant::Denied {
         let _ = ui.send(UiCommand::CloseAll);
         goodbye(&conn, &endpoint, ctrl, ctrl_task, EndReason::ConsentDenied).await;
-        relay.close(b"declined").await;
+        close_reporter(reports, reporter).await;
         return Ok(Outcome::Denied);
     }
     let _ = ui.send(UiCommand::Indicator {
@@ -405,8 +418,10 @@ async fn session(
         .await
         .map_err(|_| anyhow!("the viewer gave no room for the screen stream"))??;
     let mut screen_task = spawn_screen_writer(screen_send, updates, gate.clone(), pacing.clone());
+    let mut path_tick = tokio::time::interval(PATH_CHECK);
     let outcome = loop {
         tokio::select! {
+            _ = path_tick.tick() => path.check(&conn, &reports),
             msg = ctrl_recv.next() => {
                 let msg = match msg {
                     Ok(Some(m)) => m,
@@ -453,14 +468,75 @@ async fn session(
     let _ = ui.send(UiCommand::CloseAll);
     status(format_args!("session ended reason={outcome:?}"));
     goodbye(&conn, &endpoint, ctrl, ctrl_task, outcome).await;
-    relay.close(b"session over").await;
+    close_reporter(reports, reporter).await;
     Ok(Outcome::Ended(outcome))
+}
+
+/// The path the session takes, as last shown and reported.
+#[derive(Default)]
+struct PathWatch {
+    last: Option<PathKind>,
+}
+
+impl PathWatch {
+    /// Prints and reports the path when it changed.
+    fn check(&mut self, conn: &Connection, reports: &mpsc::Sender<ToRelay>) {
+        let Some((kind, rtt)) = current_path(conn) else {
+            return;
+        };
+        if self.last == Some(kind) {
+            return;
+        }
+        self.last = Some(kind);
+        let rtt_ms = rtt.as_millis().min(u128::from(u32::MAX)) as u32;
+        status(format_args!(
+            "path {} rtt_ms={rtt_ms}",
+            kind.label().replace(' ', "_")
+        ));
+        if reports
+            .try_send(ToRelay::PathReport { path: kind, rtt_ms })
+            .is_err()
+        {
+            tracing::info!("path report not sent: the relay does not take it");
+        }
+    }
+}
+
+/// Sends reports for the session record to the relay on a task of its own: a relay that is
+/// slow or gone costs only the reports, never the session (which runs without the relay once
+/// it is direct).
+fn spawn_reporter(mut relay: RelayClient) -> (mpsc::Sender<ToRelay>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<ToRelay>(8);
+    let task = tokio::spawn(async move {
+        let mut up = true;
+        while let Some(m) = rx.recv().await {
+            if up && relay.send(&m).await.is_err() {
+                tracing::info!("the relay is gone; the session goes on without its record");
+                up = false;
+            }
+        }
+        if up {
+            relay.close(b"session over").await;
+        }
+    });
+    (tx, task)
+}
+
+/// Ends the reports and the relay connection, telling the relay at once; bounded in time.
+async fn close_reporter(reports: mpsc::Sender<ToRelay>, mut reporter: tokio::task::JoinHandle<()>) {
+    drop(reports);
+    if tokio::time::timeout(Duration::from_secs(1), &mut reporter)
+        .await
+        .is_err()
+    {
+        reporter.abort();
+    }
 }
 
 /// Tells the viewer why the session ends if it still reads, and closes; bounded in time.
 async fn goodbye(
-    conn: &quinn::Connection,
-    endpoint: &quinn::Endpoint,
+    conn: &Connection,
+    endpoint: &SessionEndpoint,
     ctrl: mpsc::Sender<AgentMessage>,
     mut ctrl_task: tokio::task::JoinHandle<()>,
     reason: EndReason,
@@ -477,5 +553,5 @@ async fn goodbye(
         let _ = tokio::time::timeout(GOODBYE_TIMEOUT, conn.closed()).await;
     }
     conn.close(0u32.into(), b"session ended");
-    let _ = tokio::time::timeout(GOODBYE_TIMEOUT, endpoint.wait_idle()).await;
+    endpoint.close(GOODBYE_TIMEOUT).await;
 }

@@ -3,7 +3,7 @@
 //! panics, and never verifies a peer that did not know the code.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use protocol::fingerprint::CertFingerprint;
+use protocol::peer::PeerEndpoint;
 use protocol::ids::TicketNumber;
 use protocol::pairing::{Pairing, PairingContext, PairingStep, Role};
 
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     for role in [Role::Agent, Role::Viewer] {
         let (mut p, _first) = Pairing::start(role, &code, context.clone(), &mut rng);
         for msg in data.split(|b| *b == 0xFE) {
-            match p.handle(msg, CertFingerprint([3; 32])) {
+            match p.handle(msg, &PeerEndpoint { id: [3; 32], direct_addrs: Vec::new() }) {
                 // Fuzzed bytes cannot know the key: a verification would be a break of SPAKE2.
                 Ok(PairingStep::Verified { .. }) => panic!("verified a peer without the code"),
                 Ok(_) => {}

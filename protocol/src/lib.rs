@@ -10,7 +10,8 @@
 //! - [`signaling`]: messages between agent or viewer and the relay (registration, staff
 //!   login, pairing relay); the relay only ever sees these, never session content.
 //! - [`pairing`]: the SPAKE2 handshake over the session code that authenticates the
-//!   certificates of the end-to-end connection.
+//!   endpoint ids of the end-to-end connection.
+//! - [`peer`]: an endpoint id and its direct addresses, as the pairing confirms them.
 //! - [`session`]: messages of the end-to-end session (consent, input, acknowledgements).
 //! - [`screen`]: the tile codec for screen updates and the cursor.
 //! - [`consent`]: what the person at the PC has granted, and what that allows.
@@ -19,6 +20,7 @@ pub mod consent;
 pub mod fingerprint;
 pub mod ids;
 pub mod pairing;
+pub mod peer;
 pub mod screen;
 pub mod session;
 pub mod signaling;

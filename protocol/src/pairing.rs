@@ -1,12 +1,13 @@
 //! The pairing handshake: SPAKE2 over the session code, then key confirmation that
-//! authenticates each side's certificate fingerprint.
+//! authenticates each side's endpoint id and direct addresses.
 //!
 //! Both sides send a SPAKE2 message and derive the shared key. The viewer then sends
-//! `HMAC(key, role ‖ ticket ‖ staff name ‖ host name ‖ own certificate fingerprint)` together
-//! with that fingerprint; the agent answers with its own only after the viewer's MAC checked
-//! out. A matching MAC proves the peer knew the code, so the fingerprint it sent is the one to
-//! pin on the end-to-end TLS connection. The relay carries these messages but, not knowing the
-//! code, can neither read the key nor substitute a certificate.
+//! `HMAC(key, role ‖ ticket ‖ staff name ‖ host name ‖ own endpoint)` together with that
+//! endpoint ([`PeerEndpoint`]: id and direct addresses); the agent answers with its own only
+//! after the viewer's MAC checked out. A matching MAC proves the peer knew the code, so the id it
+//! sent is the only one to accept (agent) or dial (viewer) on the end-to-end connection, on
+//! whatever path that connection takes. The relay carries these messages but, not knowing the
+//! code, can neither read the key nor substitute an id or an address.
 //!
 //! Each side puts into the MAC what *it* was told about the session ([`PairingContext`]): the
 //! agent its own host name and the staff name the relay announced, the viewer the staff name
@@ -18,9 +19,9 @@
 //! sees a MAC first must already have committed its own. A viewer that guesses therefore always
 //! hands the agent a MAC, and every guess is counted by the agent (and rotated after 5).
 
-use crate::fingerprint::CertFingerprint;
 use crate::ids::{SessionCode, TicketNumber};
-use crate::wire::{DecodeError, Reader, Writer};
+use crate::peer::PeerEndpoint;
+use crate::wire::{check_len, DecodeError, Reader, Writer};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use spake2::{Ed25519Group, Identity, Password, Spake2};
@@ -56,9 +57,10 @@ pub enum PairingStep {
     Send(Vec<u8>),
     /// Nothing to send; wait for the peer's next message.
     Wait,
-    /// The peer proved it knows the code; pin its certificate, and send `reply` if there is one.
+    /// The peer proved it knows the code; accept only its endpoint, and send `reply` if there
+    /// is one.
     Verified {
-        peer: CertFingerprint,
+        peer: PeerEndpoint,
         reply: Option<Vec<u8>>,
     },
 }
@@ -90,6 +92,8 @@ pub struct Pairing {
 const TAG_SPAKE: u8 = 1;
 const TAG_CONFIRM: u8 = 2;
 const SPAKE_MSG_LEN: usize = 33;
+/// The longest pairing message: a confirmation with the most direct addresses.
+pub const MAX_PAIRING_MSG_LEN: usize = 1 + 32 + 32 + 1 + crate::peer::MAX_DIRECT_ADDRS * 19;
 
 impl Pairing {
     /// Starts the handshake with randomness from `rng`; returns the state and the first
@@ -123,12 +127,9 @@ impl Pairing {
         )
     }
 
-    /// Handles the peer's next message; `own` is this side's certificate fingerprint.
-    pub fn handle(
-        &mut self,
-        msg: &[u8],
-        own: CertFingerprint,
-    ) -> Result<PairingStep, PairingError> {
+    /// Handles the peer's next message; `own` is this side's endpoint.
+    pub fn handle(&mut self, msg: &[u8], own: &PeerEndpoint) -> Result<PairingStep, PairingError> {
+        check_len("pairing message", msg, MAX_PAIRING_MSG_LEN)?;
         let mut r = Reader::new(msg);
         let tag = r.u8()?;
         match (std::mem::replace(&mut self.state, State::Finished), tag) {
@@ -139,23 +140,23 @@ impl Pairing {
                 let key: [u8; 32] = key.try_into().map_err(|_| PairingError::WrongCode)?;
                 self.state = State::AwaitConfirm(key);
                 Ok(match self.role {
-                    Role::Viewer => PairingStep::Send(self.confirm(&key, &own)),
+                    Role::Viewer => PairingStep::Send(self.confirm(&key, own)),
                     Role::Agent => PairingStep::Wait,
                 })
             }
             (State::AwaitConfirm(key), TAG_CONFIRM) => {
                 let mac = r.array::<32>()?;
-                let fp = CertFingerprint(r.array::<32>()?);
+                let peer = PeerEndpoint::decode_from(&mut r)?;
                 r.finish()?;
                 let peer_role = match self.role {
                     Role::Agent => Role::Viewer,
                     Role::Viewer => Role::Agent,
                 };
-                self.mac_state(&key, peer_role, &fp)
+                self.mac_state(&key, peer_role, &peer)
                     .verify_slice(&mac)
                     .map_err(|_| PairingError::WrongCode)?;
-                let reply = (self.role == Role::Agent).then(|| self.confirm(&key, &own));
-                Ok(PairingStep::Verified { peer: fp, reply })
+                let reply = (self.role == Role::Agent).then(|| self.confirm(&key, own));
+                Ok(PairingStep::Verified { peer, reply })
             }
             (_, TAG_SPAKE | TAG_CONFIRM) => Err(PairingError::OutOfOrder),
             (_, tag) => Err(DecodeError::UnknownTag {
@@ -166,9 +167,9 @@ impl Pairing {
         }
     }
 
-    fn mac_state(&self, key: &[u8; 32], role: Role, fp: &CertFingerprint) -> Hmac<Sha256> {
+    fn mac_state(&self, key: &[u8; 32], role: Role, endpoint: &PeerEndpoint) -> Hmac<Sha256> {
         let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-        m.update(b"fernhilfe-confirm-v2");
+        m.update(b"fernhilfe-confirm-v3");
         m.update(&[role as u8]);
         m.update(&self.context.ticket.get().to_be_bytes());
         // Length-prefixed, so no two name pairs give the same bytes.
@@ -176,18 +177,19 @@ impl Pairing {
             m.update(&(name.len() as u32).to_be_bytes());
             m.update(name.as_bytes());
         }
-        m.update(&fp.0);
+        m.update(&endpoint.encode());
         m
     }
 
-    fn confirm(&self, key: &[u8; 32], own: &CertFingerprint) -> Vec<u8> {
+    fn confirm(&self, key: &[u8; 32], own: &PeerEndpoint) -> Vec<u8> {
         let mac: [u8; 32] = self
             .mac_state(key, self.role, own)
             .finalize()
             .into_bytes()
             .into();
         let mut w = Writer::new();
-        w.u8(TAG_CONFIRM).bytes(&mac).bytes(&own.0);
+        w.u8(TAG_CONFIRM).bytes(&mac);
+        own.encode_into(&mut w);
         w.finish()
     }
 }
@@ -197,6 +199,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use rand_core::OsRng;
+
+    fn endpoint(n: u8) -> PeerEndpoint {
+        PeerEndpoint {
+            id: [n; 32],
+            direct_addrs: vec![std::net::SocketAddr::from((
+                [192, 0, 2, n],
+                4000 + u16::from(n),
+            ))],
+        }
+    }
 
     fn ctx(staff: &str, host: &str) -> PairingContext {
         PairingContext {
@@ -232,7 +244,7 @@ mod tests {
         Result<PairingStep, PairingError>,
         Option<Result<PairingStep, PairingError>>,
     ) {
-        let (afp, vfp) = (CertFingerprint([1; 32]), CertFingerprint([2; 32]));
+        let (afp, vfp) = (endpoint(1), endpoint(2));
         let (mut a, a1) = Pairing::start(
             Role::Agent,
             &agent_code.parse().unwrap(),
@@ -245,30 +257,30 @@ mod tests {
             viewer_ctx,
             &mut OsRng,
         );
-        assert_eq!(a.handle(&v1, afp).unwrap(), PairingStep::Wait);
-        let PairingStep::Send(v2) = v.handle(&a1, vfp).unwrap() else {
+        assert_eq!(a.handle(&v1, &afp).unwrap(), PairingStep::Wait);
+        let PairingStep::Send(v2) = v.handle(&a1, &vfp).unwrap() else {
             panic!("viewer confirms first")
         };
-        let agent_result = a.handle(&v2, afp);
+        let agent_result = a.handle(&v2, &afp);
         let viewer_result = match &agent_result {
             Ok(PairingStep::Verified {
                 reply: Some(a2), ..
-            }) => Some(v.handle(a2, vfp)),
+            }) => Some(v.handle(a2, &vfp)),
             _ => None,
         };
         (agent_result, viewer_result)
     }
 
     #[test]
-    fn same_code_verifies_both_fingerprints() {
+    fn same_code_verifies_both_endpoints() {
         let (a, v) = run("123-456-789", "123456789");
         assert!(
-            matches!(a, Ok(PairingStep::Verified { peer, reply: Some(_) }) if peer == CertFingerprint([2; 32]))
+            matches!(a, Ok(PairingStep::Verified { peer, reply: Some(_) }) if peer == endpoint(2))
         );
         assert_eq!(
             v,
             Some(Ok(PairingStep::Verified {
-                peer: CertFingerprint([1; 32]),
+                peer: endpoint(1),
                 reply: None
             }))
         );
@@ -305,24 +317,26 @@ mod tests {
         assert_eq!(a, Err(PairingError::WrongCode));
     }
 
+    /// A relay that swaps the endpoint id or a direct address cannot get it accepted.
     #[test]
-    fn substituted_fingerprint_fails() {
+    fn substituted_endpoint_fails() {
         let code: SessionCode = "111-111-111".parse().unwrap();
-        let (mut a, a1) = Pairing::start(Role::Agent, &code, ctx("A", "B"), &mut OsRng);
-        let (mut v, v1) = Pairing::start(Role::Viewer, &code, ctx("A", "B"), &mut OsRng);
-        assert_eq!(
-            a.handle(&v1, CertFingerprint([1; 32])).unwrap(),
-            PairingStep::Wait
-        );
-        let PairingStep::Send(mut v2) = v.handle(&a1, CertFingerprint([2; 32])).unwrap() else {
-            panic!()
-        };
-        let n = v2.len();
-        v2[n - 1] ^= 1; // a relay swapping the certificate
-        assert_eq!(
-            a.handle(&v2, CertFingerprint([1; 32])),
-            Err(PairingError::WrongCode)
-        );
+        // Byte 33 is in the id, the last byte in the address's port.
+        for flip in [33, usize::MAX] {
+            let (mut a, a1) = Pairing::start(Role::Agent, &code, ctx("A", "B"), &mut OsRng);
+            let (mut v, v1) = Pairing::start(Role::Viewer, &code, ctx("A", "B"), &mut OsRng);
+            assert_eq!(a.handle(&v1, &endpoint(1)).unwrap(), PairingStep::Wait);
+            let PairingStep::Send(mut v2) = v.handle(&a1, &endpoint(2)).unwrap() else {
+                panic!()
+            };
+            let at = flip.min(v2.len() - 1);
+            v2[at] ^= 1;
+            assert_eq!(
+                a.handle(&v2, &endpoint(1)),
+                Err(PairingError::WrongCode),
+                "flipped byte {at}"
+            );
+        }
     }
 
     #[test]
@@ -334,9 +348,9 @@ mod tests {
             &mut OsRng,
         );
         let mut confirm = vec![TAG_CONFIRM];
-        confirm.extend([0; 64]);
+        confirm.extend([0; 65]);
         assert_eq!(
-            a.handle(&confirm, CertFingerprint([0; 32])),
+            a.handle(&confirm, &endpoint(0)),
             Err(PairingError::OutOfOrder)
         );
     }
@@ -345,7 +359,7 @@ mod tests {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
             let (mut a, _) = Pairing::start(Role::Agent, &"000-000-000".parse().unwrap(), ctx("A", "B"), &mut OsRng);
-            let _ = a.handle(&bytes, CertFingerprint([0; 32]));
+            let _ = a.handle(&bytes, &endpoint(0));
         }
     }
 }

@@ -7,10 +7,16 @@
 //! [`FromRelay::AgentChosen`], both with that number and the names the relay vouches for. Both
 //! sides then exchange opaque [`ToRelay::Pairing`] messages (see [`crate::pairing`]) under that
 //! number, which the relay passes on unread. The agent's verdict names the pairing it answers,
-//! so a late verdict can never be taken for a newer pairing's; on success the relay forwards
-//! the end-to-end QUIC datagrams between the two connections, which it cannot decrypt.
+//! so a late verdict can never be taken for a newer pairing's.
+//!
+//! Before it starts the pairing, each side names its fresh endpoint id
+//! ([`ToRelay::AdmitEndpoint`]); the relay's path service admits only such ids, and says so
+//! ([`FromRelay::EndpointAdmitted`]). The end-to-end connection then runs between those ids,
+//! relayed or direct; the relay cannot decrypt it. While it lives, each side reports the path
+//! it takes ([`ToRelay::PathReport`]) for the session record.
 
 use crate::ids::{check_name, TicketNumber, MAX_NAME_LEN};
+use crate::peer::PathKind;
 use crate::wire::{check_len, DecodeError, Reader, Writer};
 use std::fmt;
 
@@ -58,6 +64,10 @@ pub enum ToRelay {
     PairingDeferred { pairing: u64, retry_after_secs: u32 },
     /// The agent still waits: keeps its registration from expiring.
     Renew,
+    /// This side's endpoint id for the pairing; the relay's path service admits it.
+    AdmitEndpoint { pairing: u64, id: [u8; 32] },
+    /// The path the session's connection takes now, for the session record.
+    PathReport { path: PathKind, rtt_ms: u32 },
 }
 
 /// Why the relay refused or ended something; sent before it closes the stream.
@@ -110,6 +120,9 @@ pub enum FromRelay {
     PairingSucceeded,
     /// To the agent: the viewer of this pairing left before it finished.
     ViewerLeft { pairing: u64 },
+    /// The endpoint id is admitted; the relay answers address discovery on this UDP port
+    /// (0: it does not).
+    EndpointAdmitted { pairing: u64, qad_port: u16 },
     /// The relay refuses; it closes the stream after this.
     Refused(Refusal),
 }
@@ -156,6 +169,12 @@ impl ToRelay {
             ToRelay::Renew => {
                 w.u8(6);
             }
+            ToRelay::AdmitEndpoint { pairing, id } => {
+                w.u8(7).u64(*pairing).bytes(id);
+            }
+            ToRelay::PathReport { path, rtt_ms } => {
+                w.u8(8).u8(path.tag()).u32(*rtt_ms);
+            }
         }
         w.finish()
     }
@@ -198,6 +217,14 @@ impl ToRelay {
                 retry_after_secs: r.u32()?,
             },
             6 => ToRelay::Renew,
+            7 => ToRelay::AdmitEndpoint {
+                pairing: r.u64()?,
+                id: r.array::<32>()?,
+            },
+            8 => ToRelay::PathReport {
+                path: PathKind::from_tag(r.u8()?)?,
+                rtt_ms: r.u32()?,
+            },
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "message to relay",
@@ -239,6 +266,9 @@ impl FromRelay {
             }
             FromRelay::ViewerLeft { pairing } => {
                 w.u8(7).u64(*pairing);
+            }
+            FromRelay::EndpointAdmitted { pairing, qad_port } => {
+                w.u8(8).u64(*pairing).u16(*qad_port);
             }
             FromRelay::Refused(r) => {
                 w.u8(6);
@@ -292,6 +322,10 @@ impl FromRelay {
             },
             5 => FromRelay::PairingSucceeded,
             7 => FromRelay::ViewerLeft { pairing: r.u64()? },
+            8 => FromRelay::EndpointAdmitted {
+                pairing: r.u64()?,
+                qad_port: r.u16()?,
+            },
             6 => FromRelay::Refused(match r.u8()? {
                 1 => Refusal::UnknownTicket,
                 2 => Refusal::BadStaffToken,
@@ -425,6 +459,22 @@ mod tests {
                 retry_after_secs: 8,
             },
             ToRelay::Renew,
+            ToRelay::AdmitEndpoint {
+                pairing: 4,
+                id: [5; 32],
+            },
+            ToRelay::PathReport {
+                path: PathKind::Relayed,
+                rtt_ms: 41,
+            },
+            ToRelay::PathReport {
+                path: PathKind::Direct,
+                rtt_ms: 3,
+            },
+            ToRelay::PathReport {
+                path: PathKind::DirectLan,
+                rtt_ms: 0,
+            },
         ]
     }
 
@@ -468,6 +518,10 @@ mod tests {
             },
             FromRelay::PairingSucceeded,
             FromRelay::ViewerLeft { pairing: 5 },
+            FromRelay::EndpointAdmitted {
+                pairing: 5,
+                qad_port: 7842,
+            },
         ];
         all.extend(refusals.into_iter().map(FromRelay::Refused));
         all

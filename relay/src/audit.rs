@@ -18,6 +18,8 @@ pub enum AuditEvent {
     ViewerRefused,
     WrongCode,
     SessionStarted,
+    /// The session's connection took another path (relayed, direct, direct LAN).
+    PathChanged,
     SessionEnded,
 }
 

@@ -4,6 +4,7 @@ mod admission;
 mod audit;
 mod limits;
 mod pairing_table;
+mod path_service;
 mod rendezvous;
 mod staff;
 mod state_dir;
@@ -14,6 +15,7 @@ use clap::{Parser, Subcommand};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use transport::identity::Identity;
 
 /// Default UDP listen address: QUIC on 443 passes most school and company firewalls.
@@ -41,9 +43,14 @@ struct Cli {
 enum Command {
     /// Run the relay (the default)
     Serve {
-        /// UDP address to listen on
+        /// Address to listen on: UDP for QUIC signaling, TCP (same port) for HTTPS (the relay
+        /// path of sessions, and signaling where UDP is blocked)
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// UDP address for QUIC address discovery, which lets sessions go direct
+        /// [default: port 7842 when listening on 443, else any free port]
+        #[arg(long)]
+        qad_listen: Option<SocketAddr>,
         /// PEM certificate chain issued by a CA (instead of the self-signed one)
         #[arg(long, requires = "key")]
         cert: Option<PathBuf>,
@@ -74,6 +81,7 @@ enum StaffAction {
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     listen: Option<SocketAddr>,
+    qad_listen: Option<SocketAddr>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     #[serde(default)]
@@ -124,6 +132,7 @@ fn main() -> Result<()> {
     let state_dir = cli.state_dir.clone().unwrap_or_else(default_state_dir);
     match cli.command.unwrap_or(Command::Serve {
         listen: None,
+        qad_listen: None,
         cert: None,
         key: None,
     }) {
@@ -155,7 +164,12 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Serve { listen, cert, key } => {
+        Command::Serve {
+            listen,
+            qad_listen,
+            cert,
+            key,
+        } => {
             let cfg = load_config(cli.config.as_deref(), &state_dir)?;
             let listen = listen
                 .or(cfg.listen)
@@ -169,8 +183,13 @@ fn main() -> Result<()> {
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
             let runtime = tokio::runtime::Runtime::new()?;
+            let qad_listen = qad_listen.or(cfg.qad_listen).unwrap_or_else(|| {
+                let port = if listen.port() == 443 { 7842 } else { 0 };
+                SocketAddr::new(listen.ip(), port)
+            });
             runtime.block_on(serve(
                 listen,
+                qad_listen,
                 &state_dir,
                 cert.or(cfg.cert),
                 key.or(cfg.key),
@@ -182,6 +201,7 @@ fn main() -> Result<()> {
 
 async fn serve(
     listen: SocketAddr,
+    qad_listen: SocketAddr,
     state_dir: &Path,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
@@ -205,14 +225,24 @@ async fn serve(
         listen,
     )
         .with_context(|| format!("cannot listen on UDP {listen}: is the port in use, or does it need root (ports below 1024)?"))?;
+    let udp = endpoint.local_addr()?;
+    let tcp_addr = SocketAddr::new(listen.ip(), udp.port());
+    let tcp = tokio::net::TcpListener::bind(tcp_addr)
+        .await
+        .with_context(|| format!("cannot listen on TCP {tcp_addr}: is the port in use?"))?;
+    let paths = Arc::new(path_service::PathService::start(&id, Some(qad_listen)).await?);
     let admission =
         admission::Admission::new(limits.max_connections_per_address, limits.max_connections);
     let hello_timeout = limits.hello_timeout();
-    let state = rendezvous::Rendezvous::new(state_dir, limits)?;
+    let state =
+        rendezvous::Rendezvous::new(state_dir, limits, paths.admission(), paths.qad_port())?;
+    tokio::spawn(paths.clone().serve_tcp(tcp, admission.clone()));
+    println!("fernhilfe-relay listening on tcp {tcp_addr}");
     println!(
-        "fernhilfe-relay listening on udp {}",
-        endpoint.local_addr()?
+        "fernhilfe-relay address discovery on udp port {}",
+        paths.qad_port()
     );
+    println!("fernhilfe-relay listening on udp {udp}");
     println!("certificate fingerprint (pin this in agents and viewers): {fingerprint}");
     tracing::info!(listen = %endpoint.local_addr()?, state_dir = %state_dir.display(), "relay running");
     loop {
@@ -240,6 +270,7 @@ async fn serve(
                 // the restarted relay without waiting for their connection to time out.
                 tracing::info!("shutting down");
                 endpoint.close(0u32.into(), b"relay shutting down");
+                paths.shutdown().await;
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(2), endpoint.wait_idle()).await;
                 break;
             }

@@ -1,26 +1,33 @@
 //! The IO around [`PairingTable`]: one task per connection reads its signaling stream, asks the
 //! table what a message means, and carries that out: passing pairing messages on unread,
-//! telling the other side, writing the audit log, and once the agent reports that the code
-//! matched, forwarding the two connections' QUIC datagrams to each other, which it cannot read.
+//! telling the other side, admitting the endpoint ids the two sides name for their pairing to
+//! the path service, and writing the audit log (session start, the paths it took, its end).
 //!
-//! Each connection's datagrams are read from the moment it is accepted; until its pairing
-//! succeeds they are dropped, so an unpaired connection can make the relay buffer nothing.
+//! The signaling stream is the same whether it arrived over QUIC or over TLS on TCP.
 
 use crate::audit::{AuditEvent, AuditLog};
 use crate::limits::Limits;
 use crate::pairing_table::{AgentId, PairingId, PairingTable, Route, Verdict};
+use crate::path_service::{AdmittedEndpoint, SessionAdmission};
 use crate::staff::StaffCache;
 use protocol::ids::TicketNumber;
 use protocol::signaling::{FromRelay, Refusal, ToRelay, MAX_SIGNALING_LEN};
-use quinn::{Connection, SendStream};
+use quinn::Connection;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
 use transport::framed::{send_frame, FramedRecv};
+use transport::relay_client::{SignalRecv, SignalSend};
+
+type Recv = FramedRecv<SignalRecv>;
 
 /// Longest wait for a client to take a signaling message before it is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a refused client's connection stays open so the refusal reaches it.
+const REFUSAL_GRACE: Duration = Duration::from_millis(300);
 /// Messages queued for one connection's task; a peer that lets more pile up loses them.
 const INBOX_DEPTH: usize = 16;
 /// How often registrations and pairings are checked for expiry.
@@ -41,14 +48,9 @@ enum ViewerInbox {
     Failed(Refusal),
 }
 
-/// Where a connection's datagrams go: nowhere until its pairing succeeds.
-type DatagramTarget = watch::Sender<Option<Connection>>;
-
 /// A viewer in a pairing, as the agent's task needs it.
 struct ViewerLink {
     inbox: mpsc::Sender<ViewerInbox>,
-    conn: Connection,
-    target: Arc<DatagramTarget>,
 }
 
 #[derive(Default)]
@@ -64,6 +66,8 @@ pub struct Rendezvous {
     staff: StaffCache,
     audit: AuditLog,
     limits: Limits,
+    paths: Arc<SessionAdmission>,
+    qad_port: u16,
 }
 
 fn protocol_violation(what: impl std::fmt::Display) -> anyhow::Error {
@@ -76,13 +80,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Rendezvous {
     /// State over `state_dir` (staff list, audit log); starts the expiry sweeper.
-    pub fn new(state_dir: &std::path::Path, limits: Limits) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        state_dir: &std::path::Path,
+        limits: Limits,
+        paths: Arc<SessionAdmission>,
+        qad_port: u16,
+    ) -> anyhow::Result<Arc<Self>> {
         let r = Arc::new(Self {
             table: Mutex::new(PairingTable::new(limits.clone())),
             links: Mutex::default(),
             staff: StaffCache::new(state_dir),
             audit: AuditLog::open(state_dir)?,
             limits,
+            paths,
+            qad_port,
         });
         let weak = Arc::downgrade(&r);
         tokio::spawn(async move {
@@ -122,25 +133,43 @@ impl Rendezvous {
         }
     }
 
-    /// Serves one client connection until it ends; errors are that client's alone.
+    /// Serves one QUIC client connection until it ends; errors are that client's alone.
     pub async fn serve(self: Arc<Self>, conn: Connection) {
         let remote = conn.remote_address();
-        let target = Arc::new(pump_datagrams(conn.clone()));
-        if let Err(e) = self.serve_inner(&conn, target).await {
-            tracing::info!(%remote, reason = %e, "client disconnected");
-            conn.close(1u32.into(), b"protocol violation");
+        let opened = tokio::time::timeout(self.limits.hello_timeout(), conn.accept_bi()).await;
+        let (send, recv) = match opened {
+            Ok(Ok(s)) => s,
+            _ => {
+                tracing::info!(%remote, "client disconnected: no stream opened");
+                conn.close(1u32.into(), b"protocol violation");
+                return;
+            }
+        };
+        match self
+            .serve_stream(remote, Box::new(send), Box::new(recv))
+            .await
+        {
+            // The client closes once it has read the last answer (a refusal, say).
+            Ok(()) => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
+            }
+            Err(e) => {
+                tracing::info!(%remote, reason = %e, "client disconnected");
+                // Closing drops unsent stream data: give the refusal a moment to arrive.
+                let _ = tokio::time::timeout(REFUSAL_GRACE, conn.closed()).await;
+                conn.close(1u32.into(), b"protocol violation");
+            }
         }
     }
 
-    async fn serve_inner(
+    /// Serves one signaling stream (over QUIC or TCP) from `remote` until it ends.
+    pub async fn serve_stream(
         self: &Arc<Self>,
-        conn: &Connection,
-        target: Arc<DatagramTarget>,
+        remote: SocketAddr,
+        mut send: SignalSend,
+        recv: SignalRecv,
     ) -> anyhow::Result<()> {
         let hello_timeout = self.limits.hello_timeout();
-        let (mut send, recv) = tokio::time::timeout(hello_timeout, conn.accept_bi())
-            .await
-            .map_err(|_| protocol_violation("no stream opened"))??;
         let mut recv = FramedRecv::new(recv, MAX_SIGNALING_LEN);
         let hello = match tokio::time::timeout(hello_timeout, recv.next()).await {
             Ok(Ok(Some(h))) => h,
@@ -177,35 +206,28 @@ impl Rendezvous {
         match hello {
             ToRelay::RegisterAgent {
                 ticket, host_name, ..
-            } => {
-                self.agent(conn, target, send, recv, ticket, host_name)
-                    .await
-            }
+            } => self.agent(remote, send, recv, ticket, host_name).await,
             ToRelay::JoinAsViewer {
                 token,
                 ticket,
                 host_name,
                 ..
-            } => {
-                self.viewer(conn, target, send, recv, token.0, ticket, host_name)
-                    .await
-            }
+            } => self.viewer(send, recv, token.0, ticket, host_name).await,
             _ => unreachable!("checked above"),
         }
     }
 
     async fn agent(
         self: &Arc<Self>,
-        conn: &Connection,
-        target: Arc<DatagramTarget>,
-        mut send: SendStream,
-        mut recv: FramedRecv,
+        remote: SocketAddr,
+        mut send: SignalSend,
+        mut recv: Recv,
         ticket: TicketNumber,
         host: String,
     ) -> anyhow::Result<()> {
-        let registered =
-            self.table()
-                .register(ticket, &host, conn.remote_address().ip(), Instant::now());
+        let registered = self
+            .table()
+            .register(ticket, &host, remote.ip(), Instant::now());
         let id = match registered {
             Ok(id) => id,
             Err(r) => {
@@ -226,15 +248,8 @@ impl Rendezvous {
         .await
         {
             Ok(()) => {
-                self.agent_loop(
-                    conn,
-                    &target,
-                    &mut send,
-                    &mut recv,
-                    &mut inbox,
-                    (ticket, id, &host),
-                )
-                .await
+                self.agent_loop(&mut send, &mut recv, &mut inbox, (ticket, id, &host))
+                    .await
             }
             Err(e) => Err(e),
         };
@@ -254,15 +269,16 @@ impl Rendezvous {
 
     async fn agent_loop(
         self: &Arc<Self>,
-        conn: &Connection,
-        target: &DatagramTarget,
-        send: &mut SendStream,
-        recv: &mut FramedRecv,
+        send: &mut SignalSend,
+        recv: &mut Recv,
         inbox: &mut mpsc::Receiver<AgentInbox>,
         (ticket, id, host): (TicketNumber, AgentId, &str),
     ) -> anyhow::Result<()> {
         // Set once the session runs: the staff member and when it started.
         let mut session: Option<(String, Instant)> = None;
+        // The pairing the agent was last told of, and the endpoint it named for it.
+        let mut current: Option<PairingId> = None;
+        let mut _admitted: Option<AdmittedEndpoint> = None;
         loop {
             tokio::select! {
                 frame = recv.next() => {
@@ -274,10 +290,23 @@ impl Rendezvous {
                         return Ok(());
                     };
                     let msg = ToRelay::decode(&frame).map_err(protocol_violation)?;
-                    if session.is_some() {
-                        return Err(protocol_violation("signaling after the session started"));
+                    if let Some((staff, _)) = &session {
+                        match msg {
+                            ToRelay::PathReport { path, rtt_ms } => {
+                                self.record_path(ticket, host, staff, "agent", path, rtt_ms);
+                                continue;
+                            }
+                            _ => return Err(protocol_violation("signaling after the session started")),
+                        }
                     }
                     match msg {
+                        ToRelay::AdmitEndpoint { pairing, id: endpoint } => {
+                            if current != Some(pairing) {
+                                return Err(protocol_violation("endpoint for a pairing the agent is not in"));
+                            }
+                            _admitted = Some(self.paths.admit(&endpoint).ok_or_else(|| protocol_violation("invalid endpoint id"))?);
+                            timely(send_frame(send, &FromRelay::EndpointAdmitted { pairing, qad_port: self.qad_port }.encode())).await?;
+                        }
                         ToRelay::Pairing { pairing, msg } => {
                             match self.table().message_from_agent(id, pairing).map_err(protocol_violation)? {
                                 Route::Forward => self.to_viewer(pairing, ViewerInbox::Pairing(msg)),
@@ -292,10 +321,8 @@ impl Rendezvous {
                                         // The viewer left in the same moment: the agent will notice.
                                         continue;
                                     };
-                                    tracing::info!(%ticket, host, staff = %staff, "session started (relayed)");
-                                    self.audit.record(AuditEvent::SessionStarted, ticket, Some(host), Some(&staff), Some("path=relayed"));
-                                    target.send_replace(Some(v.conn.clone()));
-                                    v.target.send_replace(Some(conn.clone()));
+                                    tracing::info!(%ticket, host, staff = %staff, "session started");
+                                    self.audit.record(AuditEvent::SessionStarted, ticket, Some(host), Some(&staff), None);
                                     let _ = v.inbox.try_send(ViewerInbox::Succeeded);
                                     session = Some((staff, Instant::now()));
                                 }
@@ -319,6 +346,7 @@ impl Rendezvous {
                 }
                 msg = inbox.recv() => match msg {
                     Some(AgentInbox::ViewerJoined { pairing, staff }) => {
+                        current = Some(pairing);
                         timely(send_frame(send, &FromRelay::ViewerJoined { pairing, staff_name: staff }.encode())).await?;
                     }
                     Some(AgentInbox::Pairing { pairing, msg }) => {
@@ -349,13 +377,34 @@ impl Rendezvous {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Writes a path the session took into the session record.
+    fn record_path(
+        &self,
+        ticket: TicketNumber,
+        host: &str,
+        staff: &str,
+        side: &str,
+        path: protocol::peer::PathKind,
+        rtt_ms: u32,
+    ) {
+        tracing::info!(%ticket, host, side, %path, rtt_ms, "session path");
+        let detail = format!(
+            "side={side} path={} rtt_ms={rtt_ms}",
+            path.label().replace(' ', "_")
+        );
+        self.audit.record(
+            AuditEvent::PathChanged,
+            ticket,
+            Some(host),
+            Some(staff),
+            Some(&detail),
+        );
+    }
+
     async fn viewer(
         self: &Arc<Self>,
-        conn: &Connection,
-        target: Arc<DatagramTarget>,
-        mut send: SendStream,
-        mut recv: FramedRecv,
+        mut send: SignalSend,
+        mut recv: Recv,
         token: String,
         ticket: TicketNumber,
         host: Option<String>,
@@ -390,16 +439,11 @@ impl Rendezvous {
         };
         let pairing = joined.pairing;
         let (tx, mut inbox) = mpsc::channel(INBOX_DEPTH);
-        lock(&self.links).viewers.insert(
-            pairing,
-            ViewerLink {
-                inbox: tx,
-                conn: conn.clone(),
-                target,
-            },
-        );
+        lock(&self.links)
+            .viewers
+            .insert(pairing, ViewerLink { inbox: tx });
         let result = self
-            .viewer_loop(conn, &mut send, &mut recv, &mut inbox, &joined, &staff)
+            .viewer_loop(&mut send, &mut recv, &mut inbox, (ticket, &joined), &staff)
             .await;
         lock(&self.links).viewers.remove(&pairing);
         let left = self.table().viewer_left(pairing);
@@ -411,11 +455,10 @@ impl Rendezvous {
 
     async fn viewer_loop(
         self: &Arc<Self>,
-        conn: &Connection,
-        send: &mut SendStream,
-        recv: &mut FramedRecv,
+        send: &mut SignalSend,
+        recv: &mut Recv,
         inbox: &mut mpsc::Receiver<ViewerInbox>,
-        joined: &crate::pairing_table::Joined,
+        (ticket, joined): (TicketNumber, &crate::pairing_table::Joined),
         staff: &str,
     ) -> anyhow::Result<()> {
         let pairing = joined.pairing;
@@ -441,15 +484,27 @@ impl Rendezvous {
         // whose agent vanished before this task was listed.
         let deadline = tokio::time::sleep(self.limits.pairing_timeout() + SWEEP_INTERVAL * 2);
         tokio::pin!(deadline);
+        let mut _admitted: Option<AdmittedEndpoint> = None;
+        let mut started = false;
         loop {
             tokio::select! {
-                _ = &mut deadline => return refuse(send, Refusal::PeerLeft).await,
+                _ = &mut deadline, if !started => return refuse(send, Refusal::PeerLeft).await,
                 frame = recv.next() => {
                     let frame = match frame {
                         Ok(Some(f)) => f,
                         Ok(None) | Err(_) => return Ok(()),
                     };
                     let route = match ToRelay::decode(&frame) {
+                        Ok(ToRelay::PathReport { path, rtt_ms }) if started => {
+                            self.record_path(ticket, &joined.host, staff, "viewer", path, rtt_ms);
+                            continue;
+                        }
+                        Ok(ToRelay::AdmitEndpoint { pairing: p, id }) if p == pairing && !started => {
+                            _admitted = Some(self.paths.admit(&id).ok_or_else(|| protocol_violation("invalid endpoint id"))?);
+                            timely(send_frame(send, &FromRelay::EndpointAdmitted { pairing, qad_port: self.qad_port }.encode())).await?;
+                            continue;
+                        }
+                        Ok(_) if started => Err("signaling after the session started".to_owned()),
                         Ok(ToRelay::Pairing { pairing: p, msg }) => {
                             self.table().message_from_viewer(pairing, p).map(|r| (r, msg)).map_err(|e| e.to_string())
                         }
@@ -465,13 +520,12 @@ impl Rendezvous {
                         }
                     }
                 }
-                msg = inbox.recv() => match msg {
+                msg = inbox.recv(), if !started => match msg {
                     Some(ViewerInbox::Pairing(msg)) => timely(send_frame(send, &FromRelay::Pairing { pairing, msg }.encode())).await?,
                     Some(ViewerInbox::Succeeded) => {
                         timely(send_frame(send, &FromRelay::PairingSucceeded.encode())).await?;
-                        // From here on only datagrams flow; the connection's end ends the session.
-                        conn.closed().await;
-                        return Ok(());
+                        // From here on only path reports come, until the viewer closes.
+                        started = true;
                     }
                     Some(ViewerInbox::Failed(r)) => return refuse(send, r).await,
                     None => return refuse(send, Refusal::PeerLeft).await,
@@ -489,6 +543,8 @@ fn message_kind(m: &ToRelay) -> &'static str {
         ToRelay::PairingOutcome { .. } => "pairing outcome",
         ToRelay::PairingDeferred { .. } => "pairing deferral",
         ToRelay::Renew => "renewal",
+        ToRelay::AdmitEndpoint { .. } => "endpoint",
+        ToRelay::PathReport { .. } => "path report",
     }
 }
 
@@ -502,28 +558,9 @@ async fn timely(
     Ok(())
 }
 
-async fn refuse(send: &mut SendStream, r: Refusal) -> anyhow::Result<()> {
+async fn refuse(send: &mut SignalSend, r: Refusal) -> anyhow::Result<()> {
     timely(send_frame(send, &FromRelay::Refused(r).encode())).await?;
-    let _ = send.finish();
-    // Give the refusal time to arrive before the connection is dropped.
-    let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
+    // Finishing the stream lets the refusal arrive before the connection is dropped.
+    let _ = tokio::time::timeout(Duration::from_secs(2), send.shutdown()).await;
     Ok(())
-}
-
-/// Reads every datagram of `conn` as it arrives and sends it to the target connection once
-/// there is one; until then, and if the target is gone, drops it.
-fn pump_datagrams(conn: Connection) -> DatagramTarget {
-    let (tx, rx) = watch::channel(None::<Connection>);
-    tokio::spawn(async move {
-        while let Ok(d) = conn.read_datagram().await {
-            let to = rx.borrow().clone();
-            if let Some(to) = to {
-                match to.send_datagram(d) {
-                    Ok(()) | Err(quinn::SendDatagramError::TooLarge) => {}
-                    Err(_) => break,
-                }
-            }
-        }
-    });
-    tx
 }

@@ -71,6 +71,28 @@ async fn hostile_relay(endpoint: quinn::Endpoint, budget: Duration) -> GuessLog 
             }
         };
         let agent_spake = match msg {
+            // The agent names its session endpoint first; this relay admits anything.
+            ToRelay::AdmitEndpoint { pairing: p, .. } => {
+                assert_eq!(p, pairing);
+                let ok = FromRelay::EndpointAdmitted {
+                    pairing,
+                    qad_port: 0,
+                };
+                send_frame(&mut send, &ok.encode()).await.unwrap();
+                match tokio::time::timeout(T, recv.next())
+                    .await
+                    .expect("agent answers")
+                {
+                    Ok(Some(m)) => match ToRelay::decode(&m).unwrap() {
+                        ToRelay::Pairing { pairing: p, msg } if p == pairing => msg,
+                        other => panic!("unexpected {other:?}"),
+                    },
+                    _ => {
+                        log.agent_left = true;
+                        break;
+                    }
+                }
+            }
             ToRelay::PairingDeferred { pairing: p, .. } => {
                 assert_eq!(p, pairing, "a deferral names its pairing");
                 log.deferred += 1;
@@ -91,8 +113,11 @@ async fn hostile_relay(endpoint: quinn::Endpoint, budget: Duration) -> GuessLog 
             host_name: host_name.clone(),
         };
         let (mut v, v1) = Pairing::start(Role::Viewer, &guess, context, &mut rand_core::OsRng);
-        let own = protocol::fingerprint::CertFingerprint([7; 32]);
-        let protocol::pairing::PairingStep::Send(confirm) = v.handle(&agent_spake, own).unwrap()
+        let own = protocol::peer::PeerEndpoint {
+            id: [7; 32],
+            direct_addrs: Vec::new(),
+        };
+        let protocol::pairing::PairingStep::Send(confirm) = v.handle(&agent_spake, &own).unwrap()
         else {
             panic!("viewer confirms after the SPAKE2 message")
         };

@@ -2,7 +2,6 @@
 
 use crate::identity::Identity;
 use crate::pinning::{crypto_provider, PinnedCertificate};
-use crate::tunnel::TunnelSocket;
 use crate::TransportError;
 use protocol::fingerprint::CertFingerprint;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
@@ -24,8 +23,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// UDP payload of the relay connection: large enough that a 1,200-byte end-to-end QUIC
 /// packet fits in one relay DATAGRAM frame, and small enough for a 1,500-byte path.
 const RELAY_INITIAL_MTU: u16 = 1452;
-/// UDP payload of the end-to-end connection: QUIC's minimum, so it always fits the tunnel.
-const SESSION_MTU: u16 = 1200;
 
 /// How agent and viewer recognise the relay.
 #[derive(Debug, Clone)]
@@ -50,26 +47,6 @@ fn relay_transport(datagram_buffer: usize) -> Arc<TransportConfig> {
     .datagram_send_buffer_size(datagram_buffer)
     .max_concurrent_uni_streams(VarInt::from_u32(0))
     .max_concurrent_bidi_streams(VarInt::from_u32(1));
-    Arc::new(t)
-}
-
-/// Receive windows of the end-to-end connection: room for a few full-screen updates in flight.
-const SESSION_STREAM_WINDOW: u32 = 16 << 20;
-
-fn session_transport(stream_window: u32) -> Arc<TransportConfig> {
-    let mut t = TransportConfig::default();
-    t.max_idle_timeout(Some(
-        IdleTimeout::try_from(IDLE_TIMEOUT).expect("idle timeout fits"),
-    ))
-    .keep_alive_interval(Some(KEEP_ALIVE))
-    .initial_mtu(SESSION_MTU)
-    .min_mtu(SESSION_MTU)
-    .mtu_discovery_config(None)
-    .max_concurrent_uni_streams(VarInt::from_u32(1))
-    .max_concurrent_bidi_streams(VarInt::from_u32(1))
-    .stream_receive_window(VarInt::from_u32(stream_window))
-    .receive_window(VarInt::from_u32(stream_window.saturating_mul(2)))
-    .send_window(32 << 20);
     Arc::new(t)
 }
 
@@ -153,11 +130,9 @@ pub fn relay_client_config(
         }
         RelayTrust::CaFile(path) => {
             let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(path)
-                .map_err(|e| TransportError::Certificate(format!("{}: {e}", path.display())))?
-            {
+            for cert in ca_file_roots(path)? {
                 roots
-                    .add(cert.map_err(|e| TransportError::Certificate(e.to_string()))?)
+                    .add(cert)
                     .map_err(|e| TransportError::Certificate(e.to_string()))?;
             }
             let tls = rustls::ClientConfig::builder_with_provider(crypto_provider())
@@ -175,6 +150,16 @@ pub fn relay_client_config(
         )?,
         pin,
     ))
+}
+
+/// The CA certificates in the PEM file `path`.
+pub fn ca_file_roots(
+    path: &std::path::Path,
+) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+    CertificateDer::pem_file_iter(path)
+        .map_err(|e| TransportError::Certificate(format!("{}: {e}", path.display())))?
+        .map(|c| c.map_err(|e| TransportError::Certificate(format!("{}: {e}", path.display()))))
+        .collect()
 }
 
 /// Connects to the relay at `addr` (`host:port`), checking its certificate per `trust`.
@@ -237,61 +222,4 @@ pub async fn connect_relay_from(
             None => Err(unreachable(e.to_string())),
         },
     }
-}
-
-/// The agent's end of the end-to-end connection: a server over the tunnel that accepts only
-/// the viewer certificate the pairing authenticated.
-pub fn session_server(
-    socket: Arc<TunnelSocket>,
-    id: &Identity,
-    viewer: CertFingerprint,
-) -> Result<Endpoint, TransportError> {
-    let tls = rustls::ServerConfig::builder_with_provider(crypto_provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(PinnedCertificate::new(viewer))
-        .with_single_cert(id.chain.clone(), id.key.clone_key())?;
-    let server = quic_server(
-        tls,
-        protocol::SESSION_ALPN,
-        session_transport(SESSION_STREAM_WINDOW),
-    )?;
-    Ok(Endpoint::new_with_abstract_socket(
-        quinn::EndpointConfig::default(),
-        Some(server),
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )?)
-}
-
-/// The viewer's end of the end-to-end connection: connects over the tunnel, presenting its
-/// own certificate and accepting only the agent certificate the pairing authenticated.
-/// `stream_window` overrides the receive window (tests use a tiny one to play a viewer that
-/// grants the agent no room).
-pub async fn session_connect(
-    socket: Arc<TunnelSocket>,
-    id: &Identity,
-    agent: CertFingerprint,
-    stream_window: Option<u32>,
-) -> Result<(Endpoint, Connection), TransportError> {
-    let tls = tls13_client(PinnedCertificate::new(agent))?
-        .with_client_auth_cert(id.chain.clone(), id.key.clone_key())?;
-    let peer = socket.peer_addr();
-    let mut endpoint = Endpoint::new_with_abstract_socket(
-        quinn::EndpointConfig::default(),
-        None,
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )?;
-    endpoint.set_default_client_config(quic_client(
-        tls,
-        protocol::SESSION_ALPN,
-        session_transport(stream_window.unwrap_or(SESSION_STREAM_WINDOW)),
-    )?);
-    let conn = tokio::time::timeout(
-        Duration::from_secs(10),
-        endpoint.connect(peer, "fernhilfe-agent")?,
-    )
-    .await
-    .map_err(|_| TransportError::Certificate("end-to-end handshake timed out".into()))??;
-    Ok((endpoint, conn))
 }

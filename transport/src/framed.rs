@@ -1,19 +1,20 @@
-//! Length-prefixed messages on QUIC streams: the IO half of [`protocol::wire::FrameDecoder`].
+//! Length-prefixed messages on byte streams (QUIC streams, TLS over TCP): the IO half of
+//! [`protocol::wire::FrameDecoder`].
 
 use crate::TransportError;
 use protocol::wire::{frame_prefix, FrameDecoder};
-use quinn::{RecvStream, SendStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Reads whole frames from a stream, refusing any longer than its bound.
-pub struct FramedRecv {
-    stream: RecvStream,
+pub struct FramedRecv<R> {
+    stream: R,
     decoder: FrameDecoder,
     buf: Box<[u8]>,
 }
 
-impl FramedRecv {
+impl<R: AsyncRead + Unpin> FramedRecv<R> {
     /// Wraps `stream`; frames longer than `max_len` end the stream with an error.
-    pub fn new(stream: RecvStream, max_len: usize) -> Self {
+    pub fn new(stream: R, max_len: usize) -> Self {
         Self {
             stream,
             decoder: FrameDecoder::new(max_len),
@@ -28,8 +29,8 @@ impl FramedRecv {
                 return Ok(Some(f));
             }
             match self.stream.read(&mut self.buf).await? {
-                Some(n) => self.decoder.push(&self.buf[..n])?,
-                None => return Ok(None),
+                0 => return Ok(None),
+                n => self.decoder.push(&self.buf[..n])?,
             }
         }
     }
@@ -37,7 +38,10 @@ impl FramedRecv {
 
 /// Writes one frame; prefix and payload go out separately so a multi-megabyte screen update
 /// is not copied just to put four bytes in front of it.
-pub async fn send_frame(stream: &mut SendStream, payload: &[u8]) -> Result<(), TransportError> {
+pub async fn send_frame<W: AsyncWrite + Unpin>(
+    stream: &mut W,
+    payload: &[u8],
+) -> Result<(), TransportError> {
     stream.write_all(&frame_prefix(payload.len())).await?;
     stream.write_all(payload).await?;
     Ok(())

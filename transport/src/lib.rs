@@ -5,9 +5,9 @@
 pub mod config;
 pub mod framed;
 pub mod identity;
+pub mod paths;
 pub mod pinning;
 pub mod relay_client;
-pub mod tunnel;
 
 pub use quinn;
 

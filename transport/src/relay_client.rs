@@ -7,11 +7,17 @@
 use crate::config::{connect_relay, RelayConnection, RelayTrust};
 use crate::framed::{send_frame, FramedRecv};
 use crate::TransportError;
-use protocol::fingerprint::CertFingerprint;
 use protocol::pairing::{Pairing, PairingError, PairingStep};
+use protocol::peer::PeerEndpoint;
 use protocol::signaling::{FromRelay, Refusal, ToRelay, MAX_SIGNALING_LEN};
-use quinn::SendStream;
+use std::collections::VecDeque;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// The sending half of the signaling stream, whatever carries it.
+pub type SignalSend = Box<dyn AsyncWrite + Send + Unpin>;
+/// The receiving half of the signaling stream, whatever carries it.
+pub type SignalRecv = Box<dyn AsyncRead + Send + Unpin>;
 
 /// Longest wait for a signaling write, or for the peer's next pairing message.
 pub const SIGNAL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,11 +37,16 @@ pub enum SignalError {
 
 /// A connection to the relay with its signaling stream.
 pub struct RelayClient {
-    /// The QUIC connection, which later carries the end-to-end tunnel.
-    pub link: RelayConnection,
-    send: SendStream,
-    recv: FramedRecv,
+    /// The QUIC connection, when the signaling runs over QUIC (not over TCP).
+    quic: Option<RelayConnection>,
+    send: SignalSend,
+    recv: FramedRecv<SignalRecv>,
+    /// Messages that arrived while waiting for another answer; read before the stream.
+    pending: VecDeque<FromRelay>,
 }
+
+/// Most messages kept aside while waiting for an answer; a relay that sends more is broken.
+const MAX_PENDING: usize = 16;
 
 impl RelayClient {
     /// Connects to the relay and opens the signaling stream.
@@ -50,10 +61,21 @@ impl RelayClient {
             .map_err(|_| SignalError::Timeout)?
             .map_err(TransportError::from)?;
         Ok(Self {
-            link,
+            quic: Some(link),
+            send: Box::new(send),
+            recv: FramedRecv::new(Box::new(recv), MAX_SIGNALING_LEN),
+            pending: VecDeque::new(),
+        })
+    }
+
+    /// Signaling over an established byte stream (TLS over TCP).
+    pub fn from_stream(send: SignalSend, recv: SignalRecv) -> Self {
+        Self {
+            quic: None,
             send,
             recv: FramedRecv::new(recv, MAX_SIGNALING_LEN),
-        })
+            pending: VecDeque::new(),
+        }
     }
 
     /// Sends one message; a relay that grants no flow-control credit times out.
@@ -67,6 +89,9 @@ impl RelayClient {
     /// The next message; waits as long as it takes (wrap it in a timeout where that matters).
     /// Cancel-safe.
     pub async fn next(&mut self) -> Result<FromRelay, SignalError> {
+        if let Some(m) = self.pending.pop_front() {
+            return Ok(m);
+        }
         let frame = self.recv.next().await?.ok_or(SignalError::Closed)?;
         Ok(FromRelay::decode(&frame).map_err(TransportError::from)?)
     }
@@ -78,17 +103,57 @@ impl RelayClient {
             .map_err(|_| SignalError::Timeout)?
     }
 
+    /// Names this side's endpoint id for `pairing` and waits until the relay admitted it to
+    /// its path service; returns the relay's address discovery port (0: none). Messages for
+    /// the pairing that arrive meanwhile are kept for [`Self::next`].
+    pub async fn admit_endpoint(&mut self, pairing: u64, id: [u8; 32]) -> Result<u16, SignalError> {
+        self.send(&ToRelay::AdmitEndpoint { pairing, id }).await?;
+        let mut kept = Vec::new();
+        let answer = loop {
+            let m = tokio::time::timeout(SIGNAL_TIMEOUT, async {
+                let frame = self.recv.next().await?.ok_or(SignalError::Closed)?;
+                Ok::<_, SignalError>(FromRelay::decode(&frame).map_err(TransportError::from)?)
+            })
+            .await
+            .map_err(|_| SignalError::Timeout)??;
+            match m {
+                FromRelay::EndpointAdmitted {
+                    pairing: p,
+                    qad_port,
+                } if p == pairing => break Ok(qad_port),
+                // The pairing's driver reads the refusal next and ends the pairing.
+                r @ FromRelay::Refused(_) => {
+                    kept.push(r);
+                    break Ok(0);
+                }
+                other if kept.len() < MAX_PENDING => kept.push(other),
+                _ => {
+                    break Err(SignalError::Unexpected(
+                        "too many messages before the admission",
+                    ))
+                }
+            }
+        };
+        self.pending.extend(kept);
+        answer
+    }
+
     /// Closes the connection, telling the relay at once.
-    pub async fn close(&self, reason: &[u8]) {
-        self.link.close(reason).await;
+    pub async fn close(&mut self, reason: &[u8]) {
+        match &self.quic {
+            Some(link) => link.close(reason).await,
+            None => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.send.shutdown()).await;
+            }
+        }
     }
 }
 
 /// How a pairing ended for this side, when the connection to the relay itself still works.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PairingEnd {
-    /// The peer proved the code; pin this certificate.
-    Verified(CertFingerprint),
+    /// The peer proved the code; accept or dial only this endpoint.
+    Verified(PeerEndpoint),
     /// The peer's confirmation did not match: wrong code, or names told differently.
     WrongCode,
     /// The relay says the other side left, or the peer went quiet.
@@ -98,13 +163,13 @@ pub enum PairingEnd {
 }
 
 /// Drives one pairing (number `pairing`) over the relay until it ends. `own` is this side's
-/// certificate fingerprint; `first` is the message [`Pairing::start`] returned.
+/// endpoint; `first` is the message [`Pairing::start`] returned.
 pub async fn drive_pairing(
     relay: &mut RelayClient,
     pairing_id: u64,
     mut pairing: Pairing,
     first: Vec<u8>,
-    own: CertFingerprint,
+    own: &PeerEndpoint,
 ) -> Result<PairingEnd, SignalError> {
     relay
         .send(&ToRelay::Pairing {

@@ -185,6 +185,7 @@ fn headless(
         match ev {
             SessionEvent::Status(s) => println!("status {s}"),
             SessionEvent::Grant(g) => println!("grant {g:?}"),
+            SessionEvent::Path { .. } => {}
             SessionEvent::Frame {
                 seq,
                 encoded_bytes,

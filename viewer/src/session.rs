@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use protocol::consent::Grant;
 use protocol::ids::{SessionCode, TicketNumber};
 use protocol::pairing::{Pairing, PairingContext, Role};
+use protocol::peer::PathKind;
 use protocol::screen::{Framebuffer, ScreenUpdate};
 use protocol::session::{AgentMessage, EndReason, InputEvent, ViewerMessage, MAX_CONTROL_LEN};
 use protocol::signaling::{FromRelay, Refusal, StaffToken, ToRelay};
@@ -14,9 +15,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use transport::config::RelayTrust;
 use transport::framed::{send_frame, FramedRecv};
-use transport::identity::Identity;
+use transport::paths::{current_path, session_key, RelayPaths, SessionEndpoint};
 use transport::relay_client::{drive_pairing, PairingEnd, RelayClient};
-use transport::tunnel::TunnelSocket;
+
+/// How often the session's path is looked at, to show and report changes.
+const PATH_CHECK: Duration = Duration::from_millis(250);
 
 /// What the viewer needs to start.
 pub struct ViewerSettings {
@@ -46,6 +49,8 @@ pub enum SessionEvent {
     Status(String),
     /// The current grant.
     Grant(Grant),
+    /// The path the session takes now, and its round-trip time.
+    Path { kind: PathKind, rtt_ms: u32 },
     /// The screen changed; the framebuffer holds the new state.
     Frame {
         seq: u64,
@@ -98,7 +103,16 @@ pub async fn run(
         bail!("the relay offered PC '{host}' instead of the one asked for: is this your relay?");
     }
     status(&format!("pairing with {host} as {staff}"));
-    let identity = Identity::generate("fernhilfe-viewer")?;
+    // A fresh endpoint key for this session, admitted by the relay for this pairing only.
+    let key = session_key(&mut OsRng);
+    let qad_port = relay
+        .admit_endpoint(pairing_id, *key.public().as_bytes())
+        .await?;
+    let paths = RelayPaths::new(&settings.relay, qad_port, settings.trust.clone())?;
+    // A stalling test viewer advertises almost no room, so it can block the agent's writes.
+    let window = settings.misbehave.then_some(4096);
+    let endpoint = SessionEndpoint::bind(key, &paths, false, window).await?;
+    let own = endpoint.peer_endpoint();
     // What this side was told goes into the key confirmation: if the relay showed the agent
     // another staff name, or this viewer another PC, the pairing fails.
     let context = PairingContext {
@@ -107,16 +121,8 @@ pub async fn run(
         host_name: host,
     };
     let (pairing, first) = Pairing::start(Role::Viewer, &settings.code, context, &mut OsRng);
-    let agent_fp = match drive_pairing(
-        &mut relay,
-        pairing_id,
-        pairing,
-        first,
-        identity.fingerprint(),
-    )
-    .await?
-    {
-        PairingEnd::Verified(fp) => fp,
+    let agent = match drive_pairing(&mut relay, pairing_id, pairing, first, &own).await? {
+        PairingEnd::Verified(peer) => peer,
         PairingEnd::WrongCode | PairingEnd::Refused(Refusal::WrongCode) => {
             return Err(ViewerError::WrongCode.into())
         }
@@ -129,12 +135,17 @@ pub async fn run(
         FromRelay::Refused(r) => return Err(ViewerError::Refused(r).into()),
         _ => bail!("unexpected message from the relay after pairing"),
     }
-    let socket = TunnelSocket::new(relay.link.conn.clone());
-    // A stalling test viewer advertises almost no room, so it can block the agent's writes.
-    let window = settings.misbehave.then_some(4096);
-    let (_endpoint, conn) = transport::config::session_connect(socket, &identity, agent_fp, window)
+    let connected_at = Instant::now();
+    let conn = endpoint
+        .connect_to(&agent, &paths)
         .await
         .context("end-to-end connection to the agent failed")?;
+    println!(
+        "e2e-connected ms={:.1}",
+        connected_at.elapsed().as_secs_f64() * 1000.0
+    );
+    let mut last_path: Option<PathKind> = None;
+    let mut path_tick = tokio::time::interval(PATH_CHECK);
     status("waiting for consent");
     let (mut ctrl_send, ctrl_recv) = conn
         .accept_bi()
@@ -147,7 +158,7 @@ pub async fn run(
     let mut granted_at: Option<Instant> = None;
     let mut first_frame_logged = false;
     let framebuffer = std::sync::Arc::new(std::sync::Mutex::new(Framebuffer::default()));
-    let mut screen: Option<FramedRecv> = None;
+    let mut screen: Option<FramedRecv<transport::paths::RecvStream>> = None;
     let mut record = match &settings.record_plaintext {
         Some(p) => Some(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
@@ -165,6 +176,19 @@ pub async fn run(
     };
     loop {
         tokio::select! {
+            _ = path_tick.tick() => {
+                if let Some((kind, rtt)) = current_path(&conn) {
+                    let rtt_ms = rtt.as_millis().min(u128::from(u32::MAX)) as u32;
+                    if last_path != Some(kind) {
+                        last_path = Some(kind);
+                        println!("path {} rtt_ms={rtt_ms} after_ms={}", kind.label().replace(' ', "_"), connected_at.elapsed().as_millis());
+                        // For the session record; a relay that is gone costs only the report.
+                        let report = ToRelay::PathReport { path: kind, rtt_ms };
+                        let _ = tokio::time::timeout(Duration::from_millis(200), relay.send(&report)).await;
+                    }
+                    let _ = events.send(SessionEvent::Path { kind, rtt_ms });
+                }
+            }
             msg = ctrl_recv.next(), if !stalled => {
                 let Some(msg) = msg.unwrap_or(None) else { end("the agent closed the session".into()); break };
                 record_msg(&msg);
@@ -234,6 +258,7 @@ pub async fn run(
         }
     }
     relay.close(b"done").await;
+    endpoint.close(Duration::from_millis(500)).await;
     Ok(())
 }
 

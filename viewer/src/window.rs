@@ -232,6 +232,7 @@ pub fn run(
     let (mut sw, mut sh) = (1280usize, 800usize);
     let text = TextRenderer::new();
     let mut status = String::from("connecting");
+    let mut path = String::new();
     let mut dirty = true;
     let mut composed: Vec<u32> = Vec::new();
     let mut grant: Option<Grant> = None;
@@ -247,6 +248,13 @@ pub fn run(
                     dirty = true;
                 }
                 SessionEvent::Grant(g) => grant = Some(g),
+                SessionEvent::Path { kind, rtt_ms } => {
+                    let now = format!("{kind} · {rtt_ms} ms");
+                    if path != now {
+                        path = now;
+                        dirty = true;
+                    }
+                }
                 SessionEvent::Frame { framebuffer, .. } => {
                     {
                         let f = framebuffer.lock().unwrap_or_else(|e| e.into_inner());
@@ -274,7 +282,11 @@ pub fn run(
                 &shown,
                 (sw, sh),
                 bar,
-                &format!("{title} · {status}"),
+                &if path.is_empty() {
+                    format!("{title} · {status}")
+                } else {
+                    format!("{title} · {status} · {path}")
+                },
                 &text,
             );
             window.update_with_buffer(&composed, sw, sh + bar)?;

@@ -177,12 +177,13 @@ async fn fake_registrations(
     }
     // Close them all and let the closes reach the relay, so the next run starts clean.
     let clients = std::mem::take(&mut *held.lock().unwrap());
-    for c in &clients {
-        c.link.conn.close(0u32.into(), b"flood over");
-    }
+    let closes: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| tokio::spawn(async move { c.close(b"flood over").await }))
+        .collect();
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        for c in &clients {
-            c.link.endpoint.wait_idle().await;
+        for c in closes {
+            let _ = c.await;
         }
     })
     .await;
@@ -224,6 +225,6 @@ async fn bad_staff_tokens(
             Ok(Ok(_)) => count(t, "bad token: ACCEPTED (must never happen)"),
             _ => count(t, "bad token: no answer"),
         }
-        client.link.conn.close(0u32.into(), b"done");
+        client.close(b"done").await;
     }
 }

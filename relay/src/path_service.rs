@@ -1,0 +1,223 @@
+//! The session paths the relay offers: an embedded iroh relay service on TCP (HTTPS, with the
+//! relay's own pinned certificate), carrying end-to-end packets it cannot read between
+//! endpoints it admitted, and QUIC address discovery on UDP, which tells an endpoint the
+//! address its NAT shows the world so the two sides can punch through.
+//!
+//! Only endpoint ids that a side named for a running pairing are admitted ([`SessionAdmission`]),
+//! so the relay is no free relay for strangers' traffic.
+
+use crate::admission::Admission;
+use iroh::EndpointId;
+use iroh_relay::server::http_server::{Handlers, RelayService, TlsConfig};
+use iroh_relay::server::{
+    Access, AccessControl, ClientRequest, ConnectionId, Metrics, QuicConfig, Server, ServerConfig,
+};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use transport::identity::Identity;
+
+/// A TCP connection must complete TLS and the relay handshake this fast.
+const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Endpoint keys whose signatures the relay remembers having checked.
+const KEY_CACHE_CAPACITY: usize = 1024;
+
+/// The endpoint ids admitted to the relay path, each while something holds its guard.
+#[derive(Debug, Default)]
+pub struct SessionAdmission {
+    admitted: Mutex<HashMap<EndpointId, usize>>,
+}
+
+/// Keeps one endpoint id admitted until dropped.
+pub struct AdmittedEndpoint {
+    id: EndpointId,
+    admission: Arc<SessionAdmission>,
+}
+
+impl SessionAdmission {
+    /// Admits `id` (32 bytes as the pairing named it) while the returned guard lives; `None`
+    /// if the bytes are no valid endpoint id.
+    pub fn admit(self: &Arc<Self>, id: &[u8; 32]) -> Option<AdmittedEndpoint> {
+        let id = EndpointId::from_bytes(id).ok()?;
+        tracing::info!(endpoint = %id.fmt_short(), "endpoint admitted to the relay path");
+        *self.lock().entry(id).or_insert(0) += 1;
+        Some(AdmittedEndpoint {
+            id,
+            admission: self.clone(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<EndpointId, usize>> {
+        self.admitted.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_admitted(&self, id: &EndpointId) -> bool {
+        self.lock().contains_key(id)
+    }
+}
+
+impl Drop for AdmittedEndpoint {
+    fn drop(&mut self) {
+        let mut m = self.admission.lock();
+        if let Some(n) = m.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.id);
+            }
+        }
+    }
+}
+
+impl AccessControl for SessionAdmission {
+    async fn on_connect(&self, request: &ClientRequest) -> Access {
+        if self.is_admitted(&request.endpoint_id()) {
+            Access::Allow
+        } else {
+            tracing::info!(endpoint = %request.endpoint_id().fmt_short(), "relay path refused to an endpoint no pairing named");
+            Access::Deny {
+                reason: Some("endpoint not admitted".into()),
+            }
+        }
+    }
+
+    fn on_disconnect(&self, _endpoint_id: EndpointId, _connection_id: ConnectionId) {}
+}
+
+/// The running path service.
+pub struct PathService {
+    relay: RelayService,
+    tls: TlsConfig,
+    admission: Arc<SessionAdmission>,
+    /// Kept for its lifetime: the address discovery server.
+    _qad: Option<Server>,
+    qad_port: u16,
+}
+
+impl PathService {
+    /// Starts the service with the relay's identity; address discovery on `qad` (UDP) if given.
+    pub async fn start(id: &Identity, qad: Option<SocketAddr>) -> anyhow::Result<Self> {
+        let tls = Arc::new(server_tls(id)?);
+        let admission = Arc::new(SessionAdmission::default());
+        let mut handlers = Handlers::default();
+        // iroh's endpoints measure the relay's latency over HTTPS with this probe, also when
+        // UDP is blocked.
+        handlers.insert(
+            (hyper_method_get(), iroh_relay::http::RELAY_PROBE_PATH),
+            Box::new(|_req, res| {
+                res.status(200)
+                    .body(Box::new(http_body_util::Full::new(bytes::Bytes::new())) as _)
+                    .map_err(|e| Box::new(e) as _)
+            }),
+        );
+        let relay = RelayService::new(
+            handlers,
+            Default::default(),
+            None,
+            iroh_relay::KeyCache::new(KEY_CACHE_CAPACITY),
+            admission.clone(),
+            Arc::new(Metrics::default()),
+        );
+        let (qad_server, qad_port) = match qad {
+            Some(addr) => {
+                let mut cfg = ServerConfig::default();
+                let mut quic = QuicConfig::new(addr);
+                quic.server_config = Some((*tls).clone());
+                cfg.quic = Some(quic);
+                let server = Server::spawn(cfg).await.map_err(|e| {
+                    anyhow::anyhow!("cannot start address discovery on UDP {addr}: {e}")
+                })?;
+                let port = server.quic_addr().map(|a| a.port()).unwrap_or(0);
+                (Some(server), port)
+            }
+            None => (None, 0),
+        };
+        Ok(Self {
+            relay,
+            tls: TlsConfig::new(tls),
+            admission,
+            _qad: qad_server,
+            qad_port,
+        })
+    }
+
+    /// Who may use the relay path.
+    pub fn admission(&self) -> Arc<SessionAdmission> {
+        self.admission.clone()
+    }
+
+    /// The UDP port of address discovery (0: off).
+    pub fn qad_port(&self) -> u16 {
+        self.qad_port
+    }
+
+    /// Serves HTTPS connections from `listener`, each counted against its address.
+    pub async fn serve_tcp(self: Arc<Self>, listener: TcpListener, limits: Admission) {
+        loop {
+            let (stream, remote) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "TCP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Some(ticket) = limits.admit(remote.ip()) else {
+                tracing::debug!(%remote, "too many connections from this address");
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let service = self.clone();
+            tokio::spawn(async move {
+                let _ticket = ticket;
+                service
+                    .relay
+                    .clone()
+                    .handle_connection(stream, Some(service.tls.clone()), ESTABLISH_TIMEOUT)
+                    .await;
+            });
+        }
+    }
+
+    /// Disconnects every relayed endpoint.
+    pub async fn shutdown(&self) {
+        self.relay.shutdown().await;
+    }
+}
+
+fn hyper_method_get() -> http::Method {
+    http::Method::GET
+}
+
+/// The relay's TLS server settings for HTTPS and address discovery: its own certificate, the
+/// one agents and viewers pin.
+fn server_tls(id: &Identity) -> anyhow::Result<rustls::ServerConfig> {
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])?
+    .with_no_client_auth()
+    .with_single_cert(id.chain.clone(), id.key.clone_key())?;
+    // No ALPN: iroh's relay client offers none, and a list here would refuse other clients.
+    tls.alpn_protocols.clear();
+    Ok(tls)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_lasts_while_a_guard_lives() {
+        let a = Arc::new(SessionAdmission::default());
+        let key = iroh::SecretKey::from_bytes(&[9; 32]).public();
+        let g1 = a.admit(key.as_bytes()).unwrap();
+        let g2 = a.admit(key.as_bytes()).unwrap();
+        assert!(a.is_admitted(&key));
+        drop(g1);
+        assert!(a.is_admitted(&key));
+        drop(g2);
+        assert!(!a.is_admitted(&key));
+    }
+}

@@ -1,0 +1,256 @@
+//! The session's end-to-end connection and the paths under it, on iroh.
+//!
+//! Each side binds an [`iroh::Endpoint`] per session with a fresh key. The pairing confirms each
+//! side's endpoint id under the code's key ([`protocol::pairing`]), so the agent accepts only
+//! the viewer's id and the viewer dials only the agent's: iroh's TLS proves the id on every
+//! path. The connection starts on our relay's path (HTTPS/WebSocket over TCP, which passes
+//! firewalls that block UDP) and moves to a direct UDP path when hole punching works, without
+//! the session noticing.
+//!
+//! No third-party services: the endpoint knows only our relay (whose certificate is pinned as
+//! for the control connection), does no DNS or pkarr address lookup, and has no port mapping.
+
+use crate::config::RelayTrust;
+use crate::pinning::PinnedCertificate;
+use crate::TransportError;
+use iroh::endpoint::{presets, IdleTimeout, QuicTransportConfig, VarInt};
+use iroh::tls::CaTlsConfig;
+use iroh::{
+    Endpoint, EndpointAddr, EndpointId, RelayConfig, RelayMap, RelayMode, RelayUrl, SecretKey,
+    TransportAddr,
+};
+use protocol::peer::{PathKind, PeerEndpoint, MAX_DIRECT_ADDRS};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use iroh::endpoint::{Connection, RecvStream, SendStream};
+
+/// How long the session may be silent on every path before it is dead; keep-alives go well
+/// under the UDP timeouts of school NATs, so a punched hole stays open.
+const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+const SESSION_KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Receive windows: room for a few full-screen updates in flight.
+const SESSION_STREAM_WINDOW: u32 = 16 << 20;
+/// Longest wait for the end-to-end handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where the relay's path service is, as agent and viewer reach it.
+#[derive(Debug, Clone)]
+pub struct RelayPaths {
+    /// `https://host:port`: the relay path (TCP) and its probes.
+    pub url: RelayUrl,
+    /// UDP port of the relay's address discovery (0: none).
+    pub qad_port: u16,
+    /// How the relay's certificate is checked, as for the control connection.
+    pub trust: RelayTrust,
+}
+
+impl RelayPaths {
+    /// The relay at `addr` (`host:port`, the address of the control connection; the path
+    /// service listens on the same TCP port).
+    pub fn new(addr: &str, qad_port: u16, trust: RelayTrust) -> Result<Self, TransportError> {
+        let url: RelayUrl = format!("https://{addr}")
+            .parse()
+            .map_err(|e| TransportError::Certificate(format!("relay address {addr}: {e}")))?;
+        Ok(Self {
+            url,
+            qad_port,
+            trust,
+        })
+    }
+}
+
+/// Makes a session key from 32 random bytes the caller provides.
+pub fn session_key(rng: &mut impl rand_core::CryptoRngCore) -> SecretKey {
+    let mut bytes = [0u8; 32];
+    rng.fill_bytes(&mut bytes);
+    SecretKey::from_bytes(&bytes)
+}
+
+/// One side's endpoint for one session.
+pub struct SessionEndpoint {
+    ep: Endpoint,
+}
+
+/// Why the end-to-end connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("could not open the session endpoint: {0}")]
+    Bind(String),
+    #[error("the peer did not open the encrypted connection within {} s", HANDSHAKE_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("the end-to-end connection failed: {0}")]
+    Connect(String),
+    #[error("the peer's endpoint id is not valid")]
+    BadId,
+}
+
+impl SessionEndpoint {
+    /// Binds an endpoint with `key` that uses only `relay`; `accept` makes it take the
+    /// session's connections (the agent). `stream_window` overrides the receive window
+    /// (tests play a viewer that grants the agent no room).
+    pub async fn bind(
+        key: SecretKey,
+        relay: &RelayPaths,
+        accept: bool,
+        stream_window: Option<u32>,
+    ) -> Result<Self, PathError> {
+        let window = stream_window.unwrap_or(SESSION_STREAM_WINDOW);
+        let transport = QuicTransportConfig::builder()
+            .max_idle_timeout(Some(
+                IdleTimeout::try_from(SESSION_IDLE_TIMEOUT).expect("idle timeout fits"),
+            ))
+            .keep_alive_interval(SESSION_KEEP_ALIVE)
+            .max_concurrent_uni_streams(VarInt::from_u32(1))
+            .max_concurrent_bidi_streams(VarInt::from_u32(1))
+            .stream_receive_window(VarInt::from_u32(window))
+            .receive_window(VarInt::from_u32(window.saturating_mul(2)))
+            .send_window(32 << 20)
+            .build();
+        let quic = (relay.qad_port != 0).then(|| iroh_relay::RelayQuicConfig::new(relay.qad_port));
+        let map = RelayMap::from(RelayConfig::new(relay.url.clone(), quic));
+        let mut builder = Endpoint::builder(presets::Minimal)
+            .secret_key(key)
+            .relay_mode(RelayMode::Custom(map))
+            .ca_tls_config(ca_tls(&relay.trust).map_err(|e| PathError::Bind(e.to_string()))?)
+            .transport_config(transport);
+        if accept {
+            builder = builder.alpns(vec![protocol::SESSION_ALPN.to_vec()]);
+        }
+        let ep = builder
+            .bind()
+            .await
+            .map_err(|e| PathError::Bind(e.to_string()))?;
+        Ok(Self { ep })
+    }
+
+    /// This side's id and direct addresses, for the pairing confirmation.
+    pub fn peer_endpoint(&self) -> PeerEndpoint {
+        let addr = self.ep.addr();
+        let direct_addrs = addr
+            .ip_addrs()
+            .copied()
+            .filter(|a| !a.ip().is_unspecified())
+            .take(MAX_DIRECT_ADDRS)
+            .collect();
+        PeerEndpoint {
+            id: *self.ep.id().as_bytes(),
+            direct_addrs,
+        }
+    }
+
+    /// This endpoint's id, as the relay admits it.
+    pub fn id(&self) -> [u8; 32] {
+        *self.ep.id().as_bytes()
+    }
+
+    /// Waits for the connection from `peer` (the id the pairing confirmed); connections from
+    /// any other id are closed unread.
+    pub async fn accept_from(&self, peer: &PeerEndpoint) -> Result<Connection, PathError> {
+        let expected = EndpointId::from_bytes(&peer.id).map_err(|_| PathError::BadId)?;
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+            loop {
+                let incoming = self
+                    .ep
+                    .accept()
+                    .await
+                    .ok_or_else(|| PathError::Connect("endpoint closed".into()))?;
+                let conn = match incoming.await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::info!(error = %e, "end-to-end handshake failed");
+                        continue;
+                    }
+                };
+                if conn.remote_id() == expected {
+                    return Ok(conn);
+                }
+                tracing::warn!("connection from an endpoint the pairing did not confirm, closed");
+                conn.close(VarInt::from_u32(2), b"not paired");
+            }
+        })
+        .await
+        .map_err(|_| PathError::Timeout)?
+    }
+
+    /// Dials `peer` (the id the pairing confirmed) over the relay and its direct addresses.
+    pub async fn connect_to(
+        &self,
+        peer: &PeerEndpoint,
+        relay: &RelayPaths,
+    ) -> Result<Connection, PathError> {
+        let id = EndpointId::from_bytes(&peer.id).map_err(|_| PathError::BadId)?;
+        let addr = EndpointAddr::new(id)
+            .with_relay_url(relay.url.clone())
+            .with_addrs(peer.direct_addrs.iter().map(|a| TransportAddr::Ip(*a)));
+        tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            self.ep.connect(addr, protocol::SESSION_ALPN),
+        )
+        .await
+        .map_err(|_| PathError::Timeout)?
+        .map_err(|e| PathError::Connect(e.to_string()))
+    }
+
+    /// Closes every connection and the endpoint, waiting at most `limit`.
+    pub async fn close(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.ep.close()).await;
+    }
+}
+
+fn ca_tls(trust: &RelayTrust) -> Result<CaTlsConfig, TransportError> {
+    Ok(match trust {
+        RelayTrust::Pinned(fp) => {
+            let fp = *fp;
+            CaTlsConfig::custom_server_cert_verifier(Arc::new(move |_provider| {
+                let v: Arc<dyn rustls::client::danger::ServerCertVerifier> =
+                    PinnedCertificate::new(fp);
+                Ok(v)
+            }))
+        }
+        RelayTrust::CaFile(path) => CaTlsConfig::custom_roots(crate::config::ca_file_roots(path)?),
+    })
+}
+
+/// The path a connection's data takes now, and its round-trip time.
+pub fn current_path(conn: &Connection) -> Option<(PathKind, Duration)> {
+    let paths = conn.paths();
+    let selected = paths.iter().find(|p| p.is_selected())?;
+    let kind = match selected.remote_addr() {
+        TransportAddr::Ip(remote) => match selected.local_addr() {
+            iroh::endpoint::LocalTransportAddr::Ip(Some(local))
+                if same_network(*local, remote.ip()) =>
+            {
+                PathKind::DirectLan
+            }
+            _ => PathKind::Direct,
+        },
+        _ => PathKind::Relayed,
+    };
+    Some((kind, selected.rtt()))
+}
+
+/// Whether two addresses share a local network (IPv4 /24, IPv6 /64): a direct path between
+/// them does not cross a NAT.
+fn same_network(a: IpAddr, b: IpAddr) -> bool {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => a.octets()[..3] == b.octets()[..3],
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.octets()[..8] == b.octets()[..8],
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lan_is_same_subnet_only() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(same_network(ip("10.1.0.2"), ip("10.1.0.3")));
+        assert!(!same_network(ip("10.1.0.2"), ip("203.0.113.2")));
+        assert!(same_network(ip("2001:db8::1"), ip("2001:db8::2")));
+        assert!(!same_network(ip("2001:db8::1"), ip("10.1.0.2")));
+    }
+}
