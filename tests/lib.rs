@@ -618,7 +618,13 @@ pub fn viewer(
 
 /// Starts the probe on `display` and waits until its picture is up.
 pub fn probe(display: &Display, dir: &Path) -> Proc {
+    probe_with(display, dir, &[])
+}
+
+/// The probe with extra arguments (`--echo`: key presses repaint a corner square).
+pub fn probe_with(display: &Display, dir: &Path, args: &[&str]) -> Proc {
     let mut cmd = Command::new(bin_dir().join("xprobe"));
+    cmd.args(args);
     cmd.env("DISPLAY", &display.name);
     let p = Proc::spawn("xprobe", cmd, dir);
     p.wait_line("ready", Duration::from_secs(10));

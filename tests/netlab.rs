@@ -127,6 +127,9 @@ impl Lab {
             "bridge",
         ]);
         run(&["ip", "-n", &lab.public, "link", "set", "br0", "up"]);
+        // The public namespace also routes between the sides' public networks, so PCs without
+        // NAT reach each other as on the internet.
+        ns(&lab.public, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         run(&[
             "ip",
             "-n",
@@ -252,6 +255,8 @@ impl Lab {
             &format!("10.0.{net}.1"),
         ]);
         ns(r, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        // The public segment is the internet: everything not local goes there.
+        run(&["ip", "-n", r, "route", "add", "default", "via", RELAY_IP]);
         match router {
             Router::NoNat => {
                 // The public side reaches the PC through its router.
@@ -314,6 +319,29 @@ impl Lab {
                 }
             }
         }
+    }
+
+    /// The namespace of the agent's router (`agent_side`) or the viewer's.
+    pub fn router(&self, agent_side: bool) -> &str {
+        if agent_side {
+            &self.agent_router
+        } else {
+            &self.viewer_router
+        }
+    }
+
+    /// The router's interface to the public segment.
+    pub fn wan(&self, agent_side: bool) -> &'static str {
+        if agent_side {
+            "wana"
+        } else {
+            "wanv"
+        }
+    }
+
+    /// Runs `args` in namespace `ns`; panics if it fails.
+    pub fn exec(&self, ns_name: &str, args: &[&str]) {
+        ns(ns_name, args);
     }
 
     /// `cmd` run inside namespace `ns` (program, arguments and environment kept).

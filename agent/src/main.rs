@@ -18,6 +18,7 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use texts::Lang;
 use transport::config::RelayTrust;
+use transport::signal_tcp::SignalTransport;
 
 /// Name of the config file a school keeps next to the agent binary.
 const CONFIG_NEXT_TO_BINARY: &str = "fernhilfe-agent.toml";
@@ -41,6 +42,10 @@ struct Cli {
     /// PEM file of CA certificates, for a relay with a CA-issued certificate (instead of a fingerprint)
     #[arg(long)]
     relay_ca: Option<PathBuf>,
+    /// How to reach the relay: auto (QUIC, TLS over TCP if UDP is blocked), quic or tcp
+    /// [default: auto]
+    #[arg(long)]
+    relay_transport: Option<SignalTransport>,
     /// Language of the windows [default: from the locale, German unless it is English]
     #[arg(long, value_enum)]
     lang: Option<Lang>,
@@ -58,6 +63,7 @@ struct ConfigFile {
     relay: Option<String>,
     relay_fingerprint: Option<String>,
     relay_ca: Option<PathBuf>,
+    relay_transport: Option<SignalTransport>,
     lang: Option<Lang>,
 }
 
@@ -137,6 +143,10 @@ fn real_main() -> Result<()> {
     let settings = session::AgentSettings {
         relay,
         trust,
+        signal: cli
+            .relay_transport
+            .or(cfg.relay_transport)
+            .unwrap_or_default(),
         ticket,
         host_name,
         delay_scale: test_delay_scale(),

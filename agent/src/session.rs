@@ -27,6 +27,7 @@ use transport::paths::{
     current_path, session_key, Connection, RelayPaths, SendStream, SessionEndpoint,
 };
 use transport::relay_client::{drive_pairing, PairingEnd, RelayClient, SignalError};
+use transport::signal_tcp::{connect_signaling, SignalTransport};
 
 /// How long the person at the PC has to answer the consent dialog.
 const CONSENT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -47,6 +48,8 @@ const LOCKED_MESSAGE_TIME: Duration = Duration::from_secs(600);
 pub struct AgentSettings {
     pub relay: String,
     pub trust: RelayTrust,
+    /// Over which transport signaling reaches the relay.
+    pub signal: SignalTransport,
     pub ticket: TicketNumber,
     pub host_name: String,
     /// Multiplies the agent's waits after wrong codes (1.0; tests shorten them).
@@ -89,7 +92,10 @@ impl Waiting<'_> {
 
 /// Connects to the relay and registers; returns the client and how often to renew.
 async fn register(settings: &AgentSettings) -> Result<(RelayClient, Duration)> {
-    let mut relay = RelayClient::connect(&settings.relay, &settings.trust).await?;
+    let mut relay = connect_signaling(&settings.relay, &settings.trust, settings.signal).await?;
+    if relay.over_tcp() {
+        status("signaling over tcp");
+    }
     relay
         .send(&ToRelay::RegisterAgent {
             version: protocol::PROTOCOL_VERSION,

@@ -20,6 +20,8 @@ use transport::identity::Identity;
 
 /// Default UDP listen address: QUIC on 443 passes most school and company firewalls.
 const DEFAULT_LISTEN: &str = "0.0.0.0:443";
+/// Signaling streams over TCP waiting to be served; more are refused until these are taken.
+const SIGNAL_BACKLOG: usize = 64;
 
 #[derive(Parser)]
 #[command(
@@ -230,13 +232,28 @@ async fn serve(
     let tcp = tokio::net::TcpListener::bind(tcp_addr)
         .await
         .with_context(|| format!("cannot listen on TCP {tcp_addr}: is the port in use?"))?;
-    let paths = Arc::new(path_service::PathService::start(&id, Some(qad_listen)).await?);
+    let (signal_tx, mut signal_rx) = tokio::sync::mpsc::channel(SIGNAL_BACKLOG);
+    let paths = Arc::new(path_service::PathService::start(&id, Some(qad_listen), signal_tx).await?);
     let admission =
         admission::Admission::new(limits.max_connections_per_address, limits.max_connections);
     let hello_timeout = limits.hello_timeout();
     let state =
         rendezvous::Rendezvous::new(state_dir, limits, paths.admission(), paths.qad_port())?;
     tokio::spawn(paths.clone().serve_tcp(tcp, admission.clone()));
+    // Signaling that came over TCP is served like signaling over QUIC.
+    let tcp_state = state.clone();
+    tokio::spawn(async move {
+        while let Some(s) = signal_rx.recv().await {
+            let state = tcp_state.clone();
+            tokio::spawn(async move {
+                let _ticket = s.ticket;
+                let (r, w) = tokio::io::split(s.stream);
+                if let Err(e) = state.serve_stream(s.remote, Box::new(w), Box::new(r)).await {
+                    tracing::info!(remote = %s.remote, reason = %e, "client disconnected");
+                }
+            });
+        }
+    });
     println!("fernhilfe-relay listening on tcp {tcp_addr}");
     println!(
         "fernhilfe-relay address discovery on udp port {}",

@@ -5,8 +5,12 @@
 //!
 //! Only endpoint ids that a side named for a running pairing are admitted ([`SessionAdmission`]),
 //! so the relay is no free relay for strangers' traffic.
+//!
+//! The same HTTPS listener also takes signaling where UDP is blocked: an HTTP/1.1 upgrade at
+//! [`transport::signal_tcp::SIGNAL_PATH`] hands the TLS stream to the rendezvous, which serves
+//! it as it serves a QUIC signaling stream.
 
-use crate::admission::Admission;
+use crate::admission::{Admission, AdmissionTicket};
 use iroh::EndpointId;
 use iroh_relay::server::http_server::{Handlers, RelayService, TlsConfig};
 use iroh_relay::server::{
@@ -17,7 +21,22 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use transport::identity::Identity;
+use transport::signal_tcp::{SIGNAL_PATH, SIGNAL_UPGRADE};
+
+/// A signaling stream that arrived over TCP: who sent it, the stream, and the admission ticket
+/// that counts it against its address while it lives.
+pub struct TcpSignaling {
+    pub remote: SocketAddr,
+    pub stream: hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>,
+    pub ticket: Arc<AdmissionTicket>,
+}
+
+tokio::task_local! {
+    /// The TCP connection a request came on, for the upgrade handler.
+    static CONNECTION: (SocketAddr, Arc<AdmissionTicket>);
+}
 
 /// A TCP connection must complete TLS and the relay handshake this fast.
 const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,16 +116,60 @@ pub struct PathService {
 
 impl PathService {
     /// Starts the service with the relay's identity; address discovery on `qad` (UDP) if given.
-    pub async fn start(id: &Identity, qad: Option<SocketAddr>) -> anyhow::Result<Self> {
+    /// Signaling streams upgraded from HTTPS go to `signaling`.
+    pub async fn start(
+        id: &Identity,
+        qad: Option<SocketAddr>,
+        signaling: mpsc::Sender<TcpSignaling>,
+    ) -> anyhow::Result<Self> {
         let tls = Arc::new(server_tls(id)?);
         let admission = Arc::new(SessionAdmission::default());
         let mut handlers = Handlers::default();
         // iroh's endpoints measure the relay's latency over HTTPS with this probe, also when
         // UDP is blocked.
         handlers.insert(
-            (hyper_method_get(), iroh_relay::http::RELAY_PROBE_PATH),
+            (http::Method::GET, iroh_relay::http::RELAY_PROBE_PATH),
             Box::new(|_req, res| {
                 res.status(200)
+                    .body(Box::new(http_body_util::Full::new(bytes::Bytes::new())) as _)
+                    .map_err(|e| Box::new(e) as _)
+            }),
+        );
+        handlers.insert(
+            (http::Method::GET, SIGNAL_PATH),
+            Box::new(move |mut req, res| {
+                let wants = req
+                    .headers()
+                    .get(http::header::UPGRADE)
+                    .is_some_and(|v| v.as_bytes() == SIGNAL_UPGRADE.as_bytes());
+                let conn = CONNECTION.try_with(|c| c.clone()).ok();
+                let (true, Some((remote, ticket))) = (wants, conn) else {
+                    return res
+                        .status(400)
+                        .body(Box::new(http_body_util::Full::new(bytes::Bytes::new())) as _)
+                        .map_err(|e| Box::new(e) as _);
+                };
+                let upgrade = hyper::upgrade::on(&mut req);
+                let signaling = signaling.clone();
+                tokio::spawn(async move {
+                    match upgrade.await {
+                        Ok(up) => {
+                            let stream = hyper_util::rt::TokioIo::new(up);
+                            let s = TcpSignaling {
+                                remote,
+                                stream,
+                                ticket,
+                            };
+                            if signaling.try_send(s).is_err() {
+                                tracing::warn!(%remote, "signaling over TCP dropped: relay busy");
+                            }
+                        }
+                        Err(e) => tracing::debug!(%remote, error = %e, "signaling upgrade failed"),
+                    }
+                });
+                res.status(101)
+                    .header(http::header::CONNECTION, "upgrade")
+                    .header(http::header::UPGRADE, SIGNAL_UPGRADE)
                     .body(Box::new(http_body_util::Full::new(bytes::Bytes::new())) as _)
                     .map_err(|e| Box::new(e) as _)
             }),
@@ -169,14 +232,14 @@ impl PathService {
             };
             let _ = stream.set_nodelay(true);
             let service = self.clone();
-            tokio::spawn(async move {
-                let _ticket = ticket;
+            let ticket = Arc::new(ticket);
+            tokio::spawn(CONNECTION.scope((remote, ticket), async move {
                 service
                     .relay
                     .clone()
                     .handle_connection(stream, Some(service.tls.clone()), ESTABLISH_TIMEOUT)
                     .await;
-            });
+            }));
         }
     }
 
@@ -184,10 +247,6 @@ impl PathService {
     pub async fn shutdown(&self) {
         self.relay.shutdown().await;
     }
-}
-
-fn hyper_method_get() -> http::Method {
-    http::Method::GET
 }
 
 /// The relay's TLS server settings for HTTPS and address discovery: its own certificate, the

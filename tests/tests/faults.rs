@@ -18,6 +18,23 @@ fn setup(name: &str) -> (std::path::PathBuf, Display, Relay, Proc) {
     (dir, display, relay, agent)
 }
 
+/// Reads the relay's answer to a hostile message: it must be the protocol-violation refusal.
+async fn expect_protocol_violation<R: tokio::io::AsyncRead + Unpin>(
+    recv: &mut transport::framed::FramedRecv<R>,
+) {
+    use protocol::signaling::{FromRelay, Refusal};
+    let answer = tokio::time::timeout(Duration::from_secs(5), recv.next())
+        .await
+        .expect("relay answers");
+    match answer {
+        Ok(Some(f)) => assert_eq!(
+            FromRelay::decode(&f).unwrap(),
+            FromRelay::Refused(Refusal::ProtocolViolation)
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
 fn wrong_code(code: &str) -> String {
     let digits: String = code.chars().filter(char::is_ascii_digit).collect();
     let n: u32 = digits.parse().unwrap();
@@ -227,7 +244,6 @@ fn garbage_peers_are_disconnected_and_others_unaffected() {
     let fp: protocol::fingerprint::CertFingerprint = relay.fingerprint.parse().unwrap();
     let trust = transport::config::RelayTrust::Pinned(fp);
     rt.block_on(async {
-        use protocol::signaling::{FromRelay, Refusal};
         // 1. Garbage as first message.
         for payload in [
             vec![0xFFu8, 1, 2, 3],
@@ -247,16 +263,7 @@ fn garbage_peers_are_disconnected_and_others_unaffected() {
                 send.write_all(&payload).await.unwrap();
             }
             let mut recv = transport::framed::FramedRecv::new(recv, 4096);
-            let answer = tokio::time::timeout(Duration::from_secs(5), recv.next())
-                .await
-                .expect("relay answers");
-            match answer {
-                Ok(Some(f)) => assert_eq!(
-                    FromRelay::decode(&f).unwrap(),
-                    FromRelay::Refused(Refusal::ProtocolViolation)
-                ),
-                other => panic!("expected a refusal, got {other:?}"),
-            }
+            expect_protocol_violation(&mut recv).await;
             let closed = tokio::time::timeout(Duration::from_secs(5), conn.closed())
                 .await
                 .expect("relay closes the connection");
@@ -365,4 +372,82 @@ fn closing_the_consent_dialog_declines() {
         "{:?}",
         s.agent.lines()
     );
+}
+
+/// Signaling over TLS on TCP, forced with `--relay-transport tcp`: a session pairs over it
+/// end to end; a wrong pin is refused on it as over QUIC; garbage and an oversized length on
+/// an upgraded stream are refused with a reason and the connection closed.
+#[test]
+fn signaling_over_tcp_is_forceable_pinned_and_bounded() {
+    if !tools("signaling_over_tcp_is_forceable_pinned_and_bounded") {
+        return;
+    }
+    let dir = temp_dir("tcp_signaling");
+    let display = Display::start(1280, 800);
+    let relay = Relay::start(&dir);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fp: protocol::fingerprint::CertFingerprint = relay.fingerprint.parse().unwrap();
+    let trust = transport::config::RelayTrust::Pinned(fp);
+    rt.block_on(async {
+        use tokio::io::AsyncWriteExt;
+        use transport::signal_tcp::{tcp, upgraded_stream};
+        let fake: protocol::fingerprint::CertFingerprint =
+            ("AA:".repeat(31) + "AA").parse().unwrap();
+        let wrong = tcp(&relay.addr, &transport::config::RelayTrust::Pinned(fake)).await;
+        let err = wrong
+            .err()
+            .expect("a wrong pin must be refused")
+            .to_string();
+        assert!(err.contains(&relay.fingerprint), "{err}");
+        for garbage in [true, false] {
+            let mut stream = upgraded_stream(&relay.addr, &trust).await.unwrap();
+            if garbage {
+                transport::framed::send_frame(&mut stream, &[0xFF, 1, 2, 3])
+                    .await
+                    .unwrap();
+            } else {
+                // A length prefix announcing 10 MB: refused before anything is buffered.
+                stream
+                    .write_all(&10_000_000u32.to_be_bytes())
+                    .await
+                    .unwrap();
+            }
+            let mut recv = transport::framed::FramedRecv::new(stream, 4096);
+            expect_protocol_violation(&mut recv).await;
+            let end = tokio::time::timeout(Duration::from_secs(5), recv.next())
+                .await
+                .expect("relay closes the stream");
+            assert!(
+                !matches!(end, Ok(Some(_))),
+                "nothing may follow the refusal"
+            );
+        }
+    });
+    let agent = agent(
+        &relay,
+        &display,
+        "4711",
+        "PC-12",
+        &dir,
+        &["--relay-transport", "tcp"],
+    );
+    agent.wait_line("signaling over tcp", T);
+    let code = current_code(&agent);
+    let mut v = viewer(
+        &relay,
+        &relay.token,
+        "4711",
+        &code,
+        &dir,
+        &["--relay-transport", "tcp"],
+    );
+    agent.wait_line("consent asked", T);
+    let (x, y) = button(&agent, "consent", "View");
+    display.click(x, y);
+    v.wait_line("first-frame ms=", T);
+    v.send("end");
+    agent.wait_line("session ended", T);
 }

@@ -1,23 +1,96 @@
 //! Sessions across real Linux NATs in network namespaces (`tests/netlab.rs`): the relay on a
 //! public segment, the agent's PC and the viewer's PC each behind a router. Each test checks
-//! that the NAT it asked for really translated packets, then that a whole session works
-//! across it: consent, frames, and input arriving on the PC. Today every session is relayed;
-//! the path each took is printed (from the relay's audit log).
+//! the NAT behaviour it actually got (the router's MASQUERADE counter), then the path the
+//! session took, then that frames and input flow on that path. Each prints one row of the
+//! figures in `docs/paths.md` (`netlab row: ...`; `scripts/paths_figures.sh` collects them).
 
 use e2e::netlab::{Lab, Router, RELAY_IP};
 use e2e::*;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(30);
+/// How long a session may take to go direct where the NATs allow it.
+const DIRECT_WITHIN: Duration = Duration::from_secs(15);
 
-fn session_across(test: &str, agent_side: Router, viewer_side: Router) {
-    if !require_tools(test, &["Xvfb", "xdotool", "ip", "iptables"]) || !require_root(test) {
-        return;
+/// The path a row must end on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Direct,
+    Relayed,
+    /// Direct if hole punching works, else relayed: the row reports which.
+    Either,
+}
+
+/// A running session across the lab, with the figures measured on the way.
+struct Session {
+    lab: Lab,
+    _display: Display,
+    probe: Proc,
+    relay: Relay,
+    agent: Proc,
+    viewer: Proc,
+    dir: std::path::PathBuf,
+    first_frame_ms: f64,
+    /// From starting the agent to its code on screen (registration, over TCP where UDP is
+    /// blocked).
+    code_shown: Duration,
+}
+
+fn value(line: &str, key: &str) -> Option<f64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Starts a session from agent behind `agent_side` to viewer behind `viewer_side` (with both
+/// WANs limited to 4 Mbit/s and dropping 1 % of packets if `slow_lossy`), up to control
+/// granted and a first frame;
+/// `None` when root or a tool is missing.
+fn start(
+    test: &str,
+    agent_side: Router,
+    viewer_side: Router,
+    agent_args: &[&str],
+    slow_lossy: bool,
+) -> Option<Session> {
+    if !require_tools(test, &["Xvfb", "xdotool", "ip", "iptables", "tc"]) || !require_root(test) {
+        return None;
     }
     let lab = Lab::new(agent_side, viewer_side);
+    if slow_lossy {
+        // This kernel may lack netem: a rate limit (its queue adds delay under load) and
+        // random drops in both directions are built from tbf and iptables, which every router
+        // here has.
+        for agent in [true, false] {
+            let (r, wan) = (lab.router(agent).to_owned(), lab.wan(agent));
+            lab.exec(
+                &r,
+                &[
+                    "tc", "qdisc", "add", "dev", wan, "root", "tbf", "rate", "4mbit", "burst",
+                    "32kbit", "latency", "200ms",
+                ],
+            );
+            lab.exec(
+                &r,
+                &[
+                    "iptables",
+                    "-I",
+                    "FORWARD",
+                    "-m",
+                    "statistic",
+                    "--mode",
+                    "random",
+                    "--probability",
+                    "0.01",
+                    "-j",
+                    "DROP",
+                ],
+            );
+        }
+    }
     let dir = temp_dir(test);
     let display = Display::start(1280, 800);
-    let probe = probe(&display, &dir);
+    let probe = probe_with(&display, &dir, &["--echo"]);
     let relay = Relay::start_at(&dir, "", &format!("{RELAY_IP}:4433"), |c| {
         lab.command_in(&lab.public, &c)
     });
@@ -28,8 +101,11 @@ fn session_across(test: &str, agent_side: Router, viewer_side: Router) {
         &display,
     );
     cmd.args(["--host-name", "PC-12", "--lang", "de"]);
+    cmd.args(agent_args);
+    let agent_started = Instant::now();
     let agent = Proc::spawn("agent", lab.command_in(&lab.agent_host, &cmd), &dir);
     let code = current_code(&agent);
+    let code_shown = agent_started.elapsed();
     let mut cmd = viewer_command(
         &relay.addr,
         ["--relay-fingerprint", &relay.fingerprint],
@@ -38,81 +114,319 @@ fn session_across(test: &str, agent_side: Router, viewer_side: Router) {
         &code,
     );
     cmd.arg("--headless");
-    let mut viewer = Proc::spawn("viewer", lab.command_in(&lab.viewer_host, &cmd), &dir);
+    let viewer = Proc::spawn("viewer", lab.command_in(&lab.viewer_host, &cmd), &dir);
     agent.wait_line("consent asked", T);
     answer_consent(&agent, &display, "Control");
     viewer.wait_line("grant Control", T);
-    viewer.wait_line("frame seq=", T);
-    viewer.send("type netz");
-    for c in ["n", "e", "t", "z"] {
-        probe.wait_line(&format!("key {c}"), T);
+    let first = viewer.wait_line("first-frame ms=", T);
+    Some(Session {
+        first_frame_ms: value(&first, "ms").unwrap_or(f64::NAN),
+        code_shown,
+        lab,
+        _display: display,
+        probe,
+        relay,
+        agent,
+        viewer,
+        dir,
+    })
+}
+
+impl Session {
+    /// The path lines the viewer printed so far: (kind, rtt ms, ms after connecting).
+    fn paths(&self) -> Vec<(String, f64, f64)> {
+        self.viewer
+            .lines()
+            .iter()
+            .filter_map(|l| l.strip_prefix("path "))
+            .map(|l| {
+                let kind = l.split_whitespace().next().unwrap_or("?").to_owned();
+                (
+                    kind,
+                    value(l, "rtt_ms").unwrap_or(f64::NAN),
+                    value(l, "after_ms").unwrap_or(f64::NAN),
+                )
+            })
+            .collect()
     }
-    viewer.send("end");
-    assert_eq!(viewer.wait_exit(T), 0);
-    let audit = relay.audit().join("\n");
-    let path = audit
-        .split("path=")
-        .nth(1)
-        .and_then(|p| p.split('"').next())
-        .unwrap_or("?")
-        .to_owned();
-    println!("{test}: agent {agent_side:?} x viewer {viewer_side:?}: path {path}");
+
+    /// Waits until the viewer reports a direct path; its line, or `None` after `limit`.
+    fn wait_direct(&self, limit: Duration) -> Option<(String, f64, f64)> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(p) = self.paths().into_iter().find(|p| p.0.starts_with("direct")) {
+                return Some(p);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Proves input reaches the PC and the screen comes back, on whatever path is in use now:
+    /// types `word` and waits for every key, then for a frame after that.
+    fn input_and_frames_flow(&mut self, word: &str) -> Duration {
+        let before = self.viewer.lines().len();
+        let t0 = Instant::now();
+        self.viewer.send(&format!("type {word}"));
+        for c in word.chars() {
+            self.probe.wait_line(&format!("key {c}"), T);
+        }
+        self.viewer.wait_line_from(
+            before,
+            |l| l.starts_with("frame seq="),
+            T,
+            "a frame after typing",
+        );
+        t0.elapsed()
+    }
+
+    /// Ends the session from the viewer and checks the relay's record of it.
+    fn end(mut self) -> String {
+        self.viewer.send("end");
+        assert_eq!(self.viewer.wait_exit(T), 0);
+        let _ = &self.agent;
+        let _ = &self.dir;
+        let audit = self.relay.audit().join("\n");
+        assert!(audit.contains("session_started"), "{audit}");
+        assert!(
+            audit.contains("path_changed"),
+            "no path in the record: {audit}"
+        );
+        audit
+    }
+}
+
+/// One row of the lab: checks NAT, path and flow, and prints its figures.
+fn row(test: &str, agent_side: Router, viewer_side: Router, expect: Expect, agent_args: &[&str]) {
+    let Some(mut s) = start(test, agent_side, viewer_side, agent_args, false) else {
+        return;
+    };
     if agent_side != Router::NoNat {
         assert!(
-            lab.agent_router_nat_packets() > 0,
-            "the agent's router translated no packet"
+            s.lab.agent_router_nat_packets() > 0,
+            "the agent's router translated no packet: no NAT was tested"
         );
     }
-    assert!(audit.contains("session_started"), "{audit}");
+    let direct =
+        match expect {
+            Expect::Relayed => None,
+            Expect::Direct => Some(s.wait_direct(DIRECT_WITHIN).unwrap_or_else(|| {
+                panic!("no direct path within {DIRECT_WITHIN:?}: {:?}", s.paths())
+            })),
+            Expect::Either => s.wait_direct(DIRECT_WITHIN),
+        };
+    let paths = s.paths();
+    let relayed_rtt = paths
+        .iter()
+        .find(|p| p.0 == "relayed")
+        .map_or("-".into(), |p| format!("{:.0}", p.1));
+    let latency = s.input_and_frames_flow("netz");
+    let now = s.paths().last().map(|p| p.0.clone()).unwrap_or_default();
+    if expect == Expect::Relayed {
+        assert_eq!(
+            now, "relayed",
+            "a session here must stay relayed: {paths:?}"
+        );
+    }
+    let first_frame = s.first_frame_ms;
+    let code_ms = s.code_shown.as_millis();
+    let signaling = if s.agent.lines().iter().any(|l| l == "signaling over tcp") {
+        "tcp"
+    } else {
+        "quic"
+    };
+    s.end();
+    println!(
+        "netlab row: {test} | agent {agent_side:?} | viewer {viewer_side:?} | path {now} | signaling {signaling} | code after {code_ms} ms | first frame {first_frame:.0} ms | direct after {} | rtt relayed {relayed_rtt} ms | rtt direct {} | typing to frame {} ms",
+        direct.as_ref().map_or("-".into(), |d| format!("{:.0} ms", d.2)),
+        direct.as_ref().map_or("-".into(), |d| format!("{:.0} ms", d.1)),
+        latency.as_millis()
+    );
 }
 
 #[test]
-fn no_nat_on_either_side() {
-    session_across("netlab_no_nat", Router::NoNat, Router::NoNat);
+fn no_nat_on_either_side_goes_direct() {
+    row(
+        "netlab_no_nat",
+        Router::NoNat,
+        Router::NoNat,
+        Expect::Direct,
+        &[],
+    );
 }
 
 #[test]
-fn nat_on_both_sides() {
-    session_across("netlab_nat_nat", Router::Nat, Router::Nat);
+fn nat_on_both_sides_goes_direct() {
+    row(
+        "netlab_nat_nat",
+        Router::Nat,
+        Router::Nat,
+        Expect::Direct,
+        &[],
+    );
 }
 
 #[test]
-fn symmetric_nat_on_both_sides() {
-    session_across(
+fn nat_and_symmetric_nat() {
+    row(
+        "netlab_nat_symmetric",
+        Router::Nat,
+        Router::SymmetricNat,
+        Expect::Either,
+        &[],
+    );
+}
+
+#[test]
+fn symmetric_nat_on_both_sides_stays_relayed() {
+    row(
         "netlab_symmetric",
         Router::SymmetricNat,
         Router::SymmetricNat,
+        Expect::Relayed,
+        &[],
     );
 }
 
-/// Behind a school firewall that blocks UDP the agent cannot reach the relay today (the
-/// TCP/443 path is issue 7's): it must say so clearly and exit, not hang.
+/// A school firewall that blocks UDP: signaling and the session both go over TCP to the
+/// relay, found automatically (no flag).
 #[test]
-fn udp_blocked_fails_with_a_clear_error_for_now() {
-    let test = "netlab_udp_blocked";
-    if !require_tools(test, &["Xvfb", "ip", "iptables"]) || !require_root(test) {
+fn udp_blocked_school_goes_over_tcp() {
+    row(
+        "netlab_udp_blocked",
+        Router::UdpBlocked,
+        Router::Nat,
+        Expect::Relayed,
+        &[],
+    );
+}
+
+#[test]
+fn udp_blocked_on_both_sides_goes_over_tcp() {
+    row(
+        "netlab_udp_blocked_both",
+        Router::UdpBlocked,
+        Router::UdpBlocked,
+        Expect::Relayed,
+        &[],
+    );
+}
+
+/// The direct path is cut mid-session: the session falls back to the relay and goes on, no
+/// input typed after the cut is lost, and once the network heals the session goes direct
+/// again.
+#[test]
+fn direct_path_cut_falls_back_to_the_relay() {
+    let test = "netlab_cut_direct";
+    let Some(mut s) = start(test, Router::Nat, Router::Nat, &[], false) else {
         return;
+    };
+    s.wait_direct(DIRECT_WITHIN)
+        .unwrap_or_else(|| panic!("no direct path to cut: {:?}", s.paths()));
+    s.input_and_frames_flow("vor");
+    // Every UDP packet through the agent's router is dropped from now on: the direct path is
+    // gone, the relay path (TCP) stays.
+    let router = s.lab.router(true).to_owned();
+    s.lab.exec(
+        &router,
+        &["iptables", "-I", "FORWARD", "-p", "udp", "-j", "DROP"],
+    );
+    let cut = Instant::now();
+    let typed = "nachdemschnitt";
+    let latency = s.input_and_frames_flow(typed);
+    let deadline = Instant::now() + T;
+    while s.paths().last().map(|p| p.0.as_str()) != Some("relayed") {
+        assert!(
+            Instant::now() < deadline,
+            "no fall back to the relay: {:?}",
+            s.paths()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
-    let lab = Lab::new(Router::UdpBlocked, Router::Nat);
-    let dir = temp_dir(test);
-    let display = Display::start(800, 600);
-    let relay = Relay::start_at(&dir, "", &format!("{RELAY_IP}:4433"), |c| {
-        lab.command_in(&lab.public, &c)
-    });
-    let cmd = agent_command(
-        &relay.addr,
-        ["--relay-fingerprint", &relay.fingerprint],
-        "4711",
-        &display,
+    let back_on_relay = cut.elapsed();
+    // The network heals: the session finds the direct path again by itself.
+    let relayed_lines = s.paths().len();
+    s.lab.exec(
+        &router,
+        &["iptables", "-D", "FORWARD", "-p", "udp", "-j", "DROP"],
     );
-    let mut agent = Proc::spawn("agent", lab.command_in(&lab.agent_host, &cmd), &dir);
-    assert_eq!(agent.wait_exit(T), 1);
-    assert!(
-        agent
-            .stderr()
-            .contains("cannot reach the relay at 203.0.113.1:4433")
-            && agent.stderr().contains("UDP"),
-        "{}",
-        agent.stderr()
+    let healed = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !s
+        .paths()
+        .iter()
+        .skip(relayed_lines)
+        .any(|p| p.0.starts_with("direct"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no direct path again after the network healed: {:?}",
+            s.paths()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let direct_again = healed.elapsed();
+    s.input_and_frames_flow("wieder");
+    println!(
+        "netlab row: {test} | typed {} keys after the cut, all arrived after {} ms | back on relayed after {} ms | direct again {} ms after the network healed",
+        typed.len(),
+        latency.as_millis(),
+        back_on_relay.as_millis(),
+        direct_again.as_millis()
     );
+    s.end();
+}
+
+/// The relay restarts during a direct session: the session goes on.
+#[test]
+fn relay_restart_during_a_direct_session() {
+    let test = "netlab_relay_restart";
+    let Some(mut s) = start(test, Router::Nat, Router::Nat, &[], false) else {
+        return;
+    };
+    s.wait_direct(DIRECT_WITHIN)
+        .unwrap_or_else(|| panic!("no direct path: {:?}", s.paths()));
+    let dir = s.dir.clone();
+    let public = s.lab.public.clone();
+    s.relay.proc.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    let latency = s.input_and_frames_flow("weiter");
+    let mut cmd = std::process::Command::new(bin_dir().join("fernhilfe-relay"));
+    cmd.arg("--state-dir")
+        .arg(&s.relay.state)
+        .args(["serve", "--listen", &s.relay.addr]);
+    s.relay.proc = Proc::spawn("relay-restarted", s.lab.command_in(&public, &cmd), &dir);
+    s.relay
+        .proc
+        .wait_line("fernhilfe-relay listening on udp ", T);
+    s.input_and_frames_flow("nochmal");
+    println!(
+        "netlab row: {test} | session went on without the relay: typing to frame {} ms",
+        latency.as_millis()
+    );
+    s.viewer.send("end");
+    assert_eq!(s.viewer.wait_exit(T), 0);
+}
+
+/// Both WANs at 4 Mbit/s, dropping 1 % of packets: the session holds.
+#[test]
+fn slow_lossy_wans_hold() {
+    let test = "netlab_slow_lossy";
+    // The limits go in before the session starts, so every figure is measured under them.
+    let Some(mut s) = start(test, Router::Nat, Router::Nat, &[], true) else {
+        return;
+    };
+    let direct = s.wait_direct(DIRECT_WITHIN);
+    let latency = s.input_and_frames_flow("langsam");
+    let first_frame = s.first_frame_ms;
+    let now = s.paths().last().map(|p| p.0.clone()).unwrap_or_default();
+    println!(
+        "netlab row: {test} | path {now} | first frame {first_frame:.0} ms | direct after {} | rtt {} | typing to frame {} ms",
+        direct.as_ref().map_or("-".into(), |d| format!("{:.0} ms", d.2)),
+        direct.as_ref().map_or("-".into(), |d| format!("{:.0} ms", d.1)),
+        latency.as_millis()
+    );
+    s.end();
 }

@@ -50,7 +50,8 @@ fn relay_transport(datagram_buffer: usize) -> Arc<TransportConfig> {
     Arc::new(t)
 }
 
-fn tls13_client(
+/// A TLS 1.3 client configuration that checks the server with `verifier`.
+pub(crate) fn tls13_client(
     verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
 ) -> Result<
     rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
@@ -128,19 +129,7 @@ pub fn relay_client_config(
             let pin = PinnedCertificate::new(*fp);
             (tls13_client(pin.clone())?.with_no_client_auth(), Some(pin))
         }
-        RelayTrust::CaFile(path) => {
-            let mut roots = RootCertStore::empty();
-            for cert in ca_file_roots(path)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| TransportError::Certificate(e.to_string()))?;
-            }
-            let tls = rustls::ClientConfig::builder_with_provider(crypto_provider())
-                .with_protocol_versions(&[&rustls::version::TLS13])?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            (tls, None)
-        }
+        RelayTrust::CaFile(_) => (ca_client_tls(trust)?, None),
     };
     Ok((
         quic_client(
@@ -150,6 +139,25 @@ pub fn relay_client_config(
         )?,
         pin,
     ))
+}
+
+/// A TLS client configuration that checks the relay against the CA file of `trust` (and
+/// against nothing else: a pinned `trust` gets no roots at all).
+pub(crate) fn ca_client_tls(trust: &RelayTrust) -> Result<rustls::ClientConfig, TransportError> {
+    let mut roots = RootCertStore::empty();
+    if let RelayTrust::CaFile(path) = trust {
+        for cert in ca_file_roots(path)? {
+            roots
+                .add(cert)
+                .map_err(|e| TransportError::Certificate(e.to_string()))?;
+        }
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(crypto_provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 /// The CA certificates in the PEM file `path`.

@@ -8,6 +8,7 @@ pub mod identity;
 pub mod paths;
 pub mod pinning;
 pub mod relay_client;
+pub mod signal_tcp;
 
 pub use quinn;
 

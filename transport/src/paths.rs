@@ -32,6 +32,13 @@ const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 const SESSION_KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// Receive windows: room for a few full-screen updates in flight.
 const SESSION_STREAM_WINDOW: u32 = 16 << 20;
+/// A direct path that stops answering is given up after this long and the session goes on
+/// over the relay path. iroh's 15 s suits a file transfer; a technician whose typing freezes
+/// for 15 s thinks the session is dead. Probes every second cost ~50 bytes/s per path.
+const PATH_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+const PATH_KEEP_ALIVE: Duration = Duration::from_secs(1);
+/// How long binding waits for the relay path to come up before the pairing goes on without it.
+const RELAY_ONLINE_WAIT: Duration = Duration::from_secs(5);
 /// Longest wait for the end-to-end handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -102,6 +109,8 @@ impl SessionEndpoint {
                 IdleTimeout::try_from(SESSION_IDLE_TIMEOUT).expect("idle timeout fits"),
             ))
             .keep_alive_interval(SESSION_KEEP_ALIVE)
+            .default_path_keep_alive_interval(PATH_KEEP_ALIVE)
+            .default_path_max_idle_timeout(PATH_IDLE_TIMEOUT)
             .max_concurrent_uni_streams(VarInt::from_u32(1))
             .max_concurrent_bidi_streams(VarInt::from_u32(1))
             .stream_receive_window(VarInt::from_u32(window))
@@ -122,6 +131,14 @@ impl SessionEndpoint {
             .bind()
             .await
             .map_err(|e| PathError::Bind(e.to_string()))?;
+        // Until the endpoint holds its relay connection, the first handshake packet sent over
+        // the relay is lost and costs a full retransmission timeout (1 s) in every session.
+        if tokio::time::timeout(RELAY_ONLINE_WAIT, ep.online())
+            .await
+            .is_err()
+        {
+            tracing::warn!("relay path not up after {RELAY_ONLINE_WAIT:?}; going on without it");
+        }
         Ok(Self { ep })
     }
 

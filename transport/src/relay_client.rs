@@ -4,7 +4,7 @@
 //! Every wait here is bounded: a relay that stops answering costs at most [`SIGNAL_TIMEOUT`]
 //! per message, never a hung agent.
 
-use crate::config::{connect_relay, RelayConnection, RelayTrust};
+use crate::config::RelayConnection;
 use crate::framed::{send_frame, FramedRecv};
 use crate::TransportError;
 use protocol::pairing::{Pairing, PairingError, PairingStep};
@@ -49,11 +49,6 @@ pub struct RelayClient {
 const MAX_PENDING: usize = 16;
 
 impl RelayClient {
-    /// Connects to the relay and opens the signaling stream.
-    pub async fn connect(addr: &str, trust: &RelayTrust) -> Result<Self, SignalError> {
-        Self::from_link(connect_relay(addr, trust).await?).await
-    }
-
     /// Opens the signaling stream on an established relay connection.
     pub async fn from_link(link: RelayConnection) -> Result<Self, SignalError> {
         let (send, recv) = tokio::time::timeout(SIGNAL_TIMEOUT, link.conn.open_bi())
@@ -76,6 +71,11 @@ impl RelayClient {
             recv: FramedRecv::new(recv, MAX_SIGNALING_LEN),
             pending: VecDeque::new(),
         }
+    }
+
+    /// Whether signaling runs over TLS on TCP (UDP did not get through, or TCP was asked for).
+    pub fn over_tcp(&self) -> bool {
+        self.quic.is_none()
     }
 
     /// Sends one message; a relay that grants no flow-control credit times out.

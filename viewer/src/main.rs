@@ -31,6 +31,9 @@ struct Cli {
     /// PEM file of CA certificates, for a relay with a CA-issued certificate
     #[arg(long)]
     relay_ca: Option<PathBuf>,
+    /// How to reach the relay: auto (QUIC, TLS over TCP if UDP is blocked), quic or tcp
+    #[arg(long, default_value = "auto")]
+    relay_transport: transport::signal_tcp::SignalTransport,
     /// File holding your staff token (safer than the environment variable on shared machines)
     #[arg(long)]
     token_file: Option<PathBuf>,
@@ -107,6 +110,7 @@ fn real_main() -> Result<()> {
     let settings = ViewerSettings {
         relay: cli.relay.clone(),
         trust,
+        signal: cli.relay_transport,
         token: StaffToken(token),
         ticket: cli.ticket.parse()?,
         code: cli.code.parse()?,

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use transport::config::RelayTrust;
 use transport::framed::{send_frame, FramedRecv};
 use transport::paths::{current_path, session_key, RelayPaths, SessionEndpoint};
-use transport::relay_client::{drive_pairing, PairingEnd, RelayClient};
+use transport::relay_client::{drive_pairing, PairingEnd};
 
 /// How often the session's path is looked at, to show and report changes.
 const PATH_CHECK: Duration = Duration::from_millis(250);
@@ -25,6 +25,8 @@ const PATH_CHECK: Duration = Duration::from_millis(250);
 pub struct ViewerSettings {
     pub relay: String,
     pub trust: RelayTrust,
+    /// Over which transport signaling reaches the relay.
+    pub signal: transport::signal_tcp::SignalTransport,
     pub token: StaffToken,
     pub ticket: TicketNumber,
     pub code: SessionCode,
@@ -81,7 +83,9 @@ pub async fn run(
     let status = |s: &str| {
         let _ = events.send(SessionEvent::Status(s.to_owned()));
     };
-    let mut relay = RelayClient::connect(&settings.relay, &settings.trust).await?;
+    let mut relay =
+        transport::signal_tcp::connect_signaling(&settings.relay, &settings.trust, settings.signal)
+            .await?;
     relay
         .send(&ToRelay::JoinAsViewer {
             version: protocol::PROTOCOL_VERSION,

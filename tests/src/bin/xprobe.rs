@@ -2,6 +2,9 @@
 //! key and button it receives, so tests can check what the agent injected, on the display
 //! itself, while the agent is still connected.
 //!
+//! With `--echo`, every key press also paints a small square in the top-left corner a new
+//! colour, so a test can see the screen change that typing causes come back to the viewer.
+//!
 //! Output lines: `ready`, `button N X Y`, `key TEXT` (TEXT is the character typed, or
 //! `ctrl+c` style for shortcuts). Pointer motion is not printed: tests read the pointer with
 //! xdotool.
@@ -38,6 +41,8 @@ fn keysym_to_text(sym: u32) -> Option<String> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let echo = std::env::args().any(|a| a == "--echo");
+    let mut keys_seen: u32 = 0;
     let (conn, screen_num) = x11rb::connect(None)?;
     let screen = &conn.setup().roots[screen_num];
     let (w, h) = (screen.width_in_pixels, screen.height_in_pixels);
@@ -133,6 +138,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         writeln!(out, "key {}", if t == "\n" { "RET".into() } else { t })?
                     }
                     (None, _) => {}
+                }
+                if echo {
+                    keys_seen += 1;
+                    let colour = 0x00ff_ffff & keys_seen.wrapping_mul(0x9e37_79b9);
+                    conn.change_gc(gc, &ChangeGCAux::new().foreground(colour))?;
+                    conn.poly_fill_rectangle(
+                        win,
+                        gc,
+                        &[Rectangle {
+                            x: 0,
+                            y: 0,
+                            width: 32,
+                            height: 32,
+                        }],
+                    )?;
+                    conn.flush()?;
                 }
             }
             _ => {}
