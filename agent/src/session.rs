@@ -250,6 +250,7 @@ pub async fn run(
         };
         match end {
             PairingEnd::Verified(viewer) => {
+                endpoint.relay_ready().await;
                 relay
                     .send(&ToRelay::PairingOutcome {
                         pairing,

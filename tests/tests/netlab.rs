@@ -232,6 +232,13 @@ fn row(test: &str, agent_side: Router, viewer_side: Router, expect: Expect, agen
     }
     let first_frame = s.first_frame_ms;
     let code_ms = s.code_shown.as_millis();
+    let handshake = s
+        .viewer
+        .lines()
+        .iter()
+        .find(|l| l.starts_with("e2e-connected "))
+        .and_then(|l| value(l, "ms"))
+        .map_or("-".into(), |ms| format!("{ms:.0}"));
     let signaling = if s.agent.lines().iter().any(|l| l == "signaling over tcp") {
         "tcp"
     } else {
@@ -239,7 +246,7 @@ fn row(test: &str, agent_side: Router, viewer_side: Router, expect: Expect, agen
     };
     s.end();
     println!(
-        "netlab row: {test} | agent {agent_side:?} | viewer {viewer_side:?} | path {now} | signaling {signaling} | code after {code_ms} ms | first frame {first_frame:.0} ms | direct after {} | rtt relayed {relayed_rtt} ms | rtt direct {} | typing to frame {} ms",
+        "netlab row: {test} | agent {agent_side:?} | viewer {viewer_side:?} | path {now} | signaling {signaling} | code after {code_ms} ms | e2e handshake {handshake} ms | first frame {first_frame:.0} ms | direct after {} | rtt relayed {relayed_rtt} ms | rtt direct {} | typing to frame {} ms",
         direct.as_ref().map_or("-".into(), |d| format!("{:.0} ms", d.2)),
         direct.as_ref().map_or("-".into(), |d| format!("{:.0} ms", d.1)),
         latency.as_millis()

@@ -131,15 +131,20 @@ impl SessionEndpoint {
             .bind()
             .await
             .map_err(|e| PathError::Bind(e.to_string()))?;
-        // Until the endpoint holds its relay connection, the first handshake packet sent over
-        // the relay is lost and costs a full retransmission timeout (1 s) in every session.
-        if tokio::time::timeout(RELAY_ONLINE_WAIT, ep.online())
+        Ok(Self { ep })
+    }
+
+    /// Waits (at most a few seconds) until the endpoint holds its relay connection. Until then
+    /// a handshake packet sent over the relay is lost and costs a full retransmission timeout
+    /// (1 s): the agent waits before it lets the relay tell the viewer to dial, the viewer
+    /// before it dials. Not waited for in `bind`, so a wrong code costs no wait.
+    pub async fn relay_ready(&self) {
+        if tokio::time::timeout(RELAY_ONLINE_WAIT, self.ep.online())
             .await
             .is_err()
         {
             tracing::warn!("relay path not up after {RELAY_ONLINE_WAIT:?}; going on without it");
         }
-        Ok(Self { ep })
     }
 
     /// This side's id and direct addresses, for the pairing confirmation.

@@ -18,9 +18,10 @@ use tokio::net::TcpStream;
 pub const SIGNAL_PATH: &str = "/fernhilfe/signal";
 /// The protocol named in the upgrade.
 pub const SIGNAL_UPGRADE: &str = "fernhilfe-signal/1";
-/// How long QUIC may take before TCP is tried alongside it; QUIC answers in milliseconds
-/// wherever UDP passes.
-pub const QUIC_HEAD_START: Duration = Duration::from_millis(1000);
+/// How long QUIC may take before TCP is tried alongside it, as Happy Eyeballs (RFC 8305)
+/// races address families: QUIC answers within one round trip wherever UDP passes, and on a
+/// link so slow that it does not, TCP winning the race is no harm.
+pub const QUIC_HEAD_START: Duration = Duration::from_millis(300);
 /// Longest HTTP response head accepted before the upgrade.
 const MAX_RESPONSE_HEAD: usize = 4096;
 

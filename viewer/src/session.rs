@@ -139,6 +139,7 @@ pub async fn run(
         FromRelay::Refused(r) => return Err(ViewerError::Refused(r).into()),
         _ => bail!("unexpected message from the relay after pairing"),
     }
+    endpoint.relay_ready().await;
     let connected_at = Instant::now();
     let conn = endpoint
         .connect_to(&agent, &paths)
