@@ -621,7 +621,7 @@ pub fn probe(display: &Display, dir: &Path) -> Proc {
     probe_with(display, dir, &[])
 }
 
-/// The probe with extra arguments (`--echo`: key presses repaint a corner square).
+/// The probe with extra arguments (`--echo`: key presses repaint a corner with noise).
 pub fn probe_with(display: &Display, dir: &Path, args: &[&str]) -> Proc {
     let mut cmd = Command::new(bin_dir().join("xprobe"));
     cmd.args(args);

@@ -8,6 +8,8 @@
 //!                                                           br0 ── relay 203.0.113.1
 //!   viewer host 10.0.2.2 ── router V 10.0.2.1 | 203.0.113.20 ─┘
 //! ```
+//!
+//! [`Lab::same_lan`] puts the viewer's PC at 10.0.1.3 on the agent's LAN instead.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -92,6 +94,16 @@ fn ns(ns: &str, args: &[&str]) {
 impl Lab {
     /// Builds the lab with these routers on the agent's and the viewer's side.
     pub fn new(agent: Router, viewer: Router) -> Lab {
+        Self::build(agent, Some(viewer))
+    }
+
+    /// Builds the lab with both PCs on one LAN behind one router (the viewer's PC is
+    /// 10.0.1.3, next to the agent's).
+    pub fn same_lan(router: Router) -> Lab {
+        Self::build(router, None)
+    }
+
+    fn build(agent: Router, viewer: Option<Router>) -> Lab {
         static N: AtomicU32 = AtomicU32::new(0);
         let prefix = format!(
             "fh{}x{}",
@@ -141,8 +153,48 @@ impl Lab {
             "br0",
         ]);
         lab.side(Side::Agent, agent);
-        lab.side(Side::Viewer, viewer);
+        match viewer {
+            Some(viewer) => lab.side(Side::Viewer, viewer),
+            None => {
+                lab.plug_pc(&lab.agent_router, &lab.viewer_host, "v0");
+                Self::address_pc(&lab.viewer_host, Side::Agent.subnet(), 3);
+            }
+        }
+        // Count the agent's PC's traffic with and without the relay, for the share of bytes
+        // that went direct (rules without a target only count).
+        for (chain, dir, dev) in [("OUTPUT", "-d", "-o"), ("INPUT", "-s", "-i")] {
+            ns(&lab.agent_host, &["iptables", "-A", chain, dir, RELAY_IP]);
+            ns(
+                &lab.agent_host,
+                &["iptables", "-A", chain, "!", dir, RELAY_IP, "!", dev, "lo"],
+            );
+        }
         lab
+    }
+
+    /// Bytes the agent's PC sent and received since the last call: (with the relay, with
+    /// anyone else). IP bytes, both directions, counters reset on reading.
+    pub fn agent_bytes(&self) -> (u64, u64) {
+        let (mut relay, mut other) = (0, 0);
+        for chain in ["OUTPUT", "INPUT"] {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &self.agent_host, "iptables", "-L", chain])
+                .args(["-v", "-n", "-x", "-Z"])
+                .output()
+                .expect("iptables");
+            for line in String::from_utf8_lossy(&out.stdout).lines().skip(2) {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let Some(bytes) = f.get(1).and_then(|b| b.parse::<u64>().ok()) else {
+                    continue;
+                };
+                if line.contains(&format!("!{RELAY_IP}")) {
+                    other += bytes;
+                } else if line.contains(RELAY_IP) {
+                    relay += bytes;
+                }
+            }
+        }
+        (relay, other)
     }
 
     fn router_ns(&self, side: Side) -> &str {
@@ -200,17 +252,9 @@ impl Lab {
             "br0",
             "up",
         ]);
-        let (tmp_lan, tmp_eth) = (
-            format!("{}l{t}", self.prefix),
-            format!("{}e{t}", self.prefix),
-        );
-        run(&[
-            "ip", "link", "add", &tmp_lan, "type", "veth", "peer", "name", &tmp_eth,
-        ]);
-        run(&["ip", "link", "set", &tmp_lan, "netns", r]);
-        run(&["ip", "link", "set", &tmp_eth, "netns", h]);
-        run(&["ip", "-n", r, "link", "set", &tmp_lan, "name", "lan"]);
-        run(&["ip", "-n", h, "link", "set", &tmp_eth, "name", "eth0"]);
+        // The LAN is a bridge, so a second PC can join it (`Lab::same_lan`).
+        run(&["ip", "-n", r, "link", "add", "lan", "type", "bridge"]);
+        self.plug_pc(r, h, &format!("{t}0"));
         run(&[
             "ip",
             "-n",
@@ -231,29 +275,10 @@ impl Lab {
             "dev",
             "lan",
         ]);
-        run(&[
-            "ip",
-            "-n",
-            h,
-            "addr",
-            "add",
-            &format!("10.0.{net}.2/24"),
-            "dev",
-            "eth0",
-        ]);
-        for (n, dev) in [(r, wan.as_str()), (r, "lan"), (h, "eth0")] {
-            run(&["ip", "-n", n, "link", "set", dev, "up"]);
+        for dev in [wan.as_str(), "lan"] {
+            run(&["ip", "-n", r, "link", "set", dev, "up"]);
         }
-        run(&[
-            "ip",
-            "-n",
-            h,
-            "route",
-            "add",
-            "default",
-            "via",
-            &format!("10.0.{net}.1"),
-        ]);
+        Self::address_pc(h, net, 2);
         ns(r, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         // The public segment is the internet: everything not local goes there.
         run(&["ip", "-n", r, "route", "add", "default", "via", RELAY_IP]);
@@ -321,6 +346,48 @@ impl Lab {
         }
     }
 
+    /// Connects PC namespace `h` to the LAN bridge of router `r` (its `eth0`).
+    fn plug_pc(&self, r: &str, h: &str, tag: &str) {
+        let (tmp_port, tmp_eth) = (
+            format!("{}l{tag}", self.prefix),
+            format!("{}e{tag}", self.prefix),
+        );
+        run(&[
+            "ip", "link", "add", &tmp_port, "type", "veth", "peer", "name", &tmp_eth,
+        ]);
+        run(&["ip", "link", "set", &tmp_port, "netns", r]);
+        run(&["ip", "link", "set", &tmp_eth, "netns", h]);
+        run(&["ip", "-n", h, "link", "set", &tmp_eth, "name", "eth0"]);
+        run(&[
+            "ip", "-n", r, "link", "set", &tmp_port, "master", "lan", "up",
+        ]);
+    }
+
+    /// Gives PC namespace `h` address 10.0.`net`.`host` and its router as default route.
+    fn address_pc(h: &str, net: u8, host: u8) {
+        run(&[
+            "ip",
+            "-n",
+            h,
+            "addr",
+            "add",
+            &format!("10.0.{net}.{host}/24"),
+            "dev",
+            "eth0",
+        ]);
+        run(&["ip", "-n", h, "link", "set", "eth0", "up"]);
+        run(&[
+            "ip",
+            "-n",
+            h,
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("10.0.{net}.1"),
+        ]);
+    }
+
     /// The namespace of the agent's router (`agent_side`) or the viewer's.
     pub fn router(&self, agent_side: bool) -> &str {
         if agent_side {
@@ -337,6 +404,15 @@ impl Lab {
         } else {
             "wanv"
         }
+    }
+
+    /// Runs `args` in namespace `ns`; whether it succeeded.
+    pub fn try_exec(&self, ns_name: &str, args: &[&str]) -> bool {
+        Command::new("ip")
+            .args(["netns", "exec", ns_name])
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
     }
 
     /// Runs `args` in namespace `ns`; panics if it fails.

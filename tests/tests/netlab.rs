@@ -12,10 +12,27 @@ const T: Duration = Duration::from_secs(30);
 /// How long a session may take to go direct where the NATs allow it.
 const DIRECT_WITHIN: Duration = Duration::from_secs(15);
 
+/// Length of the scripted session each row runs.
+const SCRIPT: Duration = Duration::from_secs(30);
+/// Pace of the scripted session's keys.
+const KEY_EVERY: Duration = Duration::from_millis(250);
+
+/// What the scripted session measured.
+struct Script {
+    p50: Duration,
+    p99: Duration,
+    keys: usize,
+    /// Share of the agent PC's IP bytes that did not go to or come from the relay.
+    direct_share: f64,
+    bytes: u64,
+}
+
 /// The path a row must end on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
     Direct,
+    /// Direct, and the viewer sees that both sides are on one LAN.
+    DirectLan,
     Relayed,
     /// Direct if hole punching works, else relayed: the row reports which.
     Either,
@@ -31,6 +48,8 @@ struct Session {
     viewer: Proc,
     dir: std::path::PathBuf,
     first_frame_ms: f64,
+    /// What the WAN links did to packets.
+    link: String,
     /// From starting the agent to its code on screen (registration, over TCP where UDP is
     /// blocked).
     code_shown: Duration,
@@ -42,52 +61,72 @@ fn value(line: &str, key: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Starts a session from agent behind `agent_side` to viewer behind `viewer_side` (with both
-/// WANs limited to 4 Mbit/s and dropping 1 % of packets if `slow_lossy`), up to control
-/// granted and a first frame;
-/// `None` when root or a tool is missing.
-fn start(
-    test: &str,
-    agent_side: Router,
-    viewer_side: Router,
-    agent_args: &[&str],
-    slow_lossy: bool,
-) -> Option<Session> {
+/// Delays and drops packets on both WANs: netem's 40 ms and 1 % where the kernel has netem;
+/// where it has not (this build machine's kernel), a 4 Mbit/s limit (its queue delays under
+/// load) and 1 % random drops by iptables. Says which.
+fn degrade_wans(lab: &Lab) -> String {
+    let mut what = String::new();
+    for agent in [true, false] {
+        let (r, wan) = (lab.router(agent).to_owned(), lab.wan(agent));
+        let netem = [
+            "tc", "qdisc", "add", "dev", wan, "root", "netem", "delay", "40ms", "loss", "1%",
+        ];
+        if lab.try_exec(&r, &netem) {
+            what = "netem delay 40ms loss 1% on both WANs".into();
+            continue;
+        }
+        lab.exec(
+            &r,
+            &[
+                "tc", "qdisc", "add", "dev", wan, "root", "tbf", "rate", "4mbit", "burst",
+                "32kbit", "latency", "200ms",
+            ],
+        );
+        lab.exec(
+            &r,
+            &[
+                "iptables",
+                "-I",
+                "FORWARD",
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                "0.01",
+                "-j",
+                "DROP",
+            ],
+        );
+        what = "no netem in this kernel: tbf 4mbit and 1 % random drop on both WANs".into();
+    }
+    what
+}
+
+/// Where the two PCs sit.
+#[derive(Debug, Clone, Copy)]
+enum Sites {
+    /// Each behind its own router: (agent's, viewer's).
+    Apart(Router, Router),
+    /// Both on one LAN behind one router.
+    SameLan(Router),
+}
+
+/// Starts a session across `sites` (on a slow, lossy WAN if `slow_lossy`), up to control
+/// granted and a first frame; `None` when root or a tool is missing.
+fn start(test: &str, sites: Sites, agent_args: &[&str], slow_lossy: bool) -> Option<Session> {
     if !require_tools(test, &["Xvfb", "xdotool", "ip", "iptables", "tc"]) || !require_root(test) {
         return None;
     }
-    let lab = Lab::new(agent_side, viewer_side);
-    if slow_lossy {
-        // This kernel may lack netem: a rate limit (its queue adds delay under load) and
-        // random drops in both directions are built from tbf and iptables, which every router
-        // here has.
-        for agent in [true, false] {
-            let (r, wan) = (lab.router(agent).to_owned(), lab.wan(agent));
-            lab.exec(
-                &r,
-                &[
-                    "tc", "qdisc", "add", "dev", wan, "root", "tbf", "rate", "4mbit", "burst",
-                    "32kbit", "latency", "200ms",
-                ],
-            );
-            lab.exec(
-                &r,
-                &[
-                    "iptables",
-                    "-I",
-                    "FORWARD",
-                    "-m",
-                    "statistic",
-                    "--mode",
-                    "random",
-                    "--probability",
-                    "0.01",
-                    "-j",
-                    "DROP",
-                ],
-            );
-        }
-    }
+    let lab = match sites {
+        Sites::Apart(a, v) => Lab::new(a, v),
+        Sites::SameLan(r) => Lab::same_lan(r),
+    };
+    let link = if slow_lossy {
+        degrade_wans(&lab)
+    } else {
+        "clean".into()
+    };
     let dir = temp_dir(test);
     let display = Display::start(1280, 800);
     let probe = probe_with(&display, &dir, &["--echo"]);
@@ -120,6 +159,7 @@ fn start(
     viewer.wait_line("grant Control", T);
     let first = viewer.wait_line("first-frame ms=", T);
     Some(Session {
+        link,
         first_frame_ms: value(&first, "ms").unwrap_or(f64::NAN),
         code_shown,
         lab,
@@ -182,6 +222,41 @@ impl Session {
         t0.elapsed()
     }
 
+    /// The scripted session: for `length`, one key every 250 ms, each repainting 128×128
+    /// pixels of noise on the PC. Measures each key's way to the pixels (viewer input → PC →
+    /// screen change → frame decoded by the viewer) and the share of the agent PC's bytes
+    /// that did not go through the relay.
+    fn scripted(&mut self, length: Duration) -> Script {
+        self.lab.agent_bytes();
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for c in ('a'..='z').cycle() {
+            let tick = start + KEY_EVERY * times.len() as u32;
+            if tick > start + length {
+                break;
+            }
+            std::thread::sleep(tick.saturating_duration_since(Instant::now()));
+            let (v0, p0) = (self.viewer.lines().len(), self.probe.lines().len());
+            let key = format!("key {c}");
+            let t0 = Instant::now();
+            self.viewer.send(&format!("type {c}"));
+            self.probe.wait_line_from(p0, |l| l == key, T, &key);
+            self.viewer
+                .wait_line_from(v0, |l| l.starts_with("frame seq="), T, "its frame");
+            times.push(t0.elapsed());
+        }
+        let (relay, direct) = self.lab.agent_bytes();
+        times.sort();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        Script {
+            p50: at(0.5),
+            p99: at(0.99),
+            keys: times.len(),
+            direct_share: direct as f64 / (relay + direct).max(1) as f64,
+            bytes: relay + direct,
+        }
+    }
+
     /// Ends the session from the viewer and checks the relay's record of it.
     fn end(mut self) -> String {
         self.viewer.send("end");
@@ -198,38 +273,53 @@ impl Session {
     }
 }
 
-/// One row of the lab: checks NAT, path and flow, and prints its figures.
-fn row(test: &str, agent_side: Router, viewer_side: Router, expect: Expect, agent_args: &[&str]) {
-    let Some(mut s) = start(test, agent_side, viewer_side, agent_args, false) else {
+/// One row of the lab: checks NAT, path and flow, runs the scripted 30 s, and prints its
+/// figures.
+fn row(test: &str, sites: Sites, expect: Expect, agent_args: &[&str], slow_lossy: bool) {
+    let Some(mut s) = start(test, sites, agent_args, slow_lossy) else {
         return;
     };
-    if agent_side != Router::NoNat {
+    let agent_router = match sites {
+        Sites::Apart(r, _) | Sites::SameLan(r) => r,
+    };
+    if agent_router != Router::NoNat {
         assert!(
             s.lab.agent_router_nat_packets() > 0,
             "the agent's router translated no packet: no NAT was tested"
         );
     }
-    let direct =
-        match expect {
-            Expect::Relayed => None,
-            Expect::Direct => Some(s.wait_direct(DIRECT_WITHIN).unwrap_or_else(|| {
+    let direct = match expect {
+        Expect::Relayed => None,
+        Expect::Direct | Expect::DirectLan => {
+            Some(s.wait_direct(DIRECT_WITHIN).unwrap_or_else(|| {
                 panic!("no direct path within {DIRECT_WITHIN:?}: {:?}", s.paths())
-            })),
-            Expect::Either => s.wait_direct(DIRECT_WITHIN),
-        };
+            }))
+        }
+        Expect::Either => s.wait_direct(DIRECT_WITHIN),
+    };
+    s.input_and_frames_flow("netz");
+    let script = s.scripted(SCRIPT);
     let paths = s.paths();
-    let relayed_rtt = paths
-        .iter()
-        .find(|p| p.0 == "relayed")
-        .map_or("-".into(), |p| format!("{:.0}", p.1));
-    let latency = s.input_and_frames_flow("netz");
-    let now = s.paths().last().map(|p| p.0.clone()).unwrap_or_default();
-    if expect == Expect::Relayed {
-        assert_eq!(
-            now, "relayed",
-            "a session here must stay relayed: {paths:?}"
-        );
+    let now = paths.last().map(|p| p.0.clone()).unwrap_or_default();
+    match expect {
+        Expect::Relayed => assert_eq!(now, "relayed", "must stay relayed: {paths:?}"),
+        Expect::Direct => assert_eq!(now, "direct", "must be direct: {paths:?}"),
+        Expect::DirectLan => assert_eq!(now, "direct_LAN", "must be direct on the LAN: {paths:?}"),
+        Expect::Either => {}
     }
+    let relayed_rtt = s
+        .viewer
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with("path "))
+        .find_map(|l| {
+            value(l, "relay_rtt_ms").or_else(|| {
+                l.starts_with("path relayed")
+                    .then(|| value(l, "rtt_ms"))
+                    .flatten()
+            })
+        })
+        .map_or("-".into(), |ms| format!("{ms:.0} ms"));
     let first_frame = s.first_frame_ms;
     let code_ms = s.code_shown.as_millis();
     let handshake = s
@@ -244,12 +334,17 @@ fn row(test: &str, agent_side: Router, viewer_side: Router, expect: Expect, agen
     } else {
         "quic"
     };
+    let link = s.link.clone();
     s.end();
     println!(
-        "netlab row: {test} | agent {agent_side:?} | viewer {viewer_side:?} | path {now} | signaling {signaling} | code after {code_ms} ms | e2e handshake {handshake} ms | first frame {first_frame:.0} ms | direct after {} | rtt relayed {relayed_rtt} ms | rtt direct {} | typing to frame {} ms",
+        "netlab row: {test} | {sites:?} | path {now} | signaling {signaling} | code after {code_ms} ms | e2e handshake {handshake} ms | first frame {first_frame:.0} ms | direct after {} | rtt relayed {relayed_rtt} | rtt direct {} | key to pixels p50 {} ms p99 {} ms ({} keys) | direct bytes {:.1} % of {} kB | link {link}",
         direct.as_ref().map_or("-".into(), |d| format!("{:.0} ms", d.2)),
         direct.as_ref().map_or("-".into(), |d| format!("{:.0} ms", d.1)),
-        latency.as_millis()
+        script.p50.as_millis(),
+        script.p99.as_millis(),
+        script.keys,
+        script.direct_share * 100.0,
+        script.bytes / 1000,
     );
 }
 
@@ -257,10 +352,10 @@ fn row(test: &str, agent_side: Router, viewer_side: Router, expect: Expect, agen
 fn no_nat_on_either_side_goes_direct() {
     row(
         "netlab_no_nat",
-        Router::NoNat,
-        Router::NoNat,
+        Sites::Apart(Router::NoNat, Router::NoNat),
         Expect::Direct,
         &[],
+        false,
     );
 }
 
@@ -268,10 +363,10 @@ fn no_nat_on_either_side_goes_direct() {
 fn nat_on_both_sides_goes_direct() {
     row(
         "netlab_nat_nat",
-        Router::Nat,
-        Router::Nat,
+        Sites::Apart(Router::Nat, Router::Nat),
         Expect::Direct,
         &[],
+        false,
     );
 }
 
@@ -279,10 +374,10 @@ fn nat_on_both_sides_goes_direct() {
 fn nat_and_symmetric_nat() {
     row(
         "netlab_nat_symmetric",
-        Router::Nat,
-        Router::SymmetricNat,
+        Sites::Apart(Router::Nat, Router::SymmetricNat),
         Expect::Either,
         &[],
+        false,
     );
 }
 
@@ -290,10 +385,10 @@ fn nat_and_symmetric_nat() {
 fn symmetric_nat_on_both_sides_stays_relayed() {
     row(
         "netlab_symmetric",
-        Router::SymmetricNat,
-        Router::SymmetricNat,
+        Sites::Apart(Router::SymmetricNat, Router::SymmetricNat),
         Expect::Relayed,
         &[],
+        false,
     );
 }
 
@@ -303,10 +398,10 @@ fn symmetric_nat_on_both_sides_stays_relayed() {
 fn udp_blocked_school_goes_over_tcp() {
     row(
         "netlab_udp_blocked",
-        Router::UdpBlocked,
-        Router::Nat,
+        Sites::Apart(Router::UdpBlocked, Router::Nat),
         Expect::Relayed,
         &[],
+        false,
     );
 }
 
@@ -314,10 +409,22 @@ fn udp_blocked_school_goes_over_tcp() {
 fn udp_blocked_on_both_sides_goes_over_tcp() {
     row(
         "netlab_udp_blocked_both",
-        Router::UdpBlocked,
-        Router::UdpBlocked,
+        Sites::Apart(Router::UdpBlocked, Router::UdpBlocked),
         Expect::Relayed,
         &[],
+        false,
+    );
+}
+
+/// Both PCs in one school LAN behind one NAT: the session goes direct on the LAN.
+#[test]
+fn same_lan_goes_direct_on_the_lan() {
+    row(
+        "netlab_same_lan",
+        Sites::SameLan(Router::Nat),
+        Expect::DirectLan,
+        &[],
+        false,
     );
 }
 
@@ -327,7 +434,7 @@ fn udp_blocked_on_both_sides_goes_over_tcp() {
 #[test]
 fn direct_path_cut_falls_back_to_the_relay() {
     let test = "netlab_cut_direct";
-    let Some(mut s) = start(test, Router::Nat, Router::Nat, &[], false) else {
+    let Some(mut s) = start(test, Sites::Apart(Router::Nat, Router::Nat), &[], false) else {
         return;
     };
     s.wait_direct(DIRECT_WITHIN)
@@ -390,7 +497,7 @@ fn direct_path_cut_falls_back_to_the_relay() {
 #[test]
 fn relay_restart_during_a_direct_session() {
     let test = "netlab_relay_restart";
-    let Some(mut s) = start(test, Router::Nat, Router::Nat, &[], false) else {
+    let Some(mut s) = start(test, Sites::Apart(Router::Nat, Router::Nat), &[], false) else {
         return;
     };
     s.wait_direct(DIRECT_WITHIN)
@@ -417,23 +524,14 @@ fn relay_restart_during_a_direct_session() {
     assert_eq!(s.viewer.wait_exit(T), 0);
 }
 
-/// Both WANs at 4 Mbit/s, dropping 1 % of packets: the session holds.
+/// Slow, lossy WANs on both sides (see `degrade_wans`): the session holds.
 #[test]
 fn slow_lossy_wans_hold() {
-    let test = "netlab_slow_lossy";
-    // The limits go in before the session starts, so every figure is measured under them.
-    let Some(mut s) = start(test, Router::Nat, Router::Nat, &[], true) else {
-        return;
-    };
-    let direct = s.wait_direct(DIRECT_WITHIN);
-    let latency = s.input_and_frames_flow("langsam");
-    let first_frame = s.first_frame_ms;
-    let now = s.paths().last().map(|p| p.0.clone()).unwrap_or_default();
-    println!(
-        "netlab row: {test} | path {now} | first frame {first_frame:.0} ms | direct after {} | rtt {} | typing to frame {} ms",
-        direct.as_ref().map_or("-".into(), |d| format!("{:.0} ms", d.2)),
-        direct.as_ref().map_or("-".into(), |d| format!("{:.0} ms", d.1)),
-        latency.as_millis()
+    row(
+        "netlab_slow_lossy",
+        Sites::Apart(Router::Nat, Router::Nat),
+        Expect::Either,
+        &[],
+        true,
     );
-    s.end();
 }

@@ -235,6 +235,15 @@ fn ca_tls(trust: &RelayTrust) -> Result<CaTlsConfig, TransportError> {
     })
 }
 
+/// The round-trip time over the relay path, while the connection still holds one (also when
+/// the data goes direct).
+pub fn relay_rtt(conn: &Connection) -> Option<Duration> {
+    conn.paths()
+        .iter()
+        .find(|p| !matches!(p.remote_addr(), TransportAddr::Ip(_)))
+        .map(|p| p.rtt())
+}
+
 /// The path a connection's data takes now, and its round-trip time.
 pub fn current_path(conn: &Connection) -> Option<(PathKind, Duration)> {
     let paths = conn.paths();

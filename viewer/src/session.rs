@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use transport::config::RelayTrust;
 use transport::framed::{send_frame, FramedRecv};
-use transport::paths::{current_path, session_key, RelayPaths, SessionEndpoint};
+use transport::paths::{current_path, relay_rtt, session_key, RelayPaths, SessionEndpoint};
 use transport::relay_client::{drive_pairing, PairingEnd};
 
 /// How often the session's path is looked at, to show and report changes.
@@ -186,7 +186,8 @@ pub async fn run(
                     let rtt_ms = rtt.as_millis().min(u128::from(u32::MAX)) as u32;
                     if last_path != Some(kind) {
                         last_path = Some(kind);
-                        println!("path {} rtt_ms={rtt_ms} after_ms={}", kind.label().replace(' ', "_"), connected_at.elapsed().as_millis());
+                        let relay_rtt = relay_rtt(&conn).map_or(String::new(), |r| format!(" relay_rtt_ms={}", r.as_millis()));
+                        println!("path {} rtt_ms={rtt_ms} after_ms={}{relay_rtt}", kind.label().replace(' ', "_"), connected_at.elapsed().as_millis());
                         // For the session record; a relay that is gone costs only the report.
                         let report = ToRelay::PathReport { path: kind, rtt_ms };
                         let _ = tokio::time::timeout(Duration::from_millis(200), relay.send(&report)).await;

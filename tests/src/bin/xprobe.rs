@@ -2,8 +2,8 @@
 //! key and button it receives, so tests can check what the agent injected, on the display
 //! itself, while the agent is still connected.
 //!
-//! With `--echo`, every key press also paints a small square in the top-left corner a new
-//! colour, so a test can see the screen change that typing causes come back to the viewer.
+//! With `--echo`, every key press also paints the top-left 128×128 pixels with new noise, so a
+//! test can see the screen change that typing causes come back to the viewer.
 //!
 //! Output lines: `ready`, `button N X Y`, `key TEXT` (TEXT is the character typed, or
 //! `ctrl+c` style for shortcuts). Pointer motion is not printed: tests read the pointer with
@@ -27,6 +27,9 @@ pub fn pattern(x: u32, y: u32) -> [u8; 3] {
     }
     [r, g, b]
 }
+
+/// Side of the square `--echo` repaints.
+const ECHO: usize = 128;
 
 fn keysym_to_text(sym: u32) -> Option<String> {
     let c = match sym {
@@ -141,17 +144,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 if echo {
                     keys_seen += 1;
-                    let colour = 0x00ff_ffff & keys_seen.wrapping_mul(0x9e37_79b9);
-                    conn.change_gc(gc, &ChangeGCAux::new().foreground(colour))?;
-                    conn.poly_fill_rectangle(
+                    // Noise, so the change costs what a small dialog would, not one colour.
+                    let mut x = keys_seen.wrapping_mul(0x9e37_79b9) | 1;
+                    let mut noise = Vec::with_capacity(ECHO * ECHO * 4);
+                    for _ in 0..ECHO * ECHO {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        noise.extend_from_slice(&x.to_le_bytes()[..3]);
+                        noise.push(0);
+                    }
+                    conn.put_image(
+                        ImageFormat::Z_PIXMAP,
                         win,
                         gc,
-                        &[Rectangle {
-                            x: 0,
-                            y: 0,
-                            width: 32,
-                            height: 32,
-                        }],
+                        ECHO as u16,
+                        ECHO as u16,
+                        0,
+                        0,
+                        0,
+                        screen.root_depth,
+                        &noise,
                     )?;
                     conn.flush()?;
                 }
