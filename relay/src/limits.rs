@@ -20,9 +20,6 @@ pub const REGISTRATION_TTL: Duration = Duration::from_secs(120);
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A pairing must finish this fast after the viewer joined.
 pub const PAIRING_TIMEOUT: Duration = Duration::from_secs(30);
-/// Datagrams a connection may have buffered in the relay: small, because the relay reads them
-/// at once (forwarding a session's, dropping an unpaired connection's).
-pub const DATAGRAM_BUFFER: usize = 256 * 1024;
 
 /// The bounds in force.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,7 +33,6 @@ pub struct Limits {
     pub registration_ttl_secs: u64,
     pub hello_timeout_secs: u64,
     pub pairing_timeout_secs: u64,
-    pub datagram_buffer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -50,7 +46,6 @@ impl Default for Limits {
             registration_ttl_secs: REGISTRATION_TTL.as_secs(),
             hello_timeout_secs: HELLO_TIMEOUT.as_secs(),
             pairing_timeout_secs: PAIRING_TIMEOUT.as_secs(),
-            datagram_buffer_bytes: DATAGRAM_BUFFER,
         }
     }
 }

@@ -223,7 +223,7 @@ async fn serve(
     };
     let fingerprint = id.fingerprint();
     let endpoint = quinn::Endpoint::server(
-        transport::config::relay_server_config(&id, limits.datagram_buffer_bytes)?,
+        transport::config::relay_server_config(&id)?,
         listen,
     )
         .with_context(|| format!("cannot listen on UDP {listen}: is the port in use, or does it need root (ports below 1024)?"))?;

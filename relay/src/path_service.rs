@@ -279,4 +279,42 @@ mod tests {
         drop(g2);
         assert!(!a.is_admitted(&key));
     }
+
+    /// A stranger's endpoint gets no relay path; one a pairing named does, over the real
+    /// TLS listener with the pinned certificate.
+    #[tokio::test]
+    async fn only_admitted_endpoints_get_the_relay_path() {
+        use transport::config::RelayTrust;
+        use transport::paths::{session_key, RelayPaths, SessionEndpoint};
+        let id = Identity::generate("relay-test").unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        let service = Arc::new(PathService::start(&id, None, tx).await.unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(
+            service
+                .clone()
+                .serve_tcp(listener, Admission::new(100, 100)),
+        );
+        let paths = RelayPaths::new(&addr, 0, RelayTrust::Pinned(id.fingerprint())).unwrap();
+        let mut rng = rand_core::OsRng;
+
+        let stranger = SessionEndpoint::bind(session_key(&mut rng), &paths, false, None)
+            .await
+            .unwrap();
+        assert!(
+            !stranger.relay_ready().await,
+            "an endpoint no pairing named got the relay path"
+        );
+
+        let key = session_key(&mut rng);
+        let _guard = service.admission().admit(key.public().as_bytes()).unwrap();
+        let paired = SessionEndpoint::bind(key, &paths, false, None)
+            .await
+            .unwrap();
+        assert!(
+            paired.relay_ready().await,
+            "an admitted endpoint got no relay path"
+        );
+    }
 }

@@ -164,7 +164,7 @@ fn hostile_relay_cannot_guess_faster_than_the_agent_allows() {
     let fingerprint = id.fingerprint().to_string();
     let endpoint = rt.block_on(async {
         quinn::Endpoint::server(
-            transport::config::relay_server_config(&id, 1 << 20).unwrap(),
+            transport::config::relay_server_config(&id).unwrap(),
             "127.0.0.1:0".parse().unwrap(),
         )
         .unwrap()

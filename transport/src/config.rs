@@ -33,18 +33,16 @@ pub enum RelayTrust {
     CaFile(PathBuf),
 }
 
-/// Datagrams agent and viewer buffer on their relay connection (the tunnel reads them at once).
-const CLIENT_DATAGRAM_BUFFER: usize = 8 << 20;
-
-fn relay_transport(datagram_buffer: usize) -> Arc<TransportConfig> {
+/// The signaling connection's transport: one stream, no datagrams (sessions run on their own
+/// connection since the paths moved to iroh, so the relay accepts none).
+fn relay_transport() -> Arc<TransportConfig> {
     let mut t = TransportConfig::default();
     t.max_idle_timeout(Some(
         IdleTimeout::try_from(IDLE_TIMEOUT).expect("idle timeout fits"),
     ))
     .keep_alive_interval(Some(KEEP_ALIVE))
     .initial_mtu(RELAY_INITIAL_MTU)
-    .datagram_receive_buffer_size(Some(datagram_buffer))
-    .datagram_send_buffer_size(datagram_buffer)
+    .datagram_receive_buffer_size(None)
     .max_concurrent_uni_streams(VarInt::from_u32(0))
     .max_concurrent_bidi_streams(VarInt::from_u32(1));
     Arc::new(t)
@@ -91,17 +89,13 @@ fn quic_server(
     Ok(s)
 }
 
-/// The relay's server configuration; `datagram_buffer` bounds what each connection may have
-/// queued in datagrams.
-pub fn relay_server_config(
-    id: &Identity,
-    datagram_buffer: usize,
-) -> Result<ServerConfig, TransportError> {
+/// The relay's QUIC server configuration for signaling.
+pub fn relay_server_config(id: &Identity) -> Result<ServerConfig, TransportError> {
     let tls = rustls::ServerConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_single_cert(id.chain.clone(), id.key.clone_key())?;
-    quic_server(tls, protocol::RELAY_ALPN, relay_transport(datagram_buffer))
+    quic_server(tls, protocol::RELAY_ALPN, relay_transport())
 }
 
 /// A connection to the relay with the endpoint that drives it.
@@ -132,11 +126,7 @@ pub fn relay_client_config(
         RelayTrust::CaFile(_) => (ca_client_tls(trust)?, None),
     };
     Ok((
-        quic_client(
-            config,
-            protocol::RELAY_ALPN,
-            relay_transport(CLIENT_DATAGRAM_BUFFER),
-        )?,
+        quic_client(config, protocol::RELAY_ALPN, relay_transport())?,
         pin,
     ))
 }

@@ -138,13 +138,15 @@ impl SessionEndpoint {
     /// a handshake packet sent over the relay is lost and costs a full retransmission timeout
     /// (1 s): the agent waits before it lets the relay tell the viewer to dial, the viewer
     /// before it dials. Not waited for in `bind`, so a wrong code costs no wait.
-    pub async fn relay_ready(&self) {
-        if tokio::time::timeout(RELAY_ONLINE_WAIT, self.ep.online())
+    /// Whether it came up.
+    pub async fn relay_ready(&self) -> bool {
+        let up = tokio::time::timeout(RELAY_ONLINE_WAIT, self.ep.online())
             .await
-            .is_err()
-        {
+            .is_ok();
+        if !up {
             tracing::warn!("relay path not up after {RELAY_ONLINE_WAIT:?}; going on without it");
         }
+        up
     }
 
     /// This side's id and direct addresses, for the pairing confirmation.
