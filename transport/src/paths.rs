@@ -13,6 +13,7 @@
 use crate::config::RelayTrust;
 use crate::pinning::PinnedCertificate;
 use crate::TransportError;
+use iroh::dns::{BoxIter, DnsError, DnsResolver, Resolver, TxtRecordData};
 use iroh::endpoint::{presets, IdleTimeout, QuicTransportConfig, VarInt};
 use iroh::tls::CaTlsConfig;
 use iroh::{
@@ -20,7 +21,9 @@ use iroh::{
     TransportAddr,
 };
 use protocol::peer::{PathKind, PeerEndpoint, MAX_DIRECT_ADDRS};
-use std::net::IpAddr;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,6 +123,7 @@ impl SessionEndpoint {
         let quic = (relay.qad_port != 0).then(|| iroh_relay::RelayQuicConfig::new(relay.qad_port));
         let map = RelayMap::from(RelayConfig::new(relay.url.clone(), quic));
         let mut builder = Endpoint::builder(presets::Minimal)
+            .dns_resolver(DnsResolver::custom(SystemResolver))
             .secret_key(key)
             .relay_mode(RelayMode::Custom(map))
             .ca_tls_config(ca_tls(&relay.trust).map_err(|e| PathError::Bind(e.to_string()))?)
@@ -220,6 +224,56 @@ impl SessionEndpoint {
     /// Closes every connection and the endpoint, waiting at most `limit`.
     pub async fn close(&self, limit: Duration) {
         let _ = tokio::time::timeout(limit, self.ep.close()).await;
+    }
+}
+
+/// Resolves the relay's name with the operating system (hosts file, the school's DNS), as the
+/// signaling connection does. iroh's own resolver reads only the nameservers and falls back to
+/// public resolvers; a school network may have no internet, and the name is ours to resolve.
+#[derive(Debug, Clone, Copy)]
+struct SystemResolver;
+
+type Lookup<T> = Pin<Box<dyn Future<Output = Result<BoxIter<T>, DnsError>> + Send + 'static>>;
+
+impl SystemResolver {
+    fn lookup<T: Send + 'static>(host: String, pick: fn(IpAddr) -> Option<T>) -> Lookup<T> {
+        Box::pin(async move {
+            let found: Vec<T> = match tokio::net::lookup_host((host.as_str(), 0)).await {
+                Ok(addrs) => addrs.filter_map(|a| pick(a.ip())).collect(),
+                Err(e) => {
+                    tracing::warn!(%host, error = %e, "cannot resolve the relay's name");
+                    Vec::new()
+                }
+            };
+            Ok(Box::new(found.into_iter()) as BoxIter<T>)
+        })
+    }
+}
+
+impl Resolver for SystemResolver {
+    fn lookup_ipv4(&self, host: String) -> Lookup<Ipv4Addr> {
+        Self::lookup(host, |ip| match ip {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })
+    }
+
+    fn lookup_ipv6(&self, host: String) -> Lookup<Ipv6Addr> {
+        Self::lookup(host, |ip| match ip {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        })
+    }
+
+    /// No TXT lookups: endpoints are found through the pairing, never through DNS.
+    fn lookup_txt(&self, _host: String) -> Lookup<TxtRecordData> {
+        Box::pin(async { Ok(Box::new(std::iter::empty()) as BoxIter<TxtRecordData>) })
+    }
+
+    fn clear_cache(&self) {}
+
+    fn reset(&self) -> Box<dyn Resolver> {
+        Box::new(*self)
     }
 }
 
