@@ -103,6 +103,8 @@ pub struct Proc {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Arc<(Mutex<Vec<String>>, Condvar)>,
+    /// When each stdout line arrived, by index (for latencies between processes).
+    arrivals: Arc<Mutex<Vec<Instant>>>,
     stderr_path: PathBuf,
 }
 
@@ -120,9 +122,13 @@ impl Proc {
         let out = child.stdout.take().expect("piped stdout");
         let lines: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
         let l2 = lines.clone();
+        let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let a2 = arrivals.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
+                // The time first: a line is only seen once its time is there.
+                a2.lock().unwrap().push(Instant::now());
                 let (m, cv) = &*l2;
                 m.lock().unwrap().push(line);
                 cv.notify_all();
@@ -133,8 +139,14 @@ impl Proc {
             stdin: child.stdin.take(),
             child,
             lines,
+            arrivals,
             stderr_path,
         }
+    }
+
+    /// When stdout line `i` arrived.
+    pub fn arrival(&self, i: usize) -> Instant {
+        self.arrivals.lock().unwrap()[i]
     }
 
     /// All stdout lines so far.

@@ -19,8 +19,12 @@ const KEY_EVERY: Duration = Duration::from_millis(250);
 
 /// What the scripted session measured.
 struct Script {
+    /// Key to pixels: viewer input → PC → screen change → frame decoded by the viewer.
     p50: Duration,
     p99: Duration,
+    /// Change to pixels: the PC's screen changes → frame decoded by the viewer.
+    change_p50: Duration,
+    change_p99: Duration,
     keys: usize,
     /// Share of the agent PC's IP bytes that did not go to or come from the relay.
     direct_share: f64,
@@ -224,12 +228,14 @@ impl Session {
 
     /// The scripted session: for `length`, one key every 250 ms, each repainting 128×128
     /// pixels of noise on the PC. Measures each key's way to the pixels (viewer input → PC →
-    /// screen change → frame decoded by the viewer) and the share of the agent PC's bytes
-    /// that did not go through the relay.
+    /// screen change → frame decoded by the viewer), the change's own way (from the probe's
+    /// line, printed just before it paints, to the viewer's frame line; both read by this
+    /// process as they arrive), and the share of the agent PC's bytes that did not go through
+    /// the relay.
     fn scripted(&mut self, length: Duration) -> Script {
         self.lab.agent_bytes();
         let start = Instant::now();
-        let mut times = Vec::new();
+        let (mut times, mut changes) = (Vec::new(), Vec::new());
         for c in ('a'..='z').cycle() {
             let tick = start + KEY_EVERY * times.len() as u32;
             if tick > start + length {
@@ -240,17 +246,25 @@ impl Session {
             let key = format!("key {c}");
             let t0 = Instant::now();
             self.viewer.send(&format!("type {c}"));
-            self.probe.wait_line_from(p0, |l| l == key, T, &key);
-            self.viewer
-                .wait_line_from(v0, |l| l.starts_with("frame seq="), T, "its frame");
-            times.push(t0.elapsed());
+            let (k, _) = self.probe.wait_line_from(p0, |l| l == key, T, &key);
+            let (f, _) =
+                self.viewer
+                    .wait_line_from(v0, |l| l.starts_with("frame seq="), T, "its frame");
+            let (pressed, shown) = (self.probe.arrival(k), self.viewer.arrival(f));
+            // The probe prints the key just before it paints: from there to the viewer's
+            // decoded frame is the change's way to the technician's pixels.
+            changes.push(shown.saturating_duration_since(pressed));
+            times.push(shown.saturating_duration_since(t0));
         }
         let (relay, direct) = self.lab.agent_bytes();
         times.sort();
-        let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+        changes.sort();
+        let at = |v: &[Duration], q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
         Script {
-            p50: at(0.5),
-            p99: at(0.99),
+            p50: at(&times, 0.5),
+            p99: at(&times, 0.99),
+            change_p50: at(&changes, 0.5),
+            change_p99: at(&changes, 0.99),
             keys: times.len(),
             direct_share: direct as f64 / (relay + direct).max(1) as f64,
             bytes: relay + direct,
@@ -337,11 +351,13 @@ fn row(test: &str, sites: Sites, expect: Expect, agent_args: &[&str], slow_lossy
     let link = s.link.clone();
     s.end();
     println!(
-        "netlab row: {test} | {sites:?} | path {now} | signaling {signaling} | code after {code_ms} ms | e2e handshake {handshake} ms | first frame {first_frame:.0} ms | direct after {} | rtt relayed {relayed_rtt} | rtt direct {} | key to pixels p50 {} ms p99 {} ms ({} keys) | direct bytes {:.1} % of {} kB | link {link}",
+        "netlab row: {test} | {sites:?} | path {now} | signaling {signaling} | code after {code_ms} ms | e2e handshake {handshake} ms | first frame {first_frame:.0} ms | direct after {} | rtt relayed {relayed_rtt} | rtt direct {} | key to pixels p50 {} ms p99 {} ms | change to pixels p50 {:.1} ms p99 {:.1} ms ({} keys) | direct bytes {:.1} % of {} kB | link {link}",
         direct.as_ref().map_or("-".into(), |d| format!("{:.0} ms", d.2)),
         direct.as_ref().map_or("-".into(), |d| format!("{:.0} ms", d.1)),
         script.p50.as_millis(),
         script.p99.as_millis(),
+        script.change_p50.as_secs_f64() * 1e3,
+        script.change_p99.as_secs_f64() * 1e3,
         script.keys,
         script.direct_share * 100.0,
         script.bytes / 1000,
