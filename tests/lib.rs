@@ -79,6 +79,7 @@ pub fn bin_dir() -> PathBuf {
         "fernhilfe-agent",
         "fernhilfe-viewer",
         "xprobe",
+        "natprobe",
     ] {
         assert!(dir.join(b).exists(), "{} missing: run `cargo build --workspace --bins` before the tests (scripts/test.sh does)", dir.join(b).display());
     }

@@ -11,7 +11,8 @@
 //!
 //! [`Lab::same_lan`] puts the viewer's PC at 10.0.1.3 on the agent's LAN instead.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The relay's address on the public segment.
@@ -29,6 +30,17 @@ pub enum Router {
     SymmetricNat,
     /// NAT, and all UDP out blocked except DNS, as many school firewalls do.
     UdpBlocked,
+}
+
+/// What a PC's router does to its UDP, as the public segment sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UdpMapping {
+    /// No UDP gets out.
+    Blocked,
+    /// One socket keeps one address whatever the destination: this one.
+    EndpointIndependent(String),
+    /// Each destination sees the socket at another address.
+    PerDestination(String, String),
 }
 
 /// One side of the lab.
@@ -433,6 +445,42 @@ impl Lab {
             };
         }
         c
+    }
+
+    /// Asks two ports on the public segment which address one UDP socket of the agent's PC
+    /// (`agent_side`) or the viewer's comes from (`natprobe`).
+    pub fn udp_mapping(&self, agent_side: bool) -> UdpMapping {
+        let probe = crate::bin_dir().join("natprobe");
+        let probe = probe.to_str().expect("utf-8 path");
+        let ports = [RELAY_IP, "3478", "3479"];
+        let mut server = Command::new("ip")
+            .args(["netns", "exec", &self.public, probe, "serve"])
+            .args(ports)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("natprobe serve");
+        let mut ready = String::new();
+        let _ = BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut ready);
+        assert_eq!(ready.trim(), "ready", "natprobe did not start");
+        let host = if agent_side {
+            &self.agent_host
+        } else {
+            &self.viewer_host
+        };
+        let out = Command::new("ip")
+            .args(["netns", "exec", host, probe, "ask"])
+            .args(ports)
+            .output()
+            .expect("natprobe ask");
+        let _ = server.kill();
+        let _ = server.wait();
+        let out = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        match out.split_whitespace().collect::<Vec<_>>()[..] {
+            ["blocked"] => UdpMapping::Blocked,
+            ["mapped", a, b] if a == b => UdpMapping::EndpointIndependent(a.to_owned()),
+            ["mapped", a, b] => UdpMapping::PerDestination(a.to_owned(), b.to_owned()),
+            _ => panic!("natprobe said: {out}"),
+        }
     }
 
     /// Packets the agent's router translated (MASQUERADE rule counter), to check that NAT

@@ -1,10 +1,10 @@
 //! Sessions across real Linux NATs in network namespaces (`tests/netlab.rs`): the relay on a
-//! public segment, the agent's PC and the viewer's PC each behind a router. Each test checks
-//! the NAT behaviour it actually got (the router's MASQUERADE counter), then the path the
-//! session took, then that frames and input flow on that path. Each prints one row of the
+//! public segment, the agent's PC and the viewer's PC each behind a router. Each row checks
+//! the NAT behaviour it actually got (`natprobe`: which address one UDP socket shows to two
+//! destinations; and the router's MASQUERADE counter), then the path the session took, then that frames and input flow on that path. Each prints one row of the
 //! figures in `docs/paths.md` (`netlab row: ...`; `scripts/paths_figures.sh` collects them).
 
-use e2e::netlab::{Lab, Router, RELAY_IP};
+use e2e::netlab::{Lab, Router, UdpMapping, RELAY_IP};
 use e2e::*;
 use std::time::{Duration, Instant};
 
@@ -293,9 +293,23 @@ fn row(test: &str, sites: Sites, expect: Expect, agent_args: &[&str], slow_lossy
     let Some(mut s) = start(test, sites, agent_args, slow_lossy) else {
         return;
     };
-    let agent_router = match sites {
-        Sites::Apart(r, _) | Sites::SameLan(r) => r,
+    let (agent_router, viewer_router) = match sites {
+        Sites::Apart(a, v) => (a, Some(v)),
+        Sites::SameLan(r) => (r, None),
     };
+    // The NAT behaviour each router really has, before any path is asserted.
+    for (agent, router) in [(true, Some(agent_router)), (false, viewer_router)] {
+        let Some(router) = router else { continue };
+        let mapping = s.lab.udp_mapping(agent);
+        let ok = match (router, &mapping) {
+            (Router::NoNat, UdpMapping::EndpointIndependent(a)) => a.starts_with("10.0."),
+            (Router::Nat, UdpMapping::EndpointIndependent(a)) => a.starts_with("203.0.113."),
+            (Router::SymmetricNat, UdpMapping::PerDestination(..)) => true,
+            (Router::UdpBlocked, UdpMapping::Blocked) => true,
+            _ => false,
+        };
+        assert!(ok, "router {router:?} maps UDP as {mapping:?}");
+    }
     if agent_router != Router::NoNat {
         assert!(
             s.lab.agent_router_nat_packets() > 0,
