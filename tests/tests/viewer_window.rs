@@ -123,3 +123,67 @@ fn window_input_reaches_the_agent_display() {
 fn agent_exit(mut agent: Proc) -> i32 {
     agent.wait_exit(Duration::from_secs(3))
 }
+
+/// Asks a window to close as a window manager does (WM_DELETE_WINDOW).
+fn ask_to_close(display: &Display, win: &str) {
+    use x11rb::connection::Connection;
+    use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt as _, EventMask};
+    let win: u32 = win.trim().parse().expect("window id");
+    let (conn, _) = x11rb::connect(Some(&display.name)).expect("X connection");
+    let atom = |name: &[u8]| conn.intern_atom(false, name).unwrap().reply().unwrap().atom;
+    let (protocols, delete) = (atom(b"WM_PROTOCOLS"), atom(b"WM_DELETE_WINDOW"));
+    let ev = ClientMessageEvent::new(32, win, protocols, [delete, 0, 0, 0, 0]);
+    conn.send_event(false, win, EventMask::NO_EVENT, ev)
+        .unwrap();
+    conn.flush().unwrap();
+}
+
+/// Failures before the session (no token; relay unreachable) show in the window's title and
+/// status bar with the message the command line prints, and the window closes when asked.
+#[test]
+fn early_failures_show_in_the_window_and_it_closes() {
+    if !require_tools(
+        "early_failures_show_in_the_window_and_it_closes",
+        &["Xvfb", "xdotool"],
+    ) {
+        return;
+    }
+    let dir = temp_dir("window_errors");
+    let desk = Display::start(1280, 900);
+    let fp = "AA:".repeat(31) + "AA";
+    for (token, addr, message) in [
+        ("", "127.0.0.1:9", "the staff token is empty"),
+        (
+            "fh_x",
+            "127.0.0.1:9",
+            "cannot reach the relay at 127.0.0.1:9",
+        ),
+    ] {
+        let mut cmd = viewer_command(
+            addr,
+            ["--relay-fingerprint", &fp],
+            token,
+            "4711",
+            "123-456-789",
+        );
+        cmd.env("DISPLAY", &desk.name);
+        let mut viewer = Proc::spawn("viewer-error", cmd, &dir);
+        let deadline = Instant::now() + T;
+        let win = loop {
+            if let Ok(w) = desk.xdotool(&["search", "--name", &format!("error: {message}")]) {
+                break w.split_whitespace().next().unwrap().to_owned();
+            }
+            assert!(Instant::now() < deadline, "no window showing '{message}'");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let title = desk.xdotool(&["getwindowname", &win]).unwrap();
+        ask_to_close(&desk, &win);
+        assert_eq!(viewer.wait_exit(Duration::from_secs(5)), 1);
+        let printed = viewer.stderr();
+        let shown = title.trim().split("error: ").nth(1).unwrap();
+        assert!(
+            printed.contains(shown),
+            "the window says '{shown}', the command line '{printed}'"
+        );
+    }
+}

@@ -94,6 +94,57 @@ fn real_main() -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let title = format!("Fernhilfe – Ticket #{}", cli.ticket.trim_start_matches('#'));
+    let settings = match settings(&cli) {
+        Ok(s) => s,
+        Err(e) if !cli.headless => {
+            // The technician may have no console: show the error where they look.
+            let (_input_tx, _) = mpsc::unbounded_channel();
+            let (event_tx, event_rx) = mpsc::unbounded_channel();
+            let _ = event_tx.send(SessionEvent::Failed(format!("{e:#}")));
+            let _ = window::run(&title, _input_tx, event_rx);
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    let (input_tx, input_rx) = mpsc::unbounded_channel();
+    let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = runtime.block_on(async {
+            let result = session::run(settings, input_rx, event_tx.clone()).await;
+            // Early failures too reach the window's status bar and title.
+            if let Err(e) = &result {
+                let _ = event_tx.send(SessionEvent::Failed(format!("{e:#}")));
+            }
+            result
+        });
+        let _ = done_tx.send(result);
+    });
+    if cli.headless {
+        headless(input_tx, event_rx)?;
+    } else {
+        window::run(&title, input_tx, event_rx)?;
+    }
+    // Closing the window ends the session; a session still stuck connecting is not waited for.
+    match done_rx.recv_timeout(CLOSE_WAIT) {
+        Ok(result) => result,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(()),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            Err(anyhow::anyhow!("session thread panicked"))
+        }
+    }
+}
+
+/// How long a closed window waits for the session to finish saying goodbye.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The session's settings from the command line and the environment.
+fn settings(cli: &Cli) -> Result<ViewerSettings> {
     let token = match (&cli.token_file, std::env::var("FERNHILFE_STAFF_TOKEN")) {
         (Some(path), _) => std::fs::read_to_string(path).with_context(|| format!("cannot read token file {}", path.display()))?.trim().to_owned(),
         (None, Ok(t)) => t.trim().to_owned(),
@@ -107,7 +158,7 @@ fn real_main() -> Result<()> {
         (None, Some(ca)) => RelayTrust::CaFile(ca.clone()),
         (None, None) => bail!("the relay's certificate is not pinned: pass --relay-fingerprint (from `fernhilfe-relay fingerprint`) or --relay-ca"),
     };
-    let settings = ViewerSettings {
+    Ok(ViewerSettings {
         relay: cli.relay.clone(),
         trust,
         signal: cli.relay_transport,
@@ -123,27 +174,7 @@ fn real_main() -> Result<()> {
         misbehave: cli.misbehave,
         #[cfg(not(feature = "test-aids"))]
         misbehave: false,
-    };
-    let (input_tx, input_rx) = mpsc::unbounded_channel();
-    let (event_tx, event_rx) = mpsc::unbounded_channel();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let worker =
-        std::thread::spawn(move || runtime.block_on(session::run(settings, input_rx, event_tx)));
-    if cli.headless {
-        headless(input_tx, event_rx)?;
-    } else {
-        window::run(
-            &format!("Fernhilfe – Ticket #{}", cli.ticket.trim_start_matches('#')),
-            input_tx,
-            event_rx,
-        )?;
-    }
-    worker
-        .join()
-        .map_err(|_| anyhow::anyhow!("session thread panicked"))?
+    })
 }
 
 /// Headless front end: status lines on stdout, commands on stdin (see `session::parse_command`).
@@ -198,6 +229,7 @@ fn headless(
                 println!("frame seq={seq} bytes={encoded_bytes}");
                 *latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(framebuffer);
             }
+            SessionEvent::Failed(_) => {}
             SessionEvent::Ended(r) => {
                 println!("ended {r}");
                 break;

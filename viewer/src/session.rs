@@ -61,6 +61,8 @@ pub enum SessionEvent {
     },
     /// The session is over.
     Ended(String),
+    /// The viewer failed (before or during the session); the message the command line prints.
+    Failed(String),
 }
 
 /// Errors that end the viewer with a specific exit code.

@@ -273,6 +273,12 @@ pub fn run(
                     ended = true;
                     dirty = true;
                 }
+                SessionEvent::Failed(e) => {
+                    window.set_title(&format!("{title} – error: {e}"));
+                    status = format!("error: {e}");
+                    ended = true;
+                    dirty = true;
+                }
             }
         }
         let bar = status_bar_height(sw);
