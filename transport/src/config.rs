@@ -49,7 +49,7 @@ fn relay_transport() -> Arc<TransportConfig> {
 }
 
 /// A TLS 1.3 client configuration that checks the server with `verifier`.
-pub(crate) fn tls13_client(
+fn tls13_client(
     verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
 ) -> Result<
     rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
@@ -118,29 +118,54 @@ impl RelayConnection {
 pub fn relay_client_config(
     trust: &RelayTrust,
 ) -> Result<(ClientConfig, Option<Arc<PinnedCertificate>>), TransportError> {
-    let (config, pin) = match trust {
-        RelayTrust::Pinned(fp) => {
-            let pin = PinnedCertificate::new(*fp);
-            (tls13_client(pin.clone())?.with_no_client_auth(), Some(pin))
-        }
-        RelayTrust::CaFile(_) => (ca_client_tls(trust)?, None),
-    };
+    let (tls, pin) = relay_tls(trust)?;
     Ok((
-        quic_client(config, protocol::RELAY_ALPN, relay_transport())?,
+        quic_client(tls, protocol::RELAY_ALPN, relay_transport())?,
         pin,
     ))
 }
 
-/// A TLS client configuration that checks the relay against the CA file of `trust` (and
-/// against nothing else: a pinned `trust` gets no roots at all).
-pub(crate) fn ca_client_tls(trust: &RelayTrust) -> Result<rustls::ClientConfig, TransportError> {
-    let mut roots = RootCertStore::empty();
-    if let RelayTrust::CaFile(path) = trust {
-        for cert in ca_file_roots(path)? {
-            roots
-                .add(cert)
-                .map_err(|e| TransportError::Certificate(e.to_string()))?;
+/// The TLS client settings that check the relay per `trust`, for QUIC and TCP alike; with a
+/// pin, also the verifier, which can tell a mismatch apart from other failures.
+pub(crate) fn relay_tls(
+    trust: &RelayTrust,
+) -> Result<(rustls::ClientConfig, Option<Arc<PinnedCertificate>>), TransportError> {
+    Ok(match trust {
+        RelayTrust::Pinned(fp) => {
+            let pin = PinnedCertificate::new(*fp);
+            (tls13_client(pin.clone())?.with_no_client_auth(), Some(pin))
         }
+        RelayTrust::CaFile(path) => (ca_client_tls(path)?, None),
+    })
+}
+
+/// The error to report when the TLS handshake with the relay failed and `pin` saw another
+/// certificate than the pinned one.
+pub(crate) fn pin_mismatch(pin: Option<&Arc<PinnedCertificate>>) -> Option<TransportError> {
+    let pin = pin?;
+    let got = pin.mismatch()?;
+    Some(TransportError::FingerprintMismatch {
+        expected: pin.expected().to_string(),
+        got: got.to_string(),
+    })
+}
+
+/// The host part of `addr` (`host:port`, `[v6]:port`): the name the relay's certificate is
+/// checked for.
+pub(crate) fn relay_host(addr: &str) -> String {
+    addr.rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(['[', ']']))
+        .unwrap_or(addr)
+        .to_owned()
+}
+
+/// A TLS client configuration that checks the relay against the CA certificates in `path`.
+fn ca_client_tls(path: &std::path::Path) -> Result<rustls::ClientConfig, TransportError> {
+    let mut roots = RootCertStore::empty();
+    for cert in ca_file_roots(path)? {
+        roots
+            .add(cert)
+            .map_err(|e| TransportError::Certificate(e.to_string()))?;
     }
     Ok(
         rustls::ClientConfig::builder_with_provider(crypto_provider())
@@ -183,11 +208,7 @@ pub async fn connect_relay_from(
         .map_err(|e| unreachable(format!("address does not resolve ({e})")))?
         .next()
         .ok_or_else(|| unreachable("address does not resolve".into()))?;
-    let host = addr
-        .rsplit_once(':')
-        .map(|(h, _)| h.trim_matches(['[', ']']))
-        .unwrap_or(addr)
-        .to_owned();
+    let host = relay_host(addr);
     let (config, pin) = relay_client_config(trust)?;
     let bind: SocketAddr = bind.unwrap_or_else(|| {
         if target.is_ipv6() {
@@ -205,14 +226,8 @@ pub async fn connect_relay_from(
             CONNECT_TIMEOUT.as_secs()
         ))),
         Ok(Ok(conn)) => Ok(RelayConnection { endpoint, conn }),
-        Ok(Err(e)) => match pin
-            .as_ref()
-            .and_then(|p| p.mismatch().map(|got| (p.expected(), got)))
-        {
-            Some((expected, got)) => Err(TransportError::FingerprintMismatch {
-                expected: expected.to_string(),
-                got: got.to_string(),
-            }),
+        Ok(Err(e)) => match pin_mismatch(pin.as_ref()) {
+            Some(mismatch) => Err(mismatch),
             // QUIC carries TLS alerts as transport error codes 0x100-0x1ff.
             None if matches!(&e, quinn::ConnectionError::TransportError(t) if (0x100..0x200).contains(&u64::from(t.code))) => {
                 Err(TransportError::UntrustedRelay(e.to_string()))

@@ -8,7 +8,8 @@
 //! the session noticing.
 //!
 //! No third-party services: the endpoint knows only our relay (whose certificate is pinned as
-//! for the control connection), does no DNS or pkarr address lookup, and has no port mapping.
+//! for the control connection), resolves its name with the operating system, does no DNS or
+//! pkarr address lookup of endpoints, and has no port mapping.
 
 use crate::config::RelayTrust;
 use crate::pinning::PinnedCertificate;
@@ -141,8 +142,8 @@ impl SessionEndpoint {
     /// Waits (at most a few seconds) until the endpoint holds its relay connection. Until then
     /// a handshake packet sent over the relay is lost and costs a full retransmission timeout
     /// (1 s): the agent waits before it lets the relay tell the viewer to dial, the viewer
-    /// before it dials. Not waited for in `bind`, so a wrong code costs no wait.
-    /// Whether it came up.
+    /// before it dials. Not waited for in `bind`, so a wrong code costs no wait. Says whether
+    /// it came up.
     pub async fn relay_ready(&self) -> bool {
         let up = tokio::time::timeout(RELAY_ONLINE_WAIT, self.ep.online())
             .await
@@ -166,11 +167,6 @@ impl SessionEndpoint {
             id: *self.ep.id().as_bytes(),
             direct_addrs,
         }
-    }
-
-    /// This endpoint's id, as the relay admits it.
-    pub fn id(&self) -> [u8; 32] {
-        *self.ep.id().as_bytes()
     }
 
     /// Waits for the connection from `peer` (the id the pairing confirmed); connections from

@@ -92,6 +92,11 @@ impl RelayClient {
         if let Some(m) = self.pending.pop_front() {
             return Ok(m);
         }
+        self.read().await
+    }
+
+    /// The next message from the stream itself, past the ones kept aside. Cancel-safe.
+    async fn read(&mut self) -> Result<FromRelay, SignalError> {
         let frame = self.recv.next().await?.ok_or(SignalError::Closed)?;
         Ok(FromRelay::decode(&frame).map_err(TransportError::from)?)
     }
@@ -110,12 +115,9 @@ impl RelayClient {
         self.send(&ToRelay::AdmitEndpoint { pairing, id }).await?;
         let mut kept = Vec::new();
         let answer = loop {
-            let m = tokio::time::timeout(SIGNAL_TIMEOUT, async {
-                let frame = self.recv.next().await?.ok_or(SignalError::Closed)?;
-                Ok::<_, SignalError>(FromRelay::decode(&frame).map_err(TransportError::from)?)
-            })
-            .await
-            .map_err(|_| SignalError::Timeout)??;
+            let m = tokio::time::timeout(SIGNAL_TIMEOUT, self.read())
+                .await
+                .map_err(|_| SignalError::Timeout)??;
             match m {
                 FromRelay::EndpointAdmitted {
                     pairing: p,

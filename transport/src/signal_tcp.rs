@@ -5,8 +5,9 @@
 //! [`connect_signaling`] picks the transport: QUIC first, and TCP too when QUIC has not
 //! answered within [`QUIC_HEAD_START`] or failed, whichever connects first wins.
 
-use crate::config::{connect_relay, tls13_client, RelayTrust, CONNECT_TIMEOUT};
-use crate::pinning::PinnedCertificate;
+use crate::config::{
+    connect_relay, pin_mismatch, relay_host, relay_tls, RelayTrust, CONNECT_TIMEOUT,
+};
 use crate::relay_client::{RelayClient, SignalError};
 use crate::TransportError;
 use std::sync::Arc;
@@ -124,18 +125,8 @@ pub async fn upgraded_stream(
             reason,
         })
     };
-    let host = addr
-        .rsplit_once(':')
-        .map(|(h, _)| h.trim_matches(['[', ']']))
-        .unwrap_or(addr)
-        .to_owned();
-    let (tls, pin): (rustls::ClientConfig, Option<Arc<PinnedCertificate>>) = match trust {
-        RelayTrust::Pinned(fp) => {
-            let pin = PinnedCertificate::new(*fp);
-            (tls13_client(pin.clone())?.with_no_client_auth(), Some(pin))
-        }
-        RelayTrust::CaFile(_) => (crate::config::ca_client_tls(trust)?, None),
-    };
+    let host = relay_host(addr);
+    let (tls, pin) = relay_tls(trust)?;
     let name = rustls::pki_types::ServerName::try_from(host.clone())
         .map_err(|e| unreachable(format!("bad host name ({e})")))?;
     let connect = async {
@@ -147,18 +138,10 @@ pub async fn upgraded_stream(
             .connect(name, tcp)
             .await
             .map_err(|e| {
-                match pin
-                    .as_ref()
-                    .and_then(|p| p.mismatch().map(|g| (p.expected(), g)))
-                {
-                    Some((expected, got)) => {
-                        SignalError::Transport(TransportError::FingerprintMismatch {
-                            expected: expected.to_string(),
-                            got: got.to_string(),
-                        })
-                    }
-                    None => SignalError::Transport(TransportError::UntrustedRelay(e.to_string())),
-                }
+                SignalError::Transport(
+                    pin_mismatch(pin.as_ref())
+                        .unwrap_or_else(|| TransportError::UntrustedRelay(e.to_string())),
+                )
             })?;
         let request = format!(
             "GET {SIGNAL_PATH} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: {SIGNAL_UPGRADE}\r\n\r\n"
