@@ -217,7 +217,7 @@ pub async fn connect_relay_from(
             "0.0.0.0:0".parse().expect("literal")
         }
     });
-    let mut endpoint = Endpoint::client(bind)?;
+    let mut endpoint = crate::plain_udp::client_endpoint(bind)?;
     endpoint.set_default_client_config(config);
     let connecting = endpoint.connect(target, &host)?;
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {

@@ -1,12 +1,13 @@
 //! The IO that agent, viewer and relay share: QUIC endpoints, certificate identities and
-//! pinning, length-prefixed streams, and the tunnel that carries the end-to-end connection's
-//! datagrams over the relay connection. One copy, used by all three binaries.
+//! pinning, length-prefixed streams, signaling over QUIC or TLS/TCP, and the session's iroh
+//! endpoints. One copy, used by all three binaries.
 
 pub mod config;
 pub mod framed;
 pub mod identity;
 pub mod paths;
 pub mod pinning;
+pub mod plain_udp;
 pub mod relay_client;
 pub mod signal_tcp;
 

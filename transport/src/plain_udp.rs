@@ -1,0 +1,184 @@
+//! The relay connection's UDP socket, with a plain fallback for platforms that refuse quinn's
+//! optimised one.
+//!
+//! quinn-udp sets ECN, packet-info and dual-stack options on every socket and gives up when
+//! one is refused. Real Windows and Linux take them all; Wine (Debian 12's Wine 8 answers
+//! `IPV6_V6ONLY` on an IPv4 socket with WSAENOPROTOOPT) and locked-down Windows builds do not.
+//! Sending and receiving need none of those options, so the fallback is a plain
+//! `tokio::net::UdpSocket`: one datagram per call, no ECN, no local-address info. The session
+//! endpoints (iroh's noq-udp) already degrade on their own and need nothing from here.
+
+use quinn::udp::{RecvMeta, Transmit};
+use quinn::{AsyncUdpSocket, Endpoint, EndpointConfig, TokioRuntime, UdpPoller};
+use std::fmt;
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+/// A client endpoint on `bind`: quinn's own socket where the platform takes it, else a
+/// [`PlainUdpSocket`], with a warning that says so.
+pub fn client_endpoint(bind: SocketAddr) -> io::Result<Endpoint> {
+    match Endpoint::client(bind) {
+        Ok(endpoint) => Ok(endpoint),
+        Err(refused) => {
+            let socket = PlainUdpSocket::bind(bind)?;
+            tracing::warn!(
+                %refused,
+                "this system refuses quinn's optimised UDP socket options; using a plain UDP socket (no ECN)"
+            );
+            Endpoint::new_with_abstract_socket(
+                EndpointConfig::default(),
+                None,
+                Arc::new(socket),
+                Arc::new(TokioRuntime),
+            )
+        }
+    }
+}
+
+/// A UDP socket that sends and receives one datagram at a time and asks the OS for nothing else.
+pub struct PlainUdpSocket {
+    io: tokio::net::UdpSocket,
+}
+
+impl PlainUdpSocket {
+    /// Binds a non-blocking socket on `addr` in the current tokio runtime.
+    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+        let socket = std::net::UdpSocket::bind(addr)?;
+        socket.set_nonblocking(true)?;
+        Ok(Self {
+            io: tokio::net::UdpSocket::from_std(socket)?,
+        })
+    }
+}
+
+impl fmt::Debug for PlainUdpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlainUdpSocket")
+            .field("local", &self.io.local_addr().ok())
+            .finish()
+    }
+}
+
+impl AsyncUdpSocket for PlainUdpSocket {
+    fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn UdpPoller>> {
+        Box::pin(Writable(self))
+    }
+
+    fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
+        // max_transmit_segments() is 1, so quinn never hands over a GSO batch.
+        self.io
+            .try_send_to(transmit.contents, transmit.destination)
+            .map(|_| ())
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        let (Some(buf), Some(slot)) = (bufs.first_mut(), meta.first_mut()) else {
+            return Poll::Ready(Ok(0));
+        };
+        loop {
+            ready!(self.io.poll_recv_ready(cx))?;
+            match self.io.try_recv_from(buf) {
+                Ok((len, addr)) => {
+                    *slot = RecvMeta {
+                        addr,
+                        len,
+                        stride: len,
+                        ecn: None,
+                        dst_ip: None,
+                    };
+                    return Poll::Ready(Ok(1));
+                }
+                // A readiness event can be spurious; poll again so the waker is registered.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.local_addr()
+    }
+}
+
+/// quinn's wait for room to send: the socket's write readiness.
+struct Writable(Arc<PlainUdpSocket>);
+
+impl fmt::Debug for Writable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Writable")
+    }
+}
+
+impl UdpPoller for Writable {
+    fn poll_writable(self: Pin<&mut Self>, cx: &mut Context) -> Poll<io::Result<()>> {
+        self.0.io.poll_send_ready(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{relay_client_config, relay_server_config, RelayTrust};
+    use crate::identity::Identity;
+
+    /// The plain socket alone carries a pinned QUIC handshake and a stream both ways, as it
+    /// must where it is the only socket (Wine).
+    #[tokio::test]
+    async fn plain_socket_carries_a_pinned_quic_connection() {
+        let id = Identity::generate("relay.test").unwrap();
+        let server = Endpoint::server(
+            relay_server_config(&id).unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        let server_addr = server.local_addr().unwrap();
+        let echo = tokio::spawn(async move {
+            let conn = server.accept().await.unwrap().await.unwrap();
+            let (mut send, mut recv) = conn.accept_bi().await.unwrap();
+            let got = recv.read_to_end(1 << 20).await.unwrap();
+            send.write_all(&got).await.unwrap();
+            send.finish().unwrap();
+            conn.closed().await;
+        });
+
+        let socket = PlainUdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut client = Endpoint::new_with_abstract_socket(
+            EndpointConfig::default(),
+            None,
+            Arc::new(socket),
+            Arc::new(TokioRuntime),
+        )
+        .unwrap();
+        let (config, _) = relay_client_config(&RelayTrust::Pinned(id.fingerprint())).unwrap();
+        client.set_default_client_config(config);
+        let conn = client
+            .connect(server_addr, "relay.test")
+            .unwrap()
+            .await
+            .unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        // Larger than one datagram, so both directions need many packets and acknowledgements.
+        let message: Vec<u8> = (0..200_000u32).map(|i| (i * 7) as u8).collect();
+        send.write_all(&message).await.unwrap();
+        send.finish().unwrap();
+        let back = recv.read_to_end(1 << 20).await.unwrap();
+        assert_eq!(back, message);
+        conn.close(0u32.into(), b"done");
+        echo.await.unwrap();
+    }
+
+    /// Where quinn's own socket works, the endpoint is quinn's, on the address asked for.
+    #[tokio::test]
+    async fn client_endpoint_binds_where_asked() {
+        let ep = client_endpoint("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert!(ep.local_addr().unwrap().ip().is_loopback());
+    }
+}
