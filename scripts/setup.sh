@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Fernhilfe needs on Debian: X11 libraries for
 # capture and windows, Xvfb and xdotool for virtual displays, tcpdump and iproute2/iptables for
-# the network tests, and MinGW for the Windows build. Installs only what is missing.
+# the network tests, MinGW for the Windows build, and Wine to run the Windows build in tests.
+# Installs only what is missing.
 set -euo pipefail
 
 packages=(
@@ -10,7 +11,7 @@ packages=(
   libx11-6 libxcursor1 libxrandr2 libxi6 libxkbcommon0
   xvfb xdotool xterm x11-utils
   tcpdump iproute2 iptables
-  gcc-mingw-w64-x86-64
+  gcc-mingw-w64-x86-64 wine wine64
 )
 
 missing=()

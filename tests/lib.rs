@@ -5,6 +5,7 @@
 //! outside CI and fail in CI (`CI=true`), so CI can never pass by skipping.
 
 pub mod netlab;
+pub mod wine;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -738,56 +739,70 @@ impl Session {
         answer_consent(&self.agent, &self.display, choice);
     }
 
-    /// Waits until the viewer got no new frame for `quiet`, then returns the last seq.
+    /// Waits until the viewer got no new frame for `quiet` (see [`settle`]).
     pub fn settle(&self, quiet: Duration, timeout: Duration) -> u64 {
-        let deadline = Instant::now() + timeout;
-        let mut last = (0usize, Instant::now());
-        loop {
-            let n = self
-                .viewer
-                .lines()
-                .iter()
-                .filter(|l| l.starts_with("frame "))
-                .count();
-            if n != last.0 {
-                last = (n, Instant::now());
-            } else if n > 0 && last.1.elapsed() >= quiet {
-                let l = self
-                    .viewer
-                    .lines()
-                    .into_iter()
-                    .rev()
-                    .find(|l| l.starts_with("frame seq="))
-                    .unwrap();
-                return l["frame seq=".len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "screen did not settle\nviewer:\n{}",
-                self.viewer.lines().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        settle(&self.viewer, quiet, timeout)
     }
 
-    /// Asks the viewer for a PNG of what it has and loads it.
+    /// Asks the viewer for a PNG of what it has (see [`viewer_snapshot`]).
     pub fn viewer_snapshot(&mut self, name: &str) -> image::RgbImage {
-        let path = self.dir.join(name);
-        let before = self.viewer.lines().len();
-        self.viewer.send(&format!("snapshot {}", path.display()));
-        self.viewer.wait_line_from(
-            before,
-            |l| l.starts_with("snapshot ") || l.starts_with("error snapshot"),
-            Duration::from_secs(10),
-            "snapshot",
-        );
-        image::open(&path).expect("viewer snapshot").to_rgb8()
+        viewer_snapshot(&mut self.viewer, &self.dir, name)
     }
+}
+
+/// Waits until a headless viewer got no new frame for `quiet`, then returns the last seq.
+pub fn settle(viewer: &Proc, quiet: Duration, timeout: Duration) -> u64 {
+    let deadline = Instant::now() + timeout;
+    let mut last = (0usize, Instant::now());
+    loop {
+        let n = viewer
+            .lines()
+            .iter()
+            .filter(|l| l.starts_with("frame "))
+            .count();
+        if n != last.0 {
+            last = (n, Instant::now());
+        } else if n > 0 && last.1.elapsed() >= quiet {
+            let l = viewer
+                .lines()
+                .into_iter()
+                .rev()
+                .find(|l| l.starts_with("frame seq="))
+                .unwrap();
+            return l["frame seq=".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "screen did not settle\nviewer:\n{}",
+            viewer.lines().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asks a headless viewer for a PNG of what it has, written to `dir/name`, and loads it.
+pub fn viewer_snapshot(viewer: &mut Proc, dir: &Path, name: &str) -> image::RgbImage {
+    let path = dir.join(name);
+    let before = viewer.lines().len();
+    viewer.send(&format!("snapshot {}", path.display()));
+    viewer.wait_line_from(
+        before,
+        |l| l.starts_with("snapshot ") || l.starts_with("error snapshot"),
+        Duration::from_secs(10),
+        "snapshot",
+    );
+    image::open(&path).expect("viewer snapshot").to_rgb8()
+}
+
+/// How many pixels differ between two pictures of the same size.
+pub fn pixels_differing(a: &image::RgbImage, b: &image::RgbImage) -> usize {
+    assert_eq!(a.dimensions(), b.dimensions(), "picture sizes differ");
+    a.pixels().zip(b.pixels()).filter(|(p, q)| p != q).count()
 }
 
 impl Drop for Session {

@@ -189,12 +189,26 @@ fn inject(
                     // enigo types '\n' as Linefeed, which applications do not treat as Enter.
                     '\n' => e.key(enigo::Key::Return, Direction::Click)?,
                     '\t' => e.key(enigo::Key::Tab, Direction::Click)?,
-                    c => e.key(enigo::Key::Unicode(c), Direction::Click)?,
+                    c => type_char(e, c)?,
                 }
             }
             Ok(())
         }
     }
+}
+
+/// Types one character as the person would see it typed.
+#[cfg(windows)]
+fn type_char(e: &mut Enigo, c: char) -> enigo::InputResult<()> {
+    // enigo's key(Unicode) maps the character to a virtual key without its shift state, so
+    // 'G' arrives as 'g'; text() sends it as a Unicode character (KEYEVENTF_UNICODE).
+    e.text(c.encode_utf8(&mut [0; 4]))
+}
+
+/// Types one character as the person would see it typed.
+#[cfg(not(windows))]
+fn type_char(e: &mut Enigo, c: char) -> enigo::InputResult<()> {
+    e.key(enigo::Key::Unicode(c), Direction::Click)
 }
 
 fn enigo_key(k: Key) -> enigo::Key {

@@ -1,6 +1,9 @@
 //! `fernhilfe-agent`: runs on the school PC. Registers under the ticket number, shows a
 //! one-time code, asks the person at the PC for consent and shares the screen as granted.
 
+// A Windows program for people, started by double-click: no console window behind it.
+#![cfg_attr(windows, windows_subsystem = "windows")]
+
 mod capture;
 mod code_guard;
 mod consent_gate;
@@ -100,12 +103,23 @@ fn load_config(path: Option<&PathBuf>) -> Result<ConfigFile> {
 fn main() {
     if let Err(e) = real_main() {
         eprintln!("fernhilfe-agent: {e:#}");
+        #[cfg(windows)]
+        if let Err(shown) = ui::show_error(texts::failure_summary(&e), &format!("{e:#}")) {
+            eprintln!("fernhilfe-agent: {shown:#}");
+        }
         std::process::exit(1);
     }
 }
 
 fn real_main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => bail!(
+            "{}\nthe command line is not valid: see fernhilfe-agent --help / ungültige Befehlszeile: siehe fernhilfe-agent --help",
+            e.render().to_string().trim()
+        ),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),

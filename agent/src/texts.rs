@@ -15,6 +15,27 @@ pub fn refusal_de(r: &Refusal) -> &'static str {
     }
 }
 
+/// What a failure means for the person at the PC, in German and English, above the technical
+/// message (which names addresses and OS errors, mostly in English) for the hotline.
+#[cfg(any(windows, test))]
+pub fn failure_summary(e: &anyhow::Error) -> [&'static str; 2] {
+    use transport::TransportError as T;
+    match e.chain().find_map(|c| c.downcast_ref::<T>()) {
+        Some(T::Unreachable { .. }) => [
+            "Der Fernhilfe-Server ist nicht erreichbar. Bitte die Netzwerkverbindung prüfen oder die Hotline anrufen.",
+            "The Fernhilfe server cannot be reached. Check the network connection or call the hotline.",
+        ],
+        Some(T::FingerprintMismatch { .. } | T::UntrustedRelay(_)) => [
+            "Der Server hat sich nicht als Ihr Fernhilfe-Server ausgewiesen; es wurde nichts übertragen. Bitte die Hotline anrufen.",
+            "The server did not prove it is your Fernhilfe server; nothing was sent. Call the hotline.",
+        ],
+        _ => [
+            "Fernhilfe kann nicht fortfahren. Bitte die Meldung unten der Hotline vorlesen.",
+            "Fernhilfe cannot go on. Read the message below to the hotline.",
+        ],
+    }
+}
+
 /// Language of the agent's windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -140,5 +161,23 @@ impl Lang {
     }
     pub fn revoke_control(self) -> &'static str {
         self.pick("Nur ansehen", "View only")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_summarised_by_kind_through_the_context_chain() {
+        let unreachable = anyhow::Error::new(transport::TransportError::Unreachable {
+            addr: "relay.example:443".into(),
+            reason: "no answer within 5 s".into(),
+        })
+        .context("registering");
+        assert!(failure_summary(&unreachable)[0].contains("nicht erreichbar"));
+        let pin = anyhow::Error::new(transport::TransportError::UntrustedRelay("x".into()));
+        assert!(failure_summary(&pin)[1].contains("did not prove"));
+        assert!(failure_summary(&anyhow::anyhow!("other"))[0].contains("Hotline"));
     }
 }

@@ -179,15 +179,39 @@ impl Panel {
                 color: *color,
             })
             .collect();
+        let origin = self.client_origin();
         for b in &self.buttons {
             println!(
                 "ui button {} {:?} {} {}",
                 self.name,
                 b.action,
-                self.origin.0 + (b.x + b.w / 2) as isize,
-                self.origin.1 + (b.y + b.h / 2) as isize
+                origin.0 + (b.x + b.w / 2) as isize,
+                origin.1 + (b.y + b.h / 2) as isize
             );
         }
+    }
+
+    /// Where the window's drawing area starts on the screen. Windows places the outer frame at
+    /// the position asked for, and the drawing area sits inside the frame (Wine keeps that
+    /// offset even where no window manager draws a frame).
+    #[cfg(windows)]
+    fn client_origin(&self) -> (isize, isize) {
+        use windows::Win32::Foundation::{HWND, POINT};
+        use windows::Win32::Graphics::Gdi::ClientToScreen;
+        let mut p = POINT { x: 0, y: 0 };
+        // SAFETY: the handle is this panel's live window; ClientToScreen only reads it.
+        let ok = unsafe { ClientToScreen(HWND(self.window.get_window_handle()), &mut p) };
+        if ok.as_bool() {
+            (p.x as isize, p.y as isize)
+        } else {
+            self.origin
+        }
+    }
+
+    /// Where the window's drawing area starts on the screen: X11 places it where asked.
+    #[cfg(not(windows))]
+    fn client_origin(&self) -> (isize, isize) {
+        self.origin
     }
 
     /// Shows the buffer and returns the button clicked since the last call, or `None`.
@@ -380,6 +404,69 @@ pub fn run(
     }
 }
 
+/// Shows why the agent could not start or go on, in German and English, until the person
+/// closes it. On Windows the agent has no console, so this window is the only place the
+/// message can be read.
+#[cfg(windows)]
+pub fn show_error(summary: [&str; 2], message: &str) -> anyhow::Result<()> {
+    use windows::Win32::UI::WindowsAndMessaging::{GetSystemMetrics, SM_CXSCREEN, SM_CYSCREEN};
+    let text = TextRenderer::new();
+    let (w, px) = (640, 15.0);
+    let mut lines: Vec<(String, f32, u32)> = vec![
+        (
+            "Fernhilfe konnte nicht fortfahren / Fernhilfe could not go on".into(),
+            17.0,
+            DANGER,
+        ),
+        (String::new(), 4.0, FG),
+    ];
+    for (part, size) in [(summary[0], 16.0), (summary[1], 16.0), (message, px)] {
+        lines.extend(
+            wrap(&text, part, size, w - 40)
+                .into_iter()
+                .map(|l| (l, size, FG)),
+        );
+        lines.push((String::new(), 4.0, FG));
+    }
+    let h = 16 + lines.iter().map(|l| (l.1 * 1.45) as usize).sum::<usize>() + 80;
+    // SAFETY: GetSystemMetrics only reads system settings.
+    let (sw, sh) = unsafe { (GetSystemMetrics(SM_CXSCREEN), GetSystemMetrics(SM_CYSCREEN)) };
+    let origin = (
+        (sw as isize - w as isize).max(0) / 2,
+        (sh as isize - h as isize).max(0) / 2,
+    );
+    let mut p = Panel::open("Fernhilfe – Fehler / Error", "error", w, h, origin)?;
+    p.set_buttons(&[("Schließen / Close", Action::Cancel, BUTTON)]);
+    p.draw(&text, &lines);
+    while let Ok(None) = p.poll() {
+        std::thread::sleep(Duration::from_millis(15));
+    }
+    Ok(())
+}
+
+/// Breaks `message` into lines no wider than `max_w` pixels at `px`, at spaces where it can.
+#[cfg(any(windows, test))]
+fn wrap(text: &TextRenderer, message: &str, px: f32, max_w: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for paragraph in message.lines() {
+        let mut line = String::new();
+        for word in paragraph.split(' ') {
+            let candidate = if line.is_empty() {
+                word.to_owned()
+            } else {
+                format!("{line} {word}")
+            };
+            if text.width(&candidate, px) <= max_w || line.is_empty() {
+                line = candidate;
+            } else {
+                lines.push(std::mem::replace(&mut line, word.to_owned()));
+            }
+        }
+        lines.push(line);
+    }
+    lines
+}
+
 fn draw_indicator(p: &mut Panel, text: &TextRenderer, lang: Lang, staff: &str, grant: Grant) {
     let toggle = if grant == Grant::Control {
         lang.revoke_control()
@@ -398,4 +485,25 @@ fn draw_indicator(p: &mut Panel, text: &TextRenderer, lang: Lang, staff: &str, g
             FG,
         )],
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_keeps_every_word_in_order_within_the_width() {
+        let text = TextRenderer::new();
+        let message = "cannot reach the relay at 127.0.0.1:9: no answer within 5 s. Check the address and port / Relay nicht erreichbar: Adresse und Port prüfen";
+        let lines = wrap(&text, message, 15.0, 300);
+        assert!(lines.len() > 2, "{lines:?}");
+        assert!(
+            lines.iter().all(|l| text.width(l, 15.0) <= 300),
+            "{lines:?}"
+        );
+        assert_eq!(lines.join(" "), message);
+        // A word wider than the window gets a line of its own rather than being lost.
+        let long = "x".repeat(200);
+        assert_eq!(wrap(&text, &long, 15.0, 100), vec![long]);
+    }
 }

@@ -97,9 +97,19 @@ pub async fn connect_signaling(
 }
 
 fn both_failed(addr: &str, quic: SignalError, tcp: SignalError) -> SignalError {
+    // Each attempt's own Unreachable already names the address and the advice: keep only
+    // its reason, so the message says them once.
+    let reason = |e: SignalError| match e {
+        SignalError::Transport(TransportError::Unreachable { reason, .. }) => reason,
+        other => other.to_string(),
+    };
     SignalError::Transport(TransportError::Unreachable {
         addr: addr.to_owned(),
-        reason: format!("over QUIC/UDP: {quic}; over TLS/TCP: {tcp}"),
+        reason: format!(
+            "over QUIC/UDP: {}; over TLS/TCP: {}",
+            reason(quic),
+            reason(tcp)
+        ),
     })
 }
 
