@@ -385,6 +385,19 @@ impl Display {
         true
     }
 
+    /// Sets the keyboard layout (e.g. "de"), as the PC's settings would.
+    pub fn set_layout(&self, layout: &str) {
+        let out = Command::new("setxkbmap")
+            .args(["-display", &self.name, layout])
+            .output()
+            .expect("run setxkbmap");
+        assert!(
+            out.status.success(),
+            "setxkbmap {layout}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Gives `keysyms` keycodes of their own (the top of the keycode range), as a German
     /// keyboard layout has them, so xdotool can type them without remapping keys on the fly.
     pub fn map_keysyms(&self, keysyms: &[u32]) {
