@@ -6,6 +6,7 @@
 # Usage: bench/wine_capture.sh [FRAMES]   (default 200)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export LC_ALL=C
 frames=${1:-200}
 scripts/setup.sh >/dev/null
 cargo build --release --example capture_bench -p agent 2>&1 | tail -1
@@ -27,8 +28,11 @@ printf '\n| screen | Linux XShm p50 / p99 | Wine GDI p50 / p99 | GDI / XShm (p50
 n=0
 for size in 1280x800 1920x1080; do
   n=$((n + 1)); disp=":$((90 + n))"
-  Xvfb $disp -screen 0 "${size}x24" -noreset -nolisten tcp >/dev/null 2>&1 & pids+=($!)
+  Xvfb $disp -screen 0 "${size}x24" -noreset -nolisten tcp >/dev/null 2>&1 & xvfb=$!; pids+=($xvfb)
   for _ in $(seq 50); do [ -e "/tmp/.X11-unix/X$((90 + n))" ] && break; sleep 0.1; done
+  sleep 0.3
+  # A display already taken makes our Xvfb exit; do not measure someone else's screen.
+  kill -0 "$xvfb" 2>/dev/null || { echo "Xvfb $disp did not start (display taken?)" >&2; exit 1; }
   export DISPLAY=$disp
   xterm -geometry 100x40+40+40 -e sh -c 'ls -l /usr/bin | head -38; sleep 100000' & pids+=($!)
   if [ ! -d "$WINEPREFIX" ]; then
@@ -41,9 +45,9 @@ for size in 1280x800 1920x1080; do
   echo "linux: $l"
   echo "wine:  $w"
   get() { echo "$1" | tr ' ' '\n' | grep "^$2=" | cut -d= -f2; }
-  printf '| %s | %s / %s ms | %s / %s ms | %.1f× |\n' "$size" \
+  printf '| %s | %s / %s ms | %s / %s ms | %s× |\n' "$size" \
     "$(get "$l" p50_ms)" "$(get "$l" p99_ms)" "$(get "$w" p50_ms)" "$(get "$w" p99_ms)" \
-    "$(echo "$(get "$w" p50_ms) / $(get "$l" p50_ms)" | bc -l)" >> "$work/table"
+    "$(awk -v w="$(get "$w" p50_ms)" -v l="$(get "$l" p50_ms)" 'BEGIN { printf "%.1f", w / l }')" >> "$work/table"
   WINEPREFIX="$work/prefix" wineserver -k 2>/dev/null || true
 done
 cat "$work/table"

@@ -22,7 +22,8 @@ cargo build --workspace --bins --features "$FEATURES"
 # to mingw's export-ordinal limit), before the tests: the Wine tests run them.
 step "windows build (x86_64-pc-windows-gnu, release)"
 WINDOWS_BIN=target/x86_64-pc-windows-gnu/release
-if rustup target list --installed 2>/dev/null | grep -q x86_64-pc-windows-gnu; then
+# grep without -q: under pipefail, rustup could die of a closed pipe and fail the check.
+if rustup target list --installed 2>/dev/null | grep x86_64-pc-windows-gnu >/dev/null; then
   cargo build --release --target x86_64-pc-windows-gnu -p agent -p viewer
   ls -l "$WINDOWS_BIN/fernhilfe-agent.exe" "$WINDOWS_BIN/fernhilfe-viewer.exe"
   # Built without the test-aids feature, as releases are: none of the test aids may be in them.

@@ -19,8 +19,18 @@ pub fn refusal_de(r: &Refusal) -> &'static str {
 /// message (which names addresses and OS errors, mostly in English) for the hotline.
 #[cfg(any(windows, test))]
 pub fn failure_summary(e: &anyhow::Error) -> [&'static str; 2] {
+    use transport::relay_client::SignalError;
     use transport::TransportError as T;
-    match e.chain().find_map(|c| c.downcast_ref::<T>()) {
+    // SignalError::Transport is transparent: its source() skips the TransportError it holds,
+    // so look inside it as well as along the chain.
+    let transport = e.chain().find_map(|c| {
+        c.downcast_ref::<T>()
+            .or_else(|| match c.downcast_ref::<SignalError>() {
+                Some(SignalError::Transport(t)) => Some(t),
+                _ => None,
+            })
+    });
+    match transport {
         Some(T::Unreachable { .. }) => [
             "Der Fernhilfe-Server ist nicht erreichbar. Bitte die Netzwerkverbindung prüfen oder die Hotline anrufen.",
             "The Fernhilfe server cannot be reached. Check the network connection or call the hotline.",
@@ -176,6 +186,14 @@ mod tests {
         })
         .context("registering");
         assert!(failure_summary(&unreachable)[0].contains("nicht erreichbar"));
+        // As registration reports it: wrapped in the signaling error.
+        let signaled = anyhow::Error::new(transport::relay_client::SignalError::Transport(
+            transport::TransportError::FingerprintMismatch {
+                expected: "AA".into(),
+                got: "BB".into(),
+            },
+        ));
+        assert!(failure_summary(&signaled)[0].contains("nicht als Ihr Fernhilfe-Server"));
         let pin = anyhow::Error::new(transport::TransportError::UntrustedRelay("x".into()));
         assert!(failure_summary(&pin)[1].contains("did not prove"));
         assert!(failure_summary(&anyhow::anyhow!("other"))[0].contains("Hotline"));

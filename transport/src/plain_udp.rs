@@ -2,8 +2,8 @@
 //! optimised one.
 //!
 //! quinn-udp sets ECN, packet-info and dual-stack options on every socket and gives up when
-//! one is refused. Real Windows and Linux take them all; Wine (Debian 12's Wine 8 answers
-//! `IPV6_V6ONLY` on an IPv4 socket with WSAENOPROTOOPT) and locked-down Windows builds do not.
+//! one is refused. Real Windows and Linux take them all; Wine (Debian 12's Wine 8 fails quinn-udp's
+//! socket setup with OS error 10045) and locked-down Windows builds do not.
 //! Sending and receiving need none of those options, so the fallback is a plain
 //! `tokio::net::UdpSocket`: one datagram per call, no ECN, no local-address info. The session
 //! endpoints (iroh's noq-udp) already degrade on their own and need nothing from here.
@@ -11,9 +11,11 @@
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, Endpoint, EndpointConfig, TokioRuntime, UdpPoller};
 use std::fmt;
+use std::future::Future;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -23,7 +25,12 @@ pub fn client_endpoint(bind: SocketAddr) -> io::Result<Endpoint> {
     match Endpoint::client(bind) {
         Ok(endpoint) => Ok(endpoint),
         Err(refused) => {
-            let socket = PlainUdpSocket::bind(bind)?;
+            let socket = PlainUdpSocket::bind(bind).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("{e} (quinn's own socket failed too: {refused})"),
+                )
+            })?;
             tracing::warn!(
                 %refused,
                 "this system refuses quinn's optimised UDP socket options; using a plain UDP socket (no ECN)"
@@ -41,6 +48,8 @@ pub fn client_endpoint(bind: SocketAddr) -> io::Result<Endpoint> {
 /// A UDP socket that sends and receives one datagram at a time and asks the OS for nothing else.
 pub struct PlainUdpSocket {
     io: tokio::net::UdpSocket,
+    /// Whether a failed send was logged already (once is evidence enough; not per packet).
+    send_error_logged: AtomicBool,
 }
 
 impl PlainUdpSocket {
@@ -50,6 +59,7 @@ impl PlainUdpSocket {
         socket.set_nonblocking(true)?;
         Ok(Self {
             io: tokio::net::UdpSocket::from_std(socket)?,
+            send_error_logged: AtomicBool::new(false),
         })
     }
 }
@@ -64,14 +74,27 @@ impl fmt::Debug for PlainUdpSocket {
 
 impl AsyncUdpSocket for PlainUdpSocket {
     fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn UdpPoller>> {
-        Box::pin(Writable(self))
+        Box::pin(Writable {
+            socket: self,
+            wait: None,
+        })
     }
 
     fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
         // max_transmit_segments() is 1, so quinn never hands over a GSO batch.
-        self.io
-            .try_send_to(transmit.contents, transmit.destination)
-            .map(|_| ())
+        match self.io.try_send_to(transmit.contents, transmit.destination) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
+            // As quinn-udp does: a send error (unreachable network, full buffers, a firewall's
+            // refusal) loses this datagram, which QUIC resends; handed to quinn, it would stop
+            // the connection's driver for good.
+            Err(e) => {
+                if !self.send_error_logged.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(%e, to = %transmit.destination, "sending a UDP datagram failed; QUIC will resend");
+                }
+                Ok(())
+            }
+        }
     }
 
     fn poll_recv(
@@ -108,8 +131,15 @@ impl AsyncUdpSocket for PlainUdpSocket {
     }
 }
 
-/// quinn's wait for room to send: the socket's write readiness.
-struct Writable(Arc<PlainUdpSocket>);
+/// A future that resolves when the socket can take a datagram.
+type WritableWait = Pin<Box<dyn Future<Output = io::Result<()>> + Send + Sync>>;
+
+/// quinn's wait for room to send. Each poller keeps a wait of its own, so every task that
+/// waits is woken (the socket's `poll_send_ready` would remember only the last waker).
+struct Writable {
+    socket: Arc<PlainUdpSocket>,
+    wait: Option<WritableWait>,
+}
 
 impl fmt::Debug for Writable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -118,8 +148,15 @@ impl fmt::Debug for Writable {
 }
 
 impl UdpPoller for Writable {
-    fn poll_writable(self: Pin<&mut Self>, cx: &mut Context) -> Poll<io::Result<()>> {
-        self.0.io.poll_send_ready(cx)
+    fn poll_writable(mut self: Pin<&mut Self>, cx: &mut Context) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let socket = this.socket.clone();
+        let wait = this
+            .wait
+            .get_or_insert_with(|| Box::pin(async move { socket.io.writable().await }));
+        let ready = ready!(wait.as_mut().poll(cx));
+        this.wait = None;
+        Poll::Ready(ready)
     }
 }
 
