@@ -354,8 +354,6 @@ impl Display {
     /// Asks the window titled `title` to close, as a window manager's close button does
     /// (WM_DELETE_WINDOW); returns false if no such window exists.
     pub fn close_window(&self, title: &str) -> bool {
-        use x11rb::connection::Connection;
-        use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt, EventMask};
         let Ok(ids) = self.xdotool(&["search", "--name", title]) else {
             return false;
         };
@@ -363,9 +361,17 @@ impl Display {
             .split_whitespace()
             .filter_map(|w| w.parse().ok())
             .collect();
-        if windows.is_empty() {
-            return false;
+        for &win in &windows {
+            self.close_window_id(win);
         }
+        !windows.is_empty()
+    }
+
+    /// Asks the window `win` to close, as a window manager's close button does
+    /// (WM_DELETE_WINDOW).
+    pub fn close_window_id(&self, win: u32) {
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt, EventMask};
         let (conn, _) = x11rb::connect(Some(&self.name)).expect("connect to Xvfb");
         let atom = |n: &str| {
             conn.intern_atom(false, n.as_bytes())
@@ -375,27 +381,16 @@ impl Display {
                 .atom
         };
         let (protocols, delete) = (atom("WM_PROTOCOLS"), atom("WM_DELETE_WINDOW"));
-        for win in windows {
-            let ev =
-                ClientMessageEvent::new(32, win, protocols, [delete, x11rb::CURRENT_TIME, 0, 0, 0]);
-            conn.send_event(false, win, EventMask::NO_EVENT, ev)
-                .expect("send_event");
-        }
+        let ev =
+            ClientMessageEvent::new(32, win, protocols, [delete, x11rb::CURRENT_TIME, 0, 0, 0]);
+        conn.send_event(false, win, EventMask::NO_EVENT, ev)
+            .expect("send_event");
         conn.flush().expect("flush");
-        true
     }
 
     /// Sets the keyboard layout (e.g. "de"), as the PC's settings would.
     pub fn set_layout(&self, layout: &str) {
-        let out = Command::new("setxkbmap")
-            .args(["-display", &self.name, layout])
-            .output()
-            .expect("run setxkbmap");
-        assert!(
-            out.status.success(),
-            "setxkbmap {layout}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_checked(Command::new("setxkbmap").args(["-display", &self.name, layout]));
     }
 
     /// Gives `keysyms` keycodes of their own (the top of the keycode range), as a German
@@ -439,26 +434,47 @@ impl Display {
 /// Clicks like a person on the X display named `display`: press, hold 150 ms, release. A free
 /// function so a test can click from another thread while it watches the display.
 pub fn click_on(display: &str, x: i32, y: i32) {
-    let out = Command::new("xdotool")
-        .args([
-            "mousemove",
-            &x.to_string(),
-            &y.to_string(),
-            "mousedown",
-            "1",
-            "sleep",
-            "0.15",
-            "mouseup",
-            "1",
-        ])
-        .env("DISPLAY", display)
+    run_checked(
+        Command::new("xdotool")
+            .args([
+                "mousemove",
+                &x.to_string(),
+                &y.to_string(),
+                "mousedown",
+                "1",
+                "sleep",
+                "0.15",
+                "mouseup",
+                "1",
+            ])
+            .env("DISPLAY", display),
+    );
+}
+
+/// Runs a tool to its end and panics with its stderr unless it succeeded.
+pub fn run_checked(cmd: &mut Command) -> std::process::Output {
+    let out = cmd
         .output()
-        .expect("run xdotool");
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()));
     assert!(
         out.status.success(),
-        "xdotool click: {}",
+        "{:?} failed: {}",
+        cmd.get_program(),
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+/// Polls `f` until it holds or `timeout` passed; says whether it held.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
 }
 
 impl Drop for Display {

@@ -2,7 +2,7 @@
 //! Windows helpers from `tests/wine/` built by mingw (the `bcryptprimitives.dll` stand-in
 //! Debian's Wine 8.0 lacks, and `wintext.exe`, which reads a window's text by `WM_GETTEXT`).
 
-use crate::{in_ci, require_tools, temp_dir, Display, Proc};
+use crate::{in_ci, require_tools, run_checked, temp_dir, Display, Proc};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -188,13 +188,5 @@ impl Drop for Wine {
 }
 
 fn mingw(args: &[&str]) {
-    let out = Command::new("x86_64-w64-mingw32-gcc")
-        .args(args)
-        .output()
-        .expect("run x86_64-w64-mingw32-gcc");
-    assert!(
-        out.status.success(),
-        "mingw build failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_checked(Command::new("x86_64-w64-mingw32-gcc").args(args));
 }

@@ -197,18 +197,12 @@ fn inject(
     }
 }
 
-/// Types one character as the person would see it typed.
-#[cfg(windows)]
+/// Types one character as the person would see it typed. `text` and not `key(Unicode)`:
+/// on Windows the latter maps the character to a virtual key without its shift state ('G'
+/// arrived as 'g'), while `text` sends it as a Unicode character; on X11 `text` is
+/// `key(Unicode)` per character.
 fn type_char(e: &mut Enigo, c: char) -> enigo::InputResult<()> {
-    // enigo's key(Unicode) maps the character to a virtual key without its shift state, so
-    // 'G' arrives as 'g'; text() sends it as a Unicode character (KEYEVENTF_UNICODE).
     e.text(c.encode_utf8(&mut [0; 4]))
-}
-
-/// Types one character as the person would see it typed.
-#[cfg(not(windows))]
-fn type_char(e: &mut Enigo, c: char) -> enigo::InputResult<()> {
-    e.key(enigo::Key::Unicode(c), Direction::Click)
 }
 
 fn enigo_key(k: Key) -> enigo::Key {

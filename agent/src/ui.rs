@@ -140,7 +140,7 @@ impl Panel {
         for (line, size, color) in lines {
             let x = (self.w.saturating_sub(text.width(line, *size))) / 2;
             text.draw((&mut self.buf, self.w), (x, y), line, *size, *color);
-            y += (*size * 1.45) as usize;
+            y += line_height(*size);
         }
         for b in &self.buttons {
             for yy in b.y..b.y + b.h {
@@ -242,6 +242,11 @@ impl Panel {
             .find(|b| mx >= b.x && mx < b.x + b.w && my >= b.y && my < b.y + b.h)
             .map(|b| b.action))
     }
+}
+
+/// Height of a line of text at `px` in a panel, spacing included.
+fn line_height(px: f32) -> usize {
+    (px * 1.45) as usize
 }
 
 enum Shown {
@@ -428,7 +433,7 @@ pub fn show_error(summary: [&str; 2], message: &str) -> anyhow::Result<()> {
         );
         lines.push((String::new(), 4.0, FG));
     }
-    let h = 16 + lines.iter().map(|l| (l.1 * 1.45) as usize).sum::<usize>() + 80;
+    let h = 16 + lines.iter().map(|l| line_height(l.1)).sum::<usize>() + 80;
     // SAFETY: GetSystemMetrics only reads system settings.
     let (sw, sh) = unsafe { (GetSystemMetrics(SM_CXSCREEN), GetSystemMetrics(SM_CYSCREEN)) };
     let origin = (

@@ -124,20 +124,6 @@ fn agent_exit(mut agent: Proc) -> i32 {
     agent.wait_exit(Duration::from_secs(3))
 }
 
-/// Asks a window to close as a window manager does (WM_DELETE_WINDOW).
-fn ask_to_close(display: &Display, win: &str) {
-    use x11rb::connection::Connection;
-    use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt as _, EventMask};
-    let win: u32 = win.trim().parse().expect("window id");
-    let (conn, _) = x11rb::connect(Some(&display.name)).expect("X connection");
-    let atom = |name: &[u8]| conn.intern_atom(false, name).unwrap().reply().unwrap().atom;
-    let (protocols, delete) = (atom(b"WM_PROTOCOLS"), atom(b"WM_DELETE_WINDOW"));
-    let ev = ClientMessageEvent::new(32, win, protocols, [delete, 0, 0, 0, 0]);
-    conn.send_event(false, win, EventMask::NO_EVENT, ev)
-        .unwrap();
-    conn.flush().unwrap();
-}
-
 /// Failures before the session (no token; relay unreachable) show in the window's title and
 /// status bar with the message the command line prints, and the window closes when asked.
 #[test]
@@ -177,7 +163,7 @@ fn early_failures_show_in_the_window_and_it_closes() {
             std::thread::sleep(Duration::from_millis(100));
         };
         let title = desk.xdotool(&["getwindowname", &win]).unwrap();
-        ask_to_close(&desk, &win);
+        desk.close_window_id(win.parse().expect("window id"));
         assert_eq!(viewer.wait_exit(Duration::from_secs(5)), 1);
         let printed = viewer.stderr();
         let shown = title.trim().split("error: ").nth(1).unwrap();

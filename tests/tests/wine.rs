@@ -6,24 +6,13 @@
 
 use e2e::wine::{require_wine, windows_bin_dir, Wine};
 use e2e::{
-    agent, answer_consent, button, click_on, current_code, pixels_differing, probe_with, settle,
-    temp_dir, viewer, viewer_command, viewer_snapshot, Display, Proc, Relay,
+    agent, agent_command, answer_consent, button, click_on, current_code, pixels_differing,
+    probe_with, settle, temp_dir, viewer, viewer_command, viewer_snapshot, wait_until, Display,
+    Proc, Relay,
 };
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(30);
-
-/// Polls `f` until it holds or `timeout` passed; says whether it held.
-fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    true
-}
 
 /// The Windows agent under Wine, with Wine's notepad open: it registers at the Linux relay
 /// over QUIC on the plain UDP socket, the consent dialog is clicked, the Linux viewer gets the
@@ -39,25 +28,24 @@ fn windows_agent_under_wine_serves_a_linux_viewer() {
     let _notepad = wine.notepad(&dir);
     let relay = Relay::start(&dir);
 
-    let mut cmd = wine.run(
-        &windows_bin_dir().join("fernhilfe-agent.exe"),
-        &[
-            "--ticket",
-            "4711",
-            "--relay",
-            &relay.addr,
-            "--relay-fingerprint",
-            &relay.fingerprint,
+    let linux_agent = agent_command(
+        &relay.addr,
+        ["--relay-fingerprint", &relay.fingerprint],
+        "4711",
+        &display,
+    );
+    let mut cmd = wine.run(&windows_bin_dir().join("fernhilfe-agent.exe"), &[]);
+    cmd.args(linux_agent.get_args())
+        // QUIC only: the plain UDP fallback must carry the signaling, not TLS/TCP.
+        .args([
             "--host-name",
             "PC-WINE",
             "--lang",
             "de",
-            // QUIC only: the plain UDP fallback must carry the signaling, not TLS/TCP.
             "--relay-transport",
             "quic",
-        ],
-    );
-    cmd.env("RUST_LOG", "warn");
+        ])
+        .env("RUST_LOG", "warn");
     let started = Instant::now();
     let mut agent = Proc::spawn("agent-wine", cmd, &dir);
     let code = current_code(&agent);
@@ -106,7 +94,7 @@ fn windows_agent_under_wine_serves_a_linux_viewer() {
     let typed = Instant::now();
     viewer.send("type Grüße €");
     let mut text = None;
-    let arrived = wait_for(Duration::from_secs(10), || {
+    let arrived = wait_until(Duration::from_secs(10), || {
         text = wine.window_text("Notepad", "Edit");
         text.as_deref() == Some("Grüße €")
     });
@@ -180,7 +168,7 @@ fn windows_viewer_under_wine_shows_and_controls_a_linux_agent() {
     // The window: find it on the desk's display and compare its picture with the school's,
     // but for the arrow it draws where the school's pointer is.
     let mut geometry = String::new();
-    let shown = wait_for(T, || {
+    let shown = wait_until(T, || {
         geometry = desk
             .xdotool(&[
                 "search",
@@ -234,7 +222,7 @@ fn windows_viewer_under_wine_shows_and_controls_a_linux_agent() {
     // read xdotool's AltGr+E as a plain e (the Linux viewer's window test types €).
     desk.xdotool(&["type", "--delay", "50", "Grüße"]).unwrap();
     let want: Vec<String> = "Grüße".chars().map(|c| format!("key {c}")).collect();
-    let arrived = wait_for(Duration::from_secs(10), || {
+    let arrived = wait_until(Duration::from_secs(10), || {
         e2e::probe_lines(&probe, "key") == want
     });
     assert!(
@@ -250,7 +238,7 @@ fn windows_viewer_under_wine_shows_and_controls_a_linux_agent() {
     while closes < 3 {
         assert!(desk.close_window("Fernhilfe – Ticket #4711") || closes > 0);
         closes += 1;
-        if wait_for(Duration::from_secs(10), || !win_viewer.running()) {
+        if wait_until(Duration::from_secs(10), || !win_viewer.running()) {
             break;
         }
         eprintln!("the Windows viewer window did not close on request {closes}");
@@ -314,7 +302,7 @@ fn windows_agent_shows_its_errors_in_a_window() {
     );
     // The window says it: some of its pixels are the error heading's red (once it is drawn).
     let mut red = 0;
-    let drawn = wait_for(Duration::from_secs(10), || {
+    let drawn = wait_until(Duration::from_secs(10), || {
         let shot = display.screenshot();
         red = shot.pixels().filter(|p| p.0 == [0xB3, 0x26, 0x1E]).count();
         red > 200
@@ -327,7 +315,7 @@ fn windows_agent_shows_its_errors_in_a_window() {
     // As a person would, click again if the first click came before the window took clicks.
     let closed = (0..3).any(|_| {
         display.click(x, y);
-        wait_for(Duration::from_secs(3), || !agent.running())
+        wait_until(Duration::from_secs(3), || !agent.running())
     });
     assert!(
         closed,

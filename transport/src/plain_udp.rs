@@ -35,14 +35,19 @@ pub fn client_endpoint(bind: SocketAddr) -> io::Result<Endpoint> {
                 %refused,
                 "this system refuses quinn's optimised UDP socket options; using a plain UDP socket (no ECN)"
             );
-            Endpoint::new_with_abstract_socket(
-                EndpointConfig::default(),
-                None,
-                Arc::new(socket),
-                Arc::new(TokioRuntime),
-            )
+            plain_endpoint(socket)
         }
     }
+}
+
+/// A client endpoint on `socket`.
+fn plain_endpoint(socket: PlainUdpSocket) -> io::Result<Endpoint> {
+    Endpoint::new_with_abstract_socket(
+        EndpointConfig::default(),
+        None,
+        Arc::new(socket),
+        Arc::new(TokioRuntime),
+    )
 }
 
 /// A UDP socket that sends and receives one datagram at a time and asks the OS for nothing else.
@@ -187,13 +192,7 @@ mod tests {
         });
 
         let socket = PlainUdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let mut client = Endpoint::new_with_abstract_socket(
-            EndpointConfig::default(),
-            None,
-            Arc::new(socket),
-            Arc::new(TokioRuntime),
-        )
-        .unwrap();
+        let mut client = plain_endpoint(socket).unwrap();
         let (config, _) = relay_client_config(&RelayTrust::Pinned(id.fingerprint())).unwrap();
         client.set_default_client_config(config);
         let conn = client

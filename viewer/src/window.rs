@@ -267,15 +267,13 @@ pub fn run(
                     fb = Some(framebuffer);
                     dirty = true;
                 }
-                SessionEvent::Ended(r) => {
-                    window.set_title(&format!("{title} – ended: {r}"));
-                    status = format!("ended: {r}");
-                    ended = true;
-                    dirty = true;
-                }
-                SessionEvent::Failed(e) => {
-                    window.set_title(&format!("{title} – error: {e}"));
-                    status = format!("error: {e}");
+                SessionEvent::Ended(_) | SessionEvent::Failed(_) => {
+                    status = match ev {
+                        SessionEvent::Failed(e) => format!("error: {e}"),
+                        SessionEvent::Ended(r) => format!("ended: {r}"),
+                        _ => unreachable!("matched above"),
+                    };
+                    window.set_title(&format!("{title} – {status}"));
                     ended = true;
                     dirty = true;
                 }
