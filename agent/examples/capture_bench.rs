@@ -22,12 +22,12 @@ fn main() -> std::io::Result<()> {
     let (w, h) = screen.size();
     let mut checksum = 0u64;
     // One capture to warm up (first use maps shared memory or the DIB section).
-    screen.with_frame(&mut |f| checksum ^= f.bgrx[0] as u64)?;
+    screen.with_frame(&mut |f, _| checksum ^= f.bgrx[0] as u64)?;
     let mut times = Vec::with_capacity(frames);
     for _ in 0..frames {
         let start = Instant::now();
         // Touch the whole frame so no backend can skip the copy.
-        screen.with_frame(&mut |f| {
+        screen.with_frame(&mut |f, _| {
             checksum = checksum.wrapping_add(f.bgrx.iter().step_by(4096).map(|b| *b as u64).sum())
         })?;
         times.push(start.elapsed().as_secs_f64() * 1000.0);

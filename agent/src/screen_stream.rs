@@ -4,7 +4,7 @@
 
 use crate::capture::{PlatformScreen, ScreenSource};
 use crate::consent_gate::ConsentGate;
-use protocol::screen::TileEncoder;
+use protocol::screen::ScreenEncoder;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,7 +83,7 @@ fn capture_loop(
     pacing: ScreenPacing,
     tx: mpsc::Sender<EncodedUpdate>,
 ) {
-    let mut encoder = TileEncoder::new();
+    let mut encoder = ScreenEncoder::new();
     let mut sent = 0u64;
     let mut first = true;
     while !pacing.stop.load(Ordering::Relaxed) {
@@ -98,9 +98,9 @@ fn capture_loop(
         }
         let cursor = screen.cursor();
         let mut update = None;
-        if let Err(e) = screen
-            .with_frame(&mut |f| update = encoder.encode(f, cursor.position, cursor.shape.as_ref()))
-        {
+        if let Err(e) = screen.with_frame(&mut |f, changes| {
+            update = encoder.encode(f, changes, cursor.position, cursor.shape.as_ref())
+        }) {
             tracing::warn!(error = %e, "screen capture failed");
             std::thread::sleep(Duration::from_millis(100));
             continue;

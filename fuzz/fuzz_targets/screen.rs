@@ -1,13 +1,18 @@
-//! Screen updates: decoding never panics, and a decoded update applies to a framebuffer
-//! without panicking (the viewer does exactly this with every update it receives).
+//! Screen updates: a sequence of hostile updates never makes the decoder panic, and what it
+//! applies stays inside the framebuffer (the viewer does exactly this with every update).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use protocol::screen::{Framebuffer, ScreenUpdate};
+use protocol::screen::{Framebuffer, ScreenDecoder};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(u) = ScreenUpdate::decode(data) {
-        let mut fb = Framebuffer::default();
-        fb.apply(&u);
-        let _ = fb.with_cursor();
+    let mut decoder = ScreenDecoder::new();
+    let mut fb = Framebuffer::default();
+    // Several updates in a row, split at 0xFE bytes, so continued streams are fuzzed too.
+    for update in data.split(|b| *b == 0xFE) {
+        if decoder.apply(update, &mut fb).is_err() {
+            break;
+        }
+        fb.show_cursor();
+        fb.hide_cursor();
     }
 });

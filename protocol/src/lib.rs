@@ -13,7 +13,8 @@
 //!   endpoint ids of the end-to-end connection.
 //! - [`peer`]: an endpoint id and its direct addresses, as the pairing confirms them.
 //! - [`session`]: messages of the end-to-end session (consent, input, acknowledgements).
-//! - [`screen`]: the tile codec for screen updates and the cursor.
+//! - [`screen`]: the screen codec (copies, per-rectangle kinds, a session-long pixel stream)
+//!   and the cursor.
 //! - [`consent`]: what the person at the PC has granted, and what that allows.
 
 pub mod consent;
@@ -27,8 +28,8 @@ pub mod signaling;
 pub mod wire;
 
 /// Version of the wire protocol; both sides and the relay must agree.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// ALPN of the agent/viewer connection to the relay.
 pub const RELAY_ALPN: &[u8] = b"fernhilfe-relay/1";
 /// ALPN of the end-to-end session connection between agent and viewer.
-pub const SESSION_ALPN: &[u8] = b"fernhilfe-session/1";
+pub const SESSION_ALPN: &[u8] = b"fernhilfe-session/2";

@@ -100,7 +100,7 @@ fn real_main() -> Result<()> {
         Err(e) if !cli.headless => {
             // The technician may have no console: show the error where they look.
             let (_input_tx, _) = mpsc::unbounded_channel();
-            let (event_tx, event_rx) = mpsc::unbounded_channel();
+            let (event_tx, event_rx) = std::sync::mpsc::channel();
             let _ = event_tx.send(SessionEvent::Failed(format!("{e:#}")));
             let _ = window::run(&title, _input_tx, event_rx);
             return Err(e);
@@ -108,7 +108,7 @@ fn real_main() -> Result<()> {
         Err(e) => return Err(e),
     };
     let (input_tx, input_rx) = mpsc::unbounded_channel();
-    let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let (event_tx, event_rx) = std::sync::mpsc::channel();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -180,7 +180,7 @@ fn settings(cli: &Cli) -> Result<ViewerSettings> {
 /// Headless front end: status lines on stdout, commands on stdin (see `session::parse_command`).
 fn headless(
     input: mpsc::UnboundedSender<session::Outgoing>,
-    mut events: mpsc::UnboundedReceiver<SessionEvent>,
+    events: std::sync::mpsc::Receiver<SessionEvent>,
 ) -> Result<()> {
     let latest: Arc<Mutex<Option<Arc<Mutex<Framebuffer>>>>> = Arc::default();
     let fb_for_stdin = latest.clone();
@@ -216,7 +216,7 @@ fn headless(
             }
         }
     });
-    while let Some(ev) = events.blocking_recv() {
+    while let Ok(ev) = events.recv() {
         match ev {
             SessionEvent::Status(s) => println!("status {s}"),
             SessionEvent::Grant(g) => println!("grant {g:?}"),
@@ -224,9 +224,11 @@ fn headless(
             SessionEvent::Frame {
                 seq,
                 encoded_bytes,
+                copies,
+                rects,
                 framebuffer,
             } => {
-                println!("frame seq={seq} bytes={encoded_bytes}");
+                println!("frame seq={seq} bytes={encoded_bytes} copies={copies} rects={rects}");
                 *latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(framebuffer);
             }
             SessionEvent::Failed(_) => {}
@@ -242,8 +244,8 @@ fn headless(
 
 /// Writes the framebuffer (without cursor) as an RGB PNG.
 fn save_png(fb: &Framebuffer, path: &Path) -> Result<()> {
-    let mut rgb = Vec::with_capacity(fb.pixels.len() * 3);
-    for p in &fb.pixels {
+    let mut rgb = Vec::with_capacity(fb.screen().len() * 3);
+    for p in fb.screen() {
         rgb.extend_from_slice(&[(p >> 16) as u8, (p >> 8) as u8, *p as u8]);
     }
     image::save_buffer(

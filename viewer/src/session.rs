@@ -6,7 +6,7 @@ use protocol::consent::Grant;
 use protocol::ids::{SessionCode, TicketNumber};
 use protocol::pairing::{Pairing, PairingContext, Role};
 use protocol::peer::PathKind;
-use protocol::screen::{Framebuffer, ScreenUpdate};
+use protocol::screen::{Framebuffer, ScreenDecoder};
 use protocol::session::{AgentMessage, EndReason, InputEvent, ViewerMessage, MAX_CONTROL_LEN};
 use protocol::signaling::{FromRelay, Refusal, StaffToken, ToRelay};
 use protocol::wire::MAX_FRAME_LEN;
@@ -57,6 +57,9 @@ pub enum SessionEvent {
     Frame {
         seq: u64,
         encoded_bytes: usize,
+        /// Regions the update copied (scrolls, moved windows) and rectangles it carried.
+        copies: usize,
+        rects: usize,
         framebuffer: std::sync::Arc<std::sync::Mutex<Framebuffer>>,
     },
     /// The session is over.
@@ -80,7 +83,7 @@ pub enum ViewerError {
 pub async fn run(
     settings: ViewerSettings,
     mut input: mpsc::UnboundedReceiver<Outgoing>,
-    events: mpsc::UnboundedSender<SessionEvent>,
+    events: std::sync::mpsc::Sender<SessionEvent>,
 ) -> Result<()> {
     let status = |s: &str| {
         let _ = events.send(SessionEvent::Status(s.to_owned()));
@@ -165,6 +168,7 @@ pub async fn run(
     let mut granted_at: Option<Instant> = None;
     let mut first_frame_logged = false;
     let framebuffer = std::sync::Arc::new(std::sync::Mutex::new(Framebuffer::default()));
+    let mut decoder = ScreenDecoder::new();
     let mut screen: Option<FramedRecv<transport::paths::RecvStream>> = None;
     let mut record = match &settings.record_plaintext {
         Some(p) => Some(
@@ -225,15 +229,15 @@ pub async fn run(
                 if grant.is_none() {
                     bail!("protocol violation: screen content before consent");
                 }
-                let u = ScreenUpdate::decode(&bytes)?;
-                framebuffer.lock().unwrap_or_else(|e| e.into_inner()).apply(&u);
+                let u = decoder.apply(&bytes, &mut framebuffer.lock().unwrap_or_else(|e| e.into_inner()))?;
+                // Shown first, acknowledged after: the agent's next update waits for neither.
+                let _ = events.send(SessionEvent::Frame { seq: u.seq, encoded_bytes: bytes.len(), copies: u.copies, rects: u.rects, framebuffer: framebuffer.clone() });
                 send_frame(&mut ctrl_send, &ViewerMessage::FrameAck { seq: u.seq }.encode()).await?;
                 if !first_frame_logged {
                     first_frame_logged = true;
                     let ms = granted_at.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
-                    println!("first-frame ms={ms:.1} bytes={} tiles={}", bytes.len(), u.tiles.len());
+                    println!("first-frame ms={ms:.1} bytes={} rects={}", bytes.len(), u.rects);
                 }
-                let _ = events.send(SessionEvent::Frame { seq: u.seq, encoded_bytes: bytes.len(), framebuffer: framebuffer.clone() });
             }
             msg = input.recv() => match msg {
                 Some(Outgoing::Message(ViewerMessage::Input(ev))) => {

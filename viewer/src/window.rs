@@ -8,7 +8,9 @@ use minifb::{
 use protocol::consent::Grant;
 use protocol::screen::Framebuffer;
 use protocol::session::{EndReason, InputEvent, Key, MouseButton, NamedKey, ViewerMessage};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use text_render::TextRenderer;
 use tokio::sync::mpsc;
 
@@ -165,41 +167,23 @@ fn shortcut_char(k: MKey) -> Option<char> {
     None
 }
 
-/// A plain arrow for agents whose platform does not send the cursor's shape.
-fn draw_arrow(buf: &mut [u32], w: usize, h: usize, x: i16, y: i16) {
-    for row in 0..16i32 {
-        for col in 0..=row.min(10) {
-            let (px, py) = (x as i32 + col, y as i32 + row);
-            if px >= 0 && py >= 0 && (px as usize) < w && (py as usize) < h {
-                let edge = col == 0 || col == row.min(10) || row == 15;
-                buf[py as usize * w + px as usize] = if edge { 0x000000 } else { 0xFFFFFF };
-            }
-        }
-    }
-}
-
 /// Height of the status bar under the screen: 28 pixels at 1280 wide, grown with wider
 /// screens so it keeps its size when the window scales the picture down.
 fn status_bar_height(screen_width: usize) -> usize {
     (28.0 * (screen_width as f32 / 1280.0).max(1.0)) as usize
 }
 
-/// The window's picture: the remote screen with the status bar under it.
-fn compose(
-    out: &mut Vec<u32>,
-    screen: &[u32],
-    (w, h): (usize, usize),
-    bar: usize,
-    status: &str,
-    text: &TextRenderer,
-) {
-    out.clear();
-    out.extend_from_slice(&screen[..w * h]);
-    out.resize(w * (h + bar), 0x1B1F24);
+/// How long the window waits for a frame before it looks at the mouse and keyboard again.
+const INPUT_POLL: Duration = Duration::from_millis(4);
+const BAR_COLOUR: u32 = 0x1B1F24;
+
+/// Paints the status bar: `footer` is `w` pixels wide and `bar` rows high.
+fn draw_status(footer: &mut [u32], w: usize, bar: usize, status: &str, text: &TextRenderer) {
+    footer.fill(BAR_COLOUR);
     let px = bar as f32 * 0.6;
     text.draw(
-        (out, w),
-        (8, h + (bar as f32 * 0.15) as usize),
+        (footer, w),
+        (8, (bar as f32 * 0.15) as usize),
         status,
         px,
         0xF4F6F8,
@@ -210,7 +194,7 @@ fn compose(
 pub fn run(
     title: &str,
     input: mpsc::UnboundedSender<Outgoing>,
-    mut events: mpsc::UnboundedReceiver<SessionEvent>,
+    events: std::sync::mpsc::Receiver<SessionEvent>,
 ) -> anyhow::Result<()> {
     let mut window = Window::new(
         &format!("{title} – connecting"),
@@ -223,12 +207,12 @@ pub fn run(
         },
     )
     .map_err(|e| anyhow::anyhow!("cannot open the viewer window: {e}"))?;
-    window.set_target_fps(60);
+    // Frames are drawn when they arrive; between them the loop waits on the session's events.
+    window.set_target_fps(0);
     let key_log = Arc::new(Mutex::new(Vec::new()));
     window.set_input_callback(Box::new(KeyLog(key_log.clone())));
     let mut keys = KeyTranslator::default();
     let mut fb: Option<Arc<Mutex<Framebuffer>>> = None;
-    let mut shown: Vec<u32> = vec![0x202020; 1280 * 800];
     let (mut sw, mut sh) = (1280usize, 800usize);
     let text = TextRenderer::new();
     let mut status = String::from("connecting");
@@ -239,8 +223,21 @@ pub fn run(
     let mut last_pos: Option<(u16, u16)> = None;
     let mut buttons = [false; 3];
     let mut ended = false;
+    let mut frame_arrived = false;
     while window.is_open() {
-        while let Ok(ev) = events.try_recv() {
+        let first = match events.recv_timeout(INPUT_POLL) {
+            Ok(ev) => Some(ev),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                // The session is over; the window stays until it is closed.
+                std::thread::sleep(INPUT_POLL);
+                None
+            }
+        };
+        for ev in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| events.try_recv().ok()))
+        {
             match ev {
                 SessionEvent::Status(s) => {
                     window.set_title(&format!("{title} – {s}"));
@@ -256,16 +253,8 @@ pub fn run(
                     }
                 }
                 SessionEvent::Frame { framebuffer, .. } => {
-                    {
-                        let f = framebuffer.lock().unwrap_or_else(|e| e.into_inner());
-                        shown = f.with_cursor();
-                        (sw, sh) = (f.width, f.height);
-                        if let (None, Some((x, y))) = (&f.cursor_shape, f.cursor_pos) {
-                            draw_arrow(&mut shown, sw, sh, x, y);
-                        }
-                    }
                     fb = Some(framebuffer);
-                    dirty = true;
+                    frame_arrived = true;
                 }
                 SessionEvent::Ended(_) | SessionEvent::Failed(_) => {
                     status = match ev {
@@ -279,20 +268,35 @@ pub fn run(
                 }
             }
         }
-        let bar = status_bar_height(sw);
-        if std::mem::take(&mut dirty) {
-            compose(
-                &mut composed,
-                &shown,
-                (sw, sh),
-                bar,
-                &if path.is_empty() {
-                    format!("{title} · {status}")
-                } else {
-                    format!("{title} · {status} · {path}")
-                },
-                &text,
-            );
+        let line = if path.is_empty() {
+            format!("{title} · {status}")
+        } else {
+            format!("{title} · {status} · {path}")
+        };
+        if let (Some(shared), true) = (&fb, frame_arrived || dirty) {
+            // The window shows the framebuffer itself: the cursor goes on for the drawing and
+            // comes off again, the status bar lives in the framebuffer's footer rows.
+            let mut f = shared.lock().unwrap_or_else(|e| e.into_inner());
+            (sw, sh) = (f.width, f.height);
+            let bar = status_bar_height(sw);
+            if f.total_height() != sh + bar {
+                f.set_footer(bar);
+                dirty = true;
+            }
+            if std::mem::take(&mut dirty) {
+                draw_status(f.footer_mut(), sw, bar, &line, &text);
+            }
+            f.show_cursor();
+            let shown = window.update_with_buffer(&f.pixels, sw, sh + bar);
+            f.hide_cursor();
+            shown?;
+            frame_arrived = false;
+        } else if std::mem::take(&mut dirty) {
+            let bar = status_bar_height(sw);
+            composed.clear();
+            composed.resize(sw * sh, 0x202020);
+            composed.resize(sw * (sh + bar), 0);
+            draw_status(&mut composed[sw * sh..], sw, bar, &line, &text);
             window.update_with_buffer(&composed, sw, sh + bar)?;
         } else {
             window.update();
@@ -303,7 +307,7 @@ pub fn run(
         }
         // Map window coordinates to the remote screen, undoing the aspect-ratio fit.
         let (ww, wh) = window.get_size();
-        let total_h = (sh + bar) as f32;
+        let total_h = (sh + status_bar_height(sw)) as f32;
         let scale = (ww as f32 / sw as f32).min(wh as f32 / total_h);
         let (ox, oy) = (
             (ww as f32 - sw as f32 * scale) / 2.0,

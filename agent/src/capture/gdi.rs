@@ -3,7 +3,7 @@
 //! planned faster backend. GDI cannot say what changed, so this backend polls.
 
 use super::{CursorState, ScreenSource};
-use protocol::screen::FrameView;
+use protocol::screen::{FrameChanges, FrameView};
 use std::io;
 use std::time::Duration;
 use windows::Win32::Foundation::POINT;
@@ -89,7 +89,10 @@ impl ScreenSource for GdiScreen {
         true
     }
 
-    fn with_frame(&mut self, f: &mut dyn FnMut(&FrameView<'_>)) -> io::Result<()> {
+    fn with_frame(
+        &mut self,
+        f: &mut dyn FnMut(&FrameView<'_>, &FrameChanges<'_>),
+    ) -> io::Result<()> {
         // SAFETY: the DIB section is width*height*4 bytes and lives as long as self.
         unsafe {
             let screen = GetDC(None);
@@ -107,12 +110,16 @@ impl ScreenSource for GdiScreen {
             ReleaseDC(None, screen);
             ok.map_err(io::Error::other)?;
             let bgrx = std::slice::from_raw_parts(self.bits, self.width * self.height * 4);
-            f(&FrameView {
-                width: self.width,
-                height: self.height,
-                stride: self.width * 4,
-                bgrx,
-            });
+            // GDI cannot say what changed: the encoder compares the whole screen.
+            f(
+                &FrameView {
+                    width: self.width,
+                    height: self.height,
+                    stride: self.width * 4,
+                    bgrx,
+                },
+                &FrameChanges::default(),
+            );
         }
         Ok(())
     }

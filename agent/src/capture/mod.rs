@@ -1,7 +1,7 @@
 //! Screen capture behind one trait, with a backend per platform: scrap (XShm) with DAMAGE and
 //! XFIXES on X11, GDI on Windows.
 
-use protocol::screen::{CursorShape, FrameView};
+use protocol::screen::{CursorShape, FrameChanges, FrameView};
 use std::io;
 use std::time::Duration;
 
@@ -28,8 +28,12 @@ pub trait ScreenSource {
     /// Waits up to `max_wait` for the screen or cursor to change; `true` if they may have.
     /// Backends that cannot tell return `true` after a short poll interval.
     fn wait_for_change(&mut self, max_wait: Duration) -> bool;
-    /// Captures the screen now and hands it to `f`.
-    fn with_frame(&mut self, f: &mut dyn FnMut(&FrameView<'_>)) -> io::Result<()>;
+    /// Captures the screen now and hands it to `f`, with what the platform knows about what
+    /// changed since the last capture.
+    fn with_frame(
+        &mut self,
+        f: &mut dyn FnMut(&FrameView<'_>, &FrameChanges<'_>),
+    ) -> io::Result<()>;
     /// The cursor right now.
     fn cursor(&mut self) -> CursorState;
 }

@@ -1,20 +1,27 @@
-//! X11: pixels through scrap's XShm capture; DAMAGE tells when anything was drawn, so a static
-//! screen costs no capture at all; XFIXES supplies the cursor, which XShm images leave out.
+//! X11: pixels through scrap's XShm capture. DAMAGE wakes the capture thread when anything is
+//! drawn and says where, so a static screen costs no capture and the encoder compares only the
+//! damaged tiles; the root's configure events say which windows moved, as hints for copies;
+//! XFIXES supplies the cursor, which XShm images leave out.
 
 use super::{CursorState, ScreenSource};
-use protocol::screen::{CursorShape, FrameView, MAX_CURSOR_EDGE};
+use protocol::screen::{CursorShape, FrameChanges, FrameView, MoveHint, Rect, MAX_CURSOR_EDGE};
+use std::collections::HashMap;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 use x11rb::connection::Connection;
 use x11rb::protocol::damage::{self, ConnectionExt as _};
 use x11rb::protocol::xfixes::{self, ConnectionExt as _};
-use x11rb::protocol::xproto::ConnectionExt as _;
+use x11rb::protocol::xproto::{ChangeWindowAttributesAux, ConnectionExt as _, EventMask};
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 
-/// How often to look for DAMAGE events while waiting: short enough to add little latency,
-/// long enough that waiting costs next to no CPU.
-const POLL: Duration = Duration::from_millis(4);
+/// How often to look at the pointer while waiting: pointer motion draws nothing, so no event
+/// wakes the thread for it. Drawing wakes it at once.
+const POINTER_POLL: Duration = Duration::from_millis(16);
+/// More damage rectangles than this are merged into their bounding box by the server's region
+/// anyway; past it the encoder compares the whole screen.
+const MAX_DAMAGE_RECTS: usize = 256;
 
 /// The X11 screen of `$DISPLAY`.
 pub struct X11Screen {
@@ -22,7 +29,12 @@ pub struct X11Screen {
     conn: RustConnection,
     root: u32,
     damage: u32,
+    /// An XFIXES region the damage is moved into at each capture, to read its rectangles.
+    region: u32,
     damaged: bool,
+    /// Top-level windows as last captured, and where they are now.
+    windows_at_capture: HashMap<u32, Rect>,
+    windows_now: HashMap<u32, Rect>,
     cursor_changed: bool,
     last_pointer: Option<(i16, i16)>,
 }
@@ -51,13 +63,36 @@ impl X11Screen {
             .map_err(x11_err)?;
         conn.xfixes_select_cursor_input(root, xfixes::CursorNotifyMask::DISPLAY_CURSOR)
             .map_err(x11_err)?;
+        let region = conn.generate_id().map_err(x11_err)?;
+        conn.xfixes_create_region(region, &[]).map_err(x11_err)?;
+        // Configure events of the root's children: windows that move (or a WM's frames).
+        conn.change_window_attributes(
+            root,
+            &ChangeWindowAttributesAux::new().event_mask(EventMask::SUBSTRUCTURE_NOTIFY),
+        )
+        .map_err(x11_err)?;
+        let mut windows = HashMap::new();
+        for w in conn
+            .query_tree(root)
+            .map_err(x11_err)?
+            .reply()
+            .map_err(x11_err)?
+            .children
+        {
+            if let Ok(g) = conn.get_geometry(w).map_err(x11_err)?.reply() {
+                windows.insert(w, geometry(g.x, g.y, g.width, g.height));
+            }
+        }
         conn.flush().map_err(x11_err)?;
         Ok(Self {
             capturer,
             conn,
             root,
             damage,
+            region,
             damaged: true,
+            windows_at_capture: windows.clone(),
+            windows_now: windows,
             cursor_changed: true,
             last_pointer: None,
         })
@@ -68,15 +103,90 @@ impl X11Screen {
             match ev {
                 Event::DamageNotify(_) => self.damaged = true,
                 Event::XfixesCursorNotify(_) => self.cursor_changed = true,
+                Event::ConfigureNotify(e) => {
+                    self.windows_now
+                        .insert(e.window, geometry(e.x, e.y, e.width, e.height));
+                }
+                Event::CreateNotify(e) => {
+                    self.windows_now
+                        .insert(e.window, geometry(e.x, e.y, e.width, e.height));
+                }
+                Event::DestroyNotify(e) => {
+                    self.windows_now.remove(&e.window);
+                }
                 _ => {}
             }
         }
         Ok(())
     }
 
+    /// Blocks until the X server sends something or `limit` passes.
+    fn wait_readable(&self, limit: Duration) {
+        let mut fd = libc::pollfd {
+            fd: self.conn.stream().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = limit.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd for the duration of the call.
+        unsafe { libc::poll(&mut fd, 1, ms) };
+    }
+
+    /// Windows whose position changed since the last capture.
+    fn moves(&mut self) -> Vec<MoveHint> {
+        let mut moves = Vec::new();
+        for (w, now) in &self.windows_now {
+            if let Some(was) = self.windows_at_capture.get(w) {
+                if (was.x, was.y) != (now.x, now.y) && (was.w, was.h) == (now.w, now.h) {
+                    moves.push(MoveHint {
+                        from: *was,
+                        to_x: now.x as i32,
+                        to_y: now.y as i32,
+                    });
+                }
+            }
+        }
+        self.windows_at_capture.clone_from(&self.windows_now);
+        moves
+    }
+
+    /// Moves the damage into the region and reads its rectangles; `None` means "compare all".
+    fn take_damage(&mut self) -> io::Result<Option<Vec<Rect>>> {
+        self.conn
+            .damage_subtract(self.damage, x11rb::NONE, self.region)
+            .map_err(x11_err)?;
+        let reply = self
+            .conn
+            .xfixes_fetch_region(self.region)
+            .map_err(x11_err)?
+            .reply()
+            .map_err(x11_err)?;
+        if reply.rectangles.len() > MAX_DAMAGE_RECTS {
+            return Ok(None);
+        }
+        Ok(Some(
+            reply
+                .rectangles
+                .iter()
+                .map(|r| geometry(r.x, r.y, r.width, r.height))
+                .collect(),
+        ))
+    }
+
     fn pointer(&self) -> Option<(i16, i16)> {
         let p = self.conn.query_pointer(self.root).ok()?.reply().ok()?;
         Some((p.root_x, p.root_y))
+    }
+}
+
+/// A window's or damage rectangle's geometry, clipped to what the wire can say.
+fn geometry(x: i16, y: i16, w: u16, h: u16) -> Rect {
+    let (x0, y0) = (x.max(0), y.max(0));
+    Rect {
+        x: x0 as u16,
+        y: y0 as u16,
+        w: (x as i32 + w as i32 - x0 as i32).max(0) as u16,
+        h: (y as i32 + h as i32 - y0 as i32).max(0) as u16,
     }
 }
 
@@ -94,29 +204,38 @@ impl ScreenSource for X11Screen {
             if self.damaged || self.cursor_changed || self.pointer() != self.last_pointer {
                 return true;
             }
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return false;
             }
-            std::thread::sleep(POLL);
+            self.wait_readable(POINTER_POLL.min(deadline - now));
         }
     }
 
-    fn with_frame(&mut self, f: &mut dyn FnMut(&FrameView<'_>)) -> io::Result<()> {
-        // Clear the damage before capturing, so drawing during the capture is seen next time.
+    fn with_frame(
+        &mut self,
+        f: &mut dyn FnMut(&FrameView<'_>, &FrameChanges<'_>),
+    ) -> io::Result<()> {
+        // Take the damage before capturing, so drawing during the capture is seen next time.
+        self.drain_events()?;
         self.damaged = false;
-        self.conn
-            .damage_subtract(self.damage, x11rb::NONE, x11rb::NONE)
-            .map_err(x11_err)?;
-        self.conn.flush().map_err(x11_err)?;
+        let damage = self.take_damage()?;
+        let moves = self.moves();
         let (width, height) = self.size();
         let frame = self.capturer.frame()?;
         let stride = frame.len() / height.max(1);
-        f(&FrameView {
-            width,
-            height,
-            stride,
-            bgrx: &frame,
-        });
+        f(
+            &FrameView {
+                width,
+                height,
+                stride,
+                bgrx: &frame,
+            },
+            &FrameChanges {
+                damage: damage.as_deref(),
+                moves: &moves,
+            },
+        );
         Ok(())
     }
 

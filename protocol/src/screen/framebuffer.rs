@@ -1,0 +1,216 @@
+//! The viewer's side of the codec: the remote screen as the viewer shows it, and the decoder
+//! that applies updates to it in place (no whole-screen copies), with the cursor drawn on top
+//! and taken off again by saving what it covers.
+
+use super::motion::apply_copy;
+use super::pixel_stream::PixelDecompressor;
+use super::rect_codec::{decode_rect, stream_len};
+use super::update::ScreenUpdate;
+use super::CursorShape;
+use crate::wire::DecodeError;
+
+/// The remote screen, 0x00RRGGBB per pixel (minifb's format), `width` pixels per row.
+#[derive(Default)]
+pub struct Framebuffer {
+    pub width: usize,
+    pub height: usize,
+    /// The screen's rows, then `footer` rows that belong to the front end (a status bar), so
+    /// a window can show both from this one buffer.
+    pub pixels: Vec<u32>,
+    footer: usize,
+    pub cursor_pos: Option<(i16, i16)>,
+    pub cursor_shape: Option<CursorShape>,
+    under: Option<CursorUnder>,
+}
+
+/// What the drawn cursor covers: where, and the pixels it hides.
+struct CursorUnder {
+    x: usize,
+    y: usize,
+    w: usize,
+    pixels: Vec<u32>,
+}
+
+/// A plain arrow for agents whose platform does not send the cursor's shape.
+fn arrow() -> CursorShape {
+    let (w, h) = (11u16, 16u16);
+    let mut rgba = vec![0u8; w as usize * h as usize * 4];
+    for row in 0..h as usize {
+        for col in 0..=row.min(10) {
+            let edge = col == 0 || col == row.min(10) || row == 15;
+            let v = if edge { 0 } else { 255 };
+            rgba[(row * w as usize + col) * 4..][..4].copy_from_slice(&[v, v, v, 255]);
+        }
+    }
+    CursorShape {
+        width: w,
+        height: h,
+        hot_x: 0,
+        hot_y: 0,
+        rgba,
+    }
+}
+
+impl Framebuffer {
+    /// The screen's pixels without the footer.
+    pub fn screen(&self) -> &[u32] {
+        &self.pixels[..self.width * self.height]
+    }
+
+    /// Reserves `rows` rows under the screen for the front end.
+    pub fn set_footer(&mut self, rows: usize) {
+        self.footer = rows;
+        self.pixels.resize(self.width * (self.height + rows), 0);
+    }
+
+    /// The footer's rows.
+    pub fn footer_mut(&mut self) -> &mut [u32] {
+        let start = self.width * self.height;
+        &mut self.pixels[start..]
+    }
+
+    /// Rows of screen plus footer: the height of the whole buffer.
+    pub fn total_height(&self) -> usize {
+        self.height + self.footer
+    }
+
+    fn resize(&mut self, width: usize, height: usize) {
+        self.under = None;
+        self.width = width;
+        self.height = height;
+        self.pixels.clear();
+        self.pixels.resize(width * (height + self.footer), 0);
+    }
+
+    /// Draws the cursor onto the screen, remembering what it covers.
+    pub fn show_cursor(&mut self) {
+        if self.under.is_some() {
+            return;
+        }
+        let Some((cx, cy)) = self.cursor_pos else {
+            return;
+        };
+        let fallback;
+        let s = match &self.cursor_shape {
+            Some(s) => s,
+            None => {
+                fallback = arrow();
+                &fallback
+            }
+        };
+        let left = cx as i32 - s.hot_x as i32;
+        let top = cy as i32 - s.hot_y as i32;
+        let x0 = left.max(0) as usize;
+        let y0 = top.max(0) as usize;
+        let x1 = (left + s.width as i32).clamp(0, self.width as i32) as usize;
+        let y1 = (top + s.height as i32).clamp(0, self.height as i32) as usize;
+        if x1 <= x0 || y1 <= y0 {
+            return;
+        }
+        let mut saved = Vec::with_capacity((x1 - x0) * (y1 - y0));
+        for y in y0..y1 {
+            let row = &mut self.pixels[y * self.width..][x0..x1];
+            saved.extend_from_slice(row);
+            for (x, dst) in (x0..x1).zip(row.iter_mut()) {
+                let (col, r) = ((x as i32 - left) as usize, (y as i32 - top) as usize);
+                let p = &s.rgba[(r * s.width as usize + col) * 4..][..4];
+                let a = p[3] as u32;
+                let blend = |fg: u8, bg: u32| (fg as u32 * a + bg * (255 - a)) / 255;
+                let (br, bg, bb) = ((*dst >> 16) & 0xFF, (*dst >> 8) & 0xFF, *dst & 0xFF);
+                *dst = (blend(p[0], br) << 16) | (blend(p[1], bg) << 8) | blend(p[2], bb);
+            }
+        }
+        self.under = Some(CursorUnder {
+            x: x0,
+            y: y0,
+            w: x1 - x0,
+            pixels: saved,
+        });
+    }
+
+    /// Takes the cursor off the screen again.
+    pub fn hide_cursor(&mut self) {
+        let Some(u) = self.under.take() else {
+            return;
+        };
+        for (r, row) in u.pixels.chunks_exact(u.w).enumerate() {
+            self.pixels[(u.y + r) * self.width + u.x..][..u.w].copy_from_slice(row);
+        }
+    }
+}
+
+/// What one applied update did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub seq: u64,
+    pub reset: bool,
+    pub copies: usize,
+    pub rects: usize,
+}
+
+/// Applies the agent's updates, in order, to a framebuffer.
+#[derive(Default)]
+pub struct ScreenDecoder {
+    stream: Option<PixelDecompressor>,
+    scratch: Vec<u8>,
+}
+
+fn invalid(reason: &'static str) -> DecodeError {
+    DecodeError::Invalid {
+        what: "screen update",
+        reason,
+    }
+}
+
+impl ScreenDecoder {
+    /// A decoder waiting for its first (reset) update.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decodes an update and applies it. An error leaves the pixel stream unusable: the
+    /// session must end.
+    pub fn apply(&mut self, bytes: &[u8], fb: &mut Framebuffer) -> Result<Applied, DecodeError> {
+        let u = ScreenUpdate::decode(bytes)?;
+        let (w, h) = (u.width as usize, u.height as usize);
+        fb.hide_cursor();
+        if u.reset {
+            self.stream = Some(PixelDecompressor::new());
+            fb.resize(w, h);
+        } else if self.stream.is_none() {
+            return Err(invalid("continues a stream that never started"));
+        } else if (w, h) != (fb.width, fb.height) {
+            return Err(invalid("new screen size without a reset"));
+        }
+        let len = u.stream_len();
+        self.scratch.clear();
+        self.scratch.resize(len, 0);
+        if len > 0 || !u.stream_chunk.is_empty() {
+            let stream = self.stream.as_mut().expect("checked above");
+            if let Err(e) = stream.decompress(&u.stream_chunk, &mut self.scratch) {
+                self.stream = None;
+                return Err(e);
+            }
+        }
+        let screen = &mut fb.pixels[..w * h];
+        for c in &u.copies {
+            apply_copy(screen, w, 1, c);
+        }
+        let mut off = 0;
+        for r in &u.rects {
+            let n = stream_len(r.rect, &r.pixels);
+            decode_rect(screen, w, r.rect, &r.pixels, &self.scratch[off..off + n]);
+            off += n;
+        }
+        fb.cursor_pos = u.cursor.position;
+        if let Some(s) = u.cursor.shape {
+            fb.cursor_shape = Some(s);
+        }
+        Ok(Applied {
+            seq: u.seq,
+            reset: u.reset,
+            copies: u.copies.len(),
+            rects: u.rects.len(),
+        })
+    }
+}

@@ -1,0 +1,238 @@
+//! One rectangle's pixels: a solid colour; a palette of up to 16 colours with its indices
+//! bit-packed (text, icons, window chrome); or lossless pixels as residuals of the median edge
+//! predictor (LOCO-I), which turns gradients and photos into small numbers the stream
+//! compresses well. Everything is lossless, so text stays sharp.
+
+use super::update::{RectPixels, MAX_PALETTE};
+use super::{FrameView, Rect};
+
+/// Bits per palette index for a palette of `n` colours.
+fn index_bits(n: usize) -> usize {
+    match n {
+        0..=2 => 1,
+        3..=4 => 2,
+        _ => 4,
+    }
+}
+
+/// Bytes of the pixel stream a rectangle of this kind takes.
+pub fn stream_len(rect: Rect, pixels: &RectPixels) -> usize {
+    let (w, h) = (rect.w as usize, rect.h as usize);
+    match pixels {
+        RectPixels::Solid(_) => 0,
+        RectPixels::Palette(c) => h * (w * index_bits(c.len())).div_ceil(8),
+        RectPixels::Lossless => w * h * 3,
+    }
+}
+
+fn rgb(p: &[u8]) -> u32 {
+    u32::from_le_bytes([p[0], p[1], p[2], 0])
+}
+
+/// The median edge predictor: the left, above or their gradient, whichever an edge suggests.
+fn med(a: u8, b: u8, c: u8) -> u8 {
+    if c >= a.max(b) {
+        a.min(b)
+    } else if c <= a.min(b) {
+        a.max(b)
+    } else {
+        a.wrapping_add(b).wrapping_sub(c)
+    }
+}
+
+/// The prediction for a channel value from its neighbours inside the rectangle: `left` and
+/// `above_left` exist from the second column on, `above` from the second row on.
+fn predict(left: Option<u8>, above: Option<u8>, above_left: Option<u8>) -> u8 {
+    match (left, above, above_left) {
+        (Some(a), Some(b), Some(c)) => med(a, b, c),
+        (Some(a), None, _) => a,
+        (None, Some(b), _) => b,
+        _ => 0,
+    }
+}
+
+/// Classifies the rectangle's pixels, appends what the stream must carry, and says how.
+pub fn encode_rect(frame: &FrameView<'_>, rect: Rect, stream: &mut Vec<u8>) -> RectPixels {
+    let (x0, y0, w, h) = (
+        rect.x as usize,
+        rect.y as usize,
+        rect.w as usize,
+        rect.h as usize,
+    );
+    let mut colours: Vec<u32> = Vec::with_capacity(MAX_PALETTE + 1);
+    'scan: for y in y0..y0 + h {
+        for p in frame.row(x0, y, w).chunks_exact(4) {
+            let c = rgb(p);
+            if colours.last() != Some(&c) && !colours.contains(&c) {
+                colours.push(c);
+                if colours.len() > MAX_PALETTE {
+                    break 'scan;
+                }
+            }
+        }
+    }
+    match colours.len() {
+        1 => RectPixels::Solid(colours[0]),
+        2..=MAX_PALETTE => {
+            let bits = index_bits(colours.len());
+            for y in y0..y0 + h {
+                let (mut acc, mut filled) = (0u8, 0);
+                for p in frame.row(x0, y, w).chunks_exact(4) {
+                    let i = colours.iter().position(|c| *c == rgb(p)).unwrap_or(0) as u8;
+                    acc = (acc << bits) | i;
+                    filled += bits;
+                    if filled == 8 {
+                        stream.push(acc);
+                        (acc, filled) = (0, 0);
+                    }
+                }
+                if filled > 0 {
+                    stream.push(acc << (8 - filled));
+                }
+            }
+            RectPixels::Palette(colours)
+        }
+        _ => {
+            stream.reserve(w * h * 3);
+            for y in y0..y0 + h {
+                let row = frame.row(x0, y, w);
+                let above = (y > y0).then(|| frame.row(x0, y - 1, w));
+                for x in 0..w {
+                    // BGRX in the frame, RGB residuals on the wire.
+                    for ch in [2, 1, 0] {
+                        let left = (x > 0).then(|| row[(x - 1) * 4 + ch]);
+                        let up = above.map(|a| a[x * 4 + ch]);
+                        let up_left = above.filter(|_| x > 0).map(|a| a[(x - 1) * 4 + ch]);
+                        stream.push(row[x * 4 + ch].wrapping_sub(predict(left, up, up_left)));
+                    }
+                }
+            }
+            RectPixels::Lossless
+        }
+    }
+}
+
+/// Writes a rectangle into a 0x00RRGGBB screen of `stride` pixels per row; `data` is exactly
+/// the rectangle's [`stream_len`] bytes of the pixel stream.
+pub fn decode_rect(
+    screen: &mut [u32],
+    stride: usize,
+    rect: Rect,
+    pixels: &RectPixels,
+    data: &[u8],
+) {
+    let (x0, y0, w, h) = (
+        rect.x as usize,
+        rect.y as usize,
+        rect.w as usize,
+        rect.h as usize,
+    );
+    match pixels {
+        RectPixels::Solid(c) => {
+            for y in y0..y0 + h {
+                screen[y * stride + x0..][..w].fill(*c);
+            }
+        }
+        RectPixels::Palette(colours) => {
+            let bits = index_bits(colours.len());
+            let row_bytes = (w * bits).div_ceil(8);
+            let mask = (1u8 << bits) - 1;
+            for (y, packed) in (y0..y0 + h).zip(data.chunks_exact(row_bytes)) {
+                for (x, px) in screen[y * stride + x0..][..w].iter_mut().enumerate() {
+                    let bit = x * bits;
+                    let i = (packed[bit / 8] >> (8 - bits - bit % 8)) & mask;
+                    // An index beyond the palette (hostile agent) shows as the first colour.
+                    *px = colours.get(i as usize).copied().unwrap_or(colours[0]);
+                }
+            }
+        }
+        RectPixels::Lossless => {
+            for (y, residuals) in (y0..y0 + h).zip(data.chunks_exact(w * 3)) {
+                let (before, rest) = screen.split_at_mut(y * stride + x0);
+                let row = &mut rest[..w];
+                let above = (y > y0).then(|| &before[(y - 1) * stride + x0..][..w]);
+                for x in 0..w {
+                    let mut out = [0u8; 3];
+                    for (k, shift) in [16u32, 8, 0].into_iter().enumerate() {
+                        let ch = |p: u32| (p >> shift) as u8;
+                        let left = (x > 0).then(|| ch(row[x - 1]));
+                        let up = above.map(|a| ch(a[x]));
+                        let up_left = above.filter(|_| x > 0).map(|a| ch(a[x - 1]));
+                        out[k] = residuals[x * 3 + k].wrapping_add(predict(left, up, up_left));
+                    }
+                    row[x] = u32::from_be_bytes([0, out[0], out[1], out[2]]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(w: usize, h: usize, f: impl Fn(usize, usize) -> u32) -> RectPixels {
+        let mut bgrx = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                let [_, r, g, b] = f(x, y).to_be_bytes();
+                bgrx.extend_from_slice(&[b, g, r, 0xFF]);
+            }
+        }
+        let frame = FrameView {
+            width: w,
+            height: h,
+            stride: w * 4,
+            bgrx: &bgrx,
+        };
+        let rect = Rect {
+            x: 1,
+            y: 1,
+            w: (w - 2) as u16,
+            h: (h - 2) as u16,
+        };
+        let mut stream = Vec::new();
+        let kind = encode_rect(&frame, rect, &mut stream);
+        assert_eq!(stream.len(), stream_len(rect, &kind));
+        let mut screen = vec![0xABCDEF; w * h];
+        decode_rect(&mut screen, w, rect, &kind, &stream);
+        for y in 0..h {
+            for x in 0..w {
+                let inside = (1..w - 1).contains(&x) && (1..h - 1).contains(&y);
+                let want = if inside { f(x, y) } else { 0xABCDEF };
+                assert_eq!(screen[y * w + x], want, "pixel {x},{y} of {kind:?}");
+            }
+        }
+        kind
+    }
+
+    #[test]
+    fn every_kind_roundtrips_exactly() {
+        assert_eq!(
+            roundtrip(10, 9, |_, _| 0x123456),
+            RectPixels::Solid(0x123456)
+        );
+        for n in [2u32, 3, 4, 5, 16] {
+            let kind = roundtrip(13, 7, |x, y| ((x as u32 * 3 + y as u32) % n) * 0x010203);
+            assert!(matches!(kind, RectPixels::Palette(c) if c.len() == n as usize));
+        }
+        let kind = roundtrip(66, 66, |x, y| {
+            u32::from_be_bytes([0, (x * 7) as u8, (y * 13) as u8, (x * y) as u8])
+        });
+        assert_eq!(kind, RectPixels::Lossless);
+    }
+
+    #[test]
+    fn indices_beyond_the_palette_stay_inside_it() {
+        let rect = Rect {
+            x: 0,
+            y: 0,
+            w: 2,
+            h: 1,
+        };
+        let pal = RectPixels::Palette(vec![1, 2, 3]);
+        let mut screen = vec![0; 2];
+        decode_rect(&mut screen, 2, rect, &pal, &[0xFF]);
+        assert_eq!(screen, vec![1, 1]);
+    }
+}

@@ -1,0 +1,425 @@
+//! The codec end to end: encoder → bytes → decoder, against the captured pixels.
+
+use super::*;
+use proptest::prelude::*;
+
+/// A test screen: RGB per pixel, turned into BGRX frames.
+#[derive(Clone)]
+struct Screen {
+    w: usize,
+    h: usize,
+    rgb: Vec<u32>,
+}
+
+impl Screen {
+    fn new(w: usize, h: usize, f: impl Fn(usize, usize) -> u32) -> Self {
+        let rgb = (0..w * h).map(|i| f(i % w, i / w)).collect();
+        Self { w, h, rgb }
+    }
+
+    fn bgrx(&self) -> Vec<u8> {
+        self.rgb
+            .iter()
+            .flat_map(|p| {
+                let [_, r, g, b] = p.to_be_bytes();
+                [b, g, r, 0xFF]
+            })
+            .collect()
+    }
+
+    fn fill(&mut self, x: usize, y: usize, w: usize, h: usize, f: impl Fn(usize, usize) -> u32) {
+        for yy in y..(y + h).min(self.h) {
+            for xx in x..(x + w).min(self.w) {
+                self.rgb[yy * self.w + xx] = f(xx, yy);
+            }
+        }
+    }
+}
+
+/// Text-like content: dark glyph strokes on a light background.
+fn text(x: usize, y: usize) -> u32 {
+    let cell = ((x / 7) as u32).wrapping_mul(2654435761) ^ ((y / 13) as u32).wrapping_mul(40503);
+    let glyph = (cell ^ (cell >> 13)).wrapping_mul(2246822519) >> 27;
+    if (x % 7) < 5
+        && (y % 13) < 9
+        && ((x % 7) as u32 * 3 + (y % 13) as u32 + glyph).is_multiple_of(4)
+    {
+        0x202020
+    } else {
+        0xF0F0F0
+    }
+}
+
+struct Pair {
+    enc: ScreenEncoder,
+    dec: ScreenDecoder,
+    fb: Framebuffer,
+}
+
+impl Pair {
+    fn new() -> Self {
+        Self {
+            enc: ScreenEncoder::new(),
+            dec: ScreenDecoder::new(),
+            fb: Framebuffer::default(),
+        }
+    }
+
+    /// Encodes the screen, applies the update, checks the result; returns the update's size.
+    fn send(&mut self, s: &Screen, changes: &FrameChanges<'_>) -> Option<(usize, Applied)> {
+        let data = s.bgrx();
+        let frame = FrameView {
+            width: s.w,
+            height: s.h,
+            stride: s.w * 4,
+            bgrx: &data,
+        };
+        let bytes = self.enc.encode(&frame, changes, None, None)?;
+        let applied = self
+            .dec
+            .apply(&bytes, &mut self.fb)
+            .expect("own updates decode");
+        assert!(
+            self.fb.screen() == &s.rgb[..],
+            "viewer differs from the screen"
+        );
+        Some((bytes.len(), applied))
+    }
+}
+
+#[test]
+fn roundtrip_is_exact_and_a_static_screen_sends_nothing() {
+    let s = Screen::new(200, 130, |x, y| {
+        u32::from_be_bytes([0, (x * 7) as u8, (y * 3) as u8, ((x ^ y) & 0xFF) as u8])
+    });
+    let mut p = Pair::new();
+    let (_, first) = p.send(&s, &FrameChanges::default()).unwrap();
+    assert!(first.reset);
+    assert_eq!(first.rects, 4 * 3);
+    assert!(p.send(&s, &FrameChanges::default()).is_none());
+    // One pixel changes: one rectangle of one pixel travels.
+    let mut s2 = s.clone();
+    s2.rgb[100 * 200 + 150] ^= 0xFF;
+    let (len, a) = p.send(&s2, &FrameChanges::default()).unwrap();
+    assert_eq!((a.rects, a.copies, a.reset), (1, 0, false));
+    assert!(len < 40, "one pixel cost {len} bytes");
+}
+
+#[test]
+fn a_glyph_typed_again_costs_a_few_bytes() {
+    let mut s = Screen::new(640, 400, |_, _| 0xF0F0F0);
+    let mut p = Pair::new();
+    p.send(&s, &FrameChanges::default()).unwrap();
+    let mut sizes = Vec::new();
+    for i in 0..40 {
+        // The same word typed again and again, further along the line.
+        let x0 = 10 + i * 14;
+        let y0 = 20 + (i / 40) * 16;
+        s.fill(x0, y0, 14, 13, |x, y| text(x - x0 + 7, y - y0));
+        let (len, _) = p.send(&s, &FrameChanges::default()).unwrap();
+        sizes.push(len);
+    }
+    let later: usize = sizes[10..].iter().sum::<usize>() / sizes[10..].len();
+    assert!(
+        later <= 56,
+        "a repeated glyph costs {later} bytes: {sizes:?}"
+    );
+}
+
+#[test]
+fn a_scrolled_text_travels_as_one_copy_and_the_new_line() {
+    let (w, h) = (480, 320);
+    let mut lines: Vec<usize> = (0..h / 13).collect();
+    let draw = |lines: &[usize]| {
+        Screen::new(w, h, |x, y| {
+            let line = lines.get(y / 13).copied().unwrap_or(0);
+            if y / 13 >= lines.len() {
+                0xF0F0F0
+            } else {
+                text(x + line * 7, y % 13)
+            }
+        })
+    };
+    let mut p = Pair::new();
+    let (full, _) = p.send(&draw(&lines), &FrameChanges::default()).unwrap();
+    for n in 0..10 {
+        lines.remove(0);
+        lines.push(100 + n);
+        let (len, a) = p.send(&draw(&lines), &FrameChanges::default()).unwrap();
+        assert_eq!(a.copies, 1, "scroll {n} not found");
+        // About what the new line's 480×13 pixels cost on their own.
+        assert!(
+            len * 8 < full,
+            "a scroll cost {len} bytes, the whole screen {full}"
+        );
+    }
+    assert_eq!(p.enc.stats().copies, 10);
+}
+
+#[test]
+fn a_moved_window_travels_as_a_copy_when_the_hint_holds() {
+    let bg = |x: usize, y: usize| u32::from_be_bytes([0, (x / 3) as u8, (y / 2) as u8, 90]);
+    let win = |x: usize, y: usize| text(x, y) ^ ((x * y) as u32 & 0x0F0F0F);
+    let (w, h) = (640, 480);
+    let mut s = Screen::new(w, h, bg);
+    s.fill(100, 80, 200, 150, |x, y| win(x - 100, y - 80));
+    let mut p = Pair::new();
+    p.send(&s, &FrameChanges::default()).unwrap();
+    let mut moved = Screen::new(w, h, bg);
+    moved.fill(137, 101, 200, 150, |x, y| win(x - 137, y - 101));
+    let hint = MoveHint {
+        from: Rect {
+            x: 100,
+            y: 80,
+            w: 200,
+            h: 150,
+        },
+        to_x: 137,
+        to_y: 101,
+    };
+    let (len, a) = p
+        .send(
+            &moved,
+            &FrameChanges {
+                damage: None,
+                moves: &[hint],
+            },
+        )
+        .unwrap();
+    assert!(a.copies >= 1);
+    // The same move without the hint, for comparison.
+    let mut q = Pair::new();
+    q.send(&s, &FrameChanges::default()).unwrap();
+    let (plain, _) = q.send(&moved, &FrameChanges::default()).unwrap();
+    assert!(len * 3 < plain, "with hint {len} bytes, without {plain}");
+    // A hint that is wrong costs nothing but stays exact.
+    let mut r = Pair::new();
+    r.send(&s, &FrameChanges::default()).unwrap();
+    let wrong = MoveHint { to_x: 10, ..hint };
+    r.send(
+        &moved,
+        &FrameChanges {
+            damage: None,
+            moves: &[wrong],
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn damage_limits_where_the_encoder_looks() {
+    let s = Screen::new(256, 256, |_, _| 0x112233);
+    let mut p = Pair::new();
+    p.send(&s, &FrameChanges::default()).unwrap();
+    let mut s2 = s.clone();
+    s2.fill(10, 10, 5, 5, |_, _| 0xFFFFFF);
+    s2.fill(200, 200, 5, 5, |_, _| 0xFFFFFF);
+    let damage = [
+        Rect {
+            x: 8,
+            y: 8,
+            w: 10,
+            h: 10,
+        },
+        Rect {
+            x: 198,
+            y: 198,
+            w: 10,
+            h: 10,
+        },
+    ];
+    let (_, a) = p
+        .send(
+            &s2,
+            &FrameChanges {
+                damage: Some(&damage),
+                moves: &[],
+            },
+        )
+        .unwrap();
+    assert_eq!(a.rects, 2);
+}
+
+#[test]
+fn cursor_moves_alone_and_is_drawn_and_taken_off() {
+    let s = Screen::new(64, 64, |_, _| 0x010203);
+    let data = s.bgrx();
+    let frame = FrameView {
+        width: 64,
+        height: 64,
+        stride: 256,
+        bgrx: &data,
+    };
+    let shape = CursorShape {
+        width: 1,
+        height: 1,
+        hot_x: 0,
+        hot_y: 0,
+        rgba: vec![255, 0, 0, 255],
+    };
+    let mut enc = ScreenEncoder::new();
+    let mut dec = ScreenDecoder::new();
+    let mut fb = Framebuffer::default();
+    let none = FrameChanges::default();
+    dec.apply(
+        &enc.encode(&frame, &none, Some((1, 1)), Some(&shape))
+            .unwrap(),
+        &mut fb,
+    )
+    .unwrap();
+    let bytes = enc
+        .encode(&frame, &none, Some((2, 2)), Some(&shape))
+        .unwrap();
+    let u = ScreenUpdate::decode(&bytes).unwrap();
+    assert!(u.rects.is_empty() && u.cursor.shape.is_none());
+    dec.apply(&bytes, &mut fb).unwrap();
+    fb.show_cursor();
+    assert_eq!(fb.pixels[2 * 64 + 2], 0xFF0000);
+    fb.hide_cursor();
+    assert_eq!(fb.screen(), &s.rgb[..]);
+}
+
+#[test]
+fn hostile_updates_are_refused() {
+    let s = Screen::new(100, 100, |x, _| x as u32 * 0x010000);
+    let data = s.bgrx();
+    let frame = FrameView {
+        width: 100,
+        height: 100,
+        stride: 400,
+        bgrx: &data,
+    };
+    let good = ScreenEncoder::new()
+        .encode(&frame, &FrameChanges::default(), None, None)
+        .unwrap();
+    let u = ScreenUpdate::decode(&good).unwrap();
+    // Screen larger than 8K.
+    let mut big = good.clone();
+    big[8..12].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    assert!(ScreenUpdate::decode(&big).is_err());
+    // More rectangles than tiles.
+    let mut many = good.clone();
+    many[16..20].copy_from_slice(&1000u32.to_be_bytes());
+    assert!(ScreenUpdate::decode(&many).is_err());
+    // A rectangle outside the screen, or larger than a tile.
+    for bad in [
+        Rect {
+            x: 90,
+            y: 0,
+            w: 20,
+            h: 5,
+        },
+        Rect {
+            x: 0,
+            y: 0,
+            w: 65,
+            h: 5,
+        },
+        Rect {
+            x: 0,
+            y: 0,
+            w: 0,
+            h: 5,
+        },
+    ] {
+        let mut v = u.clone();
+        v.rects[0].rect = bad;
+        assert!(ScreenUpdate::decode(&v.encode()).is_err(), "{bad:?}");
+    }
+    // A copy from outside the screen.
+    let mut v = u.clone();
+    v.copies.push(CopyRect {
+        src_x: 60,
+        src_y: 0,
+        dst: Rect {
+            x: 0,
+            y: 0,
+            w: 50,
+            h: 10,
+        },
+    });
+    assert!(ScreenUpdate::decode(&v.encode()).is_err());
+    // A zip bomb: a stream that unpacks to more than the rectangles announce.
+    let mut bomb = u.clone();
+    bomb.stream_chunk = zstd::bulk::compress(&vec![0; 1 << 22], 1).unwrap();
+    assert!(ScreenDecoder::new()
+        .apply(&bomb.encode(), &mut Framebuffer::default())
+        .is_err());
+    // An update that continues a stream the decoder never saw.
+    let mut cont = u.clone();
+    cont.reset = false;
+    assert!(ScreenDecoder::new()
+        .apply(&cont.encode(), &mut Framebuffer::default())
+        .is_err());
+    // A new size without a reset.
+    let mut dec = ScreenDecoder::new();
+    let mut fb = Framebuffer::default();
+    dec.apply(&good, &mut fb).unwrap();
+    let mut resized = u.clone();
+    resized.reset = false;
+    resized.width = 99;
+    resized.rects.clear();
+    resized.stream_chunk.clear();
+    assert!(dec.apply(&resized.encode(), &mut fb).is_err());
+}
+
+fn arb_edit() -> impl Strategy<Value = (u8, usize, usize, usize, usize, u32)> {
+    (
+        0u8..4,
+        0usize..300,
+        0usize..200,
+        1usize..150,
+        1usize..120,
+        any::<u32>(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any sequence of edits (fills, noise, text, scrolls) arrives exactly.
+    #[test]
+    fn every_sequence_of_changes_arrives_exactly(edits in proptest::collection::vec(arb_edit(), 1..12)) {
+        let mut s = Screen::new(300, 200, text);
+        let mut p = Pair::new();
+        p.send(&s, &FrameChanges::default());
+        for (kind, x, y, w, h, seed) in edits {
+            match kind {
+                0 => s.fill(x, y, w, h, |_, _| seed & 0xFF_FFFF),
+                1 => s.fill(x, y, w, h, |xx, yy| (seed ^ (xx * 7919 + yy * 104729) as u32).wrapping_mul(2654435761) & 0xFF_FFFF),
+                2 => s.fill(x, y, w, h, |xx, yy| text(xx + seed as usize % 50, yy)),
+                _ => {
+                    let dy = 1 + seed as usize % 40;
+                    let old = s.clone();
+                    s.fill(0, 0, 300, 200 - dy, |xx, yy| old.rgb[(yy + dy) * 300 + xx]);
+                }
+            }
+            p.send(&s, &FrameChanges::default());
+        }
+    }
+
+    #[test]
+    fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let mut fb = Framebuffer::default();
+        if ScreenDecoder::new().apply(&bytes, &mut fb).is_ok() {
+            fb.show_cursor();
+            fb.hide_cursor();
+        }
+    }
+
+    #[test]
+    fn mutated_updates_never_panic(flip in 0usize..4000, val in any::<u8>()) {
+        let s = Screen::new(130, 70, |x, y| text(x, y) ^ (x * y) as u32);
+        let data = s.bgrx();
+        let frame = FrameView { width: 130, height: 70, stride: 520, bgrx: &data };
+        let mut enc = ScreenEncoder::new();
+        let first = enc.encode(&frame, &FrameChanges::default(), Some((5, 5)), None).unwrap();
+        let mut bytes = first.clone();
+        let i = flip % bytes.len();
+        bytes[i] = val;
+        let mut fb = Framebuffer::default();
+        if ScreenDecoder::new().apply(&bytes, &mut fb).is_ok() {
+            fb.show_cursor();
+        }
+    }
+}
