@@ -10,14 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
-scripts/setup.sh >/dev/null
-pkgs=(x11vnc imagemagick x11-apps)
-missing=()
-for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/setup.sh x11vnc imagemagick x11-apps >/dev/null
 cargo build --release --workspace --bins 2>&1 | tail -1
 bin=target/release
 work=$(mktemp -d /tmp/fernhilfe-bench.XXXX)
@@ -42,7 +35,7 @@ $bin/fernhilfe-relay --state-dir "$state" staff add "Bench" > "$work/token"
 fp=$($bin/fernhilfe-relay --state-dir "$state" fingerprint)
 $bin/fernhilfe-relay --state-dir "$state" serve --listen 127.0.0.1:0 > "$work/relay.out" 2>/dev/null & pids+=($!)
 for _ in $(seq 50); do grep -q listening "$work/relay.out" && break; sleep 0.1; done
-addr=$(grep listening "$work/relay.out" | awk '{print $NF}')
+addr=$(grep -m1 listening "$work/relay.out" | awk '{print $NF}')
 export FERNHILFE_STAFF_TOKEN; FERNHILFE_STAFF_TOKEN=$(cat "$work/token")
 
 ms_list=(); bytes_list=()

@@ -2,7 +2,9 @@
 # Installs what building, running and testing Fernhilfe needs on Debian: X11 libraries for
 # capture and windows, Xvfb and xdotool for virtual displays, tcpdump and iproute2/iptables for
 # the network tests, MinGW for the Windows build, and Wine to run the Windows build in tests.
-# Installs only what is missing.
+# Installs only what is missing. Benchmarks name the extra packages they need as arguments.
+#
+# Usage: scripts/setup.sh [EXTRA_PACKAGE...]
 set -euo pipefail
 
 packages=(
@@ -12,6 +14,7 @@ packages=(
   xvfb xdotool xterm x11-utils
   tcpdump iproute2 iptables
   gcc-mingw-w64-x86-64 wine wine64
+  "$@"
 )
 
 missing=()

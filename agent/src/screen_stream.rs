@@ -1,30 +1,90 @@
 //! The capture thread: captures when the screen changed, encodes against what the viewer has,
 //! and hands updates to the session. It never queues: with [`MAX_IN_FLIGHT`] updates not yet
-//! acknowledged it waits, then encodes what is on screen at that moment (latest frame wins).
+//! acknowledged it waits — woken by the acknowledgement, not by a timer — then encodes what is
+//! on screen at that moment (latest frame wins). So the link's own round trip and throughput
+//! set the pace: on a slow link fewer, larger updates travel, each showing the newest screen.
 
 use crate::capture::{PlatformScreen, ScreenSource};
 use crate::consent_gate::ConsentGate;
 use protocol::screen::ScreenEncoder;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Updates sent but not acknowledged before the agent stops encoding new ones.
+/// Updates sent but not acknowledged before the agent stops encoding new ones: two, so the
+/// next update is encoded while the last one travels, and never more than one waits behind it.
 pub const MAX_IN_FLIGHT: u64 = 2;
+/// How often a capture thread whose viewing was withdrawn looks whether it is granted again.
+const GATE_POLL: Duration = Duration::from_millis(10);
 
 /// An encoded screen update and its sequence number.
 pub type EncodedUpdate = (u64, Vec<u8>);
 
-/// Shared between the capture thread and the session.
+/// Shared between the capture thread and the session: what was produced, written and
+/// acknowledged, and whether the session is over.
 #[derive(Clone, Default)]
 pub struct ScreenPacing {
+    state: Arc<(Mutex<PacingState>, Condvar)>,
+}
+
+#[derive(Default)]
+struct PacingState {
     /// Highest sequence number the viewer acknowledged.
-    pub acked: Arc<AtomicU64>,
+    acked: u64,
     /// Highest sequence number written to the viewer; acknowledging more is a violation.
-    pub sent: Arc<AtomicU64>,
-    /// Set when the session ends.
-    pub stop: Arc<AtomicBool>,
+    written: u64,
+    stop: bool,
+}
+
+/// An acknowledgement for an update that was never written: the viewer lies.
+#[derive(Debug)]
+pub struct AckBeyondWritten;
+
+impl ScreenPacing {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PacingState> {
+        self.state.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The writer wrote update `seq` to the viewer.
+    pub fn written(&self, seq: u64) {
+        let mut s = self.lock();
+        s.written = s.written.max(seq);
+    }
+
+    /// The viewer acknowledged update `seq`; wakes the capture thread.
+    pub fn acknowledged(&self, seq: u64) -> Result<(), AckBeyondWritten> {
+        let mut s = self.lock();
+        if seq > s.written {
+            return Err(AckBeyondWritten);
+        }
+        s.acked = s.acked.max(seq);
+        self.state.1.notify_all();
+        Ok(())
+    }
+
+    /// Ends the capture loop.
+    pub fn stop(&self) {
+        self.lock().stop = true;
+        self.state.1.notify_all();
+    }
+
+    fn stopped(&self) -> bool {
+        self.lock().stop
+    }
+
+    /// Waits until fewer than [`MAX_IN_FLIGHT`] of the updates up to `produced` await their
+    /// acknowledgement, at most `limit`; `false` if there is still no room (or it stopped).
+    fn wait_for_room(&self, produced: u64, limit: Duration) -> bool {
+        let guard = self.lock();
+        let (s, _) = self
+            .state
+            .1
+            .wait_timeout_while(guard, limit, |s| {
+                !s.stop && produced.saturating_sub(s.acked) >= MAX_IN_FLIGHT
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        !s.stop && produced.saturating_sub(s.acked) < MAX_IN_FLIGHT
+    }
 }
 
 /// The capture thread, started before the session so a screen that cannot be captured is
@@ -84,13 +144,14 @@ fn capture_loop(
     tx: mpsc::Sender<EncodedUpdate>,
 ) {
     let mut encoder = ScreenEncoder::new();
-    let mut sent = 0u64;
+    let mut produced = 0u64;
     let mut first = true;
-    while !pacing.stop.load(Ordering::Relaxed) {
-        if !gate.may_view()
-            || sent.saturating_sub(pacing.acked.load(Ordering::SeqCst)) >= MAX_IN_FLIGHT
-        {
-            std::thread::sleep(Duration::from_millis(2));
+    while !pacing.stopped() {
+        if !gate.may_view() {
+            std::thread::sleep(GATE_POLL);
+            continue;
+        }
+        if !pacing.wait_for_room(produced, Duration::from_millis(100)) {
             continue;
         }
         if !screen.wait_for_change(Duration::from_millis(100)) && !first {
@@ -112,8 +173,8 @@ fn capture_loop(
                 encoder.reset();
                 continue;
             }
-            sent = encoder.last_seq();
-            if tx.blocking_send((sent, bytes)).is_err() {
+            produced = encoder.last_seq();
+            if tx.blocking_send((produced, bytes)).is_err() {
                 break;
             }
         }

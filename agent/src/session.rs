@@ -17,7 +17,6 @@ use protocol::peer::{PathKind, PeerEndpoint};
 use protocol::session::{AgentMessage, EndReason, ViewerMessage, MAX_CONTROL_LEN};
 use protocol::signaling::{FromRelay, Refusal, ToRelay};
 use rand_core::OsRng;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
@@ -352,7 +351,7 @@ fn spawn_screen_writer(
             if !gate.may_view() {
                 continue;
             }
-            pacing.sent.fetch_max(seq, Ordering::SeqCst);
+            pacing.written(seq);
             if send_frame(&mut send, &update).await.is_err() {
                 return;
             }
@@ -443,11 +442,10 @@ async fn session(
                         }
                     }
                     Ok(ViewerMessage::FrameAck { seq }) => {
-                        if seq > pacing.sent.load(Ordering::SeqCst) {
+                        if pacing.acknowledged(seq).is_err() {
                             tracing::warn!(seq, "acknowledgement for a frame never sent");
                             break EndReason::ProtocolViolation;
                         }
-                        pacing.acked.fetch_max(seq, Ordering::SeqCst);
                     }
                     Ok(ViewerMessage::End(_)) => break EndReason::EndedByViewer,
                     Err(e) => {
@@ -469,7 +467,7 @@ async fn session(
         }
     };
     gate.set(Grant::Denied);
-    pacing.stop.store(true, Ordering::Relaxed);
+    pacing.stop();
     screen_task.abort();
     injector.stop();
     let _ = ui.send(UiCommand::CloseAll);

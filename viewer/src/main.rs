@@ -49,6 +49,12 @@ struct Cli {
     /// No window: print status lines, take input commands on stdin, write PNGs on `snapshot PATH`
     #[arg(long)]
     headless: bool,
+    /// Size of the window's picture, e.g. 1920x1080 to see a Full HD screen pixel for pixel
+    #[arg(long, default_value = "1280x800", value_parser = parse_size)]
+    window_size: (usize, usize),
+    /// Print `stats rx_bytes=… frames=…` (bytes received from the agent) twice a second
+    #[arg(long)]
+    stats: bool,
     /// Test aid: write every decrypted message received to FILE, for the wire-secrecy test
     #[cfg(feature = "test-aids")]
     #[arg(long, hide = true)]
@@ -102,7 +108,7 @@ fn real_main() -> Result<()> {
             let (_input_tx, _) = mpsc::unbounded_channel();
             let (event_tx, event_rx) = std::sync::mpsc::channel();
             let _ = event_tx.send(SessionEvent::Failed(format!("{e:#}")));
-            let _ = window::run(&title, _input_tx, event_rx);
+            let _ = window::run(&title, cli.window_size, _input_tx, event_rx);
             return Err(e);
         }
         Err(e) => return Err(e),
@@ -128,7 +134,7 @@ fn real_main() -> Result<()> {
     if cli.headless {
         headless(input_tx, event_rx)?;
     } else {
-        window::run(&title, input_tx, event_rx)?;
+        window::run(&title, cli.window_size, input_tx, event_rx)?;
     }
     // Closing the window ends the session; a session still stuck connecting is not waited for.
     match done_rx.recv_timeout(CLOSE_WAIT) {
@@ -174,10 +180,25 @@ fn settings(cli: &Cli) -> Result<ViewerSettings> {
         misbehave: cli.misbehave,
         #[cfg(not(feature = "test-aids"))]
         misbehave: false,
+        stats: cli.stats,
     })
 }
 
 /// Headless front end: status lines on stdout, commands on stdin (see `session::parse_command`).
+/// Parses `WIDTHxHEIGHT`.
+fn parse_size(s: &str) -> Result<(usize, usize), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("'{s}' is not WIDTHxHEIGHT, e.g. 1920x1080"))?;
+    let parse = |v: &str| {
+        v.parse::<usize>()
+            .ok()
+            .filter(|n| (64..=8192).contains(n))
+            .ok_or_else(|| format!("'{v}' is not a size from 64 to 8192"))
+    };
+    Ok((parse(w)?, parse(h)?))
+}
+
 fn headless(
     input: mpsc::UnboundedSender<session::Outgoing>,
     events: std::sync::mpsc::Receiver<SessionEvent>,

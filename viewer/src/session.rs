@@ -20,6 +20,8 @@ use transport::relay_client::{drive_pairing, PairingEnd};
 
 /// How often the session's path is looked at, to show and report changes.
 const PATH_CHECK: Duration = Duration::from_millis(250);
+/// How often `--stats` prints.
+const STATS_EVERY: Duration = Duration::from_millis(500);
 
 /// What the viewer needs to start.
 pub struct ViewerSettings {
@@ -35,6 +37,8 @@ pub struct ViewerSettings {
     pub record_plaintext: Option<std::path::PathBuf>,
     /// Test aid: send input regardless of the grant, and raw control messages.
     pub misbehave: bool,
+    /// Print the bytes received from the agent and the frames shown, twice a second.
+    pub stats: bool,
 }
 
 /// What the front end hands the session: a message, or (test aids) raw bytes to send as one,
@@ -156,6 +160,8 @@ pub async fn run(
     );
     let mut last_path: Option<PathKind> = None;
     let mut path_tick = tokio::time::interval(PATH_CHECK);
+    let mut stats_tick = tokio::time::interval(STATS_EVERY);
+    let mut frames = 0u64;
     status("waiting for consent");
     let (mut ctrl_send, ctrl_recv) = conn
         .accept_bi()
@@ -201,6 +207,10 @@ pub async fn run(
                     let _ = events.send(SessionEvent::Path { kind, rtt_ms });
                 }
             }
+            _ = stats_tick.tick(), if settings.stats => {
+                // UDP payload received: what the agent's updates cost on the wire.
+                println!("stats rx_bytes={} frames={frames}", conn.stats().udp_rx.bytes);
+            }
             msg = ctrl_recv.next(), if !stalled => {
                 let Some(msg) = msg.unwrap_or(None) else { end("the agent closed the session".into()); break };
                 record_msg(&msg);
@@ -230,6 +240,7 @@ pub async fn run(
                     bail!("protocol violation: screen content before consent");
                 }
                 let u = decoder.apply(&bytes, &mut framebuffer.lock().unwrap_or_else(|e| e.into_inner()))?;
+                frames += 1;
                 // Shown first, acknowledged after: the agent's next update waits for neither.
                 let _ = events.send(SessionEvent::Frame { seq: u.seq, encoded_bytes: bytes.len(), copies: u.copies, rects: u.rects, framebuffer: framebuffer.clone() });
                 send_frame(&mut ctrl_send, &ViewerMessage::FrameAck { seq: u.seq }.encode()).await?;

@@ -193,13 +193,14 @@ fn draw_status(footer: &mut [u32], w: usize, bar: usize, status: &str, text: &Te
 /// Runs the window on the main thread until the session ends or the window closes.
 pub fn run(
     title: &str,
+    (width, height): (usize, usize),
     input: mpsc::UnboundedSender<Outgoing>,
     events: std::sync::mpsc::Receiver<SessionEvent>,
 ) -> anyhow::Result<()> {
     let mut window = Window::new(
         &format!("{title} – connecting"),
-        1280,
-        800 + status_bar_height(1280),
+        width,
+        height + status_bar_height(width),
         WindowOptions {
             resize: true,
             scale_mode: ScaleMode::AspectRatioStretch,
@@ -213,7 +214,7 @@ pub fn run(
     window.set_input_callback(Box::new(KeyLog(key_log.clone())));
     let mut keys = KeyTranslator::default();
     let mut fb: Option<Arc<Mutex<Framebuffer>>> = None;
-    let (mut sw, mut sh) = (1280usize, 800usize);
+    let (mut sw, mut sh) = (width, height);
     let text = TextRenderer::new();
     let mut status = String::from("connecting");
     let mut path = String::new();

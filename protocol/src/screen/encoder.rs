@@ -4,7 +4,8 @@
 use super::motion::{apply_copy, find_scroll, verify_move, Picture, MIN_COPY_ROWS};
 use super::pixel_stream::PixelCompressor;
 use super::rect_codec::encode_rect;
-use super::update::{CopyRect, RectPixels, ScreenUpdate, UpdateRect, MAX_COPIES};
+use super::rect_codec::RectPixels;
+use super::update::{CopyRect, ScreenUpdate, MAX_COPIES};
 use super::{CursorShape, CursorUpdate, FrameChanges, FrameView, Rect, TILE};
 
 /// What the encoder did so far, for logs, tests and benchmarks.
@@ -205,19 +206,17 @@ impl ScreenEncoder {
             return None;
         }
         self.raw.clear();
-        let mut rects = Vec::with_capacity(changed.len());
+        let rect_count = changed.len();
         for r in changed {
             for y in r.y as usize..r.bottom() {
                 self.sent[(y * w + r.x as usize) * 4..][..r.w as usize * 4]
                     .copy_from_slice(frame.row(r.x as usize, y, r.w as usize));
             }
-            let pixels = encode_rect(frame, r, &mut self.raw);
-            match pixels {
+            match encode_rect(frame, r, &mut self.raw) {
                 RectPixels::Solid(_) => self.stats.solid_rects += 1,
                 RectPixels::Palette(_) => self.stats.palette_rects += 1,
                 RectPixels::Lossless => self.stats.lossless_rects += 1,
             }
-            rects.push(UpdateRect { rect: r, pixels });
         }
         let stream_chunk = if self.raw.is_empty() {
             Vec::new()
@@ -232,15 +231,14 @@ impl ScreenEncoder {
         self.stats.copies += copies.len() as u64;
         let bytes = ScreenUpdate {
             seq: self.seq,
-            width: w as u16,
-            height: h as u16,
-            reset,
+            reset: reset.then_some((w as u16, h as u16)),
             cursor: CursorUpdate {
                 position: cursor_pos,
                 shape: new_shape.cloned(),
             },
             copies,
-            rects,
+            rect_count,
+            stream_len: self.raw.len(),
             stream_chunk,
         }
         .encode();

@@ -4,10 +4,10 @@
 
 use super::motion::apply_copy;
 use super::pixel_stream::PixelDecompressor;
-use super::rect_codec::{decode_rect, stream_len};
+use super::rect_codec::{decode_rect, pixel_len, read_rect_header};
 use super::update::ScreenUpdate;
 use super::CursorShape;
-use crate::wire::DecodeError;
+use crate::wire::{DecodeError, Reader};
 
 /// The remote screen, 0x00RRGGBB per pixel (minifb's format), `width` pixels per row.
 #[derive(Default)]
@@ -171,22 +171,21 @@ impl ScreenDecoder {
     /// Decodes an update and applies it. An error leaves the pixel stream unusable: the
     /// session must end.
     pub fn apply(&mut self, bytes: &[u8], fb: &mut Framebuffer) -> Result<Applied, DecodeError> {
-        let u = ScreenUpdate::decode(bytes)?;
-        let (w, h) = (u.width as usize, u.height as usize);
+        let current = self
+            .stream
+            .is_some()
+            .then_some((fb.width as u16, fb.height as u16));
+        let u = ScreenUpdate::decode(bytes, current)?;
         fb.hide_cursor();
-        if u.reset {
+        if let Some((w, h)) = u.reset {
             self.stream = Some(PixelDecompressor::new());
-            fb.resize(w, h);
-        } else if self.stream.is_none() {
-            return Err(invalid("continues a stream that never started"));
-        } else if (w, h) != (fb.width, fb.height) {
-            return Err(invalid("new screen size without a reset"));
+            fb.resize(w as usize, h as usize);
         }
-        let len = u.stream_len();
+        let (w, h) = (fb.width, fb.height);
         self.scratch.clear();
-        self.scratch.resize(len, 0);
-        if len > 0 || !u.stream_chunk.is_empty() {
-            let stream = self.stream.as_mut().expect("checked above");
+        self.scratch.resize(u.stream_len, 0);
+        if u.stream_len > 0 || !u.stream_chunk.is_empty() {
+            let stream = self.stream.as_mut().expect("started above or before");
             if let Err(e) = stream.decompress(&u.stream_chunk, &mut self.scratch) {
                 self.stream = None;
                 return Err(e);
@@ -196,21 +195,27 @@ impl ScreenDecoder {
         for c in &u.copies {
             apply_copy(screen, w, 1, c);
         }
-        let mut off = 0;
-        for r in &u.rects {
-            let n = stream_len(r.rect, &r.pixels);
-            decode_rect(screen, w, r.rect, &r.pixels, &self.scratch[off..off + n]);
-            off += n;
+        let mut r = Reader::new(&self.scratch);
+        let mut area = 0;
+        for _ in 0..u.rect_count {
+            let (rect, pixels) = read_rect_header(&mut r, w, h)?;
+            area += rect.w as usize * rect.h as usize;
+            if area > w * h {
+                return Err(invalid("rectangles cover more than the screen"));
+            }
+            let data = r.bytes(pixel_len(rect, &pixels))?;
+            decode_rect(screen, w, rect, &pixels, data);
         }
+        r.finish()?;
         fb.cursor_pos = u.cursor.position;
         if let Some(s) = u.cursor.shape {
             fb.cursor_shape = Some(s);
         }
         Ok(Applied {
             seq: u.seq,
-            reset: u.reset,
+            reset: u.reset.is_some(),
             copies: u.copies.len(),
-            rects: u.rects.len(),
+            rects: u.rect_count,
         })
     }
 }

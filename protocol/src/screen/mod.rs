@@ -21,7 +21,8 @@ pub mod update;
 
 pub use encoder::{EncoderStats, ScreenEncoder};
 pub use framebuffer::{Applied, Framebuffer, ScreenDecoder};
-pub use update::{CopyRect, RectPixels, ScreenUpdate, UpdateRect};
+pub use rect_codec::RectPixels;
+pub use update::{CopyRect, ScreenUpdate};
 
 /// Edge length of a tile in pixels; no rectangle of an update is larger.
 pub const TILE: usize = 64;

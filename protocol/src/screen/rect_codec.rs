@@ -1,10 +1,28 @@
-//! One rectangle's pixels: a solid colour; a palette of up to 16 colours with its indices
-//! bit-packed (text, icons, window chrome); or lossless pixels as residuals of the median edge
-//! predictor (LOCO-I), which turns gradients and photos into small numbers the stream
-//! compresses well. Everything is lossless, so text stays sharp.
+//! One rectangle in the pixel stream: its header (x u16, y u16, w u8, h u8, kind u8, then a
+//! solid colour, or a palette's size and colours), then its pixels: nothing for a solid
+//! colour; a palette of up to 16 colours with its indices bit-packed (text, icons, window
+//! chrome); or lossless pixels as residuals of the median edge predictor (LOCO-I), which
+//! turns gradients and photos into small numbers the stream compresses well. Everything is
+//! lossless, so text stays sharp.
 
-use super::update::{RectPixels, MAX_PALETTE};
-use super::{FrameView, Rect};
+use super::{FrameView, Rect, TILE};
+use crate::wire::{DecodeError, Reader};
+
+/// Most colours a palette rectangle has.
+pub const MAX_PALETTE: usize = 16;
+/// Most bytes a rectangle's header takes in the stream.
+pub const MAX_RECT_HEADER: usize = 8 + 3 * MAX_PALETTE;
+
+/// How a rectangle's pixels travel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RectPixels {
+    /// Every pixel has this colour (0x00RRGGBB).
+    Solid(u32),
+    /// Up to 16 colours (0x00RRGGBB) and the packed indices.
+    Palette(Vec<u32>),
+    /// The pixels, predicted, as residuals.
+    Lossless,
+}
 
 /// Bits per palette index for a palette of `n` colours.
 fn index_bits(n: usize) -> usize {
@@ -15,8 +33,8 @@ fn index_bits(n: usize) -> usize {
     }
 }
 
-/// Bytes of the pixel stream a rectangle of this kind takes.
-pub fn stream_len(rect: Rect, pixels: &RectPixels) -> usize {
+/// Bytes of pixels (after the header) a rectangle of this kind takes in the stream.
+pub fn pixel_len(rect: Rect, pixels: &RectPixels) -> usize {
     let (w, h) = (rect.w as usize, rect.h as usize);
     match pixels {
         RectPixels::Solid(_) => 0,
@@ -51,8 +69,17 @@ fn predict(left: Option<u8>, above: Option<u8>, above_left: Option<u8>) -> u8 {
     }
 }
 
-/// Classifies the rectangle's pixels, appends what the stream must carry, and says how.
+fn push_colour(stream: &mut Vec<u8>, c: u32) {
+    stream.extend_from_slice(&c.to_be_bytes()[1..]);
+}
+
+/// Classifies the rectangle's pixels, appends its header and pixels to the stream, and says
+/// how they travel. The rectangle must lie inside the frame and be at most a tile.
 pub fn encode_rect(frame: &FrameView<'_>, rect: Rect, stream: &mut Vec<u8>) -> RectPixels {
+    debug_assert!(rect.w as usize <= TILE && rect.h as usize <= TILE);
+    stream.extend_from_slice(&rect.x.to_be_bytes());
+    stream.extend_from_slice(&rect.y.to_be_bytes());
+    stream.extend_from_slice(&[rect.w as u8, rect.h as u8]);
     let (x0, y0, w, h) = (
         rect.x as usize,
         rect.y as usize,
@@ -72,8 +99,16 @@ pub fn encode_rect(frame: &FrameView<'_>, rect: Rect, stream: &mut Vec<u8>) -> R
         }
     }
     match colours.len() {
-        1 => RectPixels::Solid(colours[0]),
+        1 => {
+            stream.push(1);
+            push_colour(stream, colours[0]);
+            RectPixels::Solid(colours[0])
+        }
         2..=MAX_PALETTE => {
+            stream.extend_from_slice(&[2, colours.len() as u8]);
+            for c in &colours {
+                push_colour(stream, *c);
+            }
             let bits = index_bits(colours.len());
             for y in y0..y0 + h {
                 let (mut acc, mut filled) = (0u8, 0);
@@ -93,6 +128,7 @@ pub fn encode_rect(frame: &FrameView<'_>, rect: Rect, stream: &mut Vec<u8>) -> R
             RectPixels::Palette(colours)
         }
         _ => {
+            stream.push(0);
             stream.reserve(w * h * 3);
             for y in y0..y0 + h {
                 let row = frame.row(x0, y, w);
@@ -112,8 +148,55 @@ pub fn encode_rect(frame: &FrameView<'_>, rect: Rect, stream: &mut Vec<u8>) -> R
     }
 }
 
+fn read_colour(r: &mut Reader<'_>) -> Result<u32, DecodeError> {
+    let [a, b, c] = r.array::<3>()?;
+    Ok(u32::from_be_bytes([0, a, b, c]))
+}
+
+/// Reads the next rectangle's header from the decompressed stream and checks it against a
+/// screen of this size.
+pub fn read_rect_header(
+    r: &mut Reader<'_>,
+    width: usize,
+    height: usize,
+) -> Result<(Rect, RectPixels), DecodeError> {
+    let rect = Rect {
+        x: r.u16()?,
+        y: r.u16()?,
+        w: r.u8()? as u16,
+        h: r.u8()? as u16,
+    };
+    if !rect.inside(width, height) || rect.w as usize > TILE || rect.h as usize > TILE {
+        return Err(DecodeError::Invalid {
+            what: "rectangle",
+            reason: "empty, larger than a tile or outside the screen",
+        });
+    }
+    let pixels = match r.u8()? {
+        0 => RectPixels::Lossless,
+        1 => RectPixels::Solid(read_colour(r)?),
+        2 => {
+            let n = r.u8()? as usize;
+            if !(2..=MAX_PALETTE).contains(&n) {
+                return Err(DecodeError::Invalid {
+                    what: "palette",
+                    reason: "not 2 to 16 colours",
+                });
+            }
+            RectPixels::Palette((0..n).map(|_| read_colour(r)).collect::<Result<_, _>>()?)
+        }
+        tag => {
+            return Err(DecodeError::UnknownTag {
+                what: "rectangle kind",
+                tag,
+            })
+        }
+    };
+    Ok((rect, pixels))
+}
+
 /// Writes a rectangle into a 0x00RRGGBB screen of `stride` pixels per row; `data` is exactly
-/// the rectangle's [`stream_len`] bytes of the pixel stream.
+/// the rectangle's [`pixel_len`] bytes of the pixel stream.
 pub fn decode_rect(
     screen: &mut [u32],
     stride: usize,
@@ -193,9 +276,13 @@ mod tests {
         };
         let mut stream = Vec::new();
         let kind = encode_rect(&frame, rect, &mut stream);
-        assert_eq!(stream.len(), stream_len(rect, &kind));
+        let mut r = Reader::new(&stream);
+        let (read, pixels) = read_rect_header(&mut r, w, h).unwrap();
+        assert_eq!((read, &pixels), (rect, &kind));
+        let data = r.bytes(pixel_len(rect, &kind)).unwrap();
+        r.finish().unwrap();
         let mut screen = vec![0xABCDEF; w * h];
-        decode_rect(&mut screen, w, rect, &kind, &stream);
+        decode_rect(&mut screen, w, rect, &kind, data);
         for y in 0..h {
             for x in 0..w {
                 let inside = (1..w - 1).contains(&x) && (1..h - 1).contains(&y);

@@ -1,29 +1,35 @@
-//! One screen update on the wire:
+//! One screen update on the wire. Everything that repeats from update to update — where the
+//! rectangles are, their colours, their pixels — travels inside the session's compressed pixel
+//! stream, so a keystroke costs a handful of bytes; only what the decoder needs before it can
+//! decompress stays outside:
 //!
 //! ```text
-//! seq u64 · width u16 · height u16 · flags u8 (bit 0: reset)
-//! cursor position (tag, x i16, y i16) · cursor shape (tag, w, h, hot_x, hot_y, rgba blob)
-//! copy count u8, each: src_x src_y dst_x dst_y w h (u16)      — applied first, in order
-//! rect count u32, each: x y w h (u16) · kind u8 (0 lossless, 1 solid + u32, 2 palette + n u8 + n×RGB)
-//! stream chunk (blob): the next piece of the session's pixel stream
+//! flags u8 (bit 0 reset, 1 cursor position, 2 cursor shape, 3 copies)
+//! seq varint
+//! [reset]    width u16 · height u16
+//! [position] x i16 · y i16
+//! [shape]    w u16 · h u16 · hot_x u16 · hot_y u16 · rgba blob
+//! [copies]   count u8, each: src_x src_y dst_x dst_y w h (u16)   — applied first, in order
+//! rect count varint · stream length varint (bytes once decompressed)
+//! the rest: this update's piece of the compressed pixel stream
 //! ```
 //!
-//! A reset update starts a new pixel stream and a black screen; every other update continues
-//! the stream, so updates must be applied in order, none skipped.
+//! The decompressed piece holds each rectangle's header, then its pixels (see
+//! [`super::rect_codec`]). A reset update starts a new pixel stream and a black screen; every
+//! other update continues the stream, so updates must be applied in order, none skipped.
 
+use super::rect_codec::MAX_RECT_HEADER;
 use super::{CursorShape, CursorUpdate, Rect, MAX_CURSOR_EDGE, MAX_SCREEN_EDGE};
 use super::{MAX_SCREEN_PIXELS, TILE};
 use crate::wire::{DecodeError, Reader, Writer};
 
 /// Most copy operations one update carries.
 pub const MAX_COPIES: usize = 16;
-/// Most colours a palette rectangle has.
-pub const MAX_PALETTE: usize = 16;
-/// The rectangles of one update cover at most this many screens' worth of pixels (an encoder
-/// sends at most one per tile): the bound on what a decoder unpacks.
-const MAX_AREA_SCREENS: usize = 1;
 
 const FLAG_RESET: u8 = 1;
+const FLAG_POSITION: u8 = 2;
+const FLAG_SHAPE: u8 = 4;
+const FLAG_COPIES: u8 = 8;
 
 /// A region the viewer copies from another place of its own screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,36 +39,18 @@ pub struct CopyRect {
     pub dst: Rect,
 }
 
-/// How a rectangle's pixels travel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RectPixels {
-    /// Every pixel has this colour (0x00RRGGBB).
-    Solid(u32),
-    /// Up to 16 colours (0x00RRGGBB); the indices, packed, are in the pixel stream.
-    Palette(Vec<u32>),
-    /// The pixels, predicted and as residuals, are in the pixel stream.
-    Lossless,
-}
-
-/// One rectangle of an update.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpdateRect {
-    pub rect: Rect,
-    pub pixels: RectPixels,
-}
-
-/// A screen update as it travels; the pixel stream is still compressed.
+/// A screen update as it travels; the rectangles are still inside the compressed stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScreenUpdate {
     /// Sequence number, acknowledged by the viewer.
     pub seq: u64,
-    pub width: u16,
-    pub height: u16,
-    /// Starts a new pixel stream and a black screen.
-    pub reset: bool,
+    /// Set on a reset: the new screen size; the stream starts again and the screen is black.
+    pub reset: Option<(u16, u16)>,
     pub cursor: CursorUpdate,
     pub copies: Vec<CopyRect>,
-    pub rects: Vec<UpdateRect>,
+    pub rect_count: usize,
+    /// Bytes of the decompressed piece of the stream.
+    pub stream_len: usize,
     /// This update's piece of the compressed pixel stream.
     pub stream_chunk: Vec<u8>,
 }
@@ -84,7 +72,46 @@ pub fn check_screen(width: u16, height: u16) -> Result<(), DecodeError> {
     Ok(())
 }
 
-fn read_rect(r: &mut Reader<'_>, width: usize, height: usize) -> Result<Rect, DecodeError> {
+/// Most rectangles an update for a screen of this size may carry: one per tile.
+pub fn max_rects(width: usize, height: usize) -> usize {
+    width.div_ceil(TILE) * height.div_ceil(TILE)
+}
+
+/// Most bytes the decompressed stream of one update may hold: every tile's header and every
+/// pixel once, losslessly. Bounds what a decoder unpacks.
+pub fn max_stream_len(width: usize, height: usize) -> usize {
+    max_rects(width, height) * MAX_RECT_HEADER + width * height * 3
+}
+
+fn write_varint(w: &mut Writer, mut v: u64) {
+    loop {
+        let byte = (v & 0x7F) as u8;
+        v >>= 7;
+        if v == 0 {
+            w.u8(byte);
+            return;
+        }
+        w.u8(byte | 0x80);
+    }
+}
+
+fn read_varint(r: &mut Reader<'_>, what: &'static str) -> Result<u64, DecodeError> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = r.u8()?;
+        v |= u64::from(b & 0x7F) << shift;
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(DecodeError::Invalid {
+        what,
+        reason: "varint longer than 64 bits",
+    })
+}
+
+/// Reads a rectangle and checks it lies inside the screen.
+pub fn read_rect(r: &mut Reader<'_>, width: usize, height: usize) -> Result<Rect, DecodeError> {
     let rect = Rect {
         x: r.u16()?,
         y: r.u16()?,
@@ -100,196 +127,139 @@ fn read_rect(r: &mut Reader<'_>, width: usize, height: usize) -> Result<Rect, De
     Ok(rect)
 }
 
-fn read_colour(r: &mut Reader<'_>) -> Result<u32, DecodeError> {
-    let [a, b, c] = r.array::<3>()?;
-    Ok(u32::from_be_bytes([0, a, b, c]))
-}
-
 impl ScreenUpdate {
-    /// Bytes of the decompressed pixel stream this update's rectangles take.
-    pub fn stream_len(&self) -> usize {
-        self.rects
-            .iter()
-            .map(|r| super::rect_codec::stream_len(r.rect, &r.pixels))
-            .sum()
-    }
-
     /// Encodes the update.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u64(self.seq)
-            .u16(self.width)
-            .u16(self.height)
-            .u8(if self.reset { FLAG_RESET } else { 0 });
-        match self.cursor.position {
-            Some((x, y)) => w.u8(1).i16(x).i16(y),
-            None => w.u8(0),
-        };
-        match &self.cursor.shape {
-            Some(s) => w
-                .u8(1)
-                .u16(s.width)
+        let mut flags = 0;
+        for (set, flag) in [
+            (self.reset.is_some(), FLAG_RESET),
+            (self.cursor.position.is_some(), FLAG_POSITION),
+            (self.cursor.shape.is_some(), FLAG_SHAPE),
+            (!self.copies.is_empty(), FLAG_COPIES),
+        ] {
+            if set {
+                flags |= flag;
+            }
+        }
+        w.u8(flags);
+        write_varint(&mut w, self.seq);
+        if let Some((width, height)) = self.reset {
+            w.u16(width).u16(height);
+        }
+        if let Some((x, y)) = self.cursor.position {
+            w.i16(x).i16(y);
+        }
+        if let Some(s) = &self.cursor.shape {
+            w.u16(s.width)
                 .u16(s.height)
                 .u16(s.hot_x)
                 .u16(s.hot_y)
-                .blob(&s.rgba),
-            None => w.u8(0),
-        };
-        w.u8(self.copies.len() as u8);
-        for c in &self.copies {
-            w.u16(c.src_x)
-                .u16(c.src_y)
-                .u16(c.dst.x)
-                .u16(c.dst.y)
-                .u16(c.dst.w)
-                .u16(c.dst.h);
+                .blob(&s.rgba);
         }
-        w.u32(self.rects.len() as u32);
-        for r in &self.rects {
-            w.u16(r.rect.x).u16(r.rect.y).u16(r.rect.w).u16(r.rect.h);
-            match &r.pixels {
-                RectPixels::Lossless => w.u8(0),
-                RectPixels::Solid(c) => w.u8(1).bytes(&c.to_be_bytes()[1..]),
-                RectPixels::Palette(colours) => {
-                    w.u8(2).u8(colours.len() as u8);
-                    for c in colours {
-                        w.bytes(&c.to_be_bytes()[1..]);
-                    }
-                    &mut w
-                }
-            };
+        if !self.copies.is_empty() {
+            w.u8(self.copies.len() as u8);
+            for c in &self.copies {
+                w.u16(c.src_x)
+                    .u16(c.src_y)
+                    .u16(c.dst.x)
+                    .u16(c.dst.y)
+                    .u16(c.dst.w)
+                    .u16(c.dst.h);
+            }
         }
-        w.blob(&self.stream_chunk);
+        write_varint(&mut w, self.rect_count as u64);
+        write_varint(&mut w, self.stream_len as u64);
+        w.bytes(&self.stream_chunk);
         w.finish()
     }
 
-    /// Decodes an update; every size, count and position is checked against the announced
-    /// screen before anything is allocated.
-    pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+    /// Decodes an update for a screen of `current` size (`None` before the first reset); every
+    /// size, count and position is checked before anything is allocated.
+    pub fn decode(buf: &[u8], current: Option<(u16, u16)>) -> Result<Self, DecodeError> {
         let mut r = Reader::new(buf);
-        let seq = r.u64()?;
-        let (width, height) = (r.u16()?, r.u16()?);
-        check_screen(width, height)?;
-        let (w, h) = (width as usize, height as usize);
         let flags = r.u8()?;
-        if flags & !FLAG_RESET != 0 {
+        if flags & !(FLAG_RESET | FLAG_POSITION | FLAG_SHAPE | FLAG_COPIES) != 0 {
             return Err(DecodeError::Invalid {
                 what: "update flags",
                 reason: "unknown flag",
             });
         }
-        let position = match r.u8()? {
-            0 => None,
-            1 => Some((r.i16()?, r.i16()?)),
-            tag => {
-                return Err(DecodeError::UnknownTag {
-                    what: "cursor position",
-                    tag,
-                })
-            }
+        let seq = read_varint(&mut r, "sequence number")?;
+        let reset = if flags & FLAG_RESET != 0 {
+            let (width, height) = (r.u16()?, r.u16()?);
+            check_screen(width, height)?;
+            Some((width, height))
+        } else {
+            None
         };
-        let shape = match r.u8()? {
-            0 => None,
-            1 => Some(read_cursor(&mut r)?),
-            tag => {
-                return Err(DecodeError::UnknownTag {
-                    what: "cursor shape",
-                    tag,
-                })
-            }
-        };
-        let copy_count = r.u8()? as usize;
-        if copy_count > MAX_COPIES {
-            return Err(DecodeError::TooLarge {
-                what: "copy count",
-                len: copy_count,
-                max: MAX_COPIES,
+        let Some((width, height)) = reset.or(current) else {
+            return Err(DecodeError::Invalid {
+                what: "screen update",
+                reason: "continues a stream that never started",
             });
-        }
-        let mut copies = Vec::with_capacity(copy_count);
-        for _ in 0..copy_count {
-            let (src_x, src_y) = (r.u16()?, r.u16()?);
-            let dst = read_rect(&mut r, w, h)?;
-            let src = Rect {
-                x: src_x,
-                y: src_y,
-                ..dst
-            };
-            if !src.inside(w, h) {
+        };
+        let (w, h) = (width as usize, height as usize);
+        let position = if flags & FLAG_POSITION != 0 {
+            Some((r.i16()?, r.i16()?))
+        } else {
+            None
+        };
+        let shape = if flags & FLAG_SHAPE != 0 {
+            Some(read_cursor(&mut r)?)
+        } else {
+            None
+        };
+        let mut copies = Vec::new();
+        if flags & FLAG_COPIES != 0 {
+            let count = r.u8()? as usize;
+            if count == 0 || count > MAX_COPIES {
                 return Err(DecodeError::Invalid {
-                    what: "copy",
-                    reason: "source outside the screen",
+                    what: "copy count",
+                    reason: "not 1 to 16",
                 });
             }
-            copies.push(CopyRect { src_x, src_y, dst });
+            for _ in 0..count {
+                let (src_x, src_y) = (r.u16()?, r.u16()?);
+                let dst = read_rect(&mut r, w, h)?;
+                let src = Rect {
+                    x: src_x,
+                    y: src_y,
+                    ..dst
+                };
+                if !src.inside(w, h) {
+                    return Err(DecodeError::Invalid {
+                        what: "copy",
+                        reason: "source outside the screen",
+                    });
+                }
+                copies.push(CopyRect { src_x, src_y, dst });
+            }
         }
-        let max_rects = w.div_ceil(TILE) * h.div_ceil(TILE);
-        let count = r.u32()? as usize;
-        if count > max_rects {
+        let rect_count = read_varint(&mut r, "rectangle count")? as usize;
+        if rect_count > max_rects(w, h) {
             return Err(DecodeError::TooLarge {
                 what: "rectangle count",
-                len: count,
-                max: max_rects,
+                len: rect_count,
+                max: max_rects(w, h),
             });
         }
-        // Each rectangle takes at least 9 bytes: refuse counts the message cannot hold.
-        if count * 9 > r.remaining() {
-            return Err(DecodeError::Truncated {
-                needed: count * 9 - r.remaining(),
+        let stream_len = read_varint(&mut r, "stream length")? as usize;
+        if stream_len > max_stream_len(w, h) {
+            return Err(DecodeError::TooLarge {
+                what: "pixel stream",
+                len: stream_len,
+                max: max_stream_len(w, h),
             });
         }
-        let mut rects = Vec::with_capacity(count);
-        let mut area = 0usize;
-        for _ in 0..count {
-            let rect = read_rect(&mut r, w, h)?;
-            if rect.w as usize > TILE || rect.h as usize > TILE {
-                return Err(DecodeError::Invalid {
-                    what: "rectangle",
-                    reason: "larger than a tile",
-                });
-            }
-            area += rect.w as usize * rect.h as usize;
-            if area > MAX_AREA_SCREENS * w * h {
-                return Err(DecodeError::Invalid {
-                    what: "rectangles",
-                    reason: "cover more than the screen",
-                });
-            }
-            let pixels = match r.u8()? {
-                0 => RectPixels::Lossless,
-                1 => RectPixels::Solid(read_colour(&mut r)?),
-                2 => {
-                    let n = r.u8()? as usize;
-                    if !(2..=MAX_PALETTE).contains(&n) {
-                        return Err(DecodeError::Invalid {
-                            what: "palette",
-                            reason: "not 2 to 16 colours",
-                        });
-                    }
-                    let colours = (0..n)
-                        .map(|_| read_colour(&mut r))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    RectPixels::Palette(colours)
-                }
-                tag => {
-                    return Err(DecodeError::UnknownTag {
-                        what: "rectangle kind",
-                        tag,
-                    })
-                }
-            };
-            rects.push(UpdateRect { rect, pixels });
-        }
-        let stream_chunk = r.blob("pixel stream", buf.len())?.to_vec();
-        r.finish()?;
+        let stream_chunk = r.bytes(r.remaining())?.to_vec();
         Ok(Self {
             seq,
-            width,
-            height,
-            reset: flags & FLAG_RESET != 0,
+            reset,
             cursor: CursorUpdate { position, shape },
             copies,
-            rects,
+            rect_count,
+            stream_len,
             stream_chunk,
         })
     }
@@ -317,4 +287,20 @@ fn read_cursor(r: &mut Reader<'_>) -> Result<CursorShape, DecodeError> {
         hot_y: hy,
         rgba: rgba.to_vec(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_roundtrip_and_overlong_ones_are_refused() {
+        for v in [0u64, 1, 127, 128, 300, 1 << 40, u64::MAX] {
+            let mut w = Writer::new();
+            write_varint(&mut w, v);
+            let bytes = w.finish();
+            assert_eq!(read_varint(&mut Reader::new(&bytes), "v").unwrap(), v);
+        }
+        assert!(read_varint(&mut Reader::new(&[0xFF; 11]), "v").is_err());
+    }
 }
