@@ -293,7 +293,7 @@ fn video(
     let mut sent = 0u32;
     while start.elapsed().as_secs_f64() < secs {
         let shift = (sent as usize * 12) % pw as usize;
-        let gain = 200 + (sent % 16) as u32 * 4;
+        let gain = 200 + (sent % 16) * 4;
         for y in 0..h as usize {
             let sy = (y * ph as usize / h as usize).min(ph as usize - 1);
             for x in 0..w as usize {
