@@ -16,6 +16,10 @@ use tokio::sync::mpsc;
 pub const MAX_IN_FLIGHT: u64 = 2;
 /// How often a capture thread whose viewing was withdrawn looks whether it is granted again.
 const GATE_POLL: Duration = Duration::from_millis(10);
+/// Longest wait for a change before the loop looks at its own state again.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+/// While lossy regions wait for their exact picture: how often to look whether they are due.
+const REFINE_POLL: Duration = Duration::from_millis(50);
 
 /// An encoded screen update and its sequence number.
 pub type EncodedUpdate = (u64, Vec<u8>);
@@ -154,7 +158,11 @@ fn capture_loop(
         if !pacing.wait_for_room(produced, Duration::from_millis(100)) {
             continue;
         }
-        if !screen.wait_for_change(Duration::from_millis(100)) && !first {
+        // Lossy regions (video) are sent again exactly once they stand still, also when
+        // nothing else changes: then the thread looks again soon, not only on damage.
+        let refine = encoder.needs_refinement();
+        let wait = if refine { REFINE_POLL } else { IDLE_WAIT };
+        if !screen.wait_for_change(wait) && !first && !refine {
             continue;
         }
         let cursor = screen.cursor();

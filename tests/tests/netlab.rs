@@ -107,6 +107,32 @@ fn degrade_wans(lab: &Lab) -> String {
     what
 }
 
+/// Limits both WANs to `rate` (a token bucket whose queue holds at most 200 ms): a school's
+/// thin uplink.
+fn shape_wans(lab: &Lab, rate: &str) -> String {
+    for agent in [true, false] {
+        let (r, wan) = (lab.router(agent).to_owned(), lab.wan(agent));
+        lab.exec(
+            &r,
+            &[
+                "tc", "qdisc", "add", "dev", wan, "root", "tbf", "rate", rate, "burst", "32kbit",
+                "latency", "200ms",
+            ],
+        );
+    }
+    format!("tbf {rate} on both WANs")
+}
+
+/// What the WAN links do to packets.
+#[derive(Debug, Clone, Copy)]
+enum Wan {
+    Clean,
+    /// See [`degrade_wans`].
+    SlowLossy,
+    /// See [`shape_wans`].
+    Rate(&'static str),
+}
+
 /// Where the two PCs sit.
 #[derive(Debug, Clone, Copy)]
 enum Sites {
@@ -116,9 +142,9 @@ enum Sites {
     SameLan(Router),
 }
 
-/// Starts a session across `sites` (on a slow, lossy WAN if `slow_lossy`), up to control
+/// Starts a session across `sites` (on WAN links as `wan` says), up to control
 /// granted and a first frame; `None` when root or a tool is missing.
-fn start(test: &str, sites: Sites, agent_args: &[&str], slow_lossy: bool) -> Option<Session> {
+fn start(test: &str, sites: Sites, agent_args: &[&str], wan: Wan) -> Option<Session> {
     if !require_tools(test, &["Xvfb", "xdotool", "ip", "iptables", "tc"]) || !require_root(test) {
         return None;
     }
@@ -126,10 +152,10 @@ fn start(test: &str, sites: Sites, agent_args: &[&str], slow_lossy: bool) -> Opt
         Sites::Apart(a, v) => Lab::new(a, v),
         Sites::SameLan(r) => Lab::same_lan(r),
     };
-    let link = if slow_lossy {
-        degrade_wans(&lab)
-    } else {
-        "clean".into()
+    let link = match wan {
+        Wan::Clean => "clean".into(),
+        Wan::SlowLossy => degrade_wans(&lab),
+        Wan::Rate(rate) => shape_wans(&lab, rate),
     };
     let dir = temp_dir(test);
     let display = Display::start(1280, 800);
@@ -290,7 +316,12 @@ impl Session {
 /// One row of the lab: checks NAT, path and flow, runs the scripted 30 s, and prints its
 /// figures.
 fn row(test: &str, sites: Sites, expect: Expect, agent_args: &[&str], slow_lossy: bool) {
-    let Some(mut s) = start(test, sites, agent_args, slow_lossy) else {
+    let wan = if slow_lossy {
+        Wan::SlowLossy
+    } else {
+        Wan::Clean
+    };
+    let Some(mut s) = start(test, sites, agent_args, wan) else {
         return;
     };
     let (agent_router, viewer_router) = match sites {
@@ -464,7 +495,12 @@ fn same_lan_goes_direct_on_the_lan() {
 #[test]
 fn direct_path_cut_falls_back_to_the_relay() {
     let test = "netlab_cut_direct";
-    let Some(mut s) = start(test, Sites::Apart(Router::Nat, Router::Nat), &[], false) else {
+    let Some(mut s) = start(
+        test,
+        Sites::Apart(Router::Nat, Router::Nat),
+        &[],
+        Wan::Clean,
+    ) else {
         return;
     };
     s.wait_direct(DIRECT_WITHIN)
@@ -527,7 +563,12 @@ fn direct_path_cut_falls_back_to_the_relay() {
 #[test]
 fn relay_restart_during_a_direct_session() {
     let test = "netlab_relay_restart";
-    let Some(mut s) = start(test, Sites::Apart(Router::Nat, Router::Nat), &[], false) else {
+    let Some(mut s) = start(
+        test,
+        Sites::Apart(Router::Nat, Router::Nat),
+        &[],
+        Wan::Clean,
+    ) else {
         return;
     };
     s.wait_direct(DIRECT_WITHIN)
@@ -564,4 +605,68 @@ fn slow_lossy_wans_hold() {
         &[],
         true,
     );
+}
+
+/// Latest frame wins on a 2 Mbit/s link: 40 keys, one every 30 ms, each repainting 128×128
+/// pixels of noise (49 kB losslessly; 12 kB once the region counts as in motion and goes
+/// lossy), ask for more than the link carries. Nothing may queue: the viewer skips stale
+/// pictures, shows the last one within a couple of seconds of the last key, and ends bit for
+/// bit equal to the PC's screen (the lossy region refined).
+#[test]
+fn a_slow_link_shows_the_newest_screen_without_a_queue() {
+    let test = "netlab_pacing";
+    let Some(mut s) = start(
+        test,
+        Sites::Apart(Router::NoNat, Router::NoNat),
+        &[],
+        Wan::Rate("2mbit"),
+    ) else {
+        return;
+    };
+    settle(&s.viewer, Duration::from_millis(500), T);
+    let keys: String = ('a'..='z').chain('a'..='n').collect();
+    let (v0, p0) = (s.viewer.lines().len(), s.probe.lines().len());
+    for c in keys.chars() {
+        s.viewer.send(&format!("type {c}"));
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let last = format!("key {}", keys.chars().last().unwrap());
+    let (k, _) = s
+        .probe
+        .wait_line_from(p0 + keys.len() - 1, |l| l == last, T, &last);
+    let last_key = s.probe.arrival(k);
+    let first_key = s.probe.arrival(p0);
+    // Done when the viewer has had no new frame for a second.
+    let quiet = settle(&s.viewer, Duration::from_secs(1), T);
+    let lines = s.viewer.lines();
+    let frames: Vec<usize> = (v0..lines.len())
+        .filter(|&i| lines[i].starts_with("frame seq="))
+        .collect();
+    let caught_up = frames
+        .last()
+        .map(|&i| s.viewer.arrival(i).saturating_duration_since(last_key))
+        .unwrap_or_default();
+    let got = viewer_snapshot(&mut s.viewer, &s.dir, "pacing.png");
+    let truth = s._display.screenshot();
+    let diff = pixels_differing(&got, &truth);
+    println!(
+        "netlab pacing: {} keys over {} ms, {} frames, last frame {} ms after the last key (seq {quiet}), {diff} pixels differ at the end; link: {}",
+        keys.len(),
+        last_key.saturating_duration_since(first_key).as_millis(),
+        frames.len(),
+        caught_up.as_millis(),
+        s.link
+    );
+    assert!(
+        frames.len() < keys.len(),
+        "every stale picture was sent: {} frames for {} keys",
+        frames.len(),
+        keys.len()
+    );
+    assert!(
+        caught_up < Duration::from_millis(2500),
+        "the viewer caught up {} ms after the last key: a queue",
+        caught_up.as_millis()
+    );
+    assert_eq!(diff, 0, "the viewer's picture differs from the PC's screen");
 }

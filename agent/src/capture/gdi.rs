@@ -118,7 +118,10 @@ impl ScreenSource for GdiScreen {
                     stride: self.width * 4,
                     bgrx,
                 },
-                &FrameChanges::default(),
+                &FrameChanges {
+                    now: Some(std::time::Instant::now()),
+                    ..FrameChanges::default()
+                },
             );
         }
         Ok(())

@@ -234,6 +234,7 @@ impl ScreenSource for X11Screen {
             &FrameChanges {
                 damage: damage.as_deref(),
                 moves: &moves,
+                now: Some(Instant::now()),
             },
         );
         Ok(())

@@ -4,9 +4,38 @@
 use super::motion::{apply_copy, find_scroll, verify_move, Picture, MIN_COPY_ROWS};
 use super::pixel_stream::PixelCompressor;
 use super::rect_codec::encode_rect;
-use super::rect_codec::RectPixels;
+use super::rect_codec::{expand_lossy, RectPixels};
 use super::update::{CopyRect, ScreenUpdate, MAX_COPIES};
 use super::{CursorShape, CursorUpdate, FrameChanges, FrameView, Rect, TILE};
+use std::time::{Duration, Instant};
+
+/// A tile whose content changed almost entirely this many updates in a row is in motion
+/// (video): it may travel lossy.
+const LOSSY_AFTER: u8 = 3;
+/// A lossy tile still for this long is sent again losslessly.
+pub const REFINE_AFTER: Duration = Duration::from_millis(150);
+
+/// What the encoder knows about one tile beyond its pixels.
+#[derive(Default, Clone)]
+struct TileState {
+    /// Hash of the captured content when the tile was last encoded.
+    hash: u64,
+    /// Updates in a row in which (almost) the whole tile changed.
+    motion: u8,
+    /// The viewer has a lossy picture of this tile.
+    lossy: bool,
+    /// When the tile's content last changed.
+    changed_at: Option<Instant>,
+}
+
+fn tile_hash(frame: &FrameView<'_>, tile: Rect) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for y in tile.y as usize..tile.bottom() {
+        h = (h ^ super::motion::row_hash(frame.row(tile.x as usize, y, tile.w as usize)))
+            .wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
 
 /// What the encoder did so far, for logs, tests and benchmarks.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -17,6 +46,9 @@ pub struct EncoderStats {
     pub solid_rects: u64,
     pub palette_rects: u64,
     pub lossless_rects: u64,
+    /// Tiles sent lossy (in motion), and sent again losslessly once still.
+    pub lossy_rects: u64,
+    pub refined_rects: u64,
     /// Encoded bytes of all updates.
     pub bytes: u64,
 }
@@ -36,6 +68,7 @@ pub struct ScreenEncoder {
     stats: EncoderStats,
     /// The pixel stream's bytes of the update being built.
     raw: Vec<u8>,
+    tiles: Vec<TileState>,
 }
 
 /// The pixels of one tile that differ between the frame and the viewer's picture.
@@ -84,10 +117,14 @@ impl ScreenEncoder {
         Self::default()
     }
 
-    /// Tiles to look at: those the damage touches, or all.
-    fn candidate_tiles(&self, changes: &FrameChanges<'_>, all: bool) -> Vec<Rect> {
+    /// Tiles to look at: those the damage touches (or all), and the lossy ones.
+    fn candidate_tiles(&self, changes: &FrameChanges<'_>, all: bool) -> Vec<usize> {
         let (cols, rows) = (self.width.div_ceil(TILE), self.height.div_ceil(TILE));
-        let mut marked = vec![all || changes.damage.is_none(); cols * rows];
+        let mut marked: Vec<bool> = self
+            .tiles
+            .iter()
+            .map(|t| all || changes.damage.is_none() || t.lossy)
+            .collect();
         for d in changes.damage.unwrap_or(&[]) {
             let Some(d) = d.clip(self.width, self.height) else {
                 continue;
@@ -98,17 +135,24 @@ impl ScreenEncoder {
                 }
             }
         }
-        let mut tiles = Vec::new();
-        for (i, _) in marked.iter().enumerate().filter(|(_, m)| **m) {
-            let (x, y) = ((i % cols) * TILE, (i / cols) * TILE);
-            tiles.push(Rect {
-                x: x as u16,
-                y: y as u16,
-                w: (self.width - x).min(TILE) as u16,
-                h: (self.height - y).min(TILE) as u16,
-            });
+        (0..cols * rows).filter(|i| marked[*i]).collect()
+    }
+
+    /// The rectangle of tile `i` (row by row over the screen).
+    fn tile(&self, i: usize) -> Rect {
+        let cols = self.width.div_ceil(TILE);
+        let (x, y) = ((i % cols) * TILE, (i / cols) * TILE);
+        Rect {
+            x: x as u16,
+            y: y as u16,
+            w: (self.width - x).min(TILE) as u16,
+            h: (self.height - y).min(TILE) as u16,
         }
-        tiles
+    }
+
+    /// Whether lossy tiles wait to be sent again losslessly once they stand still.
+    pub fn needs_refinement(&self) -> bool {
+        self.tiles.iter().any(|t| t.lossy)
     }
 
     /// Finds moved regions among the changed ones, applies them to the viewer's picture and
@@ -141,6 +185,13 @@ impl ScreenEncoder {
             }
         }
         let area = bounding(changed).filter(|b| b.h as usize >= 2 * MIN_COPY_ROWS);
+        // A film does not scroll: where most changed tiles are in motion, no search.
+        let in_motion = self
+            .tiles
+            .iter()
+            .filter(|t| t.motion >= LOSSY_AFTER)
+            .count();
+        let area = area.filter(|_| in_motion * 2 < changed.len());
         if let (Some(area), true) = (area, copies.len() < MAX_COPIES) {
             let old = Picture {
                 width: self.width,
@@ -180,25 +231,30 @@ impl ScreenEncoder {
             self.sent = vec![0; w * h * 4];
             self.stream = Some(PixelCompressor::new());
         }
+        if reset {
+            self.tiles = vec![TileState::default(); w.div_ceil(TILE) * h.div_ceil(TILE)];
+        }
         let tiles = self.candidate_tiles(changes, reset);
-        let boxes = |enc: &Self, tiles: &[Rect]| -> Vec<Rect> {
+        let boxes = |enc: &Self, tiles: &[usize]| -> Vec<(usize, Rect)> {
             tiles
                 .iter()
-                .filter_map(|t| changed_box(frame, &enc.sent, w, *t))
+                .filter_map(|&i| changed_box(frame, &enc.sent, w, enc.tile(i)).map(|b| (i, b)))
                 .collect()
         };
         let mut changed = if reset {
-            tiles.clone()
+            tiles.iter().map(|&i| (i, self.tile(i))).collect()
         } else {
             boxes(self, &tiles)
         };
         let mut copies = Vec::new();
         if !reset && (!changed.is_empty() || !changes.moves.is_empty()) {
-            copies = self.find_copies(frame, changes, &changed);
+            let rects: Vec<Rect> = changed.iter().map(|(_, r)| *r).collect();
+            copies = self.find_copies(frame, changes, &rects);
             if !copies.is_empty() {
                 changed = boxes(self, &tiles);
             }
         }
+        changed.retain(|&(i, r)| self.due(frame, i, r, changes.now, reset));
         let new_shape = cursor_shape.filter(|s| self.cursor_shape.as_ref() != Some(*s));
         let pos_changed = cursor_pos != self.cursor_pos;
         if !reset && changed.is_empty() && copies.is_empty() && new_shape.is_none() && !pos_changed
@@ -207,15 +263,30 @@ impl ScreenEncoder {
         }
         self.raw.clear();
         let rect_count = changed.len();
-        for r in changed {
-            for y in r.y as usize..r.bottom() {
-                self.sent[(y * w + r.x as usize) * 4..][..r.w as usize * 4]
-                    .copy_from_slice(frame.row(r.x as usize, y, r.w as usize));
-            }
-            match encode_rect(frame, r, &mut self.raw) {
+        for (i, r) in changed {
+            let in_motion = self.tiles[i].motion >= LOSSY_AFTER;
+            // In motion: the whole tile goes lossy; otherwise just what changed, exactly.
+            let rect = if in_motion { self.tile(i) } else { r };
+            let mut small = Vec::new();
+            let lossy = in_motion.then_some(&mut small);
+            let kind = encode_rect(frame, rect, lossy, &mut self.raw);
+            let was_lossy = std::mem::replace(&mut self.tiles[i].lossy, kind == RectPixels::Lossy);
+            match kind {
                 RectPixels::Solid(_) => self.stats.solid_rects += 1,
                 RectPixels::Palette(_) => self.stats.palette_rects += 1,
                 RectPixels::Lossless => self.stats.lossless_rects += 1,
+                RectPixels::Lossy => self.stats.lossy_rects += 1,
+            }
+            if was_lossy && kind != RectPixels::Lossy {
+                self.stats.refined_rects += 1;
+            }
+            if kind == RectPixels::Lossy {
+                self.remember_lossy(&small, rect);
+            } else {
+                for y in rect.y as usize..rect.bottom() {
+                    self.sent[(y * w + rect.x as usize) * 4..][..rect.w as usize * 4]
+                        .copy_from_slice(frame.row(rect.x as usize, y, rect.w as usize));
+                }
             }
         }
         let stream_chunk = if self.raw.is_empty() {
@@ -247,6 +318,53 @@ impl ScreenEncoder {
         Some(bytes)
     }
 
+    /// Updates the tile's motion state and says whether its changed box `r` goes out now: a
+    /// lossy tile that stands still waits until [`REFINE_AFTER`] has passed (at `now`; at once
+    /// without a clock), so a film's next frame does not find it sent twice.
+    fn due(
+        &mut self,
+        frame: &FrameView<'_>,
+        i: usize,
+        r: Rect,
+        now: Option<Instant>,
+        reset: bool,
+    ) -> bool {
+        let tile = self.tile(i);
+        let hash = tile_hash(frame, tile);
+        let t = &mut self.tiles[i];
+        let content_changed = reset || hash != t.hash;
+        t.hash = hash;
+        let most = r.w as usize * r.h as usize * 4 >= tile.w as usize * tile.h as usize * 3;
+        t.motion = if content_changed && most {
+            t.motion.saturating_add(1)
+        } else {
+            0
+        };
+        if content_changed {
+            t.changed_at = now;
+            return true;
+        }
+        !t.lossy
+            || match (now, t.changed_at) {
+                (Some(now), Some(at)) => now.duration_since(at) >= REFINE_AFTER,
+                _ => true,
+            }
+    }
+
+    /// Puts what the viewer makes of the lossy rectangle just encoded (its small picture)
+    /// into the viewer's picture, with the viewer's own expansion. The unused fourth byte
+    /// stays 0: the tile differs from the frame until it is refined anyway.
+    fn remember_lossy(&mut self, small: &[u8], rect: Rect) {
+        let (x0, y0) = (rect.x as usize, rect.y as usize);
+        let width = self.width;
+        let sent = &mut self.sent;
+        expand_lossy(small, rect.w as usize, rect.h as usize, |y, x, c| {
+            let i = ((y0 + y) * width + x0 + x) * 4;
+            let [_, r, g, b] = c.to_be_bytes();
+            sent[i..i + 4].copy_from_slice(&[b, g, r, 0]);
+        });
+    }
+
     /// Sequence number of the last update produced.
     pub fn last_seq(&self) -> u64 {
         self.seq
@@ -260,6 +378,7 @@ impl ScreenEncoder {
     /// Forgets what was sent, so the next update is the whole screen again, on a new stream.
     pub fn reset(&mut self) {
         self.stream = None;
+        self.tiles.clear();
         self.cursor_shape = None;
     }
 }

@@ -19,7 +19,7 @@ pub mod pixel_stream;
 pub mod rect_codec;
 pub mod update;
 
-pub use encoder::{EncoderStats, ScreenEncoder};
+pub use encoder::{EncoderStats, ScreenEncoder, REFINE_AFTER};
 pub use framebuffer::{Applied, Framebuffer, ScreenDecoder};
 pub use rect_codec::RectPixels;
 pub use update::{CopyRect, ScreenUpdate};
@@ -102,6 +102,9 @@ pub struct FrameChanges<'a> {
     pub damage: Option<&'a [Rect]>,
     /// Windows moved since the last frame.
     pub moves: &'a [MoveHint],
+    /// When the frame was captured; lets lossy regions be refined once they stood still for a
+    /// while. Without it they are refined at the first update that finds them unchanged.
+    pub now: Option<std::time::Instant>,
 }
 
 /// The cursor's picture: straight RGBA, with its hotspot.

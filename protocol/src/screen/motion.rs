@@ -26,7 +26,8 @@ impl Picture<'_> {
     }
 }
 
-fn row_hash(bytes: &[u8]) -> u64 {
+/// A fast, non-cryptographic hash of a row of pixels.
+pub fn row_hash(bytes: &[u8]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut words = bytes.chunks_exact(8);
     for w in &mut words {

@@ -1,9 +1,11 @@
 //! One rectangle in the pixel stream: its header (x u16, y u16, w u8, h u8, kind u8, then a
 //! solid colour, or a palette's size and colours), then its pixels: nothing for a solid
 //! colour; a palette of up to 16 colours with its indices bit-packed (text, icons, window
-//! chrome); or lossless pixels as residuals of the median edge predictor (LOCO-I), which
-//! turns gradients and photos into small numbers the stream compresses well. Everything is
-//! lossless, so text stays sharp.
+//! chrome); lossless pixels as residuals of the median edge predictor (LOCO-I), which turns
+//! gradients and photos into small numbers the stream compresses well; or, only for regions
+//! the encoder sees in motion (video), a lossy picture at half resolution and 6 bits per
+//! channel, which the encoder replaces losslessly once the region stands still. Text is never
+//! sent lossy: a region with 16 colours or fewer always travels exactly.
 
 use super::{FrameView, Rect, TILE};
 use crate::wire::{DecodeError, Reader};
@@ -22,6 +24,8 @@ pub enum RectPixels {
     Palette(Vec<u32>),
     /// The pixels, predicted, as residuals.
     Lossless,
+    /// Half the resolution in each direction, 6 bits per channel, predicted, as residuals.
+    Lossy,
 }
 
 /// Bits per palette index for a palette of `n` colours.
@@ -40,6 +44,7 @@ pub fn pixel_len(rect: Rect, pixels: &RectPixels) -> usize {
         RectPixels::Solid(_) => 0,
         RectPixels::Palette(c) => h * (w * index_bits(c.len())).div_ceil(8),
         RectPixels::Lossless => w * h * 3,
+        RectPixels::Lossy => w.div_ceil(2) * h.div_ceil(2) * 3,
     }
 }
 
@@ -58,15 +63,98 @@ fn med(a: u8, b: u8, c: u8) -> u8 {
     }
 }
 
-/// The prediction for a channel value from its neighbours inside the rectangle: `left` and
-/// `above_left` exist from the second column on, `above` from the second row on.
-fn predict(left: Option<u8>, above: Option<u8>, above_left: Option<u8>) -> u8 {
-    match (left, above, above_left) {
-        (Some(a), Some(b), Some(c)) => med(a, b, c),
-        (Some(a), None, _) => a,
-        (None, Some(b), _) => b,
-        _ => 0,
+/// Appends the residuals of an RGB picture (`w*3` bytes per row) against the median edge
+/// predictor: the first pixel against black, the first row against the left neighbour, the
+/// first column against the one above.
+fn med_residuals(rgb: &[u8], w: usize, h: usize, out: &mut Vec<u8>) {
+    let stride = w * 3;
+    out.reserve(stride * h);
+    for y in 0..h {
+        let row = &rgb[y * stride..][..stride];
+        if y == 0 {
+            out.extend_from_slice(&row[..3]);
+            out.extend((3..stride).map(|i| row[i].wrapping_sub(row[i - 3])));
+        } else {
+            let up = &rgb[(y - 1) * stride..][..stride];
+            out.extend((0..3).map(|i| row[i].wrapping_sub(up[i])));
+            out.extend((3..stride).map(|i| row[i].wrapping_sub(med(row[i - 3], up[i], up[i - 3]))));
+        }
     }
+}
+
+/// The inverse of [`med_residuals`]: rebuilds the RGB picture into `rgb`.
+fn med_reconstruct(residuals: &[u8], w: usize, h: usize, rgb: &mut [u8]) {
+    let stride = w * 3;
+    for y in 0..h {
+        let (done, rest) = rgb.split_at_mut(y * stride);
+        let row = &mut rest[..stride];
+        let res = &residuals[y * stride..][..stride];
+        if y == 0 {
+            row[..3].copy_from_slice(&res[..3]);
+            for i in 3..stride {
+                row[i] = res[i].wrapping_add(row[i - 3]);
+            }
+        } else {
+            let up = &done[(y - 1) * stride..][..stride];
+            for i in 0..3 {
+                row[i] = res[i].wrapping_add(up[i]);
+            }
+            for i in 3..stride {
+                row[i] = res[i].wrapping_add(med(row[i - 3], up[i], up[i - 3]));
+            }
+        }
+    }
+}
+
+/// The lossy picture of a rectangle: half the resolution in each direction (the mean of each
+/// 2×2 block), 6 bits per channel, RGB row by row.
+pub fn lossy_small(frame: &FrameView<'_>, rect: Rect) -> Vec<u8> {
+    let (x0, y0, w, h) = (
+        rect.x as usize,
+        rect.y as usize,
+        rect.w as usize,
+        rect.h as usize,
+    );
+    let (dw, dh) = (w.div_ceil(2), h.div_ceil(2));
+    let mut small = Vec::with_capacity(dw * dh * 3);
+    for dy in 0..dh {
+        let top = frame.row(x0, y0 + 2 * dy, w);
+        let bottom = frame.row(x0, (y0 + 2 * dy + 1).min(y0 + h - 1), w);
+        for dx in 0..dw {
+            let (l, r) = (2 * dx * 4, (2 * dx + 1).min(w - 1) * 4);
+            // BGRX in the frame, RGB on the wire.
+            for ch in [2, 1, 0] {
+                let sum = top[l + ch] as u32
+                    + top[r + ch] as u32
+                    + bottom[l + ch] as u32
+                    + bottom[r + ch] as u32;
+                small.push((((sum + 2) / 4) >> 2) as u8);
+            }
+        }
+    }
+    small
+}
+
+/// Shows a lossy picture at full size: hands every pixel of the `w`×`h` rectangle, as
+/// 0x00RRGGBB, row by row to `put(row, column, colour)`.
+pub fn expand_lossy(small: &[u8], w: usize, h: usize, mut put: impl FnMut(usize, usize, u32)) {
+    let dw = w.div_ceil(2);
+    let colours: Vec<u32> = small
+        .chunks_exact(3)
+        .map(|p| u32::from_be_bytes([0, expand6(p[0]), expand6(p[1]), expand6(p[2])]))
+        .collect();
+    for y in 0..h {
+        let row = &colours[(y / 2) * dw..][..dw];
+        for x in 0..w {
+            put(y, x, row[x / 2]);
+        }
+    }
+}
+
+/// A 6-bit channel value back to 8 bits, spreading 0..=63 over 0..=255.
+fn expand6(q: u8) -> u8 {
+    let q = q.min(63);
+    (q << 2) | (q >> 4)
 }
 
 fn push_colour(stream: &mut Vec<u8>, c: u32) {
@@ -74,8 +162,15 @@ fn push_colour(stream: &mut Vec<u8>, c: u32) {
 }
 
 /// Classifies the rectangle's pixels, appends its header and pixels to the stream, and says
-/// how they travel. The rectangle must lie inside the frame and be at most a tile.
-pub fn encode_rect(frame: &FrameView<'_>, rect: Rect, stream: &mut Vec<u8>) -> RectPixels {
+/// how they travel. With `lossy` given, a rectangle of more than 16 colours goes lossy, and
+/// `lossy` receives its small picture (see [`lossy_small`]). The rectangle must lie inside the
+/// frame and be at most a tile.
+pub fn encode_rect(
+    frame: &FrameView<'_>,
+    rect: Rect,
+    lossy: Option<&mut Vec<u8>>,
+    stream: &mut Vec<u8>,
+) -> RectPixels {
     debug_assert!(rect.w as usize <= TILE && rect.h as usize <= TILE);
     stream.extend_from_slice(&rect.x.to_be_bytes());
     stream.extend_from_slice(&rect.y.to_be_bytes());
@@ -127,22 +222,22 @@ pub fn encode_rect(frame: &FrameView<'_>, rect: Rect, stream: &mut Vec<u8>) -> R
             }
             RectPixels::Palette(colours)
         }
+        _ if lossy.is_some() => {
+            stream.push(3);
+            let small = lossy.expect("checked");
+            *small = lossy_small(frame, rect);
+            med_residuals(small, w.div_ceil(2), h.div_ceil(2), stream);
+            RectPixels::Lossy
+        }
         _ => {
             stream.push(0);
-            stream.reserve(w * h * 3);
+            let mut rgb = Vec::with_capacity(w * h * 3);
             for y in y0..y0 + h {
-                let row = frame.row(x0, y, w);
-                let above = (y > y0).then(|| frame.row(x0, y - 1, w));
-                for x in 0..w {
-                    // BGRX in the frame, RGB residuals on the wire.
-                    for ch in [2, 1, 0] {
-                        let left = (x > 0).then(|| row[(x - 1) * 4 + ch]);
-                        let up = above.map(|a| a[x * 4 + ch]);
-                        let up_left = above.filter(|_| x > 0).map(|a| a[(x - 1) * 4 + ch]);
-                        stream.push(row[x * 4 + ch].wrapping_sub(predict(left, up, up_left)));
-                    }
+                for p in frame.row(x0, y, w).chunks_exact(4) {
+                    rgb.extend_from_slice(&[p[2], p[1], p[0]]);
                 }
             }
+            med_residuals(&rgb, w, h, stream);
             RectPixels::Lossless
         }
     }
@@ -174,6 +269,7 @@ pub fn read_rect_header(
     }
     let pixels = match r.u8()? {
         0 => RectPixels::Lossless,
+        3 => RectPixels::Lossy,
         1 => RectPixels::Solid(read_colour(r)?),
         2 => {
             let n = r.u8()? as usize;
@@ -230,22 +326,24 @@ pub fn decode_rect(
             }
         }
         RectPixels::Lossless => {
-            for (y, residuals) in (y0..y0 + h).zip(data.chunks_exact(w * 3)) {
-                let (before, rest) = screen.split_at_mut(y * stride + x0);
-                let row = &mut rest[..w];
-                let above = (y > y0).then(|| &before[(y - 1) * stride + x0..][..w]);
-                for x in 0..w {
-                    let mut out = [0u8; 3];
-                    for (k, shift) in [16u32, 8, 0].into_iter().enumerate() {
-                        let ch = |p: u32| (p >> shift) as u8;
-                        let left = (x > 0).then(|| ch(row[x - 1]));
-                        let up = above.map(|a| ch(a[x]));
-                        let up_left = above.filter(|_| x > 0).map(|a| ch(a[x - 1]));
-                        out[k] = residuals[x * 3 + k].wrapping_add(predict(left, up, up_left));
-                    }
-                    row[x] = u32::from_be_bytes([0, out[0], out[1], out[2]]);
+            let mut rgb = vec![0u8; w * h * 3];
+            med_reconstruct(data, w, h, &mut rgb);
+            for (y, row) in (y0..y0 + h).zip(rgb.chunks_exact(w * 3)) {
+                for (px, p) in screen[y * stride + x0..][..w]
+                    .iter_mut()
+                    .zip(row.chunks_exact(3))
+                {
+                    *px = u32::from_be_bytes([0, p[0], p[1], p[2]]);
                 }
             }
+        }
+        RectPixels::Lossy => {
+            let (dw, dh) = (w.div_ceil(2), h.div_ceil(2));
+            let mut small = vec![0u8; dw * dh * 3];
+            med_reconstruct(data, dw, dh, &mut small);
+            expand_lossy(&small, w, h, |y, x, c| {
+                screen[(y0 + y) * stride + x0 + x] = c;
+            });
         }
     }
 }
@@ -275,7 +373,7 @@ mod tests {
             h: (h - 2) as u16,
         };
         let mut stream = Vec::new();
-        let kind = encode_rect(&frame, rect, &mut stream);
+        let kind = encode_rect(&frame, rect, None, &mut stream);
         let mut r = Reader::new(&stream);
         let (read, pixels) = read_rect_header(&mut r, w, h).unwrap();
         assert_eq!((read, &pixels), (rect, &kind));
