@@ -187,4 +187,16 @@ fn capture_loop(
             }
         }
     }
+    let s = encoder.stats();
+    tracing::info!(
+        updates = s.updates,
+        bytes = s.bytes,
+        copies = s.copies,
+        solid = s.solid_rects,
+        palette = s.palette_rects,
+        lossless = s.lossless_rects,
+        lossy = s.lossy_rects,
+        refined = s.refined_rects,
+        "screen sharing ended"
+    );
 }

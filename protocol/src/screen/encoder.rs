@@ -9,8 +9,8 @@ use super::update::{CopyRect, ScreenUpdate, MAX_COPIES};
 use super::{CursorShape, CursorUpdate, FrameChanges, FrameView, Rect, TILE};
 use std::time::{Duration, Instant};
 
-/// A tile whose content changed almost entirely this many updates in a row is in motion
-/// (video): it may travel lossy.
+/// A tile whose content changed almost entirely this many times, with no update in between
+/// finding it still, is in motion (video): it may travel lossy.
 const LOSSY_AFTER: u8 = 3;
 /// A lossy tile still for this long is sent again losslessly.
 pub const REFINE_AFTER: Duration = Duration::from_millis(150);
@@ -20,7 +20,7 @@ pub const REFINE_AFTER: Duration = Duration::from_millis(150);
 struct TileState {
     /// Hash of the captured content when the tile was last encoded.
     hash: u64,
-    /// Updates in a row in which (almost) the whole tile changed.
+    /// Updates since the tile was last still in which (almost) all of it changed.
     motion: u8,
     /// The viewer has a lossy picture of this tile.
     lossy: bool,
@@ -335,20 +335,25 @@ impl ScreenEncoder {
         let content_changed = reset || hash != t.hash;
         t.hash = hash;
         let most = r.w as usize * r.h as usize * 4 >= tile.w as usize * tile.h as usize * 3;
-        t.motion = if content_changed && most {
-            t.motion.saturating_add(1)
-        } else {
-            0
+        // Still for a while (at once without a clock): the captures can come faster than a
+        // film's frames, so one capture that finds the tile unchanged proves nothing.
+        let still = match (now, t.changed_at) {
+            (Some(now), Some(at)) => now.duration_since(at) >= REFINE_AFTER,
+            _ => true,
+        };
+        // A capture can catch a film's frame half drawn: a smaller change keeps the count,
+        // only a tile that stood still ends the motion.
+        t.motion = match (content_changed, most) {
+            (true, true) => t.motion.saturating_add(1),
+            (true, false) => t.motion,
+            (false, _) if still => 0,
+            (false, _) => t.motion,
         };
         if content_changed {
             t.changed_at = now;
             return true;
         }
-        !t.lossy
-            || match (now, t.changed_at) {
-                (Some(now), Some(at)) => now.duration_since(at) >= REFINE_AFTER,
-                _ => true,
-            }
+        !t.lossy || still
     }
 
     /// Puts what the viewer makes of the lossy rectangle just encoded (its small picture)
