@@ -118,10 +118,7 @@ impl ScreenSource for GdiScreen {
                     stride: self.width * 4,
                     bgrx,
                 },
-                &FrameChanges {
-                    now: Some(std::time::Instant::now()),
-                    ..FrameChanges::default()
-                },
+                &FrameChanges::captured_now(None, &[]),
             );
         }
         Ok(())

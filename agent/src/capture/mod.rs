@@ -1,5 +1,5 @@
 //! Screen capture behind one trait, with a backend per platform: scrap (XShm) with DAMAGE and
-//! XFIXES on X11, GDI on Windows.
+//! XFIXES on X11; on Windows DXGI Desktop Duplication, or GDI where duplication is refused.
 
 use protocol::screen::{CursorShape, FrameChanges, FrameView};
 use std::io;
@@ -11,9 +11,62 @@ mod x11;
 pub use x11::X11Screen as PlatformScreen;
 
 #[cfg(windows)]
-mod gdi;
+mod dxgi;
 #[cfg(windows)]
-pub use gdi::GdiScreen as PlatformScreen;
+mod gdi;
+
+/// Windows: Desktop Duplication where the system allows it, GDI otherwise.
+#[cfg(windows)]
+pub enum PlatformScreen {
+    Dxgi(dxgi::DxgiScreen),
+    Gdi(gdi::GdiScreen),
+}
+
+#[cfg(windows)]
+impl PlatformScreen {
+    /// Tries Desktop Duplication first.
+    pub fn open() -> io::Result<Self> {
+        match dxgi::DxgiScreen::open() {
+            Ok(s) => Ok(Self::Dxgi(s)),
+            Err(e) => {
+                tracing::info!(error = %e, "no desktop duplication here; capturing with GDI");
+                gdi::GdiScreen::open().map(Self::Gdi)
+            }
+        }
+    }
+
+    fn source(&mut self) -> &mut dyn ScreenSource {
+        match self {
+            Self::Dxgi(s) => s,
+            Self::Gdi(s) => s,
+        }
+    }
+}
+
+#[cfg(windows)]
+impl ScreenSource for PlatformScreen {
+    fn size(&self) -> (usize, usize) {
+        match self {
+            Self::Dxgi(s) => s.size(),
+            Self::Gdi(s) => s.size(),
+        }
+    }
+
+    fn wait_for_change(&mut self, max_wait: Duration) -> bool {
+        self.source().wait_for_change(max_wait)
+    }
+
+    fn with_frame(
+        &mut self,
+        f: &mut dyn FnMut(&FrameView<'_>, &FrameChanges<'_>),
+    ) -> io::Result<()> {
+        self.source().with_frame(f)
+    }
+
+    fn cursor(&mut self) -> CursorState {
+        self.source().cursor()
+    }
+}
 
 /// Where the cursor is and, when it changed, what it looks like.
 pub struct CursorState {

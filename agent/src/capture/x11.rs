@@ -231,11 +231,7 @@ impl ScreenSource for X11Screen {
                 stride,
                 bgrx: &frame,
             },
-            &FrameChanges {
-                damage: damage.as_deref(),
-                moves: &moves,
-                now: Some(Instant::now()),
-            },
+            &FrameChanges::captured_now(damage.as_deref(), &moves),
         );
         Ok(())
     }

@@ -107,6 +107,17 @@ pub struct FrameChanges<'a> {
     pub now: Option<std::time::Instant>,
 }
 
+impl<'a> FrameChanges<'a> {
+    /// What a capture taken just now knows: where it changed and what moved.
+    pub fn captured_now(damage: Option<&'a [Rect]>, moves: &'a [MoveHint]) -> Self {
+        Self {
+            damage,
+            moves,
+            now: Some(std::time::Instant::now()),
+        }
+    }
+}
+
 /// The cursor's picture: straight RGBA, with its hotspot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CursorShape {
