@@ -45,7 +45,7 @@ enum Expect {
 /// A running session across the lab, with the figures measured on the way.
 struct Session {
     lab: Lab,
-    _display: Display,
+    display: Display,
     probe: Proc,
     relay: Relay,
     agent: Proc,
@@ -193,7 +193,7 @@ fn start(test: &str, sites: Sites, agent_args: &[&str], wan: Wan) -> Option<Sess
         first_frame_ms: value(&first, "ms").unwrap_or(f64::NAN),
         code_shown,
         lab,
-        _display: display,
+        display,
         probe,
         relay,
         agent,
@@ -647,7 +647,7 @@ fn a_slow_link_shows_the_newest_screen_without_a_queue() {
         .map(|&i| s.viewer.arrival(i).saturating_duration_since(last_key))
         .unwrap_or_default();
     let got = viewer_snapshot(&mut s.viewer, &s.dir, "pacing.png");
-    let truth = s._display.screenshot();
+    let truth = s.display.screenshot();
     let diff = pixels_differing(&got, &truth);
     println!(
         "netlab pacing: {} keys over {} ms, {} frames, last frame {} ms after the last key (seq {quiet}), {diff} pixels differ at the end; link: {}",

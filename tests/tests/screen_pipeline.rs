@@ -48,6 +48,25 @@ impl Viewing {
         Proc::spawn(name, cmd, &self.dir)
     }
 
+    /// Waits for the window titled `title` on the PC's display; its id.
+    fn window(&self, title: &str) -> String {
+        let mut win = String::new();
+        assert!(
+            wait_until(T, || {
+                let found = self.display.xdotool(&["search", "--name", title]);
+                win = found
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                !win.is_empty()
+            }),
+            "the window '{title}' did not open"
+        );
+        win
+    }
+
     /// Copy operations the viewer applied so far.
     fn copies(&self) -> usize {
         self.viewer
@@ -102,13 +121,7 @@ fn a_scrolling_terminal_travels_as_copies_and_arrives_exactly() {
         ],
     );
     let start = Instant::now();
-    assert!(
-        wait_until(T, || v
-            .display
-            .xdotool(&["search", "--name", "zeilen"])
-            .is_ok()),
-        "the terminal did not open"
-    );
+    v.window("zeilen");
     // 300 lines at 20 ms: the terminal scrolls for at least 6 s.
     std::thread::sleep(Duration::from_secs(7).saturating_sub(start.elapsed()));
     v.assert_exact("terminal");
@@ -139,19 +152,7 @@ fn a_dragged_window_travels_as_copies_and_arrives_exactly() {
             "ls -l /usr/bin | head -19; exec sleep 1000",
         ],
     );
-    let mut win = String::new();
-    assert!(
-        wait_until(T, || {
-            match v.display.xdotool(&["search", "--name", "ziehen"]) {
-                Ok(w) => {
-                    win = w.split_whitespace().next().unwrap_or("").to_owned();
-                    !win.is_empty()
-                }
-                Err(_) => false,
-            }
-        }),
-        "the window did not open"
-    );
+    let win = v.window("ziehen");
     v.assert_exact("before-drag");
     let before = v.copies();
     for i in 0..40 {

@@ -184,7 +184,6 @@ fn settings(cli: &Cli) -> Result<ViewerSettings> {
     })
 }
 
-/// Headless front end: status lines on stdout, commands on stdin (see `session::parse_command`).
 /// Parses `WIDTHxHEIGHT`.
 fn parse_size(s: &str) -> Result<(usize, usize), String> {
     let (w, h) = s
@@ -199,6 +198,7 @@ fn parse_size(s: &str) -> Result<(usize, usize), String> {
     Ok((parse(w)?, parse(h)?))
 }
 
+/// Headless front end: status lines on stdout, commands on stdin (see `session::parse_command`).
 fn headless(
     input: mpsc::UnboundedSender<session::Outgoing>,
     events: std::sync::mpsc::Receiver<SessionEvent>,

@@ -269,10 +269,12 @@ pub fn run(
                 }
             }
         }
-        let line = if path.is_empty() {
-            format!("{title} · {status}")
-        } else {
-            format!("{title} · {status} · {path}")
+        let line = || {
+            if path.is_empty() {
+                format!("{title} · {status}")
+            } else {
+                format!("{title} · {status} · {path}")
+            }
         };
         if let (Some(shared), true) = (&fb, frame_arrived || dirty) {
             // The window shows the framebuffer itself: the cursor goes on for the drawing and
@@ -285,7 +287,7 @@ pub fn run(
                 dirty = true;
             }
             if std::mem::take(&mut dirty) {
-                draw_status(f.footer_mut(), sw, bar, &line, &text);
+                draw_status(f.footer_mut(), sw, bar, &line(), &text);
             }
             f.show_cursor();
             let shown = window.update_with_buffer(&f.pixels, sw, sh + bar);
@@ -297,7 +299,7 @@ pub fn run(
             composed.clear();
             composed.resize(sw * sh, 0x202020);
             composed.resize(sw * (sh + bar), 0);
-            draw_status(&mut composed[sw * sh..], sw, bar, &line, &text);
+            draw_status(&mut composed[sw * sh..], sw, bar, &line(), &text);
             window.update_with_buffer(&composed, sw, sh + bar)?;
         } else {
             window.update();

@@ -19,8 +19,8 @@ use x11rb::rust_connection::RustConnection;
 /// How often to look at the pointer while waiting: pointer motion draws nothing, so no event
 /// wakes the thread for it. Drawing wakes it at once.
 const POINTER_POLL: Duration = Duration::from_millis(16);
-/// More damage rectangles than this are merged into their bounding box by the server's region
-/// anyway; past it the encoder compares the whole screen.
+/// Past this many damage rectangles the encoder compares the whole screen: looking at each
+/// would cost more than it saves.
 const MAX_DAMAGE_RECTS: usize = 256;
 
 /// The X11 screen of `$DISPLAY`.

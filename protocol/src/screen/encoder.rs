@@ -1,7 +1,7 @@
 //! The agent's side of the codec: compares a captured frame with what the viewer shows, where
 //! the capture says it may have changed, and encodes the difference.
 
-use super::motion::{apply_copy, find_scroll, verify_move, Picture, MIN_COPY_ROWS};
+use super::motion::{apply_copy, find_scroll, verify_move, MIN_COPY_ROWS};
 use super::pixel_stream::PixelCompressor;
 use super::rect_codec::encode_rect;
 use super::rect_codec::{expand_lossy, RectPixels};
@@ -72,12 +72,12 @@ pub struct ScreenEncoder {
 }
 
 /// The pixels of one tile that differ between the frame and the viewer's picture.
-fn changed_box(frame: &FrameView<'_>, sent: &[u8], width: usize, tile: Rect) -> Option<Rect> {
+fn changed_box(frame: &FrameView<'_>, sent: &FrameView<'_>, tile: Rect) -> Option<Rect> {
     let (x, w) = (tile.x as usize, tile.w as usize);
     let (mut left, mut right, mut top, mut bottom) = (usize::MAX, 0, usize::MAX, 0);
     for y in tile.y as usize..tile.bottom() {
         let new = frame.row(x, y, w);
-        let old = &sent[(y * width + x) * 4..][..w * 4];
+        let old = sent.row(x, y, w);
         if new == old {
             continue;
         }
@@ -150,6 +150,16 @@ impl ScreenEncoder {
         }
     }
 
+    /// The viewer's picture as the encoder remembers it.
+    fn sent_view(&self) -> FrameView<'_> {
+        FrameView {
+            width: self.width,
+            height: self.height,
+            stride: self.width * 4,
+            bgrx: &self.sent,
+        }
+    }
+
     /// Whether lossy tiles wait to be sent again losslessly once they stand still.
     pub fn needs_refinement(&self) -> bool {
         self.tiles.iter().any(|t| t.lossy)
@@ -174,12 +184,7 @@ impl ScreenEncoder {
                 y: hint.to_y.clamp(0, u16::MAX as i32) as u16,
                 ..hint.from
             };
-            let old = Picture {
-                width: self.width,
-                height: self.height,
-                bgrx: &self.sent,
-            };
-            if let Some(c) = verify_move(&old, frame, to, dx, dy) {
+            if let Some(c) = verify_move(&self.sent_view(), frame, to, dx, dy) {
                 apply_copy(&mut self.sent, self.width, 4, &c);
                 copies.push(c);
             }
@@ -193,11 +198,7 @@ impl ScreenEncoder {
             .count();
         let area = area.filter(|_| in_motion * 2 < changed.len());
         if let (Some(area), true) = (area, copies.len() < MAX_COPIES) {
-            let old = Picture {
-                width: self.width,
-                height: self.height,
-                bgrx: &self.sent,
-            };
+            let old = self.sent_view();
             if let Some(c) =
                 find_scroll(&old, frame, area).and_then(|dy| verify_move(&old, frame, area, 0, dy))
             {
@@ -230,15 +231,13 @@ impl ScreenEncoder {
             self.height = h;
             self.sent = vec![0; w * h * 4];
             self.stream = Some(PixelCompressor::new());
-        }
-        if reset {
             self.tiles = vec![TileState::default(); w.div_ceil(TILE) * h.div_ceil(TILE)];
         }
         let tiles = self.candidate_tiles(changes, reset);
         let boxes = |enc: &Self, tiles: &[usize]| -> Vec<(usize, Rect)> {
             tiles
                 .iter()
-                .filter_map(|&i| changed_box(frame, &enc.sent, w, enc.tile(i)).map(|b| (i, b)))
+                .filter_map(|&i| changed_box(frame, &enc.sent_view(), enc.tile(i)).map(|b| (i, b)))
                 .collect()
         };
         let mut changed = if reset {

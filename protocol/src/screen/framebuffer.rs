@@ -168,8 +168,8 @@ impl ScreenDecoder {
         Self::default()
     }
 
-    /// Decodes an update and applies it. An error leaves the pixel stream unusable: the
-    /// session must end.
+    /// Decodes an update and applies it. After an error the session must end: the pixel
+    /// stream and the picture may be half applied.
     pub fn apply(&mut self, bytes: &[u8], fb: &mut Framebuffer) -> Result<Applied, DecodeError> {
         let current = self
             .stream

@@ -13,19 +13,6 @@ pub const MIN_COPY_ROWS: usize = 8;
 /// say nothing about where the content went.
 const MAX_SAME_ROWS: usize = 4;
 
-/// The viewer's current picture as the encoder remembers it: BGRX, `width*4` bytes per row.
-pub struct Picture<'a> {
-    pub width: usize,
-    pub height: usize,
-    pub bgrx: &'a [u8],
-}
-
-impl Picture<'_> {
-    fn row(&self, x: usize, y: usize, w: usize) -> &[u8] {
-        &self.bgrx[(y * self.width + x) * 4..][..w * 4]
-    }
-}
-
 /// A fast, non-cryptographic hash of a row of pixels.
 pub fn row_hash(bytes: &[u8]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
@@ -43,7 +30,7 @@ pub fn row_hash(bytes: &[u8]) -> u64 {
 /// The vertical distance the content of `area` scrolled by, if the rows say so: each changed
 /// row votes for where its content was in the old picture; the distance most votes agree on
 /// wins.
-pub fn find_scroll(old: &Picture<'_>, new: &FrameView<'_>, area: Rect) -> Option<i32> {
+pub fn find_scroll(old: &FrameView<'_>, new: &FrameView<'_>, area: Rect) -> Option<i32> {
     let (x, w) = (area.x as usize, area.w as usize);
     let rows = area.y as usize..area.bottom();
     let mut old_rows: HashMap<u64, Vec<usize>> = HashMap::with_capacity(rows.len());
@@ -78,7 +65,7 @@ pub fn find_scroll(old: &Picture<'_>, new: &FrameView<'_>, area: Rect) -> Option
 /// moved by (`dx`, `dy`), as a copy; `None` when no run is long enough or the copy would
 /// change nothing.
 pub fn verify_move(
-    old: &Picture<'_>,
+    old: &FrameView<'_>,
     new: &FrameView<'_>,
     area: Rect,
     dx: i32,

@@ -110,6 +110,19 @@ fn read_varint(r: &mut Reader<'_>, what: &'static str) -> Result<u64, DecodeErro
     })
 }
 
+/// Reads a varint that must not exceed `max`.
+fn read_bounded(r: &mut Reader<'_>, what: &'static str, max: usize) -> Result<usize, DecodeError> {
+    let len = read_varint(r, what)?;
+    if len > max as u64 {
+        return Err(DecodeError::TooLarge {
+            what,
+            len: usize::try_from(len).unwrap_or(usize::MAX),
+            max,
+        });
+    }
+    Ok(len as usize)
+}
+
 /// Reads a rectangle and checks it lies inside the screen.
 pub fn read_rect(r: &mut Reader<'_>, width: usize, height: usize) -> Result<Rect, DecodeError> {
     let rect = Rect {
@@ -236,22 +249,8 @@ impl ScreenUpdate {
                 copies.push(CopyRect { src_x, src_y, dst });
             }
         }
-        let rect_count = read_varint(&mut r, "rectangle count")? as usize;
-        if rect_count > max_rects(w, h) {
-            return Err(DecodeError::TooLarge {
-                what: "rectangle count",
-                len: rect_count,
-                max: max_rects(w, h),
-            });
-        }
-        let stream_len = read_varint(&mut r, "stream length")? as usize;
-        if stream_len > max_stream_len(w, h) {
-            return Err(DecodeError::TooLarge {
-                what: "pixel stream",
-                len: stream_len,
-                max: max_stream_len(w, h),
-            });
-        }
+        let rect_count = read_bounded(&mut r, "rectangle count", max_rects(w, h))?;
+        let stream_len = read_bounded(&mut r, "pixel stream", max_stream_len(w, h))?;
         let stream_chunk = r.bytes(r.remaining())?.to_vec();
         Ok(Self {
             seq,
