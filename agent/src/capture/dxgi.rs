@@ -153,7 +153,8 @@ impl DxgiScreen {
             Err(e) => return Err(dxgi_err("next frame", e)),
         }
         let copied = if info.LastPresentTime != 0 {
-            resource.map(|r| self.copy_out(&r)).transpose()
+            let known = info.TotalMetadataBufferSize > 0;
+            resource.map(|r| self.copy_out(&r, known)).transpose()
         } else {
             // Only the pointer moved.
             Ok(None)
@@ -163,9 +164,11 @@ impl DxgiScreen {
         Ok(copied?.is_some() || info.LastMouseUpdateTime != 0)
     }
 
-    /// Reads the frame's move and dirty rectangles and copies the dirty rows out.
-    fn copy_out(&mut self, resource: &IDXGIResource) -> io::Result<()> {
+    /// Reads the frame's move and dirty rectangles (`metadata`: the frame has them) and copies
+    /// the dirty rows out, or everything where they are unknown.
+    fn copy_out(&mut self, resource: &IDXGIResource, metadata: bool) -> io::Result<()> {
         let (moves, dirty) = self.frame_rects();
+        let dirty = dirty.filter(|_| metadata);
         // SAFETY: COM calls on the acquired frame's texture and our staging texture of the
         // same size; the mapping is read within its row pitch and unmapped before returning.
         unsafe {
@@ -240,6 +243,9 @@ impl DxgiScreen {
                 &mut dirty_len,
             )
         };
+        // Dirty rectangles leave out where moved pixels landed: without the moves, the dirty
+        // rectangles do not say everything that changed.
+        let moves_known = got_moves.is_ok();
         let moves = match got_moves {
             Ok(()) => moves
                 .iter()
@@ -259,7 +265,7 @@ impl DxgiScreen {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        let dirty = got_dirty.ok().map(|()| {
+        let dirty = got_dirty.ok().filter(|_| moves_known).map(|()| {
             dirty
                 .iter()
                 .take(dirty_len as usize / std::mem::size_of::<RECT>())

@@ -253,6 +253,15 @@ impl ScreenEncoder {
                 changed = boxes(self, &tiles);
             }
         }
+        // A lossy tile the viewer already shows exactly (its picture survived the loss) needs
+        // no refinement.
+        let mut has_box = vec![false; self.tiles.len()];
+        for &(i, _) in &changed {
+            has_box[i] = true;
+        }
+        for &i in &tiles {
+            self.tiles[i].lossy &= has_box[i];
+        }
         changed.retain(|&(i, r)| self.due(frame, i, r, changes.now, reset));
         let new_shape = cursor_shape.filter(|s| self.cursor_shape.as_ref() != Some(*s));
         let pos_changed = cursor_pos != self.cursor_pos;

@@ -258,6 +258,48 @@ fn a_region_in_motion_goes_lossy_and_is_refined_when_still() {
 }
 
 #[test]
+fn a_lossy_tile_the_viewer_shows_exactly_needs_no_refinement() {
+    // 2×2 blocks of colours that survive 6 bits, and a zero fourth byte as XShm gives it:
+    // the lossy picture is the picture.
+    let frame = |t: usize| -> Vec<u8> {
+        (0..64 * 64)
+            .flat_map(|i| {
+                let (x, y) = (i % 64 / 2, i / 64 / 2);
+                let q = ((x * 3 + y * 5 + t * 7) % 64) as u8;
+                let six = |q: u8| (q << 2) | (q >> 4);
+                [six(q), six(q / 2), six(63 - q), 0]
+            })
+            .collect()
+    };
+    let mut enc = ScreenEncoder::new();
+    let mut dec = ScreenDecoder::new();
+    let mut fb = Framebuffer::default();
+    let none = FrameChanges::default();
+    let mut send = |data: &[u8]| {
+        let view = FrameView {
+            width: 64,
+            height: 64,
+            stride: 256,
+            bgrx: data,
+        };
+        let update = enc.encode(&view, &none, None, None);
+        if let Some(u) = &update {
+            dec.apply(u, &mut fb).unwrap();
+        }
+        (update.is_some(), enc.needs_refinement())
+    };
+    for t in 0..4 {
+        send(&frame(t));
+    }
+    assert_eq!(send(&frame(4)), (true, true), "the tile did not go lossy");
+    assert_eq!(
+        send(&frame(4)),
+        (false, false),
+        "an exact lossy tile still waits"
+    );
+}
+
+#[test]
 fn damage_limits_where_the_encoder_looks() {
     let s = Screen::new(256, 256, |_, _| 0x112233);
     let mut p = Pair::new();
