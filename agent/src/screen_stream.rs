@@ -1,19 +1,18 @@
 //! The capture thread: captures when the screen changed, encodes against what the viewer has,
-//! and hands updates to the session. It never queues: with [`MAX_IN_FLIGHT`] updates not yet
-//! acknowledged it waits — woken by the acknowledgement, not by a timer — then encodes what is
-//! on screen at that moment (latest frame wins). So the link's own round trip and throughput
-//! set the pace: on a slow link fewer, larger updates travel, each showing the newest screen.
+//! and hands updates to the session. It never queues: while the viewer has not acknowledged
+//! enough ([`UpdatePacing`]) it waits — woken by the acknowledgement, not by a timer — then
+//! encodes what is on screen at that moment (latest frame wins). So the link's own round trip
+//! and throughput set the pace: on a slow link fewer, larger updates travel, each showing the
+//! newest screen.
 
 use crate::capture::{PlatformScreen, ScreenSource};
 use crate::consent_gate::ConsentGate;
-use protocol::screen::ScreenEncoder;
+use protocol::screen::pacing::AckBeyondWritten;
+use protocol::screen::{ScreenEncoder, UpdatePacing};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Updates sent but not acknowledged before the agent stops encoding new ones: two, so the
-/// next update is encoded while the last one travels, and never more than one waits behind it.
-pub const MAX_IN_FLIGHT: u64 = 2;
 /// How often a capture thread whose viewing was withdrawn looks whether it is granted again.
 const GATE_POLL: Duration = Duration::from_millis(10);
 /// Longest wait for a change before the loop looks at its own state again.
@@ -24,8 +23,8 @@ const REFINE_POLL: Duration = Duration::from_millis(50);
 /// An encoded screen update and its sequence number.
 pub type EncodedUpdate = (u64, Vec<u8>);
 
-/// Shared between the capture thread and the session: what was produced, written and
-/// acknowledged, and whether the session is over.
+/// Shared between the capture thread and the session: the pacing state and whether the
+/// session is over.
 #[derive(Clone, Default)]
 pub struct ScreenPacing {
     state: Arc<(Mutex<PacingState>, Condvar)>,
@@ -33,35 +32,35 @@ pub struct ScreenPacing {
 
 #[derive(Default)]
 struct PacingState {
-    /// Highest sequence number the viewer acknowledged.
-    acked: u64,
-    /// Highest sequence number written to the viewer; acknowledging more is a violation.
-    written: u64,
+    pacing: UpdatePacing,
     stop: bool,
 }
-
-/// An acknowledgement for an update that was never written: the viewer lies.
-#[derive(Debug)]
-pub struct AckBeyondWritten;
 
 impl ScreenPacing {
     fn lock(&self) -> std::sync::MutexGuard<'_, PacingState> {
         self.state.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The writer wrote update `seq` to the viewer.
-    pub fn written(&self, seq: u64) {
-        let mut s = self.lock();
-        s.written = s.written.max(seq);
+    /// The encoder made update `seq`: decides (and marks in it) whether the viewer is to
+    /// acknowledge it.
+    fn encoded(&self, seq: u64, update: &mut [u8]) {
+        self.lock().pacing.encoded(seq, update);
     }
 
-    /// The viewer acknowledged update `seq`; wakes the capture thread.
+    /// The writer wrote update `seq` to the viewer.
+    pub fn written(&self, seq: u64) {
+        self.lock().pacing.written(seq);
+    }
+
+    /// The writer did not write update `seq` (viewing was withdrawn on its way).
+    pub fn dropped(&self, seq: u64) {
+        self.lock().pacing.dropped(seq);
+        self.state.1.notify_all();
+    }
+
+    /// The viewer acknowledged the updates up to `seq`; wakes the capture thread.
     pub fn acknowledged(&self, seq: u64) -> Result<(), AckBeyondWritten> {
-        let mut s = self.lock();
-        if seq > s.written {
-            return Err(AckBeyondWritten);
-        }
-        s.acked = s.acked.max(seq);
+        self.lock().pacing.acknowledged(seq)?;
         self.state.1.notify_all();
         Ok(())
     }
@@ -76,18 +75,16 @@ impl ScreenPacing {
         self.lock().stop
     }
 
-    /// Waits until fewer than [`MAX_IN_FLIGHT`] of the updates up to `produced` await their
-    /// acknowledgement, at most `limit`; `false` if there is still no room (or it stopped).
-    fn wait_for_room(&self, produced: u64, limit: Duration) -> bool {
+    /// Waits until a new update may be encoded, at most `limit`; `false` if there is still no
+    /// room (or it stopped).
+    fn wait_for_room(&self, limit: Duration) -> bool {
         let guard = self.lock();
         let (s, _) = self
             .state
             .1
-            .wait_timeout_while(guard, limit, |s| {
-                !s.stop && produced.saturating_sub(s.acked) >= MAX_IN_FLIGHT
-            })
+            .wait_timeout_while(guard, limit, |s| !s.stop && !s.pacing.has_room())
             .unwrap_or_else(|e| e.into_inner());
-        !s.stop && produced.saturating_sub(s.acked) < MAX_IN_FLIGHT
+        !s.stop && s.pacing.has_room()
     }
 }
 
@@ -148,14 +145,13 @@ fn capture_loop(
     tx: mpsc::Sender<EncodedUpdate>,
 ) {
     let mut encoder = ScreenEncoder::new();
-    let mut produced = 0u64;
     let mut first = true;
     while !pacing.stopped() {
         if !gate.may_view() {
             std::thread::sleep(GATE_POLL);
             continue;
         }
-        if !pacing.wait_for_room(produced, Duration::from_millis(100)) {
+        if !pacing.wait_for_room(Duration::from_millis(100)) {
             continue;
         }
         // Lossy regions (video) are sent again exactly once they stand still, also when
@@ -175,14 +171,15 @@ fn capture_loop(
             continue;
         }
         first = false;
-        if let Some(bytes) = update {
+        if let Some(mut bytes) = update {
             // Consent may have changed while encoding: check again at the last moment.
             if !gate.may_view() {
                 encoder.reset();
                 continue;
             }
-            produced = encoder.last_seq();
-            if tx.blocking_send((produced, bytes)).is_err() {
+            let seq = encoder.last_seq();
+            pacing.encoded(seq, &mut bytes);
+            if tx.blocking_send((seq, bytes)).is_err() {
                 break;
             }
         }

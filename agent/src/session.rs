@@ -349,6 +349,7 @@ fn spawn_screen_writer(
     tokio::spawn(async move {
         while let Some((seq, update)) = updates.recv().await {
             if !gate.may_view() {
+                pacing.dropped(seq);
                 continue;
             }
             pacing.written(seq);

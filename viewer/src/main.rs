@@ -2,6 +2,8 @@
 
 mod session;
 mod window;
+#[cfg(target_os = "linux")]
+mod x11_blit;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;

@@ -6,7 +6,7 @@ use minifb::{
     InputCallback, Key as MKey, MouseButton as MButton, MouseMode, ScaleMode, Window, WindowOptions,
 };
 use protocol::consent::Grant;
-use protocol::screen::Framebuffer;
+use protocol::screen::{Framebuffer, Rect};
 use protocol::session::{EndReason, InputEvent, Key, MouseButton, NamedKey, ViewerMessage};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
@@ -225,6 +225,9 @@ pub fn run(
     let mut buttons = [false; 3];
     let mut ended = false;
     let mut frame_arrived = false;
+    let blit = partial_blit(&window);
+    // The picture size minifb last drew whole; until then, and after a change, it draws whole.
+    let mut drawn_whole: Option<(usize, usize)> = None;
     while window.is_open() {
         let first = match events.recv_timeout(INPUT_POLL) {
             Ok(ev) => Some(ev),
@@ -286,11 +289,35 @@ pub fn run(
                 f.set_footer(bar);
                 dirty = true;
             }
+            let mut whole =
+                drawn_whole != Some((sw, sh + bar)) || window.get_size() != (sw, sh + bar);
             if std::mem::take(&mut dirty) {
                 draw_status(f.footer_mut(), sw, bar, &line(), &text);
+                whole = true;
             }
             f.show_cursor();
-            let shown = window.update_with_buffer(&f.pixels, sw, sh + bar);
+            let changed = f.take_dirty();
+            let shown = match (&blit, changed) {
+                (Some(b), Some(area))
+                    if !whole
+                        && !exposed(b)
+                        && area.w as usize * area.h as usize <= sw * sh / 4 =>
+                {
+                    let shown = put(b, &f.pixels, sw, area);
+                    window.update();
+                    shown
+                }
+                (_, None) if !whole => {
+                    window.update();
+                    Ok(())
+                }
+                _ => {
+                    drawn_whole = Some((sw, sh + bar));
+                    window
+                        .update_with_buffer(&f.pixels, sw, sh + bar)
+                        .map_err(Into::into)
+                }
+            };
             f.hide_cursor();
             shown?;
             frame_arrived = false;
@@ -370,6 +397,48 @@ pub fn run(
         )));
     }
     Ok(())
+}
+
+#[cfg(target_os = "linux")]
+use crate::x11_blit::PartialBlit;
+
+/// Where the changed part alone can be drawn (X11): a connection of our own to the window.
+#[cfg(target_os = "linux")]
+fn partial_blit(window: &Window) -> Option<PartialBlit> {
+    let blit = PartialBlit::new(window.get_window_handle() as usize as u32);
+    if blit.is_none() {
+        tracing::info!("this display takes no partial drawing; the window is drawn whole");
+    }
+    blit
+}
+
+#[cfg(target_os = "linux")]
+fn exposed(blit: &PartialBlit) -> bool {
+    blit.exposed()
+}
+
+#[cfg(target_os = "linux")]
+fn put(blit: &PartialBlit, pixels: &[u32], stride: usize, area: Rect) -> anyhow::Result<()> {
+    blit.put(pixels, stride, area)
+}
+
+/// Elsewhere minifb draws the window whole (Windows: one `StretchDIBits` from memory).
+#[cfg(not(target_os = "linux"))]
+type PartialBlit = std::convert::Infallible;
+
+#[cfg(not(target_os = "linux"))]
+fn partial_blit(_: &Window) -> Option<PartialBlit> {
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exposed(blit: &PartialBlit) -> bool {
+    match *blit {}
+}
+
+#[cfg(not(target_os = "linux"))]
+fn put(blit: &PartialBlit, _: &[u32], _: usize, _: Rect) -> anyhow::Result<()> {
+    match *blit {}
 }
 
 #[cfg(test)]

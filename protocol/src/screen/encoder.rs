@@ -310,6 +310,7 @@ impl ScreenEncoder {
         self.stats.copies += copies.len() as u64;
         let bytes = ScreenUpdate {
             seq: self.seq,
+            ack_requested: false,
             reset: reset.then_some((w as u16, h as u16)),
             cursor: CursorUpdate {
                 position: cursor_pos,

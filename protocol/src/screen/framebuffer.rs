@@ -6,7 +6,7 @@ use super::motion::apply_copy;
 use super::pixel_stream::PixelDecompressor;
 use super::rect_codec::{decode_rect, pixel_len, read_rect_header};
 use super::update::ScreenUpdate;
-use super::CursorShape;
+use super::{CursorShape, Rect};
 use crate::wire::{DecodeError, Reader};
 
 /// The remote screen, 0x00RRGGBB per pixel (minifb's format), `width` pixels per row.
@@ -21,6 +21,9 @@ pub struct Framebuffer {
     pub cursor_pos: Option<(i16, i16)>,
     pub cursor_shape: Option<CursorShape>,
     under: Option<CursorUnder>,
+    /// Bounding box (x0, y0, x1, y1) of the screen pixels changed since the front end last
+    /// took it, so a window can draw only those.
+    dirty: Option<(usize, usize, usize, usize)>,
 }
 
 /// What the drawn cursor covers: where, and the pixels it hides.
@@ -74,12 +77,40 @@ impl Framebuffer {
         self.height + self.footer
     }
 
+    /// Takes the bounding box of the screen pixels that changed (updates, the cursor drawn or
+    /// taken off) since the last call.
+    pub fn take_dirty(&mut self) -> Option<Rect> {
+        self.dirty.take().map(|(x0, y0, x1, y1)| Rect {
+            x: x0 as u16,
+            y: y0 as u16,
+            w: (x1 - x0) as u16,
+            h: (y1 - y0) as u16,
+        })
+    }
+
+    fn mark(&mut self, x: usize, y: usize, w: usize, h: usize) {
+        let (x1, y1) = ((x + w).min(self.width), (y + h).min(self.height));
+        if x1 <= x || y1 <= y {
+            return;
+        }
+        self.dirty = Some(match self.dirty {
+            Some((a, b, c, d)) => (a.min(x), b.min(y), c.max(x1), d.max(y1)),
+            None => (x, y, x1, y1),
+        });
+    }
+
+    fn mark_rect(&mut self, r: Rect) {
+        self.mark(r.x as usize, r.y as usize, r.w as usize, r.h as usize);
+    }
+
     fn resize(&mut self, width: usize, height: usize) {
         self.under = None;
+        self.dirty = None;
         self.width = width;
         self.height = height;
         self.pixels.clear();
         self.pixels.resize(width * (height + self.footer), 0);
+        self.mark(0, 0, width, height);
     }
 
     /// Draws the cursor onto the screen, remembering what it covers.
@@ -126,6 +157,7 @@ impl Framebuffer {
             w: x1 - x0,
             pixels: saved,
         });
+        self.mark(x0, y0, x1 - x0, y1 - y0);
     }
 
     /// Takes the cursor off the screen again.
@@ -136,6 +168,7 @@ impl Framebuffer {
         for (r, row) in u.pixels.chunks_exact(u.w).enumerate() {
             self.pixels[(u.y + r) * self.width + u.x..][..u.w].copy_from_slice(row);
         }
+        self.mark(u.x, u.y, u.w, u.pixels.len() / u.w);
     }
 }
 
@@ -143,6 +176,8 @@ impl Framebuffer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub seq: u64,
+    /// The agent waits for this update's acknowledgement.
+    pub ack_requested: bool,
     pub reset: bool,
     pub copies: usize,
     pub rects: usize,
@@ -153,6 +188,8 @@ pub struct Applied {
 pub struct ScreenDecoder {
     stream: Option<PixelDecompressor>,
     scratch: Vec<u8>,
+    /// The rectangles of the update being applied (kept for its allocation).
+    changed: Vec<Rect>,
 }
 
 fn invalid(reason: &'static str) -> DecodeError {
@@ -195,6 +232,11 @@ impl ScreenDecoder {
         for c in &u.copies {
             apply_copy(screen, w, 1, c);
         }
+        for c in &u.copies {
+            fb.mark_rect(c.dst);
+        }
+        let screen = &mut fb.pixels[..w * h];
+        let mut changed = std::mem::take(&mut self.changed);
         let mut r = Reader::new(&self.scratch);
         let mut area = 0;
         for _ in 0..u.rect_count {
@@ -205,14 +247,20 @@ impl ScreenDecoder {
             }
             let data = r.bytes(pixel_len(rect, &pixels))?;
             decode_rect(screen, w, rect, &pixels, data);
+            changed.push(rect);
         }
         r.finish()?;
+        for rect in changed.drain(..) {
+            fb.mark_rect(rect);
+        }
+        self.changed = changed;
         fb.cursor_pos = u.cursor.position;
         if let Some(s) = u.cursor.shape {
             fb.cursor_shape = Some(s);
         }
         Ok(Applied {
             seq: u.seq,
+            ack_requested: u.ack_requested,
             reset: u.reset.is_some(),
             copies: u.copies.len(),
             rects: u.rect_count,

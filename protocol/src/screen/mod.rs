@@ -10,17 +10,20 @@
 //! - [`pixel_stream`]: the session-long compression context on both sides.
 //! - [`rect_codec`]: how one rectangle's pixels are classified, packed and unpacked.
 //! - [`motion`]: finding scrolled and moved regions.
+//! - [`pacing`]: how many updates travel at once, and which ones the viewer acknowledges.
 //! - [`encoder`]: the agent's side. [`framebuffer`]: the viewer's side.
 
 pub mod encoder;
 pub mod framebuffer;
 pub mod motion;
+pub mod pacing;
 pub mod pixel_stream;
 pub mod rect_codec;
 pub mod update;
 
 pub use encoder::{EncoderStats, ScreenEncoder, REFINE_AFTER};
 pub use framebuffer::{Applied, Framebuffer, ScreenDecoder};
+pub use pacing::UpdatePacing;
 pub use rect_codec::RectPixels;
 pub use update::{CopyRect, ScreenUpdate};
 

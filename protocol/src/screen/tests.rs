@@ -54,6 +54,8 @@ struct Pair {
     enc: ScreenEncoder,
     dec: ScreenDecoder,
     fb: Framebuffer,
+    /// What a window shows that draws only the framebuffer's dirty box after each update.
+    shown: Vec<u32>,
 }
 
 impl Pair {
@@ -62,6 +64,7 @@ impl Pair {
             enc: ScreenEncoder::new(),
             dec: ScreenDecoder::new(),
             fb: Framebuffer::default(),
+            shown: Vec::new(),
         }
     }
 
@@ -79,6 +82,18 @@ impl Pair {
             .dec
             .apply(&bytes, &mut self.fb)
             .expect("own updates decode");
+        let (w, h) = (self.fb.width, self.fb.height);
+        self.shown.resize(w * h, 0);
+        if let Some(r) = self.fb.take_dirty() {
+            for y in r.y as usize..r.bottom() {
+                let row = y * w + r.x as usize..y * w + r.right();
+                self.shown[row.clone()].copy_from_slice(&self.fb.screen()[row]);
+            }
+        }
+        assert!(
+            self.shown == self.fb.screen(),
+            "a window drawing only the dirty box differs from the framebuffer"
+        );
         // Exact unless regions in motion travelled lossy (they are refined once still).
         if !self.enc.needs_refinement() {
             assert!(
@@ -367,9 +382,20 @@ fn cursor_moves_alone_and_is_drawn_and_taken_off() {
     let u = ScreenUpdate::decode(&bytes, Some((64, 64))).unwrap();
     assert!(u.rect_count == 0 && u.cursor.shape.is_none());
     dec.apply(&bytes, &mut fb).unwrap();
+    fb.take_dirty();
     fb.show_cursor();
     assert_eq!(fb.pixels[2 * 64 + 2], 0xFF0000);
+    // Drawing the cursor and taking it off both change pixels a window must draw again.
+    let under_cursor = Rect {
+        x: 2,
+        y: 2,
+        w: 1,
+        h: 1,
+    };
+    assert_eq!(fb.take_dirty(), Some(under_cursor));
     fb.hide_cursor();
+    assert_eq!(fb.take_dirty(), Some(under_cursor));
+    assert_eq!(fb.take_dirty(), None);
     assert_eq!(fb.screen(), &s.rgb[..]);
 }
 
@@ -377,6 +403,7 @@ fn cursor_moves_alone_and_is_drawn_and_taken_off() {
 fn forged(rect_count: usize, raw: &[u8], copies: Vec<CopyRect>) -> Vec<u8> {
     ScreenUpdate {
         seq: 1,
+        ack_requested: false,
         reset: Some((100, 100)),
         cursor: CursorUpdate::default(),
         copies,

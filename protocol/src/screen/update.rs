@@ -4,7 +4,7 @@
 //! decompress stays outside:
 //!
 //! ```text
-//! flags u8 (bit 0 reset, 1 cursor position, 2 cursor shape, 3 copies)
+//! flags u8 (bit 0 reset, 1 cursor position, 2 cursor shape, 3 copies, 4 acknowledge me)
 //! seq varint
 //! [reset]    width u16 · height u16
 //! [position] x i16 · y i16
@@ -30,6 +30,8 @@ const FLAG_RESET: u8 = 1;
 const FLAG_POSITION: u8 = 2;
 const FLAG_SHAPE: u8 = 4;
 const FLAG_COPIES: u8 = 8;
+/// The viewer acknowledges this update (see [`super::pacing`]); the agent sets it after encoding.
+pub(crate) const FLAG_ACK: u8 = 16;
 
 /// A region the viewer copies from another place of its own screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +44,10 @@ pub struct CopyRect {
 /// A screen update as it travels; the rectangles are still inside the compressed stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScreenUpdate {
-    /// Sequence number, acknowledged by the viewer.
+    /// Sequence number, acknowledged by the viewer when [`Self::ack_requested`].
     pub seq: u64,
+    /// Whether the viewer acknowledges this update.
+    pub ack_requested: bool,
     /// Set on a reset: the new screen size; the stream starts again and the screen is black.
     pub reset: Option<(u16, u16)>,
     pub cursor: CursorUpdate,
@@ -150,6 +154,7 @@ impl ScreenUpdate {
             (self.cursor.position.is_some(), FLAG_POSITION),
             (self.cursor.shape.is_some(), FLAG_SHAPE),
             (!self.copies.is_empty(), FLAG_COPIES),
+            (self.ack_requested, FLAG_ACK),
         ] {
             if set {
                 flags |= flag;
@@ -192,7 +197,7 @@ impl ScreenUpdate {
     pub fn decode(buf: &[u8], current: Option<(u16, u16)>) -> Result<Self, DecodeError> {
         let mut r = Reader::new(buf);
         let flags = r.u8()?;
-        if flags & !(FLAG_RESET | FLAG_POSITION | FLAG_SHAPE | FLAG_COPIES) != 0 {
+        if flags & !(FLAG_RESET | FLAG_POSITION | FLAG_SHAPE | FLAG_COPIES | FLAG_ACK) != 0 {
             return Err(DecodeError::Invalid {
                 what: "update flags",
                 reason: "unknown flag",
@@ -254,6 +259,7 @@ impl ScreenUpdate {
         let stream_chunk = r.bytes(r.remaining())?.to_vec();
         Ok(Self {
             seq,
+            ack_requested: flags & FLAG_ACK != 0,
             reset,
             cursor: CursorUpdate { position, shape },
             copies,
