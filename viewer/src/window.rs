@@ -272,6 +272,10 @@ pub fn run(
                 }
             }
         }
+        // minifb never redraws what another window uncovered; the X server says so (X11 only).
+        if blit.as_ref().is_some_and(exposed) {
+            dirty = true;
+        }
         let line = || {
             if path.is_empty() {
                 format!("{title} · {status}")
@@ -299,9 +303,7 @@ pub fn run(
             let changed = f.take_dirty();
             let shown = match (&blit, changed) {
                 (Some(b), Some(area))
-                    if !whole
-                        && !exposed(b)
-                        && area.w as usize * area.h as usize <= sw * sh / 4 =>
+                    if !whole && area.w as usize * area.h as usize <= sw * sh / 4 =>
                 {
                     let shown = put(b, &f.pixels, sw, area);
                     window.update();
