@@ -367,6 +367,26 @@ impl Display {
         !windows.is_empty()
     }
 
+    /// Asks the window `win` to close until `owner` exits, as a person clicks the close
+    /// button again when nothing happens (a request that arrives while a window manager-less
+    /// minifb window is busy can go unseen); `owner`'s exit code.
+    pub fn close_until_exit(&self, win: u32, owner: &mut Proc, limit: Duration) -> i32 {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.close_window_id(win);
+            let asked = Instant::now();
+            while asked.elapsed() < Duration::from_millis(500) {
+                if !owner.running() {
+                    return owner.wait_exit(Duration::ZERO);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if Instant::now() >= deadline {
+                return owner.wait_exit(Duration::ZERO);
+            }
+        }
+    }
+
     /// Asks the window `win` to close, as a window manager's close button does
     /// (WM_DELETE_WINDOW).
     pub fn close_window_id(&self, win: u32) {

@@ -10,7 +10,7 @@ use protocol::screen::{Framebuffer, Rect};
 use protocol::session::{EndReason, InputEvent, Key, MouseButton, NamedKey, ViewerMessage};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use text_render::TextRenderer;
 use tokio::sync::mpsc;
 
@@ -175,6 +175,9 @@ fn status_bar_height(screen_width: usize) -> usize {
 
 /// How long the window waits for a frame before it looks at the mouse and keyboard again.
 const INPUT_POLL: Duration = Duration::from_millis(4);
+/// While the picture stands still, how often the window is drawn whole (heals what another
+/// window uncovered; about 8 ms of the viewer's time at Full HD).
+const WHOLE_REDRAW_IDLE: Duration = Duration::from_secs(1);
 const BAR_COLOUR: u32 = 0x1B1F24;
 
 /// Paints the status bar: `footer` is `w` pixels wide and `bar` rows high.
@@ -228,6 +231,8 @@ pub fn run(
     let blit = partial_blit(&window);
     // The picture size minifb last drew whole; until then, and after a change, it draws whole.
     let mut drawn_whole: Option<(usize, usize)> = None;
+    // When minifb last drew the window whole, and when a frame last arrived.
+    let (mut last_whole, mut last_frame) = (Instant::now(), Instant::now());
     while window.is_open() {
         let first = match events.recv_timeout(INPUT_POLL) {
             Ok(ev) => Some(ev),
@@ -259,6 +264,7 @@ pub fn run(
                 SessionEvent::Frame { framebuffer, .. } => {
                     fb = Some(framebuffer);
                     frame_arrived = true;
+                    last_frame = Instant::now();
                 }
                 SessionEvent::Ended(_) | SessionEvent::Failed(_) => {
                     status = match ev {
@@ -272,8 +278,14 @@ pub fn run(
                 }
             }
         }
-        // minifb never redraws what another window uncovered; the X server says so (X11 only).
-        if blit.as_ref().is_some_and(exposed) {
+        // What another window uncovered stays damaged until drawn again (minifb takes no
+        // Expose events), so a picture that stands still is drawn whole once a second.
+        if blit.is_some()
+            && fb.is_some()
+            && last_frame.elapsed() >= WHOLE_REDRAW_IDLE
+            && last_whole.elapsed() >= WHOLE_REDRAW_IDLE
+        {
+            drawn_whole = None;
             dirty = true;
         }
         let line = || {
@@ -293,28 +305,36 @@ pub fn run(
                 f.set_footer(bar);
                 dirty = true;
             }
-            let mut whole =
-                drawn_whole != Some((sw, sh + bar)) || window.get_size() != (sw, sh + bar);
-            if std::mem::take(&mut dirty) {
+            let whole = drawn_whole != Some((sw, sh + bar)) || window.get_size() != (sw, sh + bar);
+            // A new status line (the path's round trip changes often) is the footer alone.
+            let status = std::mem::take(&mut dirty).then(|| {
                 draw_status(f.footer_mut(), sw, bar, &line(), &text);
-                whole = true;
-            }
+                Rect {
+                    x: 0,
+                    y: sh as u16,
+                    w: sw as u16,
+                    h: bar as u16,
+                }
+            });
             f.show_cursor();
             let changed = f.take_dirty();
-            let shown = match (&blit, changed) {
-                (Some(b), Some(area))
-                    if !whole && area.w as usize * area.h as usize <= sw * sh / 4 =>
-                {
-                    let shown = put(b, &f.pixels, sw, area);
+            let small = changed.is_none_or(|a| a.w as usize * a.h as usize <= sw * sh / 4);
+            let shown = match &blit {
+                Some(b) if !whole && small => {
+                    let shown = changed
+                        .into_iter()
+                        .chain(status)
+                        .try_for_each(|area| put(b, &f.pixels, sw, area));
                     window.update();
                     shown
                 }
-                (_, None) if !whole => {
+                None if !whole && changed.is_none() && status.is_none() => {
                     window.update();
                     Ok(())
                 }
                 _ => {
                     drawn_whole = Some((sw, sh + bar));
+                    last_whole = Instant::now();
                     window
                         .update_with_buffer(&f.pixels, sw, sh + bar)
                         .map_err(Into::into)
@@ -415,11 +435,6 @@ fn partial_blit(window: &Window) -> Option<PartialBlit> {
 }
 
 #[cfg(target_os = "linux")]
-fn exposed(blit: &PartialBlit) -> bool {
-    blit.exposed()
-}
-
-#[cfg(target_os = "linux")]
 fn put(blit: &PartialBlit, pixels: &[u32], stride: usize, area: Rect) -> anyhow::Result<()> {
     blit.put(pixels, stride, area)
 }
@@ -431,11 +446,6 @@ type PartialBlit = std::convert::Infallible;
 #[cfg(not(target_os = "linux"))]
 fn partial_blit(_: &Window) -> Option<PartialBlit> {
     None
-}
-
-#[cfg(not(target_os = "linux"))]
-fn exposed(blit: &PartialBlit) -> bool {
-    match *blit {}
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -4,15 +4,14 @@
 //! and its status bar, for a keystroke that changed a few hundred pixels. That transfer was
 //! most of the change-to-pixels time. So, where the window shows the screen 1:1, the viewer
 //! puts the changed bounding box itself over a connection of its own to the same display, and
-//! leaves minifb the whole window only for the first picture, a new size, the status bar and
-//! the X server's requests to redraw what another window uncovered.
+//! leaves minifb the whole window for the first picture, a new size, and once a second while
+//! the picture stands still (what another window uncovered is drawn again then; neither minifb
+//! nor this connection takes Expose events: selecting them on minifb's window kept closed
+//! windows from ending the viewer).
 
 use protocol::screen::Rect;
 use x11rb::connection::{Connection, RequestConnection};
-use x11rb::protocol::xproto::{
-    ChangeWindowAttributesAux, ConnectionExt, CreateGCAux, EventMask, ImageFormat, ImageOrder,
-};
-use x11rb::protocol::Event;
+use x11rb::protocol::xproto::{ConnectionExt, CreateGCAux, ImageFormat, ImageOrder};
 use x11rb::rust_connection::RustConnection;
 
 /// Bytes of a PutImage request beyond its pixels.
@@ -46,12 +45,6 @@ impl PartialBlit {
         let gc = conn.generate_id().ok()?;
         conn.create_gc(gc, window, &CreateGCAux::new().graphics_exposures(0))
             .ok()?;
-        // Our own event mask on minifb's window: we learn when parts of it need drawing again.
-        conn.change_window_attributes(
-            window,
-            &ChangeWindowAttributesAux::new().event_mask(EventMask::EXPOSURE),
-        )
-        .ok()?;
         conn.flush().ok()?;
         let max_request = conn.maximum_request_bytes();
         Some(Self {
@@ -93,15 +86,5 @@ impl PartialBlit {
         }
         self.conn.flush()?;
         Ok(())
-    }
-
-    /// Whether the X server asked for parts of the window to be drawn again since the last
-    /// call (it was uncovered, or mapped).
-    pub fn exposed(&self) -> bool {
-        let mut exposed = false;
-        while let Ok(Some(ev)) = self.conn.poll_for_event() {
-            exposed |= matches!(ev, Event::Expose(_));
-        }
-        exposed
     }
 }
