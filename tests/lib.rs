@@ -372,11 +372,14 @@ impl Display {
     /// minifb window is busy can go unseen); `owner`'s exit code.
     pub fn close_until_exit(&self, win: u32, owner: &mut Proc, limit: Duration) -> i32 {
         let deadline = Instant::now() + limit;
-        loop {
+        for asked_times in 1.. {
             self.close_window_id(win);
             let asked = Instant::now();
             while asked.elapsed() < Duration::from_millis(500) {
                 if !owner.running() {
+                    if asked_times > 1 {
+                        println!("{}: closed after {asked_times} requests", owner.name);
+                    }
                     return owner.wait_exit(Duration::ZERO);
                 }
                 std::thread::sleep(Duration::from_millis(10));
@@ -385,6 +388,7 @@ impl Display {
                 return owner.wait_exit(Duration::ZERO);
             }
         }
+        unreachable!("asked until it exited or the time was up")
     }
 
     /// Asks the window `win` to close, as a window manager's close button does

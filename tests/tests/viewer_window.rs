@@ -196,8 +196,9 @@ fn the_window_shows_the_screen_exactly_after_scrolling_and_being_covered() {
         &code,
     );
     cmd.env("DISPLAY", &desk.name);
-    let _viewer = Proc::spawn("viewer-window", cmd, &dir);
+    let viewer = Proc::spawn("viewer-window", cmd, &dir);
     agent.wait_line("consent asked", T);
+    viewer.wait_line("window draws changed boxes", T);
     let (x, y) = button(&agent, "consent", "View");
     pc.click(x, y);
     agent.wait_line("consent View", T);
@@ -216,7 +217,8 @@ fn the_window_shows_the_screen_exactly_after_scrolling_and_being_covered() {
     shows_exactly(&desk, &pc, origin, &dir, "after scrolling and typing");
 
     // Another window over the viewer's, until it shows there; then it goes away while the
-    // PC's screen stands still, so only the X server's Expose can bring the picture back.
+    // PC's screen stands still, so only the viewer's whole redraw (once a second) can bring
+    // the picture back.
     let mut cover = std::process::Command::new("xterm");
     cover
         .args(["-geometry", "80x20+100+100", "-bg", "red"])

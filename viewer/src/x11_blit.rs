@@ -3,19 +3,19 @@
 //! minifb puts the whole window to the X server on every frame: 8.7 MB for a Full HD screen
 //! and its status bar, for a keystroke that changed a few hundred pixels. That transfer was
 //! most of the change-to-pixels time. So, where the window shows the screen 1:1, the viewer
-//! puts the changed bounding box itself over a connection of its own to the same display, and
-//! leaves minifb the whole window for the first picture, a new size, and once a second while
-//! the picture stands still (what another window uncovered is drawn again then; neither minifb
-//! nor this connection takes Expose events: selecting them on minifb's window kept closed
-//! windows from ending the viewer).
+//! puts the changed bounding box itself over a connection of its own to the same display; the
+//! whole picture (first, and once a second to heal what another window uncovered) goes the
+//! same way, so no older whole picture can land after a newer box. minifb draws only a scaled
+//! window. Neither takes Expose events: selecting them on minifb's window from this
+//! connection kept closed windows from ending the viewer in tests.
 
 use protocol::screen::Rect;
 use x11rb::connection::{Connection, RequestConnection};
 use x11rb::protocol::xproto::{ConnectionExt, CreateGCAux, ImageFormat, ImageOrder};
 use x11rb::rust_connection::RustConnection;
 
-/// Bytes of a PutImage request beyond its pixels.
-const PUT_IMAGE_HEADER: usize = 24;
+/// Bytes of a PutImage request beyond its pixels (28 with BIG-REQUESTS' longer length).
+const PUT_IMAGE_HEADER: usize = 28;
 
 /// The viewer's own connection to the window's display.
 pub struct PartialBlit {

@@ -5,8 +5,9 @@
 //! message the viewer sends with an ACK packet of ~36 bytes, so an acknowledged keystroke costs
 //! the agent two packets instead of one (measured: 94 ACK-only packets for 92 keystrokes, a
 //! third of the typing bytes). So only updates that matter for pacing ask for one: those larger
-//! than a packet, and a small one after [`MAX_SMALL_UNASKED`] small ones or
-//! [`MAX_SMALL_UNASKED_BYTES`], so a run of small updates is paced by the link too. The agent encodes a new update only while fewer than
+//! than a packet, and every [`MAX_SMALL_UNASKED`]-th small one (or the one that brings the
+//! small ones since the last ask to [`MAX_SMALL_UNASKED_BYTES`]), so a run of small updates is
+//! paced by the link too. The agent encodes a new update only while fewer than
 //! [`MAX_ASKED_IN_FLIGHT`] asking updates await their acknowledgement; what a slow link holds
 //! is therefore bounded (two asking updates and the small ones between them), and the next
 //! update shows the screen as it is when there is room, never a queued old one.
