@@ -23,19 +23,9 @@ fn window_input_reaches_the_agent_display() {
     desk.map_keysyms(&[0xfc, 0xdf, 0x20ac]);
     let relay = Relay::start(&dir);
     let agent = agent(&relay, &pc, "4711", "PC-12", &dir, &[]);
-    let code = current_code(&agent);
-    let mut cmd = viewer_command(
-        &relay.addr,
-        ["--relay-fingerprint", &relay.fingerprint],
-        &relay.token,
-        "4711",
-        &code,
-    );
-    cmd.env("DISPLAY", &desk.name);
-    let mut viewer = Proc::spawn("viewer-window", cmd, &dir);
+    let mut viewer = window_viewer(&relay, &agent, &desk, &dir);
     agent.wait_line("consent asked", T);
-    let (x, y) = button(&agent, "consent", "Control");
-    pc.click(x, y);
+    answer_consent(&agent, &pc, "Control");
     agent.wait_line("consent Control", T);
     viewer.wait_line("first-frame", T);
 
@@ -99,6 +89,20 @@ fn window_input_reaches_the_agent_display() {
         0
     );
     assert_eq!(agent_exit(agent), 0);
+}
+
+/// A viewer in its window on `desk`, for the code `agent` shows.
+fn window_viewer(relay: &Relay, agent: &Proc, desk: &Display, dir: &std::path::Path) -> Proc {
+    let code = current_code(agent);
+    let mut cmd = viewer_command(
+        &relay.addr,
+        ["--relay-fingerprint", &relay.fingerprint],
+        &relay.token,
+        "4711",
+        &code,
+    );
+    cmd.env("DISPLAY", &desk.name);
+    Proc::spawn("viewer-window", cmd, dir)
 }
 
 /// The viewer's window on `desk` (1280x800 plus the 28-pixel status bar, so remote pixels map
@@ -187,20 +191,10 @@ fn the_window_shows_the_screen_exactly_after_scrolling_and_being_covered() {
     let desk = Display::start(1280, 900);
     let relay = Relay::start(&dir);
     let agent = agent(&relay, &pc, "4711", "PC-12", &dir, &[]);
-    let code = current_code(&agent);
-    let mut cmd = viewer_command(
-        &relay.addr,
-        ["--relay-fingerprint", &relay.fingerprint],
-        &relay.token,
-        "4711",
-        &code,
-    );
-    cmd.env("DISPLAY", &desk.name);
-    let viewer = Proc::spawn("viewer-window", cmd, &dir);
+    let viewer = window_viewer(&relay, &agent, &desk, &dir);
     agent.wait_line("consent asked", T);
     viewer.wait_line("window draws changed boxes", T);
-    let (x, y) = button(&agent, "consent", "View");
-    pc.click(x, y);
+    answer_consent(&agent, &pc, "View");
     agent.wait_line("consent View", T);
     pc.xdotool(&["mousemove", "1270", "790"]).unwrap();
     let (_, origin) = viewer_window(&desk);

@@ -21,9 +21,24 @@ pub struct Framebuffer {
     pub cursor_pos: Option<(i16, i16)>,
     pub cursor_shape: Option<CursorShape>,
     under: Option<CursorUnder>,
-    /// Bounding box (x0, y0, x1, y1) of the screen pixels changed since the front end last
-    /// took it, so a window can draw only those.
-    dirty: Option<(usize, usize, usize, usize)>,
+    /// The screen pixels changed since the front end last took them, so a window can draw
+    /// only those.
+    dirty: DirtyBox,
+}
+
+/// Bounding box (x0, y0, x1, y1) of changed pixels, if any.
+#[derive(Default, Clone, Copy)]
+struct DirtyBox(Option<(usize, usize, usize, usize)>);
+
+impl DirtyBox {
+    /// Grows the box over `r`, which lies inside the screen.
+    fn add(&mut self, r: Rect) {
+        let (x, y, x1, y1) = (r.x as usize, r.y as usize, r.right(), r.bottom());
+        self.0 = Some(match self.0 {
+            Some((a, b, c, d)) => (a.min(x), b.min(y), c.max(x1), d.max(y1)),
+            None => (x, y, x1, y1),
+        });
+    }
 }
 
 /// What the drawn cursor covers: where, and the pixels it hides.
@@ -80,7 +95,7 @@ impl Framebuffer {
     /// Takes the bounding box of the screen pixels that changed (updates, the cursor drawn or
     /// taken off) since the last call.
     pub fn take_dirty(&mut self) -> Option<Rect> {
-        self.dirty.take().map(|(x0, y0, x1, y1)| Rect {
+        self.dirty.0.take().map(|(x0, y0, x1, y1)| Rect {
             x: x0 as u16,
             y: y0 as u16,
             w: (x1 - x0) as u16,
@@ -88,24 +103,21 @@ impl Framebuffer {
         })
     }
 
+    /// Marks `w`×`h` pixels at (`x`, `y`), inside the screen, as changed.
     fn mark(&mut self, x: usize, y: usize, w: usize, h: usize) {
-        let (x1, y1) = ((x + w).min(self.width), (y + h).min(self.height));
-        if x1 <= x || y1 <= y {
-            return;
+        if w > 0 && h > 0 {
+            self.dirty.add(Rect {
+                x: x as u16,
+                y: y as u16,
+                w: w as u16,
+                h: h as u16,
+            });
         }
-        self.dirty = Some(match self.dirty {
-            Some((a, b, c, d)) => (a.min(x), b.min(y), c.max(x1), d.max(y1)),
-            None => (x, y, x1, y1),
-        });
-    }
-
-    fn mark_rect(&mut self, r: Rect) {
-        self.mark(r.x as usize, r.y as usize, r.w as usize, r.h as usize);
     }
 
     fn resize(&mut self, width: usize, height: usize) {
         self.under = None;
-        self.dirty = None;
+        self.dirty = DirtyBox::default();
         self.width = width;
         self.height = height;
         self.pixels.clear();
@@ -188,8 +200,6 @@ pub struct Applied {
 pub struct ScreenDecoder {
     stream: Option<PixelDecompressor>,
     scratch: Vec<u8>,
-    /// The rectangles of the update being applied (kept for its allocation).
-    changed: Vec<Rect>,
 }
 
 fn invalid(reason: &'static str) -> DecodeError {
@@ -229,14 +239,11 @@ impl ScreenDecoder {
             }
         }
         let screen = &mut fb.pixels[..w * h];
+        let mut changed = fb.dirty;
         for c in &u.copies {
             apply_copy(screen, w, 1, c);
+            changed.add(c.dst);
         }
-        for c in &u.copies {
-            fb.mark_rect(c.dst);
-        }
-        let screen = &mut fb.pixels[..w * h];
-        let mut changed = std::mem::take(&mut self.changed);
         let mut r = Reader::new(&self.scratch);
         let mut area = 0;
         for _ in 0..u.rect_count {
@@ -247,13 +254,10 @@ impl ScreenDecoder {
             }
             let data = r.bytes(pixel_len(rect, &pixels))?;
             decode_rect(screen, w, rect, &pixels, data);
-            changed.push(rect);
+            changed.add(rect);
         }
         r.finish()?;
-        for rect in changed.drain(..) {
-            fb.mark_rect(rect);
-        }
-        self.changed = changed;
+        fb.dirty = changed;
         fb.cursor_pos = u.cursor.position;
         if let Some(s) = u.cursor.shape {
             fb.cursor_shape = Some(s);

@@ -14,7 +14,7 @@
 //!
 //! Pure: the agent's capture thread and writer task call it under a lock.
 
-use super::update::FLAG_ACK;
+use super::update::request_ack;
 use std::collections::VecDeque;
 
 /// Updates that asked for an acknowledgement and may be on their way at once: two, so the next
@@ -62,9 +62,7 @@ impl UpdatePacing {
             || self.unasked + 1 >= MAX_SMALL_UNASKED
             || self.unasked_bytes + update.len() >= MAX_SMALL_UNASKED_BYTES;
         if ask {
-            if let Some(flags) = update.first_mut() {
-                *flags |= FLAG_ACK;
-            }
+            request_ack(update);
             self.asked.push_back(seq);
             self.unasked = 0;
             self.unasked_bytes = 0;
@@ -102,6 +100,7 @@ impl UpdatePacing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::screen::update::asks_ack;
 
     fn update(len: usize) -> Vec<u8> {
         vec![0; len]
@@ -115,7 +114,7 @@ mod tests {
             let mut u = update(40);
             assert!(p.has_room(), "seq {seq}");
             if p.encoded(seq, &mut u) {
-                assert_eq!(u[0] & FLAG_ACK, FLAG_ACK);
+                assert!(asks_ack(&u));
                 asked.push(seq);
             } else {
                 assert_eq!(u[0], 0);

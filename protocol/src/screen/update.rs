@@ -31,7 +31,21 @@ const FLAG_POSITION: u8 = 2;
 const FLAG_SHAPE: u8 = 4;
 const FLAG_COPIES: u8 = 8;
 /// The viewer acknowledges this update (see [`super::pacing`]); the agent sets it after encoding.
-pub(crate) const FLAG_ACK: u8 = 16;
+const FLAG_ACK: u8 = 16;
+
+/// Marks an encoded update as one the viewer must acknowledge (the pacing decides after
+/// encoding, when the update's size is known).
+pub(crate) fn request_ack(encoded: &mut [u8]) {
+    if let Some(flags) = encoded.first_mut() {
+        *flags |= FLAG_ACK;
+    }
+}
+
+/// Whether an encoded update asks for an acknowledgement.
+#[cfg(test)]
+pub(crate) fn asks_ack(encoded: &[u8]) -> bool {
+    encoded.first().is_some_and(|f| f & FLAG_ACK != 0)
+}
 
 /// A region the viewer copies from another place of its own screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
