@@ -85,7 +85,7 @@ fn window_input_reaches_the_agent_display() {
     // Closing the viewer window ends the session on both sides.
     let win = win.parse().expect("window id");
     assert_eq!(
-        desk.close_until_exit(win, &mut viewer, Duration::from_secs(3)),
+        desk.close_and_wait_exit(win, &mut viewer, Duration::from_secs(3)),
         0
     );
     assert_eq!(agent_exit(agent), 0);
@@ -275,7 +275,7 @@ fn early_failures_show_in_the_window_and_it_closes() {
         let title = desk.xdotool(&["getwindowname", &win]).unwrap();
         let win = win.parse().expect("window id");
         assert_eq!(
-            desk.close_until_exit(win, &mut viewer, Duration::from_secs(5)),
+            desk.close_and_wait_exit(win, &mut viewer, Duration::from_secs(5)),
             1
         );
         let printed = viewer.stderr();
