@@ -13,6 +13,7 @@ packages=(
   libx11-6 libxcursor1 libxrandr2 libxi6 libxkbcommon0
   xvfb xdotool xterm x11-utils
   tcpdump iproute2 iptables
+  sqlite3
   gcc-mingw-w64-x86-64 wine wine64
   "$@"
 )

@@ -579,14 +579,36 @@ impl Relay {
             .wait_line("fernhilfe-relay listening on udp ", Duration::from_secs(20));
     }
 
-    /// The audit log's lines.
+    /// The audit store's records as JSON lines (`audit export`), once the relay wrote them:
+    /// a record follows its event by the writer thread's turn.
     pub fn audit(&self) -> Vec<String> {
-        std::fs::read_to_string(self.state.join("audit.jsonl"))
-            .unwrap_or_default()
+        std::thread::sleep(Duration::from_millis(200));
+        self.audit_cmd(&["export"])
             .lines()
             .map(str::to_owned)
             .collect()
     }
+
+    /// Runs `fernhilfe-relay audit ARGS` on this relay's state directory; its standard output.
+    pub fn audit_cmd(&self, args: &[&str]) -> String {
+        relay_audit(&self.state, args).1
+    }
+}
+
+/// Runs `fernhilfe-relay audit ARGS` on the state directory `state`; (exit code, standard
+/// output).
+pub fn relay_audit(state: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(bin_dir().join("fernhilfe-relay"))
+        .arg("--state-dir")
+        .arg(state)
+        .arg("audit")
+        .args(args)
+        .output()
+        .expect("run fernhilfe-relay audit");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 /// The agent's command line for the relay at `addr`, trusted by `trust`

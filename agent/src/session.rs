@@ -100,6 +100,7 @@ async fn register(settings: &AgentSettings) -> Result<(RelayClient, Duration)> {
             version: protocol::PROTOCOL_VERSION,
             ticket: settings.ticket,
             host_name: settings.host_name.clone(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         })
         .await?;
     match relay.next_timely().await? {
@@ -406,9 +407,11 @@ async fn session(
     let answer = gate.get().unwrap_or(Grant::Denied);
     status(format_args!("consent {answer:?}"));
     let _ = ctrl.try_send(AgentMessage::Grant(answer));
+    report(&reports, ToRelay::ConsentReport { grant: answer });
     if answer == Grant::Denied {
         let _ = ui.send(UiCommand::CloseAll);
         goodbye(&conn, &endpoint, ctrl, ctrl_task, EndReason::ConsentDenied).await;
+        report_end(&reports, &conn, EndReason::ConsentDenied);
         close_reporter(reports, reporter).await;
         return Ok(Outcome::Denied);
     }
@@ -459,6 +462,7 @@ async fn session(
                 Some(UiEvent::ChangeGrant(g)) => {
                     status(format_args!("grant {g:?}"));
                     let _ = ctrl.try_send(AgentMessage::Grant(g));
+                    report(&reports, ToRelay::ConsentReport { grant: g });
                 }
                 Some(UiEvent::End) | None => break EndReason::EndedAtAgent,
                 Some(_) => {}
@@ -473,9 +477,39 @@ async fn session(
     injector.stop();
     let _ = ui.send(UiCommand::CloseAll);
     status(format_args!("session ended reason={outcome:?}"));
+    if outcome == EndReason::EndedAtAgent {
+        // The person's *Beenden* withdraws consent: on the record as such.
+        report(
+            &reports,
+            ToRelay::ConsentReport {
+                grant: Grant::Denied,
+            },
+        );
+    }
     goodbye(&conn, &endpoint, ctrl, ctrl_task, outcome).await;
+    report_end(&reports, &conn, outcome);
     close_reporter(reports, reporter).await;
     Ok(Outcome::Ended(outcome))
+}
+
+/// Queues a report for the session record; a relay that does not take it costs only the record.
+fn report(reports: &mpsc::Sender<ToRelay>, m: ToRelay) {
+    if reports.try_send(m).is_err() {
+        tracing::info!("report not sent: the relay does not take it");
+    }
+}
+
+/// Reports how the session ended and the end-to-end bytes each way (UDP, headers included).
+fn report_end(reports: &mpsc::Sender<ToRelay>, conn: &Connection, reason: EndReason) {
+    let stats = conn.stats();
+    report(
+        reports,
+        ToRelay::EndReport {
+            reason,
+            bytes_sent: stats.udp_tx.bytes,
+            bytes_received: stats.udp_rx.bytes,
+        },
+    );
 }
 
 /// The path the session takes, as last shown and reported.
@@ -499,12 +533,7 @@ impl PathWatch {
             "path {} rtt_ms={rtt_ms}",
             kind.label().replace(' ', "_")
         ));
-        if reports
-            .try_send(ToRelay::PathReport { path: kind, rtt_ms })
-            .is_err()
-        {
-            tracing::info!("path report not sent: the relay does not take it");
-        }
+        report(reports, ToRelay::PathReport { path: kind, rtt_ms });
     }
 }
 

@@ -98,7 +98,7 @@ pub enum AgentMessage {
     End(EndReason),
 }
 
-fn encode_reason(w: &mut Writer, r: EndReason) {
+pub(crate) fn encode_reason(w: &mut Writer, r: EndReason) {
     w.u8(match r {
         EndReason::EndedAtAgent => 1,
         EndReason::EndedByViewer => 2,
@@ -108,7 +108,7 @@ fn encode_reason(w: &mut Writer, r: EndReason) {
     });
 }
 
-fn decode_reason(r: &mut Reader<'_>) -> Result<EndReason, DecodeError> {
+pub(crate) fn decode_reason(r: &mut Reader<'_>) -> Result<EndReason, DecodeError> {
     Ok(match r.u8()? {
         1 => EndReason::EndedAtAgent,
         2 => EndReason::EndedByViewer,

@@ -13,10 +13,15 @@
 //! ([`ToRelay::AdmitEndpoint`]); the relay's path service admits only such ids, and says so
 //! ([`FromRelay::EndpointAdmitted`]). The end-to-end connection then runs between those ids,
 //! relayed or direct; the relay cannot decrypt it. While it lives, each side reports the path
-//! it takes ([`ToRelay::PathReport`]) for the session record.
+//! it takes ([`ToRelay::PathReport`]) for the session record, and the agent reports what the
+//! person at the PC decided ([`ToRelay::ConsentReport`]) and how the session ended
+//! ([`ToRelay::EndReport`]): the relay cannot see inside the session, so its audit record of
+//! consent is the agent's word, checked like every other message.
 
+use crate::consent::Grant;
 use crate::ids::{check_name, TicketNumber, MAX_NAME_LEN};
 use crate::peer::PathKind;
+use crate::session::{decode_reason, encode_reason, EndReason};
 use crate::wire::{check_len, DecodeError, Reader, Writer};
 use std::fmt;
 
@@ -47,6 +52,8 @@ pub enum ToRelay {
         version: u16,
         ticket: TicketNumber,
         host_name: String,
+        /// The agent's release (e.g. `0.1.0`), for the audit record.
+        agent_version: String,
     },
     /// A staff member wants to connect to an agent waiting under a ticket.
     JoinAsViewer {
@@ -68,6 +75,14 @@ pub enum ToRelay {
     AdmitEndpoint { pairing: u64, id: [u8; 32] },
     /// The path the session's connection takes now, for the session record.
     PathReport { path: PathKind, rtt_ms: u32 },
+    /// What the person at the PC granted now: first answer, change, or `Denied` on revocation.
+    ConsentReport { grant: Grant },
+    /// How the session ended, with the end-to-end bytes the agent sent and received.
+    EndReport {
+        reason: EndReason,
+        bytes_sent: u64,
+        bytes_received: u64,
+    },
 }
 
 /// Why the relay refused or ended something; sent before it closes the stream.
@@ -136,8 +151,13 @@ impl ToRelay {
                 version,
                 ticket,
                 host_name,
+                agent_version,
             } => {
-                w.u8(1).u16(*version).u64(ticket.get()).string(host_name);
+                w.u8(1)
+                    .u16(*version)
+                    .u64(ticket.get())
+                    .string(host_name)
+                    .string(agent_version);
             }
             ToRelay::JoinAsViewer {
                 version,
@@ -175,6 +195,18 @@ impl ToRelay {
             ToRelay::PathReport { path, rtt_ms } => {
                 w.u8(8).u8(path.tag()).u32(*rtt_ms);
             }
+            ToRelay::ConsentReport { grant } => {
+                w.u8(9).u8(grant.code());
+            }
+            ToRelay::EndReport {
+                reason,
+                bytes_sent,
+                bytes_received,
+            } => {
+                w.u8(10);
+                encode_reason(&mut w, *reason);
+                w.u64(*bytes_sent).u64(*bytes_received);
+            }
         }
         w.finish()
     }
@@ -188,6 +220,7 @@ impl ToRelay {
                 version: r.u16()?,
                 ticket: ticket(&mut r)?,
                 host_name: name(&mut r, "host name")?,
+                agent_version: name(&mut r, "agent version")?,
             },
             2 => ToRelay::JoinAsViewer {
                 version: r.u16()?,
@@ -224,6 +257,14 @@ impl ToRelay {
             8 => ToRelay::PathReport {
                 path: PathKind::from_tag(r.u8()?)?,
                 rtt_ms: r.u32()?,
+            },
+            9 => ToRelay::ConsentReport {
+                grant: Grant::from_code(r.u8()?)?,
+            },
+            10 => ToRelay::EndReport {
+                reason: decode_reason(&mut r)?,
+                bytes_sent: r.u64()?,
+                bytes_received: r.u64()?,
             },
             tag => {
                 return Err(DecodeError::UnknownTag {
@@ -429,6 +470,7 @@ mod tests {
                 version: 1,
                 ticket: t(),
                 host_name: "PC-12".into(),
+                agent_version: "0.1.0".into(),
             },
             ToRelay::JoinAsViewer {
                 version: 1,
@@ -474,6 +516,17 @@ mod tests {
             ToRelay::PathReport {
                 path: PathKind::DirectLan,
                 rtt_ms: 0,
+            },
+            ToRelay::ConsentReport {
+                grant: Grant::Control,
+            },
+            ToRelay::ConsentReport {
+                grant: Grant::Denied,
+            },
+            ToRelay::EndReport {
+                reason: EndReason::EndedAtAgent,
+                bytes_sent: 1 << 40,
+                bytes_received: 7,
             },
         ]
     }

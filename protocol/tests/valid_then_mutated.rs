@@ -26,13 +26,14 @@ fn blob() -> impl Strategy<Value = Vec<u8>> {
 
 fn to_relay() -> impl Strategy<Value = ToRelay> {
     prop_oneof![
-        (any::<u16>(), ticket(), name()).prop_map(|(version, ticket, host_name)| {
-            ToRelay::RegisterAgent {
+        (any::<u16>(), ticket(), name(), name()).prop_map(
+            |(version, ticket, host_name, agent_version)| ToRelay::RegisterAgent {
                 version,
                 ticket,
                 host_name,
+                agent_version,
             }
-        }),
+        ),
         (
             any::<u16>(),
             "[a-z0-9_]{0,128}",
@@ -61,6 +62,14 @@ fn to_relay() -> impl Strategy<Value = ToRelay> {
             }
         }),
         Just(ToRelay::Renew),
+        grant().prop_map(|grant| ToRelay::ConsentReport { grant }),
+        (end_reason(), any::<u64>(), any::<u64>()).prop_map(
+            |(reason, bytes_sent, bytes_received)| ToRelay::EndReport {
+                reason,
+                bytes_sent,
+                bytes_received,
+            }
+        ),
     ]
 }
 
@@ -155,10 +164,13 @@ fn viewer_message() -> impl Strategy<Value = ViewerMessage> {
     ]
 }
 
+fn grant() -> impl Strategy<Value = Grant> {
+    prop::sample::select(vec![Grant::Denied, Grant::View, Grant::Control])
+}
+
 fn agent_message() -> impl Strategy<Value = AgentMessage> {
     prop_oneof![
-        prop::sample::select(vec![Grant::Denied, Grant::View, Grant::Control])
-            .prop_map(AgentMessage::Grant),
+        grant().prop_map(AgentMessage::Grant),
         end_reason().prop_map(AgentMessage::End),
     ]
 }

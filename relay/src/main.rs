@@ -22,6 +22,8 @@ use transport::identity::Identity;
 const DEFAULT_LISTEN: &str = "0.0.0.0:443";
 /// Signaling streams over TCP waiting to be served; more are refused until these are taken.
 const SIGNAL_BACKLOG: usize = 64;
+/// Audit records are kept a year unless configured otherwise.
+const DEFAULT_RETENTION_DAYS: u32 = 365;
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +61,10 @@ enum Command {
         /// PEM private key for --cert
         #[arg(long, requires = "cert")]
         key: Option<PathBuf>,
+        /// Days audit records are kept; older ones are pruned daily, the chain stays verifiable
+        /// [default: 365]
+        #[arg(long)]
+        retention_days: Option<u32>,
     },
     /// Print the SHA-256 fingerprint agents and viewers pin (creates the key on first use)
     Fingerprint,
@@ -66,6 +72,38 @@ enum Command {
     Staff {
         #[command(subcommand)]
         action: StaffAction,
+    },
+    /// Read and check the audit store
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Check the hash chain and its signed checkpoints; exits 1 at the first broken record
+    Verify,
+    /// Every session of a ticket as a timeline
+    Show {
+        /// The ticket number
+        ticket: protocol::ids::TicketNumber,
+        /// Language of the timeline
+        #[arg(long, value_enum, default_value = "de")]
+        lang: audit::record::Lang,
+    },
+    /// Records since a date as JSON lines or CSV, on standard output
+    Export {
+        /// First day or time (2026-11-01 or 2026-11-01T08:00:00Z, UTC) [default: everything]
+        #[arg(long, value_parser = audit::cli::parse_since)]
+        since: Option<i64>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: audit::cli::Format,
+    },
+    /// Delete records older than the retention now (the running relay also does this daily)
+    Prune {
+        #[arg(long, default_value_t = DEFAULT_RETENTION_DAYS)]
+        retention_days: u32,
     },
 }
 
@@ -86,6 +124,7 @@ struct ConfigFile {
     qad_listen: Option<SocketAddr>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
+    retention_days: Option<u32>,
     #[serde(default)]
     limits: limits::Limits,
 }
@@ -137,7 +176,21 @@ fn main() -> Result<()> {
         qad_listen: None,
         cert: None,
         key: None,
+        retention_days: None,
     }) {
+        Command::Audit { action } => match action {
+            AuditAction::Verify => {
+                if !audit::cli::verify(&state_dir)? {
+                    std::process::exit(1);
+                }
+                Ok(())
+            }
+            AuditAction::Show { ticket, lang } => audit::cli::show(&state_dir, ticket, lang),
+            AuditAction::Export { since, format } => {
+                audit::cli::export(&state_dir, since.unwrap_or(0), format)
+            }
+            AuditAction::Prune { retention_days } => audit::cli::prune(&state_dir, retention_days),
+        },
         Command::Fingerprint => {
             state_dir::create(&state_dir)?;
             let (id, _) = Identity::load_or_create(&state_dir, "fernhilfe-relay")
@@ -171,6 +224,7 @@ fn main() -> Result<()> {
             qad_listen,
             cert,
             key,
+            retention_days,
         } => {
             let cfg = load_config(cli.config.as_deref(), &state_dir)?;
             let listen = listen
@@ -196,6 +250,9 @@ fn main() -> Result<()> {
                 cert.or(cfg.cert),
                 key.or(cfg.key),
                 cfg.limits,
+                retention_days
+                    .or(cfg.retention_days)
+                    .unwrap_or(DEFAULT_RETENTION_DAYS),
             ))
         }
     }
@@ -208,6 +265,7 @@ async fn serve(
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     limits: limits::Limits,
+    retention_days: u32,
 ) -> Result<()> {
     state_dir::create(state_dir)?;
     let id = match (cert, key) {
@@ -237,8 +295,13 @@ async fn serve(
     let admission =
         admission::Admission::new(limits.max_connections_per_address, limits.max_connections);
     let hello_timeout = limits.hello_timeout();
-    let state =
-        rendezvous::Rendezvous::new(state_dir, limits, paths.admission(), paths.qad_port())?;
+    let state = rendezvous::Rendezvous::new(
+        state_dir,
+        limits,
+        paths.admission(),
+        paths.qad_port(),
+        retention_days,
+    )?;
     tokio::spawn(paths.clone().serve_tcp(tcp, admission.clone()));
     // Signaling that came over TCP is served like signaling over QUIC.
     let tcp_state = state.clone();
@@ -289,6 +352,9 @@ async fn serve(
                 endpoint.close(0u32.into(), b"relay shutting down");
                 paths.shutdown().await;
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(2), endpoint.wait_idle()).await;
+                // The agents' goodbyes above end their sessions: on the record before exiting.
+                let flushing = state.clone();
+                let _ = tokio::task::spawn_blocking(move || flushing.flush_audit()).await;
                 break;
             }
         }

@@ -5,7 +5,8 @@
 //!
 //! The signaling stream is the same whether it arrived over QUIC or over TLS on TCP.
 
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::record::{AuditRecord, ConsentChange, EndKind, GrantKind, RefusalKind, Side};
+use crate::audit::AuditLog;
 use crate::limits::Limits;
 use crate::pairing_table::{AgentId, PairingId, PairingTable, Route, Verdict};
 use crate::path_service::{AdmittedEndpoint, SessionAdmission};
@@ -85,12 +86,13 @@ impl Rendezvous {
         limits: Limits,
         paths: Arc<SessionAdmission>,
         qad_port: u16,
+        retention_days: u32,
     ) -> anyhow::Result<Arc<Self>> {
         let r = Arc::new(Self {
             table: Mutex::new(PairingTable::new(limits.clone())),
             links: Mutex::default(),
             staff: StaffCache::new(state_dir),
-            audit: AuditLog::open(state_dir)?,
+            audit: AuditLog::open(state_dir, retention_days)?,
             limits,
             paths,
             qad_port,
@@ -105,6 +107,11 @@ impl Rendezvous {
             }
         });
         Ok(r)
+    }
+
+    /// Waits until every audit record so far is stored: before the process exits.
+    pub fn flush_audit(&self) {
+        self.audit.flush();
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, PairingTable> {
@@ -205,8 +212,14 @@ impl Rendezvous {
         }
         match hello {
             ToRelay::RegisterAgent {
-                ticket, host_name, ..
-            } => self.agent(remote, send, recv, ticket, host_name).await,
+                ticket,
+                host_name,
+                agent_version,
+                ..
+            } => {
+                self.agent(remote, send, recv, ticket, host_name, agent_version)
+                    .await
+            }
             ToRelay::JoinAsViewer {
                 token,
                 ticket,
@@ -224,6 +237,7 @@ impl Rendezvous {
         mut recv: Recv,
         ticket: TicketNumber,
         host: String,
+        agent_version: String,
     ) -> anyhow::Result<()> {
         let registered = self
             .table()
@@ -238,8 +252,14 @@ impl Rendezvous {
         let (tx, mut inbox) = mpsc::channel(INBOX_DEPTH);
         lock(&self.links).agents.insert(id, tx);
         tracing::info!(%ticket, host = %host, "agent registered");
-        self.audit
-            .record(AuditEvent::AgentRegistered, ticket, Some(&host), None, None);
+        self.audit.record(
+            Some(ticket),
+            AuditRecord::AgentRegistered {
+                host: host.clone(),
+                agent_version,
+                source: remote.ip().to_string(),
+            },
+        );
         let renew_within_secs = self.limits.registration_ttl().as_secs() as u32;
         let result = match timely(send_frame(
             &mut send,
@@ -263,7 +283,7 @@ impl Rendezvous {
         }
         tracing::info!(%ticket, host = %host, "agent left");
         self.audit
-            .record(AuditEvent::AgentLeft, ticket, Some(&host), None, None);
+            .record(Some(ticket), AuditRecord::AgentLeft { host: host.clone() });
         result
     }
 
@@ -274,8 +294,8 @@ impl Rendezvous {
         inbox: &mut mpsc::Receiver<AgentInbox>,
         (ticket, id, host): (TicketNumber, AgentId, &str),
     ) -> anyhow::Result<()> {
-        // Set once the session runs: the staff member and when it started.
-        let mut session: Option<(String, Instant)> = None;
+        // Set once the session runs.
+        let mut session: Option<SessionRecord> = None;
         // The pairing the agent was last told of, and the endpoint it named for it.
         let mut current: Option<PairingId> = None;
         let mut _admitted: Option<AdmittedEndpoint> = None;
@@ -284,20 +304,28 @@ impl Rendezvous {
                 frame = recv.next() => {
                     // A lost connection ends things just like a clean close: record it the same way.
                     let Some(frame) = frame.unwrap_or(None) else {
-                        if let Some((staff, start)) = session.take() {
-                            self.audit.record(AuditEvent::SessionEnded, ticket, Some(host), Some(&staff), Some(&format!("duration_s={}", start.elapsed().as_secs())));
+                        if let Some(s) = session.take() {
+                            self.record_end(ticket, host, s);
                         }
                         return Ok(());
                     };
-                    let msg = ToRelay::decode(&frame).map_err(protocol_violation)?;
-                    if let Some((staff, _)) = &session {
-                        match msg {
-                            ToRelay::PathReport { path, rtt_ms } => {
-                                self.record_path(ticket, host, staff, "agent", path, rtt_ms);
-                                continue;
+                    let msg = match ToRelay::decode(&frame) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            if let Some(s) = session.take() {
+                                self.record_end(ticket, host, s);
                             }
-                            _ => return Err(protocol_violation("signaling after the session started")),
+                            return Err(protocol_violation(e));
                         }
+                    };
+                    if let Some(s) = &mut session {
+                        if let Err(e) = self.session_report(ticket, host, s, msg) {
+                            if let Some(s) = session.take() {
+                                self.record_end(ticket, host, s);
+                            }
+                            return Err(e);
+                        }
+                        continue;
                     }
                     match msg {
                         ToRelay::AdmitEndpoint { pairing, id: endpoint } => {
@@ -322,13 +350,13 @@ impl Rendezvous {
                                         continue;
                                     };
                                     tracing::info!(%ticket, host, staff = %staff, "session started");
-                                    self.audit.record(AuditEvent::SessionStarted, ticket, Some(host), Some(&staff), None);
+                                    self.audit.record(Some(ticket), AuditRecord::SessionStarted { host: host.to_owned(), staff: staff.clone() });
                                     let _ = v.inbox.try_send(ViewerInbox::Succeeded);
-                                    session = Some((staff, Instant::now()));
+                                    session = Some(SessionRecord::new(staff));
                                 }
                                 Verdict::Wrong { staff } => {
                                     tracing::info!(%ticket, host, staff = %staff, "wrong session code");
-                                    self.audit.record(AuditEvent::WrongCode, ticket, Some(host), Some(&staff), None);
+                                    self.audit.record(Some(ticket), AuditRecord::WrongCode { host: host.to_owned(), staff: staff.clone() });
                                     self.to_viewer(pairing, ViewerInbox::Failed(Refusal::WrongCode));
                                 }
                                 Verdict::Deferred | Verdict::Stale => {}
@@ -383,21 +411,95 @@ impl Rendezvous {
         ticket: TicketNumber,
         host: &str,
         staff: &str,
-        side: &str,
+        side: Side,
         path: protocol::peer::PathKind,
         rtt_ms: u32,
     ) {
-        tracing::info!(%ticket, host, side, %path, rtt_ms, "session path");
-        let detail = format!(
-            "side={side} path={} rtt_ms={rtt_ms}",
-            path.label().replace(' ', "_")
-        );
+        tracing::info!(%ticket, host, ?side, %path, rtt_ms, "session path");
         self.audit.record(
-            AuditEvent::PathChanged,
-            ticket,
-            Some(host),
-            Some(staff),
-            Some(&detail),
+            Some(ticket),
+            AuditRecord::PathChanged {
+                host: host.to_owned(),
+                staff: staff.to_owned(),
+                side,
+                path: path.into(),
+                rtt_ms,
+            },
+        );
+    }
+
+    /// Takes a report the agent sends while its session runs: path, consent, end.
+    fn session_report(
+        &self,
+        ticket: TicketNumber,
+        host: &str,
+        s: &mut SessionRecord,
+        msg: ToRelay,
+    ) -> anyhow::Result<()> {
+        s.reports += 1;
+        if s.reports > MAX_SESSION_REPORTS {
+            return Err(protocol_violation("too many session reports"));
+        }
+        match msg {
+            ToRelay::PathReport { path, rtt_ms } => {
+                self.record_path(ticket, host, &s.staff, Side::Agent, path, rtt_ms);
+            }
+            ToRelay::ConsentReport { grant } => {
+                let grant = GrantKind::from(grant);
+                let change = match (s.grant, grant) {
+                    (None, GrantKind::Nothing) => ConsentChange::Refused,
+                    (None, _) => ConsentChange::Given,
+                    (Some(_), GrantKind::Nothing) => ConsentChange::Revoked,
+                    (Some(_), _) => ConsentChange::Changed,
+                };
+                if s.grant == Some(GrantKind::Nothing) {
+                    return Err(protocol_violation("consent after it was withdrawn"));
+                }
+                s.grant = Some(grant);
+                tracing::info!(%ticket, host, ?change, ?grant, "consent");
+                self.audit.record(
+                    Some(ticket),
+                    AuditRecord::Consent {
+                        host: host.to_owned(),
+                        staff: s.staff.clone(),
+                        change,
+                        grant,
+                    },
+                );
+            }
+            ToRelay::EndReport {
+                reason,
+                bytes_sent,
+                bytes_received,
+            } => {
+                if s.end.is_some() {
+                    return Err(protocol_violation("a second end report"));
+                }
+                s.end = Some((reason.into(), bytes_sent, bytes_received));
+            }
+            _ => return Err(protocol_violation("signaling after the session started")),
+        }
+        Ok(())
+    }
+
+    /// Writes the end of a session: the agent's report, or a lost connection.
+    fn record_end(&self, ticket: TicketNumber, host: &str, s: SessionRecord) {
+        let (reason, sent, received) = match s.end {
+            Some((r, tx, rx)) => (r, Some(tx), Some(rx)),
+            None => (EndKind::ConnectionLost, None, None),
+        };
+        let duration_s = s.start.elapsed().as_secs();
+        tracing::info!(%ticket, host, staff = %s.staff, ?reason, duration_s, "session ended");
+        self.audit.record(
+            Some(ticket),
+            AuditRecord::SessionEnded {
+                host: host.to_owned(),
+                staff: s.staff,
+                reason,
+                duration_s,
+                agent_bytes_sent: sent,
+                agent_bytes_received: received,
+            },
         );
     }
 
@@ -412,11 +514,11 @@ impl Rendezvous {
         let Some(staff) = self.staff.authenticate(token).await else {
             tracing::info!(%ticket, "viewer refused: bad staff token");
             self.audit.record(
-                AuditEvent::ViewerRefused,
-                ticket,
-                None,
-                None,
-                Some("bad staff token"),
+                Some(ticket),
+                AuditRecord::ViewerRefused {
+                    staff: None,
+                    reason: RefusalKind::BadStaffToken,
+                },
             );
             return refuse(&mut send, Refusal::BadStaffToken).await;
         };
@@ -428,11 +530,11 @@ impl Rendezvous {
             Err(r) => {
                 tracing::info!(%ticket, staff = %staff, reason = ?r, "viewer refused");
                 self.audit.record(
-                    AuditEvent::ViewerRefused,
-                    ticket,
-                    host.as_deref(),
-                    Some(&staff),
-                    Some(&format!("{r:?}")),
+                    Some(ticket),
+                    AuditRecord::ViewerRefused {
+                        staff: Some(staff.clone()),
+                        reason: RefusalKind::from(&r),
+                    },
                 );
                 return refuse(&mut send, r).await;
             }
@@ -486,6 +588,7 @@ impl Rendezvous {
         tokio::pin!(deadline);
         let mut _admitted: Option<AdmittedEndpoint> = None;
         let mut started = false;
+        let mut reports = 0u32;
         loop {
             tokio::select! {
                 _ = &mut deadline, if !started => return refuse(send, Refusal::PeerLeft).await,
@@ -496,7 +599,12 @@ impl Rendezvous {
                     };
                     let route = match ToRelay::decode(&frame) {
                         Ok(ToRelay::PathReport { path, rtt_ms }) if started => {
-                            self.record_path(ticket, &joined.host, staff, "viewer", path, rtt_ms);
+                            reports += 1;
+                            if reports > MAX_SESSION_REPORTS {
+                                refuse(send, Refusal::ProtocolViolation).await?;
+                                return Err(protocol_violation("too many session reports"));
+                            }
+                            self.record_path(ticket, &joined.host, staff, Side::Viewer, path, rtt_ms);
                             continue;
                         }
                         Ok(ToRelay::AdmitEndpoint { pairing: p, id }) if p == pairing && !started => {
@@ -535,6 +643,31 @@ impl Rendezvous {
     }
 }
 
+/// Reports one side may send during a session: paths change a few times, consent a few
+/// times; more is a peer filling the audit store.
+const MAX_SESSION_REPORTS: u32 = 256;
+
+/// A running session as the agent's side of the relay keeps it for the record.
+struct SessionRecord {
+    staff: String,
+    start: Instant,
+    grant: Option<GrantKind>,
+    end: Option<(EndKind, u64, u64)>,
+    reports: u32,
+}
+
+impl SessionRecord {
+    fn new(staff: String) -> Self {
+        Self {
+            staff,
+            start: Instant::now(),
+            grant: None,
+            end: None,
+            reports: 0,
+        }
+    }
+}
+
 fn message_kind(m: &ToRelay) -> &'static str {
     match m {
         ToRelay::RegisterAgent { .. } => "registration",
@@ -545,6 +678,8 @@ fn message_kind(m: &ToRelay) -> &'static str {
         ToRelay::Renew => "renewal",
         ToRelay::AdmitEndpoint { .. } => "endpoint",
         ToRelay::PathReport { .. } => "path report",
+        ToRelay::ConsentReport { .. } => "consent report",
+        ToRelay::EndReport { .. } => "end report",
     }
 }
 

@@ -28,8 +28,9 @@ mod tests {
         super::create(&dir).unwrap();
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
-        let _audit = crate::audit::AuditLog::open(&dir).unwrap();
-        assert_eq!(mode(&dir.join("audit.jsonl")), 0o600);
+        let _audit = crate::audit::AuditLog::open(&dir, 365).unwrap();
+        assert_eq!(mode(&dir.join(crate::audit::store::FILE)), 0o600);
+        assert_eq!(mode(&dir.join(crate::audit::store::KEY_FILE)), 0o600);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -164,12 +164,53 @@ fn control_consent_injects_input_until_revoked() {
     );
     assert_eq!(s.agent.wait_exit(Duration::from_secs(3)), 0);
     assert_eq!(s.viewer.wait_exit(Duration::from_secs(3)), 0);
-    let audit = s.relay.audit().join("\n");
+    // The relay's record: the session, each decision of the person as the agent reported it,
+    // and the end with its reason, in order, in a chain that verifies.
+    let audit = s.relay.audit();
+    let kinds: Vec<String> = audit
+        .iter()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let r = &v["record"];
+            let kind = r["kind"].as_str()?.to_owned();
+            Some(match kind.as_str() {
+                "consent" => format!("consent {} {}", r["change"].as_str()?, r["grant"].as_str()?),
+                "session_ended" => format!("session_ended {}", r["reason"].as_str()?),
+                "path_changed" => return None,
+                _ => kind,
+            })
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "agent_registered",
+            "session_started",
+            "consent given control",
+            "consent changed view",
+            "consent revoked nothing",
+            "session_ended ended_at_agent",
+            "agent_left",
+        ],
+        "{audit:#?}"
+    );
+    let ended = audit.iter().find(|l| l.contains("session_ended")).unwrap();
     assert!(
-        audit.contains("session_started")
-            && audit.contains("Anna Schmidt")
-            && audit.contains("session_ended"),
-        "audit: {audit}"
+        ended.contains("\"staff\":\"Anna Schmidt\"") && ended.contains("agent_bytes_sent"),
+        "{ended}"
+    );
+    assert!(
+        s.relay
+            .audit_cmd(&["verify"])
+            .starts_with("audit chain intact"),
+        "{}",
+        s.relay.audit_cmd(&["verify"])
+    );
+    let shown = s.relay.audit_cmd(&["show", "4711"]);
+    assert!(
+        shown.contains("Zustimmung erteilt: ansehen und steuern")
+            && shown.contains("Sitzung beendet (am PC beendet)"),
+        "{shown}"
     );
 }
 

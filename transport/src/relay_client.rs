@@ -140,13 +140,18 @@ impl RelayClient {
         answer
     }
 
-    /// Closes the connection, telling the relay at once.
+    /// Ends the signaling stream, telling the relay at once, and closes the connection once
+    /// the relay has ended its side too (it does so after reading everything sent), or after
+    /// a second: closing a QUIC connection at once would drop reports still in flight.
     pub async fn close(&mut self, reason: &[u8]) {
-        match &self.quic {
-            Some(link) => link.close(reason).await,
-            None => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), self.send.shutdown()).await;
-            }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.send.shutdown()).await;
+        if let Some(link) = &self.quic {
+            let recv = &mut self.recv;
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                while let Ok(Some(_)) = recv.next().await {}
+            })
+            .await;
+            link.close(reason).await;
         }
     }
 }

@@ -156,6 +156,7 @@ async fn fake_registrations(
                 version: protocol::PROTOCOL_VERSION,
                 ticket,
                 host_name: format!("flood-{i}"),
+                agent_version: "flood".into(),
             };
             if client.send(&hello).await.is_err() {
                 return count(&t, "registration: send failed");

@@ -1,0 +1,163 @@
+//! The relay's audit record: who paired with which ticket, what the person at the PC allowed,
+//! which path the session took and how it ended, in a hash-chained SQLite store
+//! ([`store::AuditStore`]) of typed records ([`record::AuditRecord`]). Never codes, tokens or
+//! screen content.
+//!
+//! Records go to a writer thread of their own, so a slow disk never stalls the runtime that
+//! pairs sessions; sending a record costs a channel push.
+
+pub mod cli;
+pub mod record;
+pub mod store;
+
+use record::AuditRecord;
+use std::sync::mpsc;
+use std::time::Duration;
+use store::AuditStore;
+
+/// Records written in one transaction at most.
+const BATCH: usize = 256;
+/// A checkpoint is signed after this many records, or this long after the last record.
+const CHECKPOINT_EVERY: u32 = 1000;
+const CHECKPOINT_AFTER: Duration = Duration::from_secs(30);
+
+enum Job {
+    Record(i64, Option<u64>, AuditRecord),
+    /// Answered once everything before it is stored.
+    Flush(mpsc::SyncSender<()>),
+}
+
+/// The handle the relay records through; cheap to clone.
+#[derive(Clone)]
+pub struct AuditLog {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl AuditLog {
+    /// Opens the store in the state directory (retiring an old `audit.jsonl` into it) and
+    /// starts its writer thread; `retention_days` old records are pruned daily.
+    pub fn open(dir: &std::path::Path, retention_days: u32) -> Result<Self, store::StoreError> {
+        let mut store = AuditStore::open(dir)?;
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let log = Self { jobs };
+        if let Some(retired) = retire_legacy_log(dir)? {
+            log.record(None, retired);
+        }
+        std::thread::Builder::new()
+            .name("audit".into())
+            .spawn(move || writer(&mut store, rx, retention_days))?;
+        Ok(log)
+    }
+
+    /// Queues one record for `ticket`; never blocks. A failing disk is logged, not fatal.
+    pub fn record(&self, ticket: Option<protocol::ids::TicketNumber>, record: AuditRecord) {
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        if self
+            .jobs
+            .send(Job::Record(time, ticket.map(|t| t.get()), record))
+            .is_err()
+        {
+            tracing::error!("the audit writer stopped; record lost");
+        }
+    }
+
+    /// Waits until everything queued so far is stored (tests, shutdown).
+    pub fn flush(&self) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.jobs.send(Job::Flush(tx)).is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(10));
+        }
+    }
+}
+
+fn writer(store: &mut AuditStore, rx: mpsc::Receiver<Job>, retention_days: u32) {
+    let mut next_prune = std::time::Instant::now();
+    loop {
+        if next_prune <= std::time::Instant::now() {
+            let cutoff = unix_now() - i64::from(retention_days) * 86_400;
+            match store.prune(cutoff) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    deleted = n,
+                    retention_days,
+                    "audit records past retention pruned"
+                ),
+                Err(e) => tracing::error!(error = %e, "audit retention failed"),
+            }
+            next_prune += Duration::from_secs(86_400);
+        }
+        let first = match rx.recv_timeout(CHECKPOINT_AFTER) {
+            Ok(j) => j,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                checkpoint(store);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let mut batch = Vec::new();
+        let mut flushes = Vec::new();
+        let mut job = Some(first);
+        while let Some(j) = job.take() {
+            match j {
+                Job::Record(t, ticket, r) => batch.push((t, ticket, r)),
+                Job::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < BATCH {
+                job = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(e) = store.append(&batch) {
+                tracing::error!(error = %e, records = batch.len(), "cannot write to the audit store; records lost");
+            }
+        }
+        if store.since_checkpoint() >= CHECKPOINT_EVERY || !flushes.is_empty() {
+            checkpoint(store);
+        }
+        for f in flushes {
+            let _ = f.send(());
+        }
+    }
+    checkpoint(store);
+}
+
+fn checkpoint(store: &mut AuditStore) {
+    if let Err(e) = store.checkpoint() {
+        tracing::error!(error = %e, "cannot sign an audit checkpoint");
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Closes the JSON-lines log of earlier versions: renamed to `audit.jsonl.retired` and bound
+/// into the chain by its digest, so it stays evidence without being written again.
+fn retire_legacy_log(dir: &std::path::Path) -> Result<Option<AuditRecord>, store::StoreError> {
+    use sha2::Digest;
+    let old = dir.join("audit.jsonl");
+    let data = match std::fs::read(&old) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let retired = dir.join("audit.jsonl.retired");
+    std::fs::rename(&old, &retired)?;
+    let sha256: String = sha2::Sha256::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let lines = data.iter().filter(|&&b| b == b'\n').count() as u64;
+    tracing::info!(file = %retired.display(), lines, "the old JSON-lines audit log is retired into the audit store");
+    Ok(Some(AuditRecord::LegacyLogRetired {
+        file: "audit.jsonl.retired".into(),
+        sha256,
+        lines,
+    }))
+}
