@@ -90,5 +90,6 @@ else
   echo "the viewer's picture of the school PC: $state/viewer.png"
 fi
 sleep 1
-echo "audit log ($relay_state/audit.jsonl):"
-tail -n 4 "$relay_state/audit.jsonl"
+echo "audit record of ticket 4711 (fernhilfe-relay audit show 4711):"
+"$bin/fernhilfe-relay" --state-dir "$relay_state" audit show 4711
+"$bin/fernhilfe-relay" --state-dir "$relay_state" audit verify

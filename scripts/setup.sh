@@ -27,6 +27,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
+  # RT asks for its database and root password: answered here, so the install runs
+  # unattended. The tests set their own root password and run RT on loopback only.
+  printf '%s\n' \
+    "request-tracker5 request-tracker5/dbconfig-install boolean true" \
+    "request-tracker5 request-tracker5/database-type select sqlite3" \
+    "request-tracker5 request-tracker5/initial-root-password password fernhilfe-test-only" \
+    "request-tracker5 request-tracker5/install-cronjobs boolean false" \
+    "request-tracker5 request-tracker5/handle-siteconfig-permissions boolean true" \
+    "request-tracker5 request-tracker5/rtname string fernhilfe-test" \
+    | $sudo debconf-set-selections
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 

@@ -11,6 +11,8 @@ pub fn refusal_de(r: &Refusal) -> &'static str {
         Refusal::TooManyFromAddress => "Zu viele Verbindungen aus Ihrem Netz: in einer Minute erneut versuchen",
         Refusal::VersionMismatch { .. } => "Diese Fernhilfe-Version passt nicht zum Server: bitte die aktuelle Version verwenden",
         Refusal::RegistrationExpired => "Die Anmeldung ist abgelaufen: Fernhilfe meldet sich selbst neu an",
+        Refusal::TicketNotInSystem => "Das Ticketsystem kennt keine Ticketnummer wie diese: bitte die Nummer mit der Hotline prüfen",
+        Refusal::TicketClosed => "Dieses Ticket ist im Ticketsystem geschlossen: bitte die Hotline nach der aktuellen Ticketnummer fragen",
         _ => "Der Server hat die Anmeldung abgelehnt: bitte die Hotline anrufen",
     }
 }

@@ -114,6 +114,10 @@ pub enum Refusal {
     TooManyFromAddress,
     /// The registration was not renewed in time.
     RegistrationExpired,
+    /// The ticket system has no ticket with this number (relays that validate tickets).
+    TicketNotInSystem,
+    /// The ticket is closed in the ticket system (relays that validate tickets).
+    TicketClosed,
 }
 
 /// What the relay sends to agent or viewer.
@@ -334,6 +338,8 @@ impl FromRelay {
                     Refusal::HostNameTaken => w.u8(11),
                     Refusal::TooManyFromAddress => w.u8(12),
                     Refusal::RegistrationExpired => w.u8(13),
+                    Refusal::TicketNotInSystem => w.u8(14),
+                    Refusal::TicketClosed => w.u8(15),
                 };
             }
         }
@@ -399,6 +405,8 @@ impl FromRelay {
                 11 => Refusal::HostNameTaken,
                 12 => Refusal::TooManyFromAddress,
                 13 => Refusal::RegistrationExpired,
+                14 => Refusal::TicketNotInSystem,
+                15 => Refusal::TicketClosed,
                 tag => {
                     return Err(DecodeError::UnknownTag {
                         what: "refusal",
@@ -434,6 +442,8 @@ impl fmt::Display for Refusal {
             Refusal::HostNameTaken => f.write_str("another PC with this host name already waits under this ticket: start the agent with --host-name and a name of its own"),
             Refusal::TooManyFromAddress => f.write_str("too many connections from your network address: try again in a minute"),
             Refusal::RegistrationExpired => f.write_str("the registration expired: the agent registers again on its own"),
+            Refusal::TicketNotInSystem => f.write_str("the ticket system has no ticket with this number: check the number with the hotline"),
+            Refusal::TicketClosed => f.write_str("this ticket is closed in the ticket system: ask the hotline for the current ticket number"),
         }
     }
 }
@@ -551,6 +561,8 @@ mod tests {
             Refusal::HostNameTaken,
             Refusal::TooManyFromAddress,
             Refusal::RegistrationExpired,
+            Refusal::TicketNotInSystem,
+            Refusal::TicketClosed,
         ];
         let mut all = vec![
             FromRelay::AgentRegistered {

@@ -88,6 +88,8 @@ fn refusal() -> impl Strategy<Value = Refusal> {
         Just(Refusal::HostNameTaken),
         Just(Refusal::TooManyFromAddress),
         Just(Refusal::RegistrationExpired),
+        Just(Refusal::TicketNotInSystem),
+        Just(Refusal::TicketClosed),
     ]
 }
 

@@ -9,6 +9,7 @@ mod rendezvous;
 mod staff;
 mod state_dir;
 mod throttle;
+mod tickets;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -127,6 +128,8 @@ struct ConfigFile {
     retention_days: Option<u32>,
     #[serde(default)]
     limits: limits::Limits,
+    /// Session reports to a ticket system, and ticket validation.
+    tickets: Option<tickets::TicketsConfig>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -243,17 +246,13 @@ fn main() -> Result<()> {
                 let port = if listen.port() == 443 { 7842 } else { 0 };
                 SocketAddr::new(listen.ip(), port)
             });
-            runtime.block_on(serve(
-                listen,
-                qad_listen,
-                &state_dir,
-                cert.or(cfg.cert),
-                key.or(cfg.key),
-                cfg.limits,
-                retention_days
-                    .or(cfg.retention_days)
-                    .unwrap_or(DEFAULT_RETENTION_DAYS),
-            ))
+            let cfg = ConfigFile {
+                cert: cert.or(cfg.cert),
+                key: key.or(cfg.key),
+                retention_days: retention_days.or(cfg.retention_days),
+                ..cfg
+            };
+            runtime.block_on(serve(listen, qad_listen, &state_dir, cfg))
         }
     }
 }
@@ -262,12 +261,33 @@ async fn serve(
     listen: SocketAddr,
     qad_listen: SocketAddr,
     state_dir: &Path,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    limits: limits::Limits,
-    retention_days: u32,
+    cfg: ConfigFile,
 ) -> Result<()> {
+    let ConfigFile {
+        cert,
+        key,
+        limits,
+        tickets,
+        ..
+    } = cfg;
+    let retention_days = cfg.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
     state_dir::create(state_dir)?;
+    let tickets = match &tickets {
+        Some(t) => {
+            let c = t.connector().context("[tickets] in relay.toml")?;
+            tracing::info!(
+                system = c.name(),
+                validate = t.validate,
+                "session reports go to the ticket system"
+            );
+            Some(rendezvous::TicketSystem {
+                connector: c,
+                validate: t.validate,
+                retry_base_secs: t.retry_base_secs,
+            })
+        }
+        None => None,
+    };
     let id = match (cert, key) {
         (Some(c), Some(k)) => Identity::load(&c, &k)?,
         _ => {
@@ -301,6 +321,7 @@ async fn serve(
         paths.admission(),
         paths.qad_port(),
         retention_days,
+        tickets,
     )?;
     tokio::spawn(paths.clone().serve_tcp(tcp, admission.clone()));
     // Signaling that came over TCP is served like signaling over QUIC.

@@ -60,12 +60,24 @@ struct Links {
     viewers: HashMap<PairingId, ViewerLink>,
 }
 
+/// The ticket system the relay reports to, and whether it checks tickets at registration.
+pub struct TicketSystem {
+    pub connector: Arc<dyn crate::tickets::Connector>,
+    pub validate: bool,
+    pub retry_base_secs: u32,
+}
+
+/// How long a registration waits for the ticket system's answer before it goes on without.
+const VALIDATION_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The relay's shared state.
 pub struct Rendezvous {
     table: Mutex<PairingTable>,
     links: Mutex<Links>,
     staff: StaffCache,
     audit: AuditLog,
+    /// Set when tickets are checked at registration.
+    validator: Option<Arc<dyn crate::tickets::Connector>>,
     limits: Limits,
     paths: Arc<SessionAdmission>,
     qad_port: u16,
@@ -87,12 +99,19 @@ impl Rendezvous {
         paths: Arc<SessionAdmission>,
         qad_port: u16,
         retention_days: u32,
+        tickets: Option<TicketSystem>,
     ) -> anyhow::Result<Arc<Self>> {
+        let validator = tickets
+            .as_ref()
+            .filter(|t| t.validate)
+            .map(|t| t.connector.clone());
+        let reports = tickets.map(|t| (t.connector, t.retry_base_secs));
         let r = Arc::new(Self {
             table: Mutex::new(PairingTable::new(limits.clone())),
             links: Mutex::default(),
             staff: StaffCache::new(state_dir),
-            audit: AuditLog::open(state_dir, retention_days)?,
+            audit: AuditLog::open(state_dir, retention_days, reports)?,
+            validator,
             limits,
             paths,
             qad_port,
@@ -239,6 +258,10 @@ impl Rendezvous {
         host: String,
         agent_version: String,
     ) -> anyhow::Result<()> {
+        if let Some(refusal) = self.check_ticket(ticket).await {
+            tracing::info!(%ticket, host = %host, reason = ?refusal, "registration refused by the ticket system");
+            return refuse(&mut send, refusal).await;
+        }
         let registered = self
             .table()
             .register(ticket, &host, remote.ip(), Instant::now());
@@ -402,6 +425,27 @@ impl Rendezvous {
     fn to_agent(&self, agent: AgentId, m: AgentInbox) {
         if let Some(tx) = lock(&self.links).agents.get(&agent) {
             let _ = tx.try_send(m);
+        }
+    }
+
+    /// Asks the ticket system whether the ticket may have a session; `None` lets the agent
+    /// register. A ticket system that is slow or down does not keep schools from help: the
+    /// registration goes on (and says so in the log).
+    async fn check_ticket(&self, ticket: TicketNumber) -> Option<Refusal> {
+        let connector = self.validator.clone()?;
+        let asked = tokio::task::spawn_blocking(move || connector.ticket_state(ticket.get()));
+        match tokio::time::timeout(VALIDATION_TIMEOUT, asked).await {
+            Ok(Ok(Ok(crate::tickets::TicketState::Open))) => None,
+            Ok(Ok(Ok(crate::tickets::TicketState::Closed))) => Some(Refusal::TicketClosed),
+            Ok(Ok(Ok(crate::tickets::TicketState::Unknown))) => Some(Refusal::TicketNotInSystem),
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(%ticket, error = %e, "ticket not checked: the ticket system did not answer; registration goes on");
+                None
+            }
+            Ok(Err(_)) | Err(_) => {
+                tracing::warn!(%ticket, "ticket not checked in time; registration goes on");
+                None
+            }
         }
     }
 

@@ -70,7 +70,9 @@ pub fn verify(state_dir: &Path) -> Result<bool> {
 
 /// Prints every record of a ticket as a timeline a person reads.
 pub fn show(state_dir: &Path, ticket: protocol::ids::TicketNumber, lang: Lang) -> Result<()> {
-    let records = open(state_dir)?.for_ticket(ticket.get())?;
+    let store = open(state_dir)?;
+    let records = store.for_ticket(ticket.get())?;
+    let reports = store.reports_for_ticket(ticket.get())?;
     if records.is_empty() {
         println!(
             "{}",
@@ -92,6 +94,41 @@ pub fn show(state_dir: &Path, ticket: protocol::ids::TicketNumber, lang: Lang) -
             .map(|rec| rec.describe(lang))
             .unwrap_or_else(|| format!("({})", r.kind));
         writeln!(out, "{}  [{}]  {text}", time_text(r.time_unix), r.seq)?;
+    }
+    for rep in &reports {
+        let de = lang == Lang::De;
+        let what = match (rep.kind.as_str(), de) {
+            ("start", true) => "Start",
+            ("start", false) => "start",
+            (_, true) => "Ende",
+            (_, false) => "end",
+        };
+        let state = match (rep.state.as_str(), de) {
+            ("delivered", true) => "zugestellt".to_owned(),
+            ("delivered", false) => "delivered".to_owned(),
+            ("pending", true) => format!("ausstehend ({} Versuche)", rep.attempts),
+            ("pending", false) => format!("pending ({} attempts)", rep.attempts),
+            (_, true) => "fehlgeschlagen".to_owned(),
+            (_, false) => "failed".to_owned(),
+        };
+        let error = rep
+            .last_error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        if de {
+            writeln!(
+                out,
+                "Bericht ans Ticketsystem zu [{}] ({what}): {state}{error}",
+                rep.record_seq
+            )?;
+        } else {
+            writeln!(
+                out,
+                "report to the ticket system for [{}] ({what}): {state}{error}",
+                rep.record_seq
+            )?;
+        }
     }
     Ok(())
 }

@@ -35,9 +35,19 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Opens the store in the state directory (retiring an old `audit.jsonl` into it) and
-    /// starts its writer thread; `retention_days` old records are pruned daily.
-    pub fn open(dir: &std::path::Path, retention_days: u32) -> Result<Self, store::StoreError> {
+    /// starts its writer thread; `retention_days` old records are pruned daily. With a
+    /// ticket system, session starts and ends queue reports that its own thread delivers.
+    pub fn open(
+        dir: &std::path::Path,
+        retention_days: u32,
+        tickets: Option<(std::sync::Arc<dyn crate::tickets::Connector>, u32)>,
+    ) -> Result<Self, store::StoreError> {
         let mut store = AuditStore::open(dir)?;
+        if let Some((connector, retry_base_secs)) = tickets {
+            let (wake, woken) = mpsc::channel();
+            store.queue_reports(wake);
+            crate::tickets::outbox::spawn(dir, connector, woken, retry_base_secs)?;
+        }
         let (jobs, rx) = mpsc::channel::<Job>();
         let log = Self { jobs };
         if let Some(retired) = retire_legacy_log(dir)? {

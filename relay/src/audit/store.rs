@@ -25,7 +25,8 @@ pub const KEY_FILE: &str = "audit-key.pk8";
 pub const GENESIS: [u8; 32] = [0; 32];
 
 /// Schema versions, applied in order; `PRAGMA user_version` says how many ran.
-const MIGRATIONS: &[&str] = &["CREATE TABLE audit_record (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE audit_record (
         seq INTEGER PRIMARY KEY,
         time_unix INTEGER NOT NULL,
         ticket INTEGER,
@@ -41,7 +42,23 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE audit_record (
         hash BLOB NOT NULL,
         time_unix INTEGER NOT NULL,
         signature BLOB NOT NULL
-    );"];
+    );",
+    // Session reports for the ticket system, queued with the record they report.
+    "CREATE TABLE report_outbox (
+        id INTEGER PRIMARY KEY,
+        record_seq INTEGER NOT NULL UNIQUE,
+        ticket INTEGER NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_unix INTEGER NOT NULL,
+        last_error TEXT,
+        delivered_unix INTEGER
+    );
+    CREATE INDEX report_outbox_due ON report_outbox (state, next_attempt_unix);
+    CREATE INDEX report_outbox_ticket ON report_outbox (ticket);",
+];
 
 /// Errors of the audit store.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +150,18 @@ pub struct AuditStore {
     key: EcdsaKeyPair,
     last: (i64, [u8; 32]),
     since_checkpoint: u32,
+    /// Set when a ticket system takes reports: woken after each queued report.
+    reports: Option<std::sync::mpsc::Sender<()>>,
+}
+
+/// A queued session report and where its delivery stands.
+#[derive(Debug, Clone)]
+pub struct OutboxEntry {
+    pub record_seq: i64,
+    pub state: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub kind: String,
 }
 
 fn now_unix() -> i64 {
@@ -237,7 +266,14 @@ impl AuditStore {
             key,
             last,
             since_checkpoint: 0,
+            reports: None,
         })
+    }
+
+    /// From now on, session starts and ends also queue a report for the ticket system;
+    /// `wake` hears of each.
+    pub fn queue_reports(&mut self, wake: std::sync::mpsc::Sender<()>) {
+        self.reports = Some(wake);
     }
 
     /// Appends records in one transaction; returns how many.
@@ -247,6 +283,7 @@ impl AuditStore {
     ) -> Result<usize, StoreError> {
         let tx = self.conn.transaction()?;
         let mut last = self.last;
+        let mut queued = 0;
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO audit_record (seq, time_unix, ticket, kind, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -265,9 +302,17 @@ impl AuditStore {
                     &hash[..]
                 ])?;
                 last = (seq, hash);
+                if let (Some(_), Some(ticket)) = (&self.reports, ticket) {
+                    queued += queue_report(&tx, *ticket, seq, &hash, *time_unix, record)?;
+                }
             }
         }
         tx.commit()?;
+        if queued > 0 {
+            if let Some(wake) = &self.reports {
+                let _ = wake.send(());
+            }
+        }
         self.last = last;
         self.since_checkpoint += batch.len() as u32;
         Ok(batch.len())
@@ -456,6 +501,23 @@ impl AuditStore {
         self.query("SELECT seq, time_unix, ticket, kind, body, prev_hash, hash FROM audit_record WHERE time_unix >= ?1 ORDER BY seq", [since_unix])
     }
 
+    /// The reports queued for a ticket and their delivery.
+    pub fn reports_for_ticket(&self, ticket: u64) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut q = self.conn.prepare(
+            "SELECT record_seq, state, attempts, last_error, json_extract(payload, '$.kind') FROM report_outbox WHERE ticket = ?1 ORDER BY record_seq",
+        )?;
+        let rows = q.query_map([ticket as i64], |r| {
+            Ok(OutboxEntry {
+                record_seq: r.get(0)?,
+                state: r.get(1)?,
+                attempts: r.get(2)?,
+                last_error: r.get(3)?,
+                kind: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn query(&self, sql: &str, p: [i64; 1]) -> Result<Vec<StoredRecord>, StoreError> {
         let mut q = self.conn.prepare(sql)?;
         let mut rows = q.query(p)?;
@@ -465,6 +527,60 @@ impl AuditStore {
         }
         Ok(out)
     }
+}
+
+/// Queues the report a session start or end calls for, in the transaction that stores the
+/// record; returns how many (0 or 1).
+fn queue_report(
+    tx: &rusqlite::Transaction<'_>,
+    ticket: u64,
+    seq: i64,
+    hash: &[u8; 32],
+    time_unix: i64,
+    record: &AuditRecord,
+) -> Result<usize, StoreError> {
+    use crate::tickets::report::{ReportKind, SessionReport};
+    let (kind, host) = match record {
+        AuditRecord::SessionStarted { host, .. } => (ReportKind::Start, host),
+        AuditRecord::SessionEnded { host, .. } => (ReportKind::End, host),
+        _ => return Ok(0),
+    };
+    // The session's records: from its start (the last one of this PC under this ticket) on.
+    let start: i64 = tx
+        .query_row(
+            "SELECT seq FROM audit_record WHERE ticket = ?1 AND kind = 'session_started' AND json_extract(body, '$.host') = ?2 AND seq <= ?3 ORDER BY seq DESC LIMIT 1",
+            params![ticket as i64, host, seq],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(seq);
+    let mut q = tx.prepare_cached(
+        "SELECT time_unix, body FROM audit_record WHERE ticket = ?1 AND seq BETWEEN ?2 AND ?3 AND json_extract(body, '$.host') = ?4 ORDER BY seq",
+    )?;
+    let records = q
+        .query_map(params![ticket as i64, start, seq, host], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?
+        .filter_map(|row| {
+            let (t, b) = row.ok()?;
+            Some((t, serde_json::from_str::<AuditRecord>(&b).ok()?))
+        })
+        .collect::<Vec<_>>();
+    let Some(report) = SessionReport::from_records(kind, ticket, &records) else {
+        return Ok(0);
+    };
+    let key = format!(
+        "fernhilfe-{}-{seq}",
+        hash[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    tx.execute(
+        "INSERT INTO report_outbox (record_seq, ticket, idempotency_key, payload, state, next_attempt_unix) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+        params![seq, ticket as i64, key, serde_json::to_string(&report)?, time_unix],
+    )?;
+    Ok(1)
 }
 
 fn read_row(r: &rusqlite::Row<'_>) -> Result<StoredRecord, rusqlite::Error> {

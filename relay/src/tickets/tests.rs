@@ -1,0 +1,300 @@
+//! The connectors against in-process servers built from each system's documented request and
+//! response shapes, and the outbox delivering through them.
+
+use super::report::{ReportKind, SessionReport};
+use super::test_server::TestServer;
+use super::{Connector, ConnectorError, TicketState};
+use crate::audit::record::{AuditRecord, ConsentChange, EndKind, GrantKind, Lang};
+use serde_json::{json, Value};
+
+fn report(kind: ReportKind) -> SessionReport {
+    let records = [
+        (
+            1_764_630_000,
+            AuditRecord::SessionStarted {
+                host: "PC-12".into(),
+                staff: "Anna Schmidt".into(),
+            },
+        ),
+        (
+            1_764_630_010,
+            AuditRecord::Consent {
+                host: "PC-12".into(),
+                staff: "Anna Schmidt".into(),
+                change: ConsentChange::Given,
+                grant: GrantKind::Control,
+            },
+        ),
+        (
+            1_764_630_200,
+            AuditRecord::SessionEnded {
+                host: "PC-12".into(),
+                staff: "Anna Schmidt".into(),
+                reason: EndKind::EndedAtAgent,
+                duration_s: 200,
+                agent_bytes_sent: Some(1_000_000),
+                agent_bytes_received: Some(20_000),
+            },
+        ),
+    ];
+    let n = if kind == ReportKind::Start { 1 } else { 3 };
+    SessionReport::from_records(kind, 4711, &records[..n]).unwrap()
+}
+
+fn body(r: &super::test_server::Request) -> Value {
+    serde_json::from_str(&r.body).unwrap()
+}
+
+#[test]
+fn an_end_report_says_who_what_and_how_long() {
+    let r = report(ReportKind::End);
+    assert_eq!(r.minutes(), Some(4));
+    let text = r.text(Lang::De);
+    for part in [
+        "PC: PC-12",
+        "Support: Anna Schmidt",
+        "Dauer: 3 min 20 s",
+        "Zustimmung erteilt: ansehen und steuern",
+        "am PC beendet",
+    ] {
+        assert!(text.contains(part), "{part} missing in:\n{text}");
+    }
+    assert_eq!(r.subject(Lang::En), "Fernhilfe: session with PC-12 ended");
+}
+
+#[test]
+fn zammad_looks_up_the_number_and_writes_an_internal_note() {
+    let server = TestServer::start(|r| match (r.method.as_str(), r.path.as_str()) {
+        ("GET", p) if p.starts_with("/api/v1/tickets/search") && p.contains("number:4711") => (
+            200,
+            json!([{ "id": 17, "number": "4711", "state": "open" }]).to_string(),
+        ),
+        ("GET", p) if p.starts_with("/api/v1/tickets/search") && p.contains("number:4712") => (
+            200,
+            json!([{ "id": 18, "number": "4712", "state": "closed" }]).to_string(),
+        ),
+        ("GET", p) if p.starts_with("/api/v1/tickets/search") => (200, "[]".into()),
+        ("GET", "/api/v1/ticket_articles/by_ticket/17") => (
+            200,
+            json!([{ "id": 1, "subject": "Fernhilfe: Sitzung mit PC-12 beendet [k-1]" }])
+                .to_string(),
+        ),
+        ("POST", "/api/v1/ticket_articles") => (201, json!({ "id": 99 }).to_string()),
+        _ => (404, "{}".into()),
+    });
+    let z = super::zammad::Zammad::new(&server.url, "secret-token".into(), Lang::De).unwrap();
+    assert_eq!(z.ticket_state(4711).unwrap(), TicketState::Open);
+    assert_eq!(z.ticket_state(4712).unwrap(), TicketState::Closed);
+    assert_eq!(
+        z.ticket_state(17).unwrap(),
+        TicketState::Unknown,
+        "an id is not a number"
+    );
+    z.post(&report(ReportKind::End), "k-2", false).unwrap();
+    // A retry of a report that already arrived posts nothing.
+    z.post(&report(ReportKind::End), "k-1", true).unwrap();
+    let posts: Vec<_> = server
+        .seen()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 1);
+    let b = body(&posts[0]);
+    assert_eq!(
+        (
+            b["ticket_id"].as_u64(),
+            b["internal"].as_bool(),
+            b["type"].as_str()
+        ),
+        (Some(17), Some(true), Some("note"))
+    );
+    assert_eq!(b["time_unit"], "4");
+    assert!(b["subject"].as_str().unwrap().contains("[k-2]"));
+    assert!(server
+        .seen()
+        .iter()
+        .all(|r| r.header("Authorization") == Some("Token token=secret-token")));
+}
+
+#[test]
+fn glpi_takes_a_session_token_and_writes_a_private_follow_up() {
+    let server = TestServer::start(|r| {
+        let session_ok =
+            r.header("Session-Token") == Some("sess-1") && r.header("App-Token") == Some("app-1");
+        match (r.method.as_str(), r.path.as_str()) {
+            ("GET", "/apirest.php/initSession") => {
+                if r.header("Authorization") == Some("user_token user-1")
+                    && r.header("App-Token") == Some("app-1")
+                {
+                    (200, json!({ "session_token": "sess-1" }).to_string())
+                } else {
+                    (
+                        401,
+                        json!(["ERROR_LOGIN_PARAMETERS_MISSING", ""]).to_string(),
+                    )
+                }
+            }
+            _ if !session_ok => (401, json!(["ERROR_SESSION_TOKEN_INVALID", ""]).to_string()),
+            ("GET", "/apirest.php/Ticket/4711") => {
+                (200, json!({ "id": 4711, "status": 2 }).to_string())
+            }
+            ("GET", "/apirest.php/Ticket/4712") => {
+                (200, json!({ "id": 4712, "status": 6 }).to_string())
+            }
+            ("GET", "/apirest.php/Ticket/4711/ITILFollowup") => (200, "[]".into()),
+            ("POST", "/apirest.php/Ticket/4711/ITILFollowup") => {
+                (201, json!({ "id": 5 }).to_string())
+            }
+            ("GET", "/apirest.php/killSession") => (200, "true".into()),
+            _ => (404, json!(["ERROR_ITEM_NOT_FOUND", ""]).to_string()),
+        }
+    });
+    let g = super::glpi::Glpi::new(
+        &format!("{}/apirest.php", server.url),
+        "user-1".into(),
+        Some("app-1".into()),
+        Lang::De,
+    )
+    .unwrap();
+    assert_eq!(g.ticket_state(4711).unwrap(), TicketState::Open);
+    assert_eq!(g.ticket_state(4712).unwrap(), TicketState::Closed);
+    assert_eq!(g.ticket_state(4713).unwrap(), TicketState::Unknown);
+    g.post(&report(ReportKind::Start), "k-7", true).unwrap();
+    let seen = server.seen();
+    let post = seen
+        .iter()
+        .find(|r| r.method == "POST")
+        .expect("a follow-up");
+    let input = &body(post)["input"];
+    assert_eq!(
+        (
+            input["itemtype"].as_str(),
+            input["items_id"].as_u64(),
+            input["is_private"].as_u64()
+        ),
+        (Some("Ticket"), Some(4711), Some(1))
+    );
+    assert!(input["content"].as_str().unwrap().contains("[k-7]"));
+    // Every session opened is closed again.
+    let opened = seen
+        .iter()
+        .filter(|r| r.path.ends_with("/initSession"))
+        .count();
+    let killed = seen
+        .iter()
+        .filter(|r| r.path.ends_with("/killSession"))
+        .count();
+    assert_eq!(opened, killed);
+    // A wrong user token is not worth retrying.
+    let bad = super::glpi::Glpi::new(
+        &format!("{}/apirest.php", server.url),
+        "wrong".into(),
+        Some("app-1".into()),
+        Lang::De,
+    )
+    .unwrap();
+    assert!(matches!(
+        bad.ticket_state(4711),
+        Err(ConnectorError::Permanent(_))
+    ));
+}
+
+#[test]
+fn a_webhook_signature_verifies_at_the_receiver_and_a_forged_one_does_not() {
+    use hmac::{Hmac, Mac};
+    let server = TestServer::start(|_| (200, "{}".into()));
+    let w = super::webhook::Webhook::new(&server.url, b"0123456789abcdef-shared".to_vec()).unwrap();
+    w.post(&report(ReportKind::End), "k-9", false).unwrap();
+    let req = &server.seen()[0];
+    // The receiver's side, from the documented scheme.
+    let verify = |key: &[u8], ts: &str, body: &str, sig: &str| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+        mac.update(format!("{ts}.{body}").as_bytes());
+        let hexed = sig.strip_prefix("sha256=").unwrap();
+        let bytes: Vec<u8> = (0..hexed.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hexed[i..i + 2], 16).unwrap())
+            .collect();
+        mac.verify_slice(&bytes).is_ok()
+    };
+    let (ts, sig) = (
+        req.header("X-Fernhilfe-Timestamp").unwrap(),
+        req.header("X-Fernhilfe-Signature").unwrap(),
+    );
+    assert!(verify(b"0123456789abcdef-shared", ts, &req.body, sig));
+    assert!(!verify(b"another-key-of-16+", ts, &req.body, sig));
+    assert!(!verify(
+        b"0123456789abcdef-shared",
+        ts,
+        &req.body.replace("Anna", "Eve"),
+        sig
+    ));
+    assert_eq!(req.header("Idempotency-Key"), Some("k-9"));
+    assert_eq!(body(req)["report"]["ticket"], 4711);
+}
+
+#[test]
+fn the_outbox_retries_a_failing_webhook_and_delivers_once() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let calls = std::sync::Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    // Down for the first two tries (a 503, then a 500), then up.
+    let server = TestServer::start(move |_| match c.fetch_add(1, Ordering::SeqCst) {
+        0 => (503, "{}".into()),
+        1 => (500, "{}".into()),
+        _ => (200, "{}".into()),
+    });
+    let dir = std::env::temp_dir().join(format!("fh-outbox-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let connector: std::sync::Arc<dyn Connector> = std::sync::Arc::new(
+        super::webhook::Webhook::new(&server.url, b"0123456789abcdef-shared".to_vec()).unwrap(),
+    );
+    let log = crate::audit::AuditLog::open(&dir, 365, Some((connector, 1))).unwrap();
+    let t = protocol::ids::TicketNumber::from_u64(4711).ok();
+    log.record(
+        t,
+        AuditRecord::SessionStarted {
+            host: "PC-12".into(),
+            staff: "Anna Schmidt".into(),
+        },
+    );
+    log.record(
+        t,
+        AuditRecord::SessionEnded {
+            host: "PC-12".into(),
+            staff: "Anna Schmidt".into(),
+            reason: EndKind::EndedByViewer,
+            duration_s: 61,
+            agent_bytes_sent: None,
+            agent_bytes_received: None,
+        },
+    );
+    log.flush();
+    let store = crate::audit::store::AuditStore::open(&dir).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let reports = loop {
+        let r = store.reports_for_ticket(4711).unwrap();
+        if r.len() == 2 && r.iter().all(|e| e.state == "delivered") {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "not delivered: {r:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // Each report reached the receiver exactly once with success; the failed tries carried
+    // the same key as the one that worked.
+    let seen = server.seen();
+    assert_eq!(seen.len(), 4, "{seen:#?}");
+    let keys: Vec<_> = seen
+        .iter()
+        .map(|r| r.header("Idempotency-Key").unwrap().to_owned())
+        .collect();
+    assert_eq!(keys[0], keys[1]);
+    assert_eq!(keys[1], keys[2]);
+    assert_ne!(keys[2], keys[3]);
+    assert_eq!(reports[0].attempts, 3);
+    assert_eq!(reports[1].attempts, 1);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(server.seen().len(), 4, "nothing posted twice");
+    assert!(store.verify().unwrap().broken.is_none());
+}
