@@ -397,3 +397,50 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
 }
+
+#[cfg(test)]
+mod tests {
+    /// The documented example is a valid configuration with a working ticket system entry.
+    #[test]
+    fn the_example_config_parses_and_names_every_key() {
+        let text = include_str!("../relay.toml.example");
+        let cfg: super::ConfigFile = toml::from_str(text).expect("relay.toml.example parses");
+        let tickets = cfg.tickets.expect("[tickets]");
+        std::env::set_var("FERNHILFE_RT_PASSWORD", "x");
+        assert_eq!(tickets.connector().unwrap().name(), "Request Tracker");
+        for key in [
+            "listen",
+            "qad_listen",
+            "cert",
+            "key",
+            "retention_days",
+            "max_agents",
+            "max_agents_per_ticket",
+            "max_connections_per_address",
+            "max_connections",
+            "max_registrations_per_address",
+            "registration_ttl_secs",
+            "hello_timeout_secs",
+            "pairing_timeout_secs",
+            "system",
+            "url",
+            "validate",
+            "lang",
+            "retry_base_secs",
+            "user",
+            "password",
+            "password_env",
+            "token",
+            "token_env",
+            "app_token",
+            "app_token_env",
+            "secret",
+            "secret_env",
+        ] {
+            assert!(
+                text.contains(&format!("\n{key} =")) || text.contains(&format!("# {key} =")),
+                "{key} undocumented"
+            );
+        }
+    }
+}

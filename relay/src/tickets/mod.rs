@@ -66,8 +66,9 @@ fn secret(value: &Option<String>, env: &Option<String>, what: &str) -> anyhow::R
         .ok_or_else(|| anyhow::anyhow!("{what} is missing in [tickets] of relay.toml"))
 }
 
-/// The `[tickets]` table of `relay.toml`.
-#[derive(Debug, Clone, Deserialize)]
+/// The `[tickets]` table of `relay.toml`. No `Debug`: it holds credentials, and nothing may
+/// print them by accident.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TicketsConfig {
     /// `rt`, `zammad`, `glpi` or `webhook`.
@@ -106,6 +107,14 @@ fn default_retry_base() -> u32 {
 impl TicketsConfig {
     /// The connector this configuration describes; credentials are read now.
     pub fn connector(&self) -> anyhow::Result<std::sync::Arc<dyn Connector>> {
+        // Credentials in the URL would end up in error messages and logs.
+        let after_scheme = self.url.split_once("://").map_or("", |(_, rest)| rest);
+        let authority = after_scheme.split('/').next().unwrap_or("");
+        if !(self.url.starts_with("https://") || self.url.starts_with("http://"))
+            || authority.contains('@')
+        {
+            anyhow::bail!("[tickets] url must be http(s)://host/… without a user or password in it (use user/password/token keys)");
+        }
         let lang = match self.lang.as_deref() {
             None | Some("de") => crate::audit::record::Lang::De,
             Some("en") => crate::audit::record::Lang::En,
