@@ -106,6 +106,13 @@ enum AuditAction {
         #[arg(long, default_value_t = DEFAULT_RETENTION_DAYS)]
         retention_days: u32,
     },
+    /// Measure the store's write cost on this disk, in a fresh store in DIR (bench/audit.sh)
+    #[command(hide = true)]
+    Bench {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 20_000)]
+        records: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -193,6 +200,7 @@ fn main() -> Result<()> {
                 audit::cli::export(&state_dir, since.unwrap_or(0), format)
             }
             AuditAction::Prune { retention_days } => audit::cli::prune(&state_dir, retention_days),
+            AuditAction::Bench { dir, records } => audit::cli::bench(&dir, records),
         },
         Command::Fingerprint => {
             state_dir::create(&state_dir)?;
