@@ -128,10 +128,8 @@ fn real_main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cfg = load_config(cli.config.as_ref())?;
-    let Some(ticket) = cli.ticket else {
-        bail!("no ticket number given: start with --ticket 4711 / keine Ticketnummer angegeben: mit --ticket 4711 starten");
-    };
-    let ticket: TicketNumber = ticket.parse()?;
+    // Without --ticket (a double-click), the ticket window asks for it.
+    let ticket: Option<TicketNumber> = cli.ticket.map(|t| t.parse()).transpose()?;
     let Some(relay) = cli.relay.or(cfg.relay) else {
         bail!("no relay address: pass --relay host:port or put `relay = \"host:port\"` in {CONFIG_NEXT_TO_BINARY} next to the agent / keine Relay-Adresse angegeben");
     };

@@ -8,6 +8,7 @@
 use crate::code_guard::{Admit, AfterWrong, CodeGuard, MAX_WRONG_CODES};
 use crate::consent_gate::ConsentGate;
 use crate::screen_stream::{CaptureThread, ScreenPacing};
+use crate::texts::TicketProblem;
 use crate::ui::{UiCommand, UiEvent};
 use anyhow::{anyhow, bail, Context, Result};
 use protocol::consent::Grant;
@@ -49,7 +50,8 @@ pub struct AgentSettings {
     pub trust: RelayTrust,
     /// Over which transport signaling reaches the relay.
     pub signal: SignalTransport,
-    pub ticket: TicketNumber,
+    /// The ticket from the command line; `None`: ask for it in the ticket window.
+    pub ticket: Option<TicketNumber>,
     pub host_name: String,
     /// Multiplies the agent's waits after wrong codes (1.0; tests shorten them).
     pub delay_scale: f64,
@@ -80,12 +82,58 @@ struct Waiting<'a> {
 impl Waiting<'_> {
     fn show(&self, reconnecting: bool) {
         let _ = self.ui.send(UiCommand::Waiting {
-            ticket: self.settings.ticket,
+            ticket: self.settings.ticket(),
             code: self.code.display(),
             wrong: self.guard.wrong(),
             max_wrong: MAX_WRONG_CODES,
             reconnecting,
         });
+    }
+}
+
+impl AgentSettings {
+    /// The ticket the agent registers under: given, or asked for before registering.
+    fn ticket(&self) -> TicketNumber {
+        self.ticket
+            .expect("the ticket is asked for before anything uses it")
+    }
+}
+
+/// The relay refused the registration.
+#[derive(Debug, thiserror::Error)]
+#[error("the relay refused the registration: {0} / {de}", de = crate::texts::refusal_de(.0))]
+struct Refused(Refusal);
+
+/// Asks for the ticket number in the ticket window until the relay registers the agent under
+/// it; a number the relay's ticket system does not know, or a closed ticket, is asked for
+/// again with the reason. `None`: the person cancelled.
+async fn ask_and_register(
+    settings: &mut AgentSettings,
+    ui: &std_mpsc::Sender<UiCommand>,
+    events: &mut UnboundedReceiver<UiEvent>,
+) -> Result<Option<(RelayClient, Duration)>> {
+    let mut problem = None;
+    loop {
+        let _ = ui.send(UiCommand::AskTicket { problem });
+        let ticket = loop {
+            match events.recv().await {
+                Some(UiEvent::Ticket(t)) => break t,
+                Some(UiEvent::CancelWaiting) | None => return Ok(None),
+                Some(_) => continue,
+            }
+        };
+        status(format_args!("ticket typed {ticket}"));
+        settings.ticket = Some(ticket);
+        match register(settings).await {
+            Ok(r) => return Ok(Some(r)),
+            Err(e) => match e.downcast_ref::<Refused>() {
+                Some(Refused(Refusal::TicketNotInSystem)) => {
+                    problem = Some(TicketProblem::NotInSystem)
+                }
+                Some(Refused(Refusal::TicketClosed)) => problem = Some(TicketProblem::Closed),
+                _ => return Err(e),
+            },
+        }
     }
 }
 
@@ -98,7 +146,7 @@ async fn register(settings: &AgentSettings) -> Result<(RelayClient, Duration)> {
     relay
         .send(&ToRelay::RegisterAgent {
             version: protocol::PROTOCOL_VERSION,
-            ticket: settings.ticket,
+            ticket: settings.ticket(),
             host_name: settings.host_name.clone(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         })
@@ -107,18 +155,14 @@ async fn register(settings: &AgentSettings) -> Result<(RelayClient, Duration)> {
         FromRelay::AgentRegistered { renew_within_secs } => {
             status(format_args!(
                 "registered ticket={} host={}",
-                settings.ticket, settings.host_name
+                settings.ticket(),
+                settings.host_name
             ));
             // Renew at a third of the lifetime, so one lost renewal does not end it.
             let every = Duration::from_secs(u64::from(renew_within_secs.max(3)) / 3);
             Ok((relay, every))
         }
-        FromRelay::Refused(r) => {
-            bail!(
-                "the relay refused the registration: {r} / {}",
-                crate::texts::refusal_de(&r)
-            )
-        }
+        FromRelay::Refused(r) => Err(Refused(r).into()),
         _ => bail!("unexpected answer from the relay / unerwartete Antwort des Relays"),
     }
 }
@@ -155,7 +199,15 @@ pub async fn run(
     ui: std_mpsc::Sender<UiCommand>,
     mut events: UnboundedReceiver<UiEvent>,
 ) -> Result<Outcome> {
-    let (mut relay, mut renew_every) = register(&settings).await?;
+    let mut settings = settings;
+    let (mut relay, mut renew_every) = if settings.ticket.is_some() {
+        register(&settings).await?
+    } else {
+        match ask_and_register(&mut settings, &ui, &mut events).await? {
+            Some(r) => r,
+            None => return Ok(Outcome::Cancelled),
+        }
+    };
     let mut w = Waiting {
         settings: &settings,
         ui: &ui,
@@ -233,7 +285,7 @@ pub async fn run(
         let endpoint = SessionEndpoint::bind(key, &paths, true, None).await?;
         let own = endpoint.peer_endpoint();
         let context = PairingContext {
-            ticket: settings.ticket,
+            ticket: settings.ticket(),
             staff_name: staff_name.clone(),
             host_name: settings.host_name.clone(),
         };
@@ -390,7 +442,7 @@ async fn session(
     let gate = ConsentGate::default();
     let _ = ui.send(UiCommand::AskConsent {
         staff: staff.clone(),
-        ticket: settings.ticket,
+        ticket: settings.ticket(),
         gate: gate.clone(),
     });
     status("consent asked");

@@ -48,6 +48,18 @@ pub fn failure_summary(e: &anyhow::Error) -> [&'static str; 2] {
     }
 }
 
+/// Why the ticket number window asks again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketProblem {
+    NotDigits,
+    Empty,
+    TooLong,
+    /// The relay's ticket system has no such ticket.
+    NotInSystem,
+    /// The ticket is closed in the relay's ticket system.
+    Closed,
+}
+
 /// Language of the agent's windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -129,6 +141,44 @@ impl Lang {
     }
     pub fn cancel(self) -> &'static str {
         self.pick("Abbrechen", "Cancel")
+    }
+    pub fn ticket_title(self) -> &'static str {
+        self.pick("Fernhilfe – Ticketnummer", "Fernhilfe – ticket number")
+    }
+    pub fn ticket_prompt(self) -> &'static str {
+        self.pick(
+            "Ticketnummer, die Ihnen die Hotline genannt hat:",
+            "The ticket number the hotline gave you:",
+        )
+    }
+    pub fn next(self) -> &'static str {
+        self.pick("Weiter", "Continue")
+    }
+    /// What is wrong with the number typed, in German and English whatever the language: the
+    /// IT contact may be reading it out to the hotline.
+    pub fn ticket_problem(p: TicketProblem) -> [&'static str; 2] {
+        match p {
+            TicketProblem::NotDigits => [
+                "Bitte nur Ziffern eingeben (z. B. 4711).",
+                "Digits only, please (e.g. 4711).",
+            ],
+            TicketProblem::Empty => [
+                "Bitte die Ticketnummer eingeben.",
+                "Please type the ticket number.",
+            ],
+            TicketProblem::TooLong => [
+                "Diese Nummer ist zu lang für eine Ticketnummer.",
+                "This number is too long for a ticket number.",
+            ],
+            TicketProblem::NotInSystem => [
+                "Das Ticketsystem kennt diese Nummer nicht. Bitte prüfen.",
+                "The ticket system does not know this number. Please check it.",
+            ],
+            TicketProblem::Closed => [
+                "Dieses Ticket ist geschlossen. Bitte die aktuelle Nummer erfragen.",
+                "This ticket is closed. Please ask for the current number.",
+            ],
+        }
     }
     pub fn consent_title(self) -> &'static str {
         self.pick("Fernhilfe – Zustimmung", "Fernhilfe – consent")

@@ -5,8 +5,8 @@
 //! talks to them through [`UiCommand`] and [`UiEvent`].
 
 use crate::consent_gate::ConsentGate;
-use crate::texts::Lang;
-use minifb::{MouseButton, MouseMode, Window, WindowOptions};
+use crate::texts::{Lang, TicketProblem};
+use minifb::{Key, MouseButton, MouseMode, Window, WindowOptions};
 use protocol::consent::Grant;
 use protocol::ids::TicketNumber;
 use std::sync::mpsc;
@@ -21,6 +21,11 @@ const DANGER: u32 = 0xB3261E;
 
 /// What the session logic asks the UI to show.
 pub enum UiCommand {
+    /// Ask for the ticket number (the agent was started without `--ticket`), saying what was
+    /// wrong with the last one, if anything.
+    AskTicket {
+        problem: Option<TicketProblem>,
+    },
     /// Show (or update) the waiting window with the code and the wrong tries so far.
     Waiting {
         ticket: TicketNumber,
@@ -51,6 +56,8 @@ pub enum UiCommand {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UiEvent {
     CancelWaiting,
+    /// The ticket number typed into the ticket window.
+    Ticket(TicketNumber),
     /// The person closed the final message.
     Dismissed,
     Consent(Grant),
@@ -61,6 +68,7 @@ pub enum UiEvent {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Action {
     Cancel,
+    Next,
     Deny,
     View,
     Control,
@@ -91,6 +99,21 @@ struct Panel {
     /// Whether `buf` changed since it was last shown: redrawing an unchanged window would
     /// damage the screen and make the capture thread look at it again.
     dirty: bool,
+    /// Key presses, for windows that take typing ([`Panel::capture_keys`]).
+    pressed: Option<std::rc::Rc<std::cell::RefCell<Vec<Key>>>>,
+}
+
+/// Collects key presses as minifb reports them, one by one.
+struct KeyPresses(std::rc::Rc<std::cell::RefCell<Vec<Key>>>);
+
+impl minifb::InputCallback for KeyPresses {
+    fn add_char(&mut self, _uni_char: u32) {}
+
+    fn set_key_state(&mut self, key: Key, down: bool) {
+        if down {
+            self.0.borrow_mut().push(key);
+        }
+    }
 }
 
 impl Panel {
@@ -126,6 +149,7 @@ impl Panel {
             buttons: Vec::new(),
             was_down: false,
             dirty: true,
+            pressed: None,
         })
     }
 
@@ -214,6 +238,24 @@ impl Panel {
         self.origin
     }
 
+    /// From now on, every key press is kept for [`Self::keys`]: polling the keyboard's state
+    /// once a frame would miss a key pressed and released within one frame (fast typing,
+    /// pasting tools, barcode scanners).
+    fn capture_keys(&mut self) {
+        let pressed = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        self.pressed = Some(pressed.clone());
+        self.window
+            .set_input_callback(Box::new(KeyPresses(pressed)));
+    }
+
+    /// The keys pressed since the last call (with the keyboard's repeat), in order.
+    fn keys(&self) -> Vec<Key> {
+        self.pressed
+            .as_ref()
+            .map(|p| std::mem::take(&mut *p.borrow_mut()))
+            .unwrap_or_default()
+    }
+
     /// Shows the buffer and returns the button clicked since the last call, or `None`.
     fn poll(&mut self) -> Result<Option<Action>, ()> {
         if !self.window.is_open() {
@@ -244,6 +286,110 @@ impl Panel {
     }
 }
 
+/// The ticket number as it is typed: digits only, checked when the person goes on.
+#[derive(Debug, Default)]
+struct TicketField {
+    typed: String,
+    problem: Option<TicketProblem>,
+}
+
+/// One key in the ticket window, as far as the field cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldKey {
+    Digit(char),
+    Backspace,
+    Enter,
+    /// Anything that would type something other than a digit.
+    Other,
+}
+
+impl FieldKey {
+    /// The field's view of a key; `None` for keys that type nothing (Shift, arrows, …).
+    fn from_key(k: Key) -> Option<Self> {
+        use Key::*;
+        let digit = |d: u8| Some(FieldKey::Digit(char::from(b'0' + d)));
+        match k {
+            Key0 | NumPad0 => digit(0),
+            Key1 | NumPad1 => digit(1),
+            Key2 | NumPad2 => digit(2),
+            Key3 | NumPad3 => digit(3),
+            Key4 | NumPad4 => digit(4),
+            Key5 | NumPad5 => digit(5),
+            Key6 | NumPad6 => digit(6),
+            Key7 | NumPad7 => digit(7),
+            Key8 | NumPad8 => digit(8),
+            Key9 | NumPad9 => digit(9),
+            Backspace | Delete => Some(FieldKey::Backspace),
+            Enter | NumPadEnter => Some(FieldKey::Enter),
+            LeftShift | RightShift | LeftCtrl | RightCtrl | LeftAlt | RightAlt | LeftSuper
+            | RightSuper | CapsLock | NumLock | ScrollLock | Tab | Left | Right | Up | Down
+            | Home | End | Escape | Menu | Unknown => None,
+            _ => Some(FieldKey::Other),
+        }
+    }
+}
+
+impl TicketField {
+    /// Takes a key; returns the number when Enter submits a valid one. Whatever the person
+    /// types, the field holds at most one digit more than a ticket number has.
+    fn key(&mut self, k: FieldKey) -> Option<TicketNumber> {
+        match k {
+            FieldKey::Digit(d) => {
+                if self.typed.len() <= TicketNumber::MAX_DIGITS {
+                    self.typed.push(d);
+                }
+                self.problem = None;
+            }
+            FieldKey::Backspace => {
+                self.typed.pop();
+                self.problem = None;
+            }
+            FieldKey::Other => self.problem = Some(TicketProblem::NotDigits),
+            FieldKey::Enter => return self.submit(),
+        }
+        None
+    }
+
+    /// The number, or the problem with it.
+    fn submit(&mut self) -> Option<TicketNumber> {
+        if self.typed.is_empty() {
+            self.problem = Some(TicketProblem::Empty);
+            return None;
+        }
+        match self.typed.parse::<TicketNumber>() {
+            Ok(t) => Some(t),
+            Err(_) if self.typed.len() > TicketNumber::MAX_DIGITS => {
+                self.problem = Some(TicketProblem::TooLong);
+                None
+            }
+            Err(_) => {
+                self.problem = Some(TicketProblem::NotDigits);
+                None
+            }
+        }
+    }
+}
+
+/// Draws the ticket window: the prompt, the number so far, and what is wrong with it.
+fn draw_ticket(p: &mut Panel, text: &TextRenderer, lang: Lang, f: &TicketField) {
+    let shown = if f.typed.is_empty() {
+        "_".to_owned()
+    } else {
+        f.typed.clone()
+    };
+    let mut lines = vec![
+        (lang.ticket_prompt().to_owned(), 16.0, FG),
+        (shown, 34.0, ACCENT),
+    ];
+    if let Some(problem) = f.problem {
+        let [de, en] = Lang::ticket_problem(problem);
+        lines.push((de.to_owned(), 14.0, DANGER));
+        lines.push((en.to_owned(), 14.0, DANGER));
+        println!("ui ticket problem {problem:?}");
+    }
+    p.draw(text, &lines);
+}
+
 /// Height of a line of text at `px` in a panel, spacing included.
 fn line_height(px: f32) -> usize {
     (px * 1.45) as usize
@@ -251,6 +397,7 @@ fn line_height(px: f32) -> usize {
 
 enum Shown {
     Nothing,
+    Ticket(Panel, TicketField),
     Waiting(Panel),
     Consent(Panel, ConsentGate),
     Indicator(Panel, String, Grant, ConsentGate),
@@ -270,6 +417,22 @@ pub fn run(
     let mut shown = Shown::Nothing;
     loop {
         match commands.recv_timeout(Duration::from_millis(15)) {
+            Ok(UiCommand::AskTicket { problem }) => {
+                let (w, h) = (560, 260);
+                let mut p = Panel::open(lang.ticket_title(), "ticket", w, h, centered(w, h))?;
+                p.capture_keys();
+                p.set_buttons(&[
+                    (lang.cancel(), Action::Cancel, BUTTON),
+                    (lang.next(), Action::Next, ACCENT),
+                ]);
+                let field = TicketField {
+                    typed: String::new(),
+                    problem,
+                };
+                draw_ticket(&mut p, &text, lang, &field);
+                println!("ui ticket asked");
+                shown = Shown::Ticket(p, field);
+            }
             Ok(UiCommand::Waiting {
                 ticket,
                 code,
@@ -353,6 +516,23 @@ pub fn run(
         }
         let event = match &mut shown {
             Shown::Nothing => None,
+            Shown::Ticket(p, field) => match p.poll() {
+                Err(()) | Ok(Some(Action::Cancel)) => Some(UiEvent::CancelWaiting),
+                clicked => {
+                    let before = (field.typed.clone(), field.problem);
+                    let mut number = None;
+                    for k in p.keys().into_iter().filter_map(FieldKey::from_key) {
+                        number = number.or(field.key(k));
+                    }
+                    if clicked == Ok(Some(Action::Next)) && number.is_none() {
+                        number = field.submit();
+                    }
+                    if (field.typed.clone(), field.problem) != before {
+                        draw_ticket(p, &text, lang, field);
+                    }
+                    number.map(UiEvent::Ticket)
+                }
+            },
             Shown::Waiting(p) => match p.poll() {
                 Err(()) | Ok(Some(Action::Cancel)) => Some(UiEvent::CancelWaiting),
                 _ => None,
@@ -398,7 +578,11 @@ pub fn run(
         if let Some(ev) = event {
             if matches!(
                 ev,
-                UiEvent::Consent(_) | UiEvent::CancelWaiting | UiEvent::End | UiEvent::Dismissed
+                UiEvent::Consent(_)
+                    | UiEvent::CancelWaiting
+                    | UiEvent::End
+                    | UiEvent::Dismissed
+                    | UiEvent::Ticket(_)
             ) {
                 shown = Shown::Nothing;
             }
@@ -495,6 +679,43 @@ fn draw_indicator(p: &mut Panel, text: &TextRenderer, lang: Lang, staff: &str, g
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ticket_field_takes_digits_only_and_says_what_is_wrong() {
+        let mut f = TicketField::default();
+        assert_eq!(f.key(FieldKey::Enter), None);
+        assert_eq!(f.problem, Some(TicketProblem::Empty));
+        for d in "47a".chars() {
+            let k = if d.is_ascii_digit() {
+                FieldKey::Digit(d)
+            } else {
+                FieldKey::Other
+            };
+            assert_eq!(f.key(k), None);
+        }
+        assert_eq!(
+            (f.typed.as_str(), f.problem),
+            ("47", Some(TicketProblem::NotDigits))
+        );
+        f.key(FieldKey::Digit('1'));
+        f.key(FieldKey::Digit('9'));
+        f.key(FieldKey::Backspace);
+        f.key(FieldKey::Digit('1'));
+        assert_eq!(f.problem, None);
+        assert_eq!(f.key(FieldKey::Enter), Some("4711".parse().unwrap()));
+        // Typing on and on stops one digit past the longest ticket number, which is refused.
+        let mut long = TicketField::default();
+        for _ in 0..40 {
+            long.key(FieldKey::Digit('9'));
+        }
+        assert_eq!(long.typed.len(), TicketNumber::MAX_DIGITS + 1);
+        assert_eq!(long.key(FieldKey::Enter), None);
+        assert_eq!(long.problem, Some(TicketProblem::TooLong));
+        // Zero is no ticket.
+        let mut zero = TicketField::default();
+        zero.key(FieldKey::Digit('0'));
+        assert_eq!(zero.key(FieldKey::Enter), None);
+    }
 
     #[test]
     fn wrap_keeps_every_word_in_order_within_the_width() {

@@ -331,3 +331,104 @@ fn a_report_waits_while_rt_is_down_and_arrives_once() {
     let shown = relay.audit_cmd(&["show", &ticket.to_string()]);
     assert_eq!(shown.matches(": zugestellt").count(), 2, "{shown}");
 }
+
+/// Pixels in the window `win` of `display` drawn in the agent's warning red.
+fn red_pixels(display: &Display, win: &str) -> usize {
+    let geo = display
+        .xdotool(&["getwindowgeometry", "--shell", win])
+        .unwrap();
+    let get = |k: &str| -> u32 {
+        geo.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (x0, y0, w, h) = (get("X"), get("Y"), get("WIDTH"), get("HEIGHT"));
+    let shot = display.screenshot();
+    let mut n = 0;
+    for y in y0..(y0 + h).min(shot.height()) {
+        for x in x0..(x0 + w).min(shot.width()) {
+            if shot.get_pixel(x, y).0 == [0xB3, 0x26, 0x1E] {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Started without `--ticket` (a double-click), the agent asks for the number in its window:
+/// letters are refused on screen, a closed ticket is refused with the reason on screen, and
+/// the open ticket typed after it registers.
+#[test]
+fn the_ticket_typed_into_the_agent_window_registers_and_a_closed_one_is_refused() {
+    if !tools("the_ticket_typed_into_the_agent_window_registers_and_a_closed_one_is_refused") {
+        return;
+    }
+    let dir = temp_dir("rt-window");
+    let rt = Rt::start(&dir);
+    let display = Display::start(1280, 800);
+    let relay = relay_for(&rt, &dir);
+    let closed = rt.new_ticket("schon erledigt");
+    let (s, v) = rt.request(
+        "PUT",
+        &format!("/ticket/{closed}"),
+        Some(json!({ "Status": "resolved" })),
+    );
+    assert_eq!(s, 200, "{v}");
+    let open = rt.new_ticket("Beamer in Raum 3");
+    let mut cmd = Command::new(bin_dir().join("fernhilfe-agent"));
+    cmd.args([
+        "--relay",
+        &relay.addr,
+        "--relay-fingerprint",
+        &relay.fingerprint,
+    ])
+    .args(["--host-name", "PC-12", "--lang", "de"])
+    .env("DISPLAY", &display.name);
+    let mut agent = Proc::spawn("agent-asking", cmd, &dir);
+    agent.wait_line("ui ticket asked", T);
+    let win = display
+        .xdotool(&["search", "--sync", "--name", "Ticketnummer"])
+        .unwrap()
+        .trim()
+        .to_owned();
+    display.xdotool(&["windowfocus", "--sync", &win]).unwrap();
+    let before = agent.lines().len();
+    display.xdotool(&["type", "--delay", "60", "12a"]).unwrap();
+    agent.wait_line_from(
+        before,
+        |l| l == "ui ticket problem NotDigits",
+        T,
+        "the warning about letters",
+    );
+    assert!(red_pixels(&display, &win) > 100, "no warning on screen");
+    display
+        .xdotool(&["key", "--delay", "60", "BackSpace", "BackSpace"])
+        .unwrap();
+    let typed = |number: u64| {
+        display
+            .xdotool(&["type", "--delay", "60", &number.to_string()])
+            .unwrap();
+        display.xdotool(&["key", "Return"]).unwrap();
+    };
+    typed(closed);
+    agent.wait_line(&format!("ticket typed #{closed}"), T);
+    agent.wait_line("ui ticket problem Closed", T);
+    let win = display
+        .xdotool(&["search", "--sync", "--name", "Ticketnummer"])
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        red_pixels(&display, &win) > 100,
+        "the refusal is not on screen"
+    );
+    display.xdotool(&["windowfocus", "--sync", &win]).unwrap();
+    typed(open);
+    agent.wait_line(&format!("registered ticket=#{open}"), T);
+    agent.wait_line("code ", T);
+    assert!(agent.running());
+    agent.kill();
+}
