@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Besides what everything needs: a real Request Tracker 5 for the ticket-report tests
-# (SQLite, its own web server on loopback).
-scripts/setup.sh request-tracker5 rt5-db-sqlite rt5-standalone
+# (SQLite, its own web server on loopback), and PostgreSQL, whose binaries the audit-store
+# tests start a private server from.
+scripts/setup.sh request-tracker5 rt5-db-sqlite rt5-standalone postgresql
 step() { printf '\n== %s\n' "$*"; }
 
 # The end-to-end tests drive binaries built with their test aids (a misbehaving viewer,

@@ -133,10 +133,31 @@ struct ConfigFile {
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     retention_days: Option<u32>,
+    /// The audit store in PostgreSQL instead of SQLite in the state directory: a connection
+    /// string (`host=… user=… dbname=…`), or the environment variable that holds one.
+    audit_database: Option<String>,
+    audit_database_env: Option<String>,
     #[serde(default)]
     limits: limits::Limits,
     /// Session reports to a ticket system, and ticket validation.
     tickets: Option<tickets::TicketsConfig>,
+}
+
+impl ConfigFile {
+    /// Where the audit record lives: PostgreSQL if configured, else SQLite in `state_dir`.
+    fn audit_location(&self, state_dir: &Path) -> Result<audit::db::Location> {
+        let url = match (&self.audit_database, &self.audit_database_env) {
+            (_, Some(var)) => Some(std::env::var(var).with_context(|| {
+                format!("audit_database_env: environment variable {var} is not set")
+            })?),
+            (Some(url), None) => Some(url.clone()),
+            (None, None) => None,
+        };
+        Ok(match url {
+            Some(u) => audit::db::Location::Postgres(u),
+            None => audit::db::Location::Sqlite(state_dir.to_owned()),
+        })
+    }
 }
 
 fn default_state_dir() -> PathBuf {
@@ -188,20 +209,28 @@ fn main() -> Result<()> {
         key: None,
         retention_days: None,
     }) {
-        Command::Audit { action } => match action {
-            AuditAction::Verify => {
-                if !audit::cli::verify(&state_dir)? {
-                    std::process::exit(1);
+        Command::Audit { action } => {
+            let cfg = load_config(cli.config.as_deref(), &state_dir)?;
+            let at = cfg.audit_location(&state_dir)?;
+            let place = audit::cli::Place {
+                state_dir: &state_dir,
+                at: &at,
+            };
+            match action {
+                AuditAction::Verify => {
+                    if !audit::cli::verify(&place)? {
+                        std::process::exit(1);
+                    }
+                    Ok(())
                 }
-                Ok(())
+                AuditAction::Show { ticket, lang } => audit::cli::show(&place, ticket, lang),
+                AuditAction::Export { since, format } => {
+                    audit::cli::export(&place, since.unwrap_or(0), format)
+                }
+                AuditAction::Prune { retention_days } => audit::cli::prune(&place, retention_days),
+                AuditAction::Bench { dir, records } => audit::cli::bench(&dir, records),
             }
-            AuditAction::Show { ticket, lang } => audit::cli::show(&state_dir, ticket, lang),
-            AuditAction::Export { since, format } => {
-                audit::cli::export(&state_dir, since.unwrap_or(0), format)
-            }
-            AuditAction::Prune { retention_days } => audit::cli::prune(&state_dir, retention_days),
-            AuditAction::Bench { dir, records } => audit::cli::bench(&dir, records),
-        },
+        }
         Command::Fingerprint => {
             state_dir::create(&state_dir)?;
             let (id, _) = Identity::load_or_create(&state_dir, "fernhilfe-relay")
@@ -271,6 +300,8 @@ async fn serve(
     state_dir: &Path,
     cfg: ConfigFile,
 ) -> Result<()> {
+    let audit_at = cfg.audit_location(state_dir)?;
+    let retention_days = cfg.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
     let ConfigFile {
         cert,
         key,
@@ -278,7 +309,6 @@ async fn serve(
         tickets,
         ..
     } = cfg;
-    let retention_days = cfg.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
     state_dir::create(state_dir)?;
     let tickets = match &tickets {
         Some(t) => {
@@ -328,6 +358,7 @@ async fn serve(
         limits,
         paths.admission(),
         paths.qad_port(),
+        &audit_at,
         retention_days,
         tickets,
     )?;
@@ -422,6 +453,8 @@ mod tests {
             "cert",
             "key",
             "retention_days",
+            "audit_database",
+            "audit_database_env",
             "max_agents",
             "max_agents_per_ticket",
             "max_connections_per_address",

@@ -98,6 +98,7 @@ impl Rendezvous {
         limits: Limits,
         paths: Arc<SessionAdmission>,
         qad_port: u16,
+        audit_at: &crate::audit::db::Location,
         retention_days: u32,
         tickets: Option<TicketSystem>,
     ) -> anyhow::Result<Arc<Self>> {
@@ -110,7 +111,7 @@ impl Rendezvous {
             table: Mutex::new(PairingTable::new(limits.clone())),
             links: Mutex::default(),
             staff: StaffCache::new(state_dir),
-            audit: AuditLog::open(state_dir, retention_days, reports)?,
+            audit: AuditLog::open(state_dir, audit_at, retention_days, reports)?,
             validator,
             limits,
             paths,

@@ -1,5 +1,6 @@
 //! `fernhilfe-relay audit …`: verify the chain, show a ticket's timeline, export, prune.
 
+use super::db::Location;
 use super::record::Lang;
 use super::store::{AuditStore, StoredRecord};
 use anyhow::{bail, Context, Result};
@@ -15,14 +16,22 @@ pub enum Format {
     Csv,
 }
 
-fn open(state_dir: &Path) -> Result<AuditStore> {
-    if !state_dir.join(super::store::FILE).exists() {
-        bail!(
-            "no audit store in {}: pass the relay's --state-dir",
-            state_dir.display()
-        );
+/// Where the relay keeps its record, and the directory with its checkpoint key.
+pub struct Place<'a> {
+    pub state_dir: &'a Path,
+    pub at: &'a Location,
+}
+
+fn open(place: &Place<'_>) -> Result<AuditStore> {
+    if let Location::Sqlite(dir) = place.at {
+        if !dir.join(super::store::FILE).exists() {
+            bail!(
+                "no audit store in {}: pass the relay's --state-dir",
+                dir.display()
+            );
+        }
     }
-    AuditStore::open(state_dir).context("cannot open the audit store")
+    AuditStore::open_at(place.state_dir, place.at).context("cannot open the audit store")
 }
 
 fn time_text(t: i64) -> String {
@@ -46,8 +55,8 @@ pub fn parse_since(s: &str) -> Result<i64> {
 }
 
 /// Walks the chain; exits non-zero with the place of the first break.
-pub fn verify(state_dir: &Path) -> Result<bool> {
-    let v = open(state_dir)?.verify()?;
+pub fn verify(place: &Place<'_>) -> Result<bool> {
+    let v = open(place)?.verify()?;
     match &v.broken {
         None => {
             println!(
@@ -69,8 +78,8 @@ pub fn verify(state_dir: &Path) -> Result<bool> {
 }
 
 /// Prints every record of a ticket as a timeline a person reads.
-pub fn show(state_dir: &Path, ticket: protocol::ids::TicketNumber, lang: Lang) -> Result<()> {
-    let store = open(state_dir)?;
+pub fn show(place: &Place<'_>, ticket: protocol::ids::TicketNumber, lang: Lang) -> Result<()> {
+    let mut store = open(place)?;
     let records = store.for_ticket(ticket.get())?;
     let reports = store.reports_for_ticket(ticket.get())?;
     if records.is_empty() {
@@ -134,8 +143,8 @@ pub fn show(state_dir: &Path, ticket: protocol::ids::TicketNumber, lang: Lang) -
 }
 
 /// Writes the records since a time as JSON lines or CSV.
-pub fn export(state_dir: &Path, since: i64, format: Format) -> Result<()> {
-    let records = open(state_dir)?.since(since)?;
+pub fn export(place: &Place<'_>, since: i64, format: Format) -> Result<()> {
+    let records = open(place)?.since(since)?;
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => {
@@ -191,9 +200,9 @@ fn csv_field(s: &str) -> String {
 }
 
 /// Deletes records older than `days`, keeping the chain verifiable.
-pub fn prune(state_dir: &Path, days: u32) -> Result<()> {
+pub fn prune(place: &Place<'_>, days: u32) -> Result<()> {
     let cutoff = OffsetDateTime::now_utc().unix_timestamp() - i64::from(days) * 86_400;
-    let n = open(state_dir)?.prune(cutoff)?;
+    let n = open(place)?.prune(cutoff)?;
     println!("pruned {n} records older than {days} days");
     Ok(())
 }

@@ -7,6 +7,9 @@
 //! pairs sessions; sending a record costs a channel push.
 
 pub mod cli;
+pub mod db;
+#[cfg(test)]
+mod pg_test;
 pub mod record;
 pub mod store;
 
@@ -42,6 +45,7 @@ impl AuditLog {
     /// ticket system, session starts and ends queue reports that its own thread delivers.
     pub fn open(
         dir: &std::path::Path,
+        at: &db::Location,
         retention_days: u32,
         tickets: Option<(std::sync::Arc<dyn crate::tickets::Connector>, u32)>,
     ) -> Result<Self, store::StoreError> {
@@ -50,11 +54,11 @@ impl AuditLog {
             tracing::warn!("benchmark build: auditing is off");
             return Ok(Self { jobs: None });
         }
-        let mut store = AuditStore::open(dir)?;
+        let mut store = AuditStore::open_at(dir, at)?;
         if let Some((connector, retry_base_secs)) = tickets {
             let (wake, woken) = mpsc::channel();
             store.queue_reports(wake);
-            crate::tickets::outbox::spawn(dir, connector, woken, retry_base_secs)?;
+            crate::tickets::outbox::spawn(at.clone(), connector, woken, retry_base_secs)?;
         }
         let (jobs, rx) = mpsc::channel::<Job>();
         let log = Self { jobs: Some(jobs) };

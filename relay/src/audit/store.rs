@@ -1,78 +1,113 @@
-//! The audit store: SQLite in the state directory, one row per record, hash-chained.
+//! The audit store: one row per record, hash-chained, in SQLite in the state directory (one
+//! relay) or in PostgreSQL (several relays sharing one record).
 //!
 //! Each record's hash covers the previous record's hash and everything stored in the row, so
 //! an edited, deleted or reordered row breaks the chain at that place. A plain hash chain can
-//! be recomputed by whoever can write the file, so the relay also signs checkpoints (record
-//! number and hash) with a key of its own (`audit-key.pk8`, 0600): rewriting history before
-//! the last checkpoint needs that key. Retention deletes old rows only after signing a
-//! checkpoint for the first row it keeps, so the shortened chain still verifies.
+//! be recomputed by whoever can write the database, so the relay also signs checkpoints
+//! (record number and hash) with a key of its own (`audit-key.pk8`, 0600; relays sharing one
+//! database share it): rewriting history before the last checkpoint needs that key. Retention
+//! deletes old rows only after signing a checkpoint for the first row it keeps, so the
+//! shortened chain still verifies.
 
+use super::db::{Db, DbError, Location, Migrations, Value};
 use super::record::AuditRecord;
 use ring::rand::SystemRandom;
 use ring::signature::{
     EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
     ECDSA_P256_SHA256_FIXED_SIGNING,
 };
-use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
-/// The store's file in the state directory.
+/// The store's file in the state directory (SQLite).
 pub const FILE: &str = "audit.sqlite";
 /// The checkpoint signing key in the state directory.
 pub const KEY_FILE: &str = "audit-key.pk8";
 /// The hash before the first record.
 pub const GENESIS: [u8; 32] = [0; 32];
+/// Records read per query while verifying: the chain is never all in memory.
+const VERIFY_PAGE: i64 = 10_000;
 
-/// Schema versions, applied in order; `PRAGMA user_version` says how many ran.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE audit_record (
-        seq INTEGER PRIMARY KEY,
-        time_unix INTEGER NOT NULL,
-        ticket INTEGER,
-        kind TEXT NOT NULL,
-        body TEXT NOT NULL,
-        prev_hash BLOB NOT NULL,
-        hash BLOB NOT NULL
-    );
-    CREATE INDEX audit_record_ticket ON audit_record (ticket, seq);
-    CREATE INDEX audit_record_time ON audit_record (time_unix);
-    CREATE TABLE audit_checkpoint (
-        seq INTEGER PRIMARY KEY,
-        hash BLOB NOT NULL,
-        time_unix INTEGER NOT NULL,
-        signature BLOB NOT NULL
-    );",
-    // Session reports for the ticket system, queued with the record they report.
-    "CREATE TABLE report_outbox (
-        id INTEGER PRIMARY KEY,
-        record_seq INTEGER NOT NULL UNIQUE,
-        ticket INTEGER NOT NULL,
-        idempotency_key TEXT NOT NULL UNIQUE,
-        payload TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_unix INTEGER NOT NULL,
-        last_error TEXT,
-        delivered_unix INTEGER
-    );
-    CREATE INDEX report_outbox_due ON report_outbox (state, next_attempt_unix);
-    CREATE INDEX report_outbox_ticket ON report_outbox (ticket);",
-];
+/// The schema, version by version.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &[
+        "CREATE TABLE audit_record (
+            seq INTEGER PRIMARY KEY,
+            time_unix INTEGER NOT NULL,
+            ticket INTEGER,
+            kind TEXT NOT NULL,
+            body TEXT NOT NULL,
+            prev_hash BLOB NOT NULL,
+            hash BLOB NOT NULL
+        );
+        CREATE INDEX audit_record_ticket ON audit_record (ticket, seq);
+        CREATE INDEX audit_record_time ON audit_record (time_unix);
+        CREATE TABLE audit_checkpoint (
+            seq INTEGER PRIMARY KEY,
+            hash BLOB NOT NULL,
+            time_unix INTEGER NOT NULL,
+            signature BLOB NOT NULL
+        );",
+        // Session reports for the ticket system, queued with the record they report.
+        "CREATE TABLE report_outbox (
+            id INTEGER PRIMARY KEY,
+            record_seq INTEGER NOT NULL UNIQUE,
+            ticket INTEGER NOT NULL,
+            idempotency_key TEXT NOT NULL UNIQUE,
+            payload TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_unix INTEGER NOT NULL,
+            last_error TEXT,
+            delivered_unix INTEGER
+        );
+        CREATE INDEX report_outbox_due ON report_outbox (state, next_attempt_unix);
+        CREATE INDEX report_outbox_ticket ON report_outbox (ticket);",
+    ],
+    postgres: &[
+        "CREATE TABLE audit_record (
+            seq BIGINT PRIMARY KEY,
+            time_unix BIGINT NOT NULL,
+            ticket BIGINT,
+            kind TEXT NOT NULL,
+            body TEXT NOT NULL,
+            prev_hash BYTEA NOT NULL,
+            hash BYTEA NOT NULL
+        );
+        CREATE INDEX audit_record_ticket ON audit_record (ticket, seq);
+        CREATE INDEX audit_record_time ON audit_record (time_unix);
+        CREATE TABLE audit_checkpoint (
+            seq BIGINT PRIMARY KEY,
+            hash BYTEA NOT NULL,
+            time_unix BIGINT NOT NULL,
+            signature BYTEA NOT NULL
+        );",
+        "CREATE TABLE report_outbox (
+            id BIGSERIAL PRIMARY KEY,
+            record_seq BIGINT NOT NULL UNIQUE,
+            ticket BIGINT NOT NULL,
+            idempotency_key TEXT NOT NULL UNIQUE,
+            payload TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+            attempts BIGINT NOT NULL DEFAULT 0,
+            next_attempt_unix BIGINT NOT NULL,
+            last_error TEXT,
+            delivered_unix BIGINT
+        );
+        CREATE INDEX report_outbox_due ON report_outbox (state, next_attempt_unix);
+        CREATE INDEX report_outbox_ticket ON report_outbox (ticket);",
+    ],
+};
 
 /// Errors of the audit store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("audit database: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Db(#[from] DbError),
     #[error("audit key {path}: {reason}")]
     Key { path: String, reason: String },
-    #[error("audit database {path} is from a newer relay (schema {found}, this relay knows {known}): upgrade the relay")]
-    NewerSchema {
-        path: String,
-        found: u32,
-        known: usize,
-    },
+    #[error("the audit database is from a newer relay (schema {found}, this relay knows {known}): upgrade the relay")]
+    NewerSchema { found: u32, known: usize },
     #[error("audit record cannot be stored: {0}")]
     Json(#[from] serde_json::Error),
     #[error("{0}")]
@@ -96,7 +131,21 @@ impl StoredRecord {
     pub fn record(&self) -> Option<AuditRecord> {
         serde_json::from_str(&self.body).ok()
     }
+
+    fn from_row(r: &[Value]) -> Self {
+        StoredRecord {
+            seq: r[0].int().unwrap_or(0),
+            time_unix: r[1].int().unwrap_or(0),
+            ticket: r[2].int().map(|t| t as u64),
+            kind: r[3].text(),
+            body: r[4].text(),
+            prev_hash: r[5].bytes(),
+            hash: r[6].bytes(),
+        }
+    }
 }
+
+const RECORD_COLUMNS: &str = "seq, time_unix, ticket, kind, body, prev_hash, hash";
 
 /// The first place where the chain does not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,16 +193,6 @@ pub struct Verified {
     pub broken: Option<ChainBreak>,
 }
 
-/// An open store with its signing key.
-pub struct AuditStore {
-    conn: Connection,
-    key: EcdsaKeyPair,
-    last: (i64, [u8; 32]),
-    since_checkpoint: u32,
-    /// Set when a ticket system takes reports: woken after each queued report.
-    reports: Option<std::sync::mpsc::Sender<()>>,
-}
-
 /// A queued session report and where its delivery stands.
 #[derive(Debug, Clone)]
 pub struct OutboxEntry {
@@ -162,6 +201,17 @@ pub struct OutboxEntry {
     pub attempts: u32,
     pub last_error: Option<String>,
     pub kind: String,
+}
+
+/// An open store with its signing key.
+pub struct AuditStore {
+    db: Db,
+    key: EcdsaKeyPair,
+    /// The last record this store wrote, for the next checkpoint.
+    last: (i64, [u8; 32]),
+    since_checkpoint: u32,
+    /// Set when a ticket system takes reports: woken after each queued report.
+    reports: Option<std::sync::mpsc::Sender<()>>,
 }
 
 fn now_unix() -> i64 {
@@ -212,8 +262,21 @@ fn load_or_create_key(dir: &Path) -> Result<EcdsaKeyPair, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
                 .map_err(|_| err("cannot generate a key".into()))?;
-            transport::identity::write_private(&path, doc.as_ref())?;
-            doc.as_ref().to_vec()
+            // Written beside, then linked into place: a link fails if the name exists, so two
+            // writers starting at once end up with one key (the one that loses reads it).
+            let mut nonce = [0u8; 8];
+            getrandom::getrandom(&mut nonce).map_err(|e| err(e.to_string()))?;
+            let tmp = path.with_extension(format!("pk8.{:016x}.tmp", u64::from_be_bytes(nonce)));
+            transport::identity::write_private(&tmp, doc.as_ref())?;
+            let linked = std::fs::hard_link(&tmp, &path);
+            let _ = std::fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => doc.as_ref().to_vec(),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::fs::read(&path).map_err(|e| err(e.to_string()))?
+                }
+                Err(e) => return Err(err(e.to_string())),
+            }
         }
         Err(e) => return Err(err(e.to_string())),
     };
@@ -222,47 +285,22 @@ fn load_or_create_key(dir: &Path) -> Result<EcdsaKeyPair, StoreError> {
 }
 
 impl AuditStore {
-    /// Opens (or creates, 0600) the store in `dir`, applying pending schema migrations.
+    /// Opens (or creates, 0600) the SQLite store in `dir`, applying pending migrations.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let path = dir.join(FILE);
-        if !path.exists() {
-            // Created empty with the right mode first: SQLite would create it world-readable.
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            opts.open(&path)?;
-        }
-        let mut conn = Connection::open(&path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version as usize > MIGRATIONS.len() {
-            return Err(StoreError::NewerSchema {
-                path: path.display().to_string(),
-                found: version,
-                known: MIGRATIONS.len(),
-            });
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as u32)?;
-            tx.commit()?;
+        Self::open_at(dir, &Location::Sqlite(dir.to_owned()))
+    }
+
+    /// Opens the store at `at` with the checkpoint key from the state directory `dir`,
+    /// applying pending migrations.
+    pub fn open_at(dir: &Path, at: &Location) -> Result<Self, StoreError> {
+        let mut db = Db::open(at)?;
+        if let Err((found, known)) = db.migrate(&MIGRATIONS)? {
+            return Err(StoreError::NewerSchema { found, known });
         }
         let key = load_or_create_key(dir)?;
-        let last = conn
-            .query_row(
-                "SELECT seq, hash FROM audit_record ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
-            )
-            .optional()?
-            .map(|(s, h)| (s, h.try_into().unwrap_or(GENESIS)))
-            .unwrap_or((0, GENESIS));
+        let last = last_record(&mut db)?;
         Ok(Self {
-            conn,
+            db,
             key,
             last,
             since_checkpoint: 0,
@@ -276,49 +314,63 @@ impl AuditStore {
         self.reports = Some(wake);
     }
 
-    /// Appends records in one transaction; returns how many.
+    /// Appends records in one transaction; returns how many. The chain goes on from the
+    /// last record in the database, whoever wrote it (relays sharing PostgreSQL take turns).
     pub fn append(
         &mut self,
         batch: &[(i64, Option<u64>, AuditRecord)],
     ) -> Result<usize, StoreError> {
-        let tx = self.conn.transaction()?;
-        let mut last = self.last;
-        let mut queued = 0;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO audit_record (seq, time_unix, ticket, kind, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for (time_unix, ticket, record) in batch {
-                let body = serde_json::to_string(record)?;
-                let seq = last.0 + 1;
-                let hash = record_hash(&last.1, seq, *time_unix, *ticket, record.kind(), &body);
-                insert.execute(params![
-                    seq,
-                    time_unix,
-                    ticket.map(|t| t as i64),
-                    record.kind(),
-                    body,
-                    &last.1[..],
-                    &hash[..]
-                ])?;
-                last = (seq, hash);
-                if let (Some(_), Some(ticket)) = (&self.reports, ticket) {
-                    queued += queue_report(&tx, *ticket, seq, &hash, *time_unix, record)?;
+        self.db.begin_write()?;
+        match self.append_in_tx(batch) {
+            Ok((last, queued)) => {
+                self.db.commit()?;
+                if queued > 0 {
+                    if let Some(wake) = &self.reports {
+                        let _ = wake.send(());
+                    }
                 }
+                self.last = last;
+                self.since_checkpoint += batch.len() as u32;
+                Ok(batch.len())
+            }
+            Err(e) => {
+                self.db.rollback();
+                Err(e)
             }
         }
-        tx.commit()?;
-        if queued > 0 {
-            if let Some(wake) = &self.reports {
-                let _ = wake.send(());
-            }
-        }
-        self.last = last;
-        self.since_checkpoint += batch.len() as u32;
-        Ok(batch.len())
     }
 
-    /// Signs a checkpoint for the last record, if any came since the last one.
+    fn append_in_tx(
+        &mut self,
+        batch: &[(i64, Option<u64>, AuditRecord)],
+    ) -> Result<((i64, [u8; 32]), usize), StoreError> {
+        let mut last = last_record(&mut self.db)?;
+        let mut queued = 0;
+        for (time_unix, ticket, record) in batch {
+            let body = serde_json::to_string(record)?;
+            let seq = last.0 + 1;
+            let hash = record_hash(&last.1, seq, *time_unix, *ticket, record.kind(), &body);
+            self.db.execute(
+                "INSERT INTO audit_record (seq, time_unix, ticket, kind, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                &[
+                    seq.into(),
+                    (*time_unix).into(),
+                    ticket.map(|t| t as i64).into(),
+                    record.kind().into(),
+                    body.into(),
+                    last.1[..].into(),
+                    hash[..].into(),
+                ],
+            )?;
+            last = (seq, hash);
+            if let (Some(_), Some(ticket)) = (&self.reports, ticket) {
+                queued += queue_report(&mut self.db, *ticket, seq, &hash, *time_unix, record)?;
+            }
+        }
+        Ok((last, queued))
+    }
+
+    /// Signs a checkpoint for the last record written, if any came since the last one.
     pub fn checkpoint(&mut self) -> Result<(), StoreError> {
         if self.since_checkpoint == 0 || self.last.0 == 0 {
             return Ok(());
@@ -334,7 +386,7 @@ impl AuditStore {
         self.since_checkpoint
     }
 
-    fn sign_checkpoint(&self, seq: i64, hash: &[u8]) -> Result<(), StoreError> {
+    fn sign_checkpoint(&mut self, seq: i64, hash: &[u8]) -> Result<(), StoreError> {
         let sig = self
             .key
             .sign(&SystemRandom::new(), &checkpoint_message(seq, hash))
@@ -342,9 +394,11 @@ impl AuditStore {
                 path: KEY_FILE.into(),
                 reason: "signing failed".into(),
             })?;
-        self.conn.execute(
-            "INSERT OR REPLACE INTO audit_checkpoint (seq, hash, time_unix, signature) VALUES (?1, ?2, ?3, ?4)",
-            params![seq, hash, now_unix(), sig.as_ref()],
+        self.db
+            .execute("DELETE FROM audit_checkpoint WHERE seq = ?1", &[seq.into()])?;
+        self.db.execute(
+            "INSERT INTO audit_checkpoint (seq, hash, time_unix, signature) VALUES (?1, ?2, ?3, ?4)",
+            &[seq.into(), hash.into(), now_unix().into(), sig.as_ref().into()],
         )?;
         Ok(())
     }
@@ -353,56 +407,69 @@ impl AuditStore {
     /// record gets a signed checkpoint before anything is deleted. The last record is always
     /// kept. Returns how many were deleted.
     pub fn prune(&mut self, cutoff_unix: i64) -> Result<usize, StoreError> {
-        let first: Option<i64> =
-            self.conn
-                .query_row("SELECT MIN(seq) FROM audit_record", [], |r| r.get(0))?;
-        let Some(first) = first else { return Ok(0) };
-        let keep_from: i64 = self
-            .conn
-            .query_row(
-                "SELECT MIN(seq) FROM audit_record WHERE time_unix >= ?1",
-                [cutoff_unix],
-                |r| r.get::<_, Option<i64>>(0),
-            )?
-            .unwrap_or(self.last.0);
+        self.db.begin_write()?;
+        match self.prune_in_tx(cutoff_unix) {
+            Ok(n) => {
+                self.db.commit()?;
+                Ok(n)
+            }
+            Err(e) => {
+                self.db.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    fn prune_in_tx(&mut self, cutoff_unix: i64) -> Result<usize, StoreError> {
+        let row = |db: &mut Db, sql: &str, p: &[Value]| -> Result<Option<i64>, StoreError> {
+            Ok(db.query(sql, p)?.first().and_then(|r| r[0].int()))
+        };
+        let Some(first) = row(&mut self.db, "SELECT MIN(seq) FROM audit_record", &[])? else {
+            return Ok(0);
+        };
+        let last = last_record(&mut self.db)?.0;
+        let keep_from = row(
+            &mut self.db,
+            "SELECT MIN(seq) FROM audit_record WHERE time_unix >= ?1",
+            &[cutoff_unix.into()],
+        )?
+        .unwrap_or(last);
         if keep_from <= first {
             return Ok(0);
         }
-        let hash: Vec<u8> = self.conn.query_row(
-            "SELECT hash FROM audit_record WHERE seq = ?1",
-            [keep_from],
-            |r| r.get(0),
-        )?;
-        let tx = self.conn.unchecked_transaction()?;
+        let hash = self
+            .db
+            .query(
+                "SELECT hash FROM audit_record WHERE seq = ?1",
+                &[keep_from.into()],
+            )?
+            .first()
+            .map(|r| r[0].bytes())
+            .unwrap_or_default();
         self.sign_checkpoint(keep_from, &hash)?;
-        let n = tx.execute("DELETE FROM audit_record WHERE seq < ?1", [keep_from])?;
-        tx.execute("DELETE FROM audit_checkpoint WHERE seq < ?1", [keep_from])?;
-        tx.commit()?;
-        Ok(n)
+        let n = self.db.execute(
+            "DELETE FROM audit_record WHERE seq < ?1",
+            &[keep_from.into()],
+        )?;
+        self.db.execute(
+            "DELETE FROM audit_checkpoint WHERE seq < ?1",
+            &[keep_from.into()],
+        )?;
+        Ok(n as usize)
     }
 
-    /// Walks the whole chain and every checkpoint; reports the first break.
-    pub fn verify(&self) -> Result<Verified, StoreError> {
+    /// Walks the whole chain, a page at a time, and every checkpoint; reports the first break.
+    pub fn verify(&mut self) -> Result<Verified, StoreError> {
         let public = UnparsedPublicKey::new(
             &ECDSA_P256_SHA256_FIXED,
             self.key.public_key().as_ref().to_vec(),
         );
         let mut checkpoints = std::collections::BTreeMap::new();
-        {
-            let mut q = self
-                .conn
-                .prepare("SELECT seq, hash, signature FROM audit_checkpoint ORDER BY seq")?;
-            let rows = q.query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                ))
-            })?;
-            for row in rows {
-                let (seq, hash, sig) = row?;
-                checkpoints.insert(seq, (hash, sig));
-            }
+        for r in self.db.query(
+            "SELECT seq, hash, signature FROM audit_checkpoint ORDER BY seq",
+            &[],
+        )? {
+            checkpoints.insert(r[0].int().unwrap_or(0), (r[1].bytes(), r[2].bytes()));
         }
         let mut out = Verified {
             records: 0,
@@ -418,69 +485,78 @@ impl AuditStore {
                 return Ok(out);
             }
         }
-        let mut q = self.conn.prepare("SELECT seq, time_unix, ticket, kind, body, prev_hash, hash FROM audit_record ORDER BY seq")?;
-        let mut rows = q.query([])?;
         let mut prev: Option<(i64, Vec<u8>)> = None;
-        while let Some(r) = rows.next()? {
-            let rec = read_row(r)?;
-            out.records += 1;
-            out.first.get_or_insert(rec.seq);
-            out.last = Some(rec.seq);
-            match &prev {
-                None if rec.seq == 1 => {
-                    if rec.prev_hash[..] != GENESIS[..] {
-                        out.broken = brk(rec.seq, BreakKind::Reordered);
-                        return Ok(out);
-                    }
-                }
-                None => {
-                    // The start after pruning: its hash must be vouched for by a checkpoint.
-                    if checkpoints
-                        .get(&rec.seq)
-                        .map(|(h, _)| h[..] == rec.hash[..])
-                        != Some(true)
-                    {
-                        out.broken = brk(rec.seq, BreakKind::UnanchoredStart);
-                        return Ok(out);
-                    }
-                }
-                Some((pseq, phash)) => {
-                    if rec.prev_hash[..] != phash[..] {
-                        let what = if rec.seq != pseq + 1 {
-                            BreakKind::Deleted
-                        } else {
-                            BreakKind::Reordered
-                        };
-                        out.broken = brk(rec.seq, what);
-                        return Ok(out);
-                    }
-                    if rec.seq != pseq + 1 {
-                        out.broken = brk(rec.seq, BreakKind::Reordered);
-                        return Ok(out);
-                    }
-                }
+        let mut after = i64::MIN;
+        loop {
+            let page = self.db.query(
+                &format!("SELECT {RECORD_COLUMNS} FROM audit_record WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
+                &[after.into(), VERIFY_PAGE.into()],
+            )?;
+            if page.is_empty() {
+                break;
             }
-            // Linkage first: a moved row still hashes to itself, but no longer follows its
-            // predecessor, and is named for what happened to it.
-            let computed = record_hash(
-                &rec.prev_hash,
-                rec.seq,
-                rec.time_unix,
-                rec.ticket,
-                &rec.kind,
-                &rec.body,
-            );
-            if computed[..] != rec.hash[..] {
-                out.broken = brk(rec.seq, BreakKind::Edited);
-                return Ok(out);
-            }
-            if let Some((h, _)) = checkpoints.get(&rec.seq) {
-                if h[..] != rec.hash[..] {
-                    out.broken = brk(rec.seq, BreakKind::BadCheckpoint);
+            for row in &page {
+                let rec = StoredRecord::from_row(row);
+                after = rec.seq;
+                out.records += 1;
+                out.first.get_or_insert(rec.seq);
+                out.last = Some(rec.seq);
+                match &prev {
+                    None if rec.seq == 1 => {
+                        if rec.prev_hash[..] != GENESIS[..] {
+                            out.broken = brk(rec.seq, BreakKind::Reordered);
+                            return Ok(out);
+                        }
+                    }
+                    None => {
+                        // The start after pruning: its hash must be vouched for by a checkpoint.
+                        if checkpoints
+                            .get(&rec.seq)
+                            .map(|(h, _)| h[..] == rec.hash[..])
+                            != Some(true)
+                        {
+                            out.broken = brk(rec.seq, BreakKind::UnanchoredStart);
+                            return Ok(out);
+                        }
+                    }
+                    Some((pseq, phash)) => {
+                        if rec.prev_hash[..] != phash[..] {
+                            let what = if rec.seq != pseq + 1 {
+                                BreakKind::Deleted
+                            } else {
+                                BreakKind::Reordered
+                            };
+                            out.broken = brk(rec.seq, what);
+                            return Ok(out);
+                        }
+                        if rec.seq != pseq + 1 {
+                            out.broken = brk(rec.seq, BreakKind::Reordered);
+                            return Ok(out);
+                        }
+                    }
+                }
+                // Linkage first: a moved row still hashes to itself, but no longer follows its
+                // predecessor, and is named for what happened to it.
+                let computed = record_hash(
+                    &rec.prev_hash,
+                    rec.seq,
+                    rec.time_unix,
+                    rec.ticket,
+                    &rec.kind,
+                    &rec.body,
+                );
+                if computed[..] != rec.hash[..] {
+                    out.broken = brk(rec.seq, BreakKind::Edited);
                     return Ok(out);
                 }
+                if let Some((h, _)) = checkpoints.get(&rec.seq) {
+                    if h[..] != rec.hash[..] {
+                        out.broken = brk(rec.seq, BreakKind::BadCheckpoint);
+                        return Ok(out);
+                    }
+                }
+                prev = Some((rec.seq, rec.hash));
             }
-            prev = Some((rec.seq, rec.hash));
         }
         // A checkpoint beyond the last record: records were cut off the end.
         if let Some((&seq, _)) = checkpoints.iter().next_back() {
@@ -492,47 +568,70 @@ impl AuditStore {
     }
 
     /// The records of one ticket, oldest first.
-    pub fn for_ticket(&self, ticket: u64) -> Result<Vec<StoredRecord>, StoreError> {
-        self.query("SELECT seq, time_unix, ticket, kind, body, prev_hash, hash FROM audit_record WHERE ticket = ?1 ORDER BY seq", [ticket as i64])
+    pub fn for_ticket(&mut self, ticket: u64) -> Result<Vec<StoredRecord>, StoreError> {
+        self.records("ticket = ?1", ticket as i64)
     }
 
     /// The records from `since_unix` on, oldest first.
-    pub fn since(&self, since_unix: i64) -> Result<Vec<StoredRecord>, StoreError> {
-        self.query("SELECT seq, time_unix, ticket, kind, body, prev_hash, hash FROM audit_record WHERE time_unix >= ?1 ORDER BY seq", [since_unix])
+    pub fn since(&mut self, since_unix: i64) -> Result<Vec<StoredRecord>, StoreError> {
+        self.records("time_unix >= ?1", since_unix)
+    }
+
+    fn records(&mut self, condition: &str, p: i64) -> Result<Vec<StoredRecord>, StoreError> {
+        let rows = self.db.query(
+            &format!("SELECT {RECORD_COLUMNS} FROM audit_record WHERE {condition} ORDER BY seq"),
+            &[p.into()],
+        )?;
+        Ok(rows.iter().map(|r| StoredRecord::from_row(r)).collect())
     }
 
     /// The reports queued for a ticket and their delivery.
-    pub fn reports_for_ticket(&self, ticket: u64) -> Result<Vec<OutboxEntry>, StoreError> {
-        let mut q = self.conn.prepare(
-            "SELECT record_seq, state, attempts, last_error, json_extract(payload, '$.kind') FROM report_outbox WHERE ticket = ?1 ORDER BY record_seq",
+    pub fn reports_for_ticket(&mut self, ticket: u64) -> Result<Vec<OutboxEntry>, StoreError> {
+        let kind = self.db.json_field("payload", "kind");
+        let rows = self.db.query(
+            &format!("SELECT record_seq, state, attempts, last_error, {kind} FROM report_outbox WHERE ticket = ?1 ORDER BY record_seq"),
+            &[(ticket as i64).into()],
         )?;
-        let rows = q.query_map([ticket as i64], |r| {
-            Ok(OutboxEntry {
-                record_seq: r.get(0)?,
-                state: r.get(1)?,
-                attempts: r.get(2)?,
-                last_error: r.get(3)?,
-                kind: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+        Ok(rows
+            .iter()
+            .map(|r| OutboxEntry {
+                record_seq: r[0].int().unwrap_or(0),
+                state: r[1].text(),
+                attempts: r[2].int().unwrap_or(0) as u32,
+                last_error: r[3].opt_text(),
+                kind: r[4].text(),
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect())
     }
 
-    fn query(&self, sql: &str, p: [i64; 1]) -> Result<Vec<StoredRecord>, StoreError> {
-        let mut q = self.conn.prepare(sql)?;
-        let mut rows = q.query(p)?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(read_row(r)?);
-        }
-        Ok(out)
+    /// The database, for tests that play the attacker.
+    #[cfg(test)]
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.db
     }
+}
+
+/// The last record in the database: (number, hash), or (0, genesis).
+fn last_record(db: &mut Db) -> Result<(i64, [u8; 32]), StoreError> {
+    Ok(db
+        .query(
+            "SELECT seq, hash FROM audit_record ORDER BY seq DESC LIMIT 1",
+            &[],
+        )?
+        .first()
+        .map(|r| {
+            (
+                r[0].int().unwrap_or(0),
+                r[1].bytes().try_into().unwrap_or(GENESIS),
+            )
+        })
+        .unwrap_or((0, GENESIS)))
 }
 
 /// Queues the report a session start or end calls for, in the transaction that stores the
 /// record; returns how many (0 or 1).
 fn queue_report(
-    tx: &rusqlite::Transaction<'_>,
+    db: &mut Db,
     ticket: u64,
     seq: i64,
     hash: &[u8; 32],
@@ -545,27 +644,24 @@ fn queue_report(
         AuditRecord::SessionEnded { host, .. } => (ReportKind::End, host),
         _ => return Ok(0),
     };
+    let host_field = db.json_field("body", "host");
     // The session's records: from its start (the last one of this PC under this ticket) on.
-    let start: i64 = tx
-        .query_row(
-            "SELECT seq FROM audit_record WHERE ticket = ?1 AND kind = 'session_started' AND json_extract(body, '$.host') = ?2 AND seq <= ?3 ORDER BY seq DESC LIMIT 1",
-            params![ticket as i64, host, seq],
-            |r| r.get(0),
-        )
-        .optional()?
+    let start = db
+        .query(
+            &format!("SELECT seq FROM audit_record WHERE ticket = ?1 AND kind = 'session_started' AND {host_field} = ?2 AND seq <= ?3 ORDER BY seq DESC LIMIT 1"),
+            &[(ticket as i64).into(), host.as_str().into(), seq.into()],
+        )?
+        .first()
+        .and_then(|r| r[0].int())
         .unwrap_or(seq);
-    let mut q = tx.prepare_cached(
-        "SELECT time_unix, body FROM audit_record WHERE ticket = ?1 AND seq BETWEEN ?2 AND ?3 AND json_extract(body, '$.host') = ?4 ORDER BY seq",
-    )?;
-    let records = q
-        .query_map(params![ticket as i64, start, seq, host], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })?
-        .filter_map(|row| {
-            let (t, b) = row.ok()?;
-            Some((t, serde_json::from_str::<AuditRecord>(&b).ok()?))
-        })
-        .collect::<Vec<_>>();
+    let records: Vec<(i64, AuditRecord)> = db
+        .query(
+            &format!("SELECT time_unix, body FROM audit_record WHERE ticket = ?1 AND seq >= ?2 AND seq <= ?3 AND {host_field} = ?4 ORDER BY seq"),
+            &[(ticket as i64).into(), start.into(), seq.into(), host.as_str().into()],
+        )?
+        .iter()
+        .filter_map(|r| Some((r[0].int()?, serde_json::from_str(&r[1].text()).ok()?)))
+        .collect();
     let Some(report) = SessionReport::from_records(kind, ticket, &records) else {
         return Ok(0);
     };
@@ -576,23 +672,11 @@ fn queue_report(
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
-    tx.execute(
+    db.execute(
         "INSERT INTO report_outbox (record_seq, ticket, idempotency_key, payload, state, next_attempt_unix) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
-        params![seq, ticket as i64, key, serde_json::to_string(&report)?, time_unix],
+        &[seq.into(), (ticket as i64).into(), key.into(), serde_json::to_string(&report)?.into(), time_unix.into()],
     )?;
     Ok(1)
-}
-
-fn read_row(r: &rusqlite::Row<'_>) -> Result<StoredRecord, rusqlite::Error> {
-    Ok(StoredRecord {
-        seq: r.get(0)?,
-        time_unix: r.get(1)?,
-        ticket: r.get::<_, Option<i64>>(2)?.map(|t| t as u64),
-        kind: r.get(3)?,
-        body: r.get(4)?,
-        prev_hash: r.get(5)?,
-        hash: r.get(6)?,
-    })
 }
 
 #[cfg(test)]
@@ -600,6 +684,7 @@ mod tests {
     use super::*;
     use crate::audit::record::{AuditRecord, EndKind};
 
+    /// A fresh state directory (it holds the checkpoint key in both cases).
     fn dir(name: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("fh-audit-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -607,186 +692,272 @@ mod tests {
         d
     }
 
-    fn filled(name: &str, n: i64) -> (std::path::PathBuf, AuditStore) {
+    /// The same store on SQLite and, where a server runs, on PostgreSQL, each with `n`
+    /// records an hour apart and a checkpoint after them.
+    fn filled(name: &str, n: i64) -> Vec<(&'static str, std::path::PathBuf, Location, AuditStore)> {
+        let mut out = Vec::new();
         let d = dir(name);
-        let mut s = AuditStore::open(&d).unwrap();
-        let batch: Vec<_> = (1..=n)
-            .map(|i| {
-                (
-                    1_700_000_000 + i * 3600,
-                    Some(4711),
-                    AuditRecord::SessionEnded {
-                        host: format!("PC-{i}"),
-                        staff: "Anna Schmidt".into(),
-                        reason: EndKind::EndedAtAgent,
-                        duration_s: i as u64,
-                        agent_bytes_sent: None,
-                        agent_bytes_received: None,
-                    },
-                )
-            })
-            .collect();
-        s.append(&batch).unwrap();
-        s.checkpoint().unwrap();
-        (d, s)
+        out.push((
+            "sqlite",
+            d.clone(),
+            Location::Sqlite(d.clone()),
+            AuditStore::open(&d).unwrap(),
+        ));
+        if let Some(url) = crate::audit::pg_test::fresh_database(&format!("fh_{name}")) {
+            let d = dir(&format!("{name}-pg"));
+            let at = Location::Postgres(url);
+            let s = AuditStore::open_at(&d, &at).unwrap();
+            out.push(("postgres", d, at, s));
+        }
+        for (_, _, _, s) in &mut out {
+            let batch: Vec<_> = (1..=n)
+                .map(|i| {
+                    (
+                        1_700_000_000 + i * 3600,
+                        Some(4711),
+                        AuditRecord::SessionEnded {
+                            host: format!("PC-{i}"),
+                            staff: "Anna Schmidt".into(),
+                            reason: EndKind::EndedAtAgent,
+                            duration_s: i as u64,
+                            agent_bytes_sent: None,
+                            agent_bytes_received: None,
+                        },
+                    )
+                })
+                .collect();
+            s.append(&batch).unwrap();
+            s.checkpoint().unwrap();
+        }
+        out
     }
 
-    fn broken(s: &AuditStore) -> Option<ChainBreak> {
+    fn broken(s: &mut AuditStore) -> Option<ChainBreak> {
         s.verify().unwrap().broken
+    }
+
+    fn sql(s: &mut AuditStore, statements: &str) {
+        for st in statements
+            .split(';')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            s.db().execute(st, &[]).unwrap();
+        }
     }
 
     #[test]
     fn an_untouched_chain_verifies_and_survives_reopening() {
-        let (d, s) = filled("intact", 10);
-        let v = s.verify().unwrap();
-        assert_eq!(
-            (v.records, v.first, v.last, v.broken),
-            (10, Some(1), Some(10), None)
-        );
-        drop(s);
-        let mut s = AuditStore::open(&d).unwrap();
-        s.append(&[(1, None, AuditRecord::AgentLeft { host: "PC".into() })])
-            .unwrap();
-        assert_eq!(broken(&s), None);
-        assert_eq!(s.verify().unwrap().last, Some(11));
+        for (db, d, _, mut s) in filled("intact", 10) {
+            let v = s.verify().unwrap();
+            assert_eq!(
+                (v.records, v.first, v.last, v.broken),
+                (10, Some(1), Some(10), None),
+                "{db}"
+            );
+            if db == "sqlite" {
+                drop(s);
+                s = AuditStore::open(&d).unwrap();
+            }
+            s.append(&[(1, None, AuditRecord::AgentLeft { host: "PC".into() })])
+                .unwrap();
+            assert_eq!(broken(&mut s), None, "{db}");
+            assert_eq!(s.verify().unwrap().last, Some(11), "{db}");
+        }
     }
 
     #[test]
     fn an_edited_record_is_named() {
-        let (_d, s) = filled("edit", 10);
-        s.conn
-            .execute(
+        for (db, _, _, mut s) in filled("edit", 10) {
+            sql(
+                &mut s,
                 "UPDATE audit_record SET body = replace(body, 'Anna', 'Bert') WHERE seq = 4",
-                [],
-            )
-            .unwrap();
-        assert_eq!(
-            broken(&s),
-            Some(ChainBreak {
-                seq: 4,
-                what: BreakKind::Edited
-            })
-        );
+            );
+            assert_eq!(
+                broken(&mut s),
+                Some(ChainBreak {
+                    seq: 4,
+                    what: BreakKind::Edited
+                }),
+                "{db}"
+            );
+        }
     }
 
     #[test]
     fn a_deleted_record_is_named() {
-        let (_d, s) = filled("delete", 10);
-        s.conn
-            .execute("DELETE FROM audit_record WHERE seq = 6", [])
-            .unwrap();
-        assert_eq!(
-            broken(&s),
-            Some(ChainBreak {
-                seq: 7,
-                what: BreakKind::Deleted
-            })
-        );
+        for (db, _, _, mut s) in filled("delete", 10) {
+            sql(&mut s, "DELETE FROM audit_record WHERE seq = 6");
+            assert_eq!(
+                broken(&mut s),
+                Some(ChainBreak {
+                    seq: 7,
+                    what: BreakKind::Deleted
+                }),
+                "{db}"
+            );
+        }
     }
 
     #[test]
     fn swapped_records_are_named() {
-        let (_d, s) = filled("reorder", 10);
-        // Swap the numbers of records 3 and 5, contents and hashes kept.
-        s.conn
-            .execute_batch(
+        for (db, _, _, mut s) in filled("reorder", 10) {
+            // Swap the numbers of records 3 and 5, contents and hashes kept.
+            sql(
+                &mut s,
                 "UPDATE audit_record SET seq = -3 WHERE seq = 3;
-             UPDATE audit_record SET seq = 3 WHERE seq = 5;
-             UPDATE audit_record SET seq = 5 WHERE seq = -3;",
-            )
-            .unwrap();
-        assert_eq!(
-            broken(&s),
-            Some(ChainBreak {
-                seq: 3,
-                what: BreakKind::Reordered
-            })
-        );
+                 UPDATE audit_record SET seq = 3 WHERE seq = 5;
+                 UPDATE audit_record SET seq = 5 WHERE seq = -3",
+            );
+            assert_eq!(
+                broken(&mut s),
+                Some(ChainBreak {
+                    seq: 3,
+                    what: BreakKind::Reordered
+                }),
+                "{db}"
+            );
+        }
     }
 
     #[test]
     fn a_chain_recomputed_after_an_edit_fails_at_the_signed_checkpoint() {
-        let (_d, s) = filled("rewrite", 10);
-        // The attacker edits record 2 and recomputes every hash after it, without the key.
-        let rows = s.since(0).unwrap();
-        let mut prev = GENESIS.to_vec();
-        for r in rows {
-            let body = if r.seq == 2 {
-                r.body.replace("Anna", "Bert")
-            } else {
-                r.body.clone()
-            };
-            let h = record_hash(&prev, r.seq, r.time_unix, r.ticket, &r.kind, &body);
-            s.conn
-                .execute(
-                    "UPDATE audit_record SET body = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
-                    params![body, prev, &h[..], r.seq],
-                )
-                .unwrap();
-            prev = h.to_vec();
+        for (db, _, _, mut s) in filled("rewrite", 10) {
+            // The attacker edits record 2 and recomputes every hash after it, without the key.
+            let rows = s.since(0).unwrap();
+            let mut prev = GENESIS.to_vec();
+            for r in rows {
+                let body = if r.seq == 2 {
+                    r.body.replace("Anna", "Bert")
+                } else {
+                    r.body.clone()
+                };
+                let h = record_hash(&prev, r.seq, r.time_unix, r.ticket, &r.kind, &body);
+                s.db()
+                    .execute(
+                        "UPDATE audit_record SET body = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
+                        &[body.into(), prev[..].into(), h[..].into(), r.seq.into()],
+                    )
+                    .unwrap();
+                prev = h.to_vec();
+            }
+            assert_eq!(
+                broken(&mut s),
+                Some(ChainBreak {
+                    seq: 10,
+                    what: BreakKind::BadCheckpoint
+                }),
+                "{db}"
+            );
         }
-        assert_eq!(
-            broken(&s),
-            Some(ChainBreak {
-                seq: 10,
-                what: BreakKind::BadCheckpoint
-            })
-        );
     }
 
     #[test]
     fn cutting_records_off_the_end_is_seen_at_the_checkpoint() {
-        let (_d, s) = filled("tail", 10);
-        s.conn
-            .execute("DELETE FROM audit_record WHERE seq > 8", [])
-            .unwrap();
-        assert_eq!(
-            broken(&s),
-            Some(ChainBreak {
-                seq: 10,
-                what: BreakKind::Deleted
-            })
-        );
+        for (db, _, _, mut s) in filled("tail", 10) {
+            sql(&mut s, "DELETE FROM audit_record WHERE seq > 8");
+            assert_eq!(
+                broken(&mut s),
+                Some(ChainBreak {
+                    seq: 10,
+                    what: BreakKind::Deleted
+                }),
+                "{db}"
+            );
+        }
     }
 
     #[test]
     fn pruning_keeps_the_chain_verifiable_and_deleting_more_does_not() {
-        let (_d, mut s) = filled("prune", 10);
-        // Records are an hour apart: keep those from the 7th on.
-        let deleted = s.prune(1_700_000_000 + 7 * 3600).unwrap();
-        assert_eq!(deleted, 6);
-        let v = s.verify().unwrap();
-        assert_eq!((v.first, v.last, v.broken), (Some(7), Some(10), None));
-        // Removing the start by hand leaves a start no checkpoint vouches for.
-        s.conn
-            .execute("DELETE FROM audit_record WHERE seq = 7", [])
-            .unwrap();
-        assert_eq!(
-            broken(&s),
-            Some(ChainBreak {
-                seq: 8,
-                what: BreakKind::UnanchoredStart
-            })
-        );
+        for (db, _, _, mut s) in filled("prune", 10) {
+            // Records are an hour apart: keep those from the 7th on.
+            let deleted = s.prune(1_700_000_000 + 7 * 3600).unwrap();
+            assert_eq!(deleted, 6, "{db}");
+            let v = s.verify().unwrap();
+            assert_eq!(
+                (v.first, v.last, v.broken),
+                (Some(7), Some(10), None),
+                "{db}"
+            );
+            // Removing the start by hand leaves a start no checkpoint vouches for.
+            sql(&mut s, "DELETE FROM audit_record WHERE seq = 7");
+            assert_eq!(
+                broken(&mut s),
+                Some(ChainBreak {
+                    seq: 8,
+                    what: BreakKind::UnanchoredStart
+                }),
+                "{db}"
+            );
+        }
     }
 
     #[test]
     fn a_forged_checkpoint_is_refused() {
-        let (_d, s) = filled("forge", 10);
-        s.conn
-            .execute("UPDATE audit_checkpoint SET signature = zeroblob(64)", [])
-            .unwrap();
-        assert_eq!(broken(&s).map(|b| b.what), Some(BreakKind::BadCheckpoint));
+        for (db, _, _, mut s) in filled("forge", 10) {
+            s.db()
+                .execute(
+                    "UPDATE audit_checkpoint SET signature = ?1",
+                    &[vec![0u8; 64][..].into()],
+                )
+                .unwrap();
+            assert_eq!(
+                broken(&mut s).map(|b| b.what),
+                Some(BreakKind::BadCheckpoint),
+                "{db}"
+            );
+        }
     }
 
     #[test]
     fn a_store_from_a_newer_relay_is_not_touched() {
-        let (d, s) = filled("newer", 1);
-        s.conn.pragma_update(None, "user_version", 99).unwrap();
-        drop(s);
-        assert!(matches!(
-            AuditStore::open(&d),
-            Err(StoreError::NewerSchema { found: 99, .. })
-        ));
+        for (db, d, at, mut s) in filled("newer", 1) {
+            if db == "sqlite" {
+                sql(&mut s, "PRAGMA user_version = 99");
+            } else {
+                sql(&mut s, "UPDATE fernhilfe_schema SET version = 99");
+            }
+            drop(s);
+            assert!(
+                matches!(
+                    AuditStore::open_at(&d, &at),
+                    Err(StoreError::NewerSchema { found: 99, .. })
+                ),
+                "{db}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_writers_on_one_postgres_continue_one_chain() {
+        let Some(url) = crate::audit::pg_test::fresh_database("fh_two_writers") else {
+            return;
+        };
+        let d = dir("two-writers");
+        let at = Location::Postgres(url);
+        let mut threads = Vec::new();
+        for w in 0..2 {
+            let (d, at) = (d.clone(), at.clone());
+            threads.push(std::thread::spawn(move || {
+                let mut s = AuditStore::open_at(&d, &at).unwrap();
+                for i in 0..50 {
+                    s.append(&[(
+                        i,
+                        Some(4711),
+                        AuditRecord::AgentLeft {
+                            host: format!("relay-{w}"),
+                        },
+                    )])
+                    .unwrap();
+                }
+                s.checkpoint().unwrap();
+            }));
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut s = AuditStore::open_at(&d, &at).unwrap();
+        let v = s.verify().unwrap();
+        assert_eq!((v.records, v.last, v.broken), (100, Some(100), None));
     }
 }

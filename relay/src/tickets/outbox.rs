@@ -6,8 +6,7 @@
 
 use super::report::SessionReport;
 use super::{Connector, ConnectorError};
-use rusqlite::{params, Connection};
-use std::path::Path;
+use crate::audit::db::{Db, DbError, Location};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -17,6 +16,9 @@ const MAX_ATTEMPTS: u32 = 60;
 const MAX_PAUSE_SECS: i64 = 3600;
 /// Reports taken per turn.
 const TURN: i64 = 16;
+/// A report taken is not taken again (by this or another relay sharing the database) for
+/// this long, unless its try ends first: longer than a try can take.
+const LEASE_SECS: i64 = 120;
 
 fn now_unix() -> i64 {
     std::time::SystemTime::now()
@@ -32,51 +34,41 @@ pub fn pause(base_secs: i64, attempts: u32) -> i64 {
         .min(MAX_PAUSE_SECS)
 }
 
-/// Starts the delivery thread over the audit database in `dir`; `wake` says a report was
+/// Starts the delivery thread over the audit database at `at`; `wake` says a report was
 /// queued. `retry_base_secs` is the first pause after a failed try.
 pub fn spawn(
-    dir: &Path,
+    at: Location,
     connector: std::sync::Arc<dyn Connector>,
     wake: mpsc::Receiver<()>,
     retry_base_secs: u32,
 ) -> std::io::Result<()> {
-    let path = dir.join(crate::audit::store::FILE);
     std::thread::Builder::new()
         .name("ticket-reports".into())
         .spawn(move || {
-            let conn = match Connection::open(&path).and_then(|c| {
-                c.busy_timeout(Duration::from_secs(5))?;
-                Ok(c)
-            }) {
-                Ok(c) => c,
+            let mut db = match Db::open(&at) {
+                Ok(db) => db,
                 Err(e) => {
                     tracing::error!(error = %e, "ticket reports: cannot open the audit database; no reports will be sent");
                     return;
                 }
             };
-            deliver_loop(&conn, connector.as_ref(), &wake, i64::from(retry_base_secs.max(1)));
+            deliver_loop(&mut db, connector.as_ref(), &wake, i64::from(retry_base_secs.max(1)));
         })?;
     Ok(())
 }
 
-fn deliver_loop(
-    conn: &Connection,
-    connector: &dyn Connector,
-    wake: &mpsc::Receiver<()>,
-    base: i64,
-) {
+fn deliver_loop(db: &mut Db, connector: &dyn Connector, wake: &mpsc::Receiver<()>, base: i64) {
     loop {
-        match turn(conn, connector, base) {
-            Ok(()) => {}
-            Err(e) => tracing::error!(error = %e, "ticket reports: the audit database failed"),
+        if let Err(e) = turn(db, connector, base) {
+            tracing::error!(error = %e, "ticket reports: the audit database failed");
         }
-        let next: Option<i64> = conn
-            .query_row(
+        let next = db
+            .query(
                 "SELECT MIN(next_attempt_unix) FROM report_outbox WHERE state = 'pending'",
-                [],
-                |r| r.get(0),
+                &[],
             )
-            .unwrap_or(None);
+            .ok()
+            .and_then(|rows| rows.first().and_then(|r| r[0].int()));
         let wait = next.map_or(60, |t| (t - now_unix()).clamp(0, 60)) as u64;
         match wake.recv_timeout(Duration::from_secs(wait)) {
             Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -87,21 +79,44 @@ fn deliver_loop(
     }
 }
 
-/// Tries every report that is due once.
-fn turn(conn: &Connection, connector: &dyn Connector, base: i64) -> rusqlite::Result<()> {
-    let due: Vec<(i64, String, String, u32)> = {
-        let mut q = conn.prepare(
-            // A ticket's reports go in order: none while an earlier one of it is pending.
+/// Takes the reports that are due (a ticket's in order: none while an earlier one of it is
+/// pending), leasing them so no other relay tries them at the same time.
+fn take_due(db: &mut Db) -> Result<Vec<(i64, String, String, u32)>, DbError> {
+    let now = now_unix();
+    db.begin_write()?;
+    let taken = (|| {
+        let due = db.query(
             "SELECT id, idempotency_key, payload, attempts FROM report_outbox r WHERE state = 'pending' AND next_attempt_unix <= ?1
              AND NOT EXISTS (SELECT 1 FROM report_outbox o WHERE o.ticket = r.ticket AND o.state = 'pending' AND o.id < r.id)
              ORDER BY id LIMIT ?2",
+            &[now.into(), TURN.into()],
         )?;
-        let rows = q.query_map(params![now_unix(), TURN], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?;
-        rows.collect::<Result<_, _>>()?
-    };
-    for (id, key, payload, attempts) in due {
+        let mut out = Vec::new();
+        for r in due {
+            let id = r[0].int().unwrap_or(0);
+            db.execute(
+                "UPDATE report_outbox SET next_attempt_unix = ?1 WHERE id = ?2",
+                &[(now + LEASE_SECS).into(), id.into()],
+            )?;
+            out.push((id, r[1].text(), r[2].text(), r[3].int().unwrap_or(0) as u32));
+        }
+        Ok(out)
+    })();
+    match taken {
+        Ok(t) => {
+            db.commit()?;
+            Ok(t)
+        }
+        Err(e) => {
+            db.rollback();
+            Err(e)
+        }
+    }
+}
+
+/// Tries every report that is due once.
+fn turn(db: &mut Db, connector: &dyn Connector, base: i64) -> Result<(), DbError> {
+    for (id, key, payload, attempts) in take_due(db)? {
         let result = match serde_json::from_str::<SessionReport>(&payload) {
             Ok(report) => connector.post(&report, &key, attempts > 0),
             Err(e) => Err(ConnectorError::Permanent(format!(
@@ -117,24 +132,24 @@ fn turn(conn: &Connection, connector: &dyn Connector, base: i64) -> rusqlite::Re
                     system = connector.name(),
                     "session report delivered"
                 );
-                conn.execute(
-                    "UPDATE report_outbox SET state = 'delivered', attempts = ?2, delivered_unix = ?3, last_error = NULL WHERE id = ?1",
-                    params![id, attempts, now_unix()],
+                db.execute(
+                    "UPDATE report_outbox SET state = 'delivered', attempts = ?1, delivered_unix = ?2, last_error = NULL WHERE id = ?3",
+                    &[i64::from(attempts).into(), now_unix().into(), id.into()],
                 )?;
             }
             Err(ConnectorError::Transient(e)) if attempts < MAX_ATTEMPTS => {
                 let after = pause(base, attempts);
                 tracing::warn!(key, attempts, retry_in_s = after, error = %e, "session report not delivered; will retry");
-                conn.execute(
-                    "UPDATE report_outbox SET attempts = ?2, next_attempt_unix = ?3, last_error = ?4 WHERE id = ?1",
-                    params![id, attempts, now_unix() + after, e],
+                db.execute(
+                    "UPDATE report_outbox SET attempts = ?1, next_attempt_unix = ?2, last_error = ?3 WHERE id = ?4",
+                    &[i64::from(attempts).into(), (now_unix() + after).into(), e.into(), id.into()],
                 )?;
             }
             Err(e) => {
                 tracing::error!(key, attempts, error = %e, "session report failed for good");
-                conn.execute(
-                    "UPDATE report_outbox SET state = 'failed', attempts = ?2, last_error = ?3 WHERE id = ?1",
-                    params![id, attempts, e.to_string()],
+                db.execute(
+                    "UPDATE report_outbox SET state = 'failed', attempts = ?1, last_error = ?2 WHERE id = ?3",
+                    &[i64::from(attempts).into(), e.to_string().into(), id.into()],
                 )?;
             }
         }

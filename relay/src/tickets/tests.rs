@@ -250,7 +250,13 @@ fn the_outbox_retries_a_failing_webhook_and_delivers_once() {
     let connector: std::sync::Arc<dyn Connector> = std::sync::Arc::new(
         super::webhook::Webhook::new(&server.url, b"0123456789abcdef-shared".to_vec()).unwrap(),
     );
-    let log = crate::audit::AuditLog::open(&dir, 365, Some((connector, 1))).unwrap();
+    let log = crate::audit::AuditLog::open(
+        &dir,
+        &crate::audit::db::Location::Sqlite(dir.clone()),
+        365,
+        Some((connector, 1)),
+    )
+    .unwrap();
     let t = protocol::ids::TicketNumber::from_u64(4711).ok();
     log.record(
         t,
@@ -271,7 +277,7 @@ fn the_outbox_retries_a_failing_webhook_and_delivers_once() {
         },
     );
     log.flush();
-    let store = crate::audit::store::AuditStore::open(&dir).unwrap();
+    let mut store = crate::audit::store::AuditStore::open(&dir).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let reports = loop {
         let r = store.reports_for_ticket(4711).unwrap();
