@@ -67,9 +67,6 @@ pub struct TicketSystem {
     pub retry_base_secs: u32,
 }
 
-/// How long a registration waits for the ticket system's answer before it goes on without.
-const VALIDATION_TIMEOUT: Duration = Duration::from_secs(3);
-
 /// The relay's shared state.
 pub struct Rendezvous {
     table: Mutex<PairingTable>,
@@ -77,7 +74,7 @@ pub struct Rendezvous {
     staff: StaffCache,
     audit: AuditLog,
     /// Set when tickets are checked at registration.
-    validator: Option<Arc<dyn crate::tickets::Connector>>,
+    validator: Option<crate::tickets::validation::TicketValidator>,
     limits: Limits,
     paths: Arc<SessionAdmission>,
     qad_port: u16,
@@ -105,7 +102,7 @@ impl Rendezvous {
         let validator = tickets
             .as_ref()
             .filter(|t| t.validate)
-            .map(|t| t.connector.clone());
+            .map(|t| crate::tickets::validation::TicketValidator::new(t.connector.clone()));
         let reports = tickets.map(|t| (t.connector, t.retry_base_secs));
         let r = Arc::new(Self {
             table: Mutex::new(PairingTable::new(limits.clone())),
@@ -430,24 +427,9 @@ impl Rendezvous {
     }
 
     /// Asks the ticket system whether the ticket may have a session; `None` lets the agent
-    /// register. A ticket system that is slow or down does not keep schools from help: the
-    /// registration goes on (and says so in the log).
+    /// register.
     async fn check_ticket(&self, ticket: TicketNumber) -> Option<Refusal> {
-        let connector = self.validator.clone()?;
-        let asked = tokio::task::spawn_blocking(move || connector.ticket_state(ticket.get()));
-        match tokio::time::timeout(VALIDATION_TIMEOUT, asked).await {
-            Ok(Ok(Ok(crate::tickets::TicketState::Open))) => None,
-            Ok(Ok(Ok(crate::tickets::TicketState::Closed))) => Some(Refusal::TicketClosed),
-            Ok(Ok(Ok(crate::tickets::TicketState::Unknown))) => Some(Refusal::TicketNotInSystem),
-            Ok(Ok(Err(e))) => {
-                tracing::warn!(%ticket, error = %e, "ticket not checked: the ticket system did not answer; registration goes on");
-                None
-            }
-            Ok(Err(_)) | Err(_) => {
-                tracing::warn!(%ticket, "ticket not checked in time; registration goes on");
-                None
-            }
-        }
+        self.validator.as_ref()?.check(ticket).await
     }
 
     /// Writes a path the session took into the session record.
@@ -610,6 +592,13 @@ impl Rendezvous {
     ) -> anyhow::Result<()> {
         let pairing = joined.pairing;
         tracing::info!(host = %joined.host, staff = %staff, pairing, "viewer joined, pairing");
+        self.audit.record(
+            Some(ticket),
+            AuditRecord::ViewerJoined {
+                host: joined.host.clone(),
+                staff: staff.to_owned(),
+            },
+        );
         self.to_agent(
             joined.agent,
             AgentInbox::ViewerJoined {

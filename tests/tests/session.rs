@@ -185,6 +185,7 @@ fn control_consent_injects_input_until_revoked() {
         kinds,
         [
             "agent_registered",
+            "viewer_joined",
             "session_started",
             "consent given control",
             "consent changed view",

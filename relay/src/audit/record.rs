@@ -25,6 +25,8 @@ pub enum AuditRecord {
         staff: Option<String>,
         reason: RefusalKind,
     },
+    /// A staff member (authenticated) joined the ticket to pair with this PC.
+    ViewerJoined { host: String, staff: String },
     /// A staff member's code did not match the agent's.
     WrongCode { host: String, staff: String },
     /// Agent and viewer paired: the end-to-end session runs.
@@ -184,6 +186,7 @@ impl AuditRecord {
             Self::AgentRegistered { .. } => "agent_registered",
             Self::AgentLeft { .. } => "agent_left",
             Self::ViewerRefused { .. } => "viewer_refused",
+            Self::ViewerJoined { .. } => "viewer_joined",
             Self::WrongCode { .. } => "wrong_code",
             Self::SessionStarted { .. } => "session_started",
             Self::Consent { .. } => "consent",
@@ -242,6 +245,13 @@ impl AuditRecord {
                     )
                 } else {
                     format!("access refused for {who}: {}", refusal_text(*reason, false))
+                }
+            }
+            Self::ViewerJoined { host, staff } => {
+                if de {
+                    format!("{staff} (Support) möchte sich mit {host} verbinden")
+                } else {
+                    format!("{staff} (support) asks to connect to {host}")
                 }
             }
             Self::WrongCode { host, staff } => {

@@ -12,6 +12,7 @@ pub mod http;
 pub mod outbox;
 pub mod report;
 pub mod rt;
+pub mod validation;
 pub mod webhook;
 pub mod zammad;
 
