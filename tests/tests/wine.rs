@@ -324,3 +324,58 @@ fn windows_agent_shows_its_errors_in_a_window() {
     assert_eq!(agent.wait_exit(Duration::from_secs(1)), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The Windows agent double-clicked (no `--ticket`) asks for the number in its window: a
+/// letter is refused with a warning on screen, and the number typed registers the agent.
+#[test]
+fn windows_agent_asks_for_the_ticket_in_its_window() {
+    if !require_wine("windows_agent_asks_for_the_ticket_in_its_window") {
+        return;
+    }
+    let dir = temp_dir("wine-agent-ticket");
+    let display = Display::start(1280, 800);
+    let wine = Wine::new("agent-ticket", &display);
+    let relay = Relay::start(&dir);
+    let mut cmd = wine.run(
+        &windows_bin_dir().join("fernhilfe-agent.exe"),
+        &[
+            "--relay",
+            &relay.addr,
+            "--relay-fingerprint",
+            &relay.fingerprint,
+            "--host-name",
+            "PC-WINE",
+            "--lang",
+            "de",
+        ],
+    );
+    cmd.env("RUST_LOG", "warn");
+    let agent = Proc::spawn("agent-wine-ticket", cmd, &dir);
+    agent.wait_line("ui ticket asked", T);
+    // Focus by clicking into the window, as a person would (and as Wine takes focus).
+    let (x, y) = button(&agent, "ticket", "Next");
+    display.click(x, y - 120);
+    let type_keys = |keys: &str| {
+        display
+            .xdotool(&["type", "--delay", "120", keys])
+            .expect("xdotool type");
+    };
+    type_keys("47x");
+    agent.wait_line("ui ticket problem NotDigits", T);
+    let mut red = 0;
+    let shown = wait_until(Duration::from_secs(10), || {
+        red = display
+            .screenshot()
+            .pixels()
+            .filter(|p| p.0 == [0xB3, 0x26, 0x1E])
+            .count();
+        red > 100
+    });
+    assert!(shown, "no warning on screen ({red} red pixels)");
+    type_keys("11");
+    display.xdotool(&["key", "Return"]).expect("xdotool key");
+    agent.wait_line("ticket typed #4711", T);
+    agent.wait_line("registered ticket=#4711", T);
+    agent.wait_line("code ", T);
+    let _ = std::fs::remove_dir_all(&dir);
+}
