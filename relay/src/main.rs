@@ -468,6 +468,7 @@ mod tests {
             "validate",
             "lang",
             "retry_base_secs",
+            "ca_file",
             "user",
             "password",
             "password_env",

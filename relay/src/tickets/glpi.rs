@@ -47,6 +47,7 @@ impl Drop for GlpiSession<'_> {
 impl Glpi {
     /// GLPI's API at `api` (e.g. `https://glpi.example/apirest.php`).
     pub fn new(
+        http: Http,
         api: &str,
         user_token: String,
         app_token: Option<String>,
@@ -57,7 +58,7 @@ impl Glpi {
             user_token,
             app_token,
             lang,
-            http: Http::new(),
+            http,
         })
     }
 

@@ -19,14 +19,37 @@ const MAX_BODY: u64 = 1 << 20;
 
 impl Http {
     /// A client with the request timeout; statuses are returned, not turned into errors.
-    pub fn new() -> Self {
-        let agent = ureq::Agent::config_builder()
+    /// HTTPS trusts the web's public roots, or only the CA certificates in `ca_file` (PEM),
+    /// for ticket systems behind a carrier's own CA.
+    pub fn new(ca_file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let mut config = ureq::Agent::config_builder()
             .timeout_global(Some(REQUEST_TIMEOUT))
             .http_status_as_error(false)
-            .max_redirects(0)
-            .build()
-            .into();
-        Self { agent }
+            .max_redirects(0);
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("[tickets] ca_file {}: {e}", path.display()))?;
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                anyhow::bail!(
+                    "[tickets] ca_file {}: no PEM certificate in it",
+                    path.display()
+                );
+            }
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                    .build(),
+            );
+        }
+        Ok(Self {
+            agent: config.build().into(),
+        })
     }
 
     /// GET with extra headers.
@@ -64,12 +87,6 @@ impl Http {
             req = req.header(*k, *v);
         }
         read(req.content_type("application/json").send(body))
-    }
-}
-
-impl Default for Http {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

@@ -96,6 +96,9 @@ pub struct TicketsConfig {
     /// Webhook: the HMAC-SHA256 key the receiver checks the signature with.
     pub secret: Option<String>,
     pub secret_env: Option<String>,
+    /// PEM file of the CA certificates to trust for an HTTPS ticket system (instead of the
+    /// web's public roots).
+    pub ca_file: Option<std::path::PathBuf>,
     /// First pause (seconds) before a failed report is tried again; doubles up to an hour.
     #[serde(default = "default_retry_base")]
     pub retry_base_secs: u32,
@@ -121,8 +124,10 @@ impl TicketsConfig {
             Some("en") => crate::audit::record::Lang::En,
             Some(other) => anyhow::bail!("[tickets] lang = \"{other}\": use \"de\" or \"en\""),
         };
+        let http = http::Http::new(self.ca_file.as_deref())?;
         Ok(match self.system.as_str() {
             "rt" => std::sync::Arc::new(rt::RequestTracker::new(
+                http,
                 &self.url,
                 match (&self.token, &self.token_env) {
                     (None, None) => rt::Auth::Basic {
@@ -136,11 +141,13 @@ impl TicketsConfig {
                 lang,
             )?),
             "zammad" => std::sync::Arc::new(zammad::Zammad::new(
+                http,
                 &self.url,
                 secret(&self.token, &self.token_env, "[tickets] token")?,
                 lang,
             )?),
             "glpi" => std::sync::Arc::new(glpi::Glpi::new(
+                http,
                 &self.url,
                 secret(&self.token, &self.token_env, "[tickets] token")?,
                 secret(&self.app_token, &self.app_token_env, "[tickets] app_token").ok(),
@@ -151,6 +158,7 @@ impl TicketsConfig {
                     anyhow::bail!("[tickets] validate = true needs a ticket system; a webhook cannot say whether a ticket is open");
                 }
                 std::sync::Arc::new(webhook::Webhook::new(
+                    http,
                     &self.url,
                     secret(&self.secret, &self.secret_env, "[tickets] secret")?.into_bytes(),
                 )?)

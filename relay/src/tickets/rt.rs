@@ -26,7 +26,7 @@ pub struct RequestTracker {
 
 impl RequestTracker {
     /// RT at `base` (e.g. `https://rt.example/`), REST 2 below it.
-    pub fn new(base: &str, auth: Auth, lang: Lang) -> anyhow::Result<Self> {
+    pub fn new(http: Http, base: &str, auth: Auth, lang: Lang) -> anyhow::Result<Self> {
         let authorization = match auth {
             Auth::Basic { user, password } => format!(
                 "Basic {}",
@@ -38,7 +38,7 @@ impl RequestTracker {
             api: format!("{}/REST/2.0", base.trim_end_matches('/')),
             authorization,
             lang,
-            http: Http::new(),
+            http,
         })
     }
 

@@ -82,7 +82,13 @@ fn zammad_looks_up_the_number_and_writes_an_internal_note() {
         ("POST", "/api/v1/ticket_articles") => (201, json!({ "id": 99 }).to_string()),
         _ => (404, "{}".into()),
     });
-    let z = super::zammad::Zammad::new(&server.url, "secret-token".into(), Lang::De).unwrap();
+    let z = super::zammad::Zammad::new(
+        super::http::Http::new(None).unwrap(),
+        &server.url,
+        "secret-token".into(),
+        Lang::De,
+    )
+    .unwrap();
     assert_eq!(z.ticket_state(4711).unwrap(), TicketState::Open);
     assert_eq!(z.ticket_state(4712).unwrap(), TicketState::Closed);
     assert_eq!(
@@ -150,6 +156,7 @@ fn glpi_takes_a_session_token_and_writes_a_private_follow_up() {
         }
     });
     let g = super::glpi::Glpi::new(
+        super::http::Http::new(None).unwrap(),
         &format!("{}/apirest.php", server.url),
         "user-1".into(),
         Some("app-1".into()),
@@ -187,6 +194,7 @@ fn glpi_takes_a_session_token_and_writes_a_private_follow_up() {
     assert_eq!(opened, killed);
     // A wrong user token is not worth retrying.
     let bad = super::glpi::Glpi::new(
+        super::http::Http::new(None).unwrap(),
         &format!("{}/apirest.php", server.url),
         "wrong".into(),
         Some("app-1".into()),
@@ -203,7 +211,12 @@ fn glpi_takes_a_session_token_and_writes_a_private_follow_up() {
 fn a_webhook_signature_verifies_at_the_receiver_and_a_forged_one_does_not() {
     use hmac::{Hmac, Mac};
     let server = TestServer::start(|_| (200, "{}".into()));
-    let w = super::webhook::Webhook::new(&server.url, b"0123456789abcdef-shared".to_vec()).unwrap();
+    let w = super::webhook::Webhook::new(
+        super::http::Http::new(None).unwrap(),
+        &server.url,
+        b"0123456789abcdef-shared".to_vec(),
+    )
+    .unwrap();
     w.post(&report(ReportKind::End), "k-9", false).unwrap();
     let req = &server.seen()[0];
     // The receiver's side, from the documented scheme.
@@ -248,7 +261,12 @@ fn the_outbox_retries_a_failing_webhook_and_delivers_once() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let connector: std::sync::Arc<dyn Connector> = std::sync::Arc::new(
-        super::webhook::Webhook::new(&server.url, b"0123456789abcdef-shared".to_vec()).unwrap(),
+        super::webhook::Webhook::new(
+            super::http::Http::new(None).unwrap(),
+            &server.url,
+            b"0123456789abcdef-shared".to_vec(),
+        )
+        .unwrap(),
     );
     let log = crate::audit::AuditLog::open(
         &dir,
@@ -303,4 +321,58 @@ fn the_outbox_retries_a_failing_webhook_and_delivers_once() {
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(server.seen().len(), 4, "nothing posted twice");
     assert!(store.verify().unwrap().broken.is_none());
+}
+
+/// A ticket system behind a carrier's own CA: reachable with its certificate in `ca_file`,
+/// refused without it.
+#[test]
+fn a_ca_file_lets_the_relay_reach_a_ticket_system_behind_a_private_ca() {
+    use base64::Engine;
+    use std::io::{Read, Write};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let id = transport::identity::Identity::generate("localhost").unwrap();
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        base64::engine::general_purpose::STANDARD.encode(id.chain[0].as_ref())
+    );
+    let dir = std::env::temp_dir().join(format!("fh-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let tls = std::sync::Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(id.chain.clone(), id.key.clone_key())
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(tcp) = stream else { continue };
+            let conn = rustls::ServerConnection::new(tls.clone()).unwrap();
+            let mut s = rustls::StreamOwned::new(conn, tcp);
+            let mut buf = [0u8; 4096];
+            if s.read(&mut buf).is_ok() {
+                let body = r#"{"Status":"open"}"#;
+                let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = s.flush();
+            }
+        }
+    });
+    let url = format!("https://localhost:{port}");
+    let rt = |http| {
+        super::rt::RequestTracker::new(http, &url, super::rt::Auth::Token("t".into()), Lang::De)
+            .unwrap()
+    };
+    let trusted = rt(super::http::Http::new(Some(&ca)).unwrap());
+    assert_eq!(trusted.ticket_state(4711).unwrap(), TicketState::Open);
+    let public_roots = rt(super::http::Http::new(None).unwrap());
+    assert!(
+        public_roots.ticket_state(4711).is_err(),
+        "a private CA was trusted without ca_file"
+    );
+    assert!(super::http::Http::new(Some(&dir.join("missing.pem"))).is_err());
+    std::fs::write(dir.join("empty.pem"), "not a certificate").unwrap();
+    assert!(super::http::Http::new(Some(&dir.join("empty.pem"))).is_err());
 }

@@ -109,6 +109,7 @@ mod tests {
             }
         });
         let rt = crate::tickets::rt::RequestTracker::new(
+            crate::tickets::http::Http::new(None).unwrap(),
             &server.url,
             crate::tickets::rt::Auth::Token("t".into()),
             crate::audit::record::Lang::De,

@@ -20,7 +20,7 @@ pub struct Webhook {
 
 impl Webhook {
     /// A webhook at `url` signing with `secret`.
-    pub fn new(url: &str, secret: Vec<u8>) -> anyhow::Result<Self> {
+    pub fn new(http: Http, url: &str, secret: Vec<u8>) -> anyhow::Result<Self> {
         if secret.len() < 16 {
             anyhow::bail!(
                 "[tickets] secret: use at least 16 characters for the webhook's HMAC key"
@@ -29,7 +29,7 @@ impl Webhook {
         Ok(Self {
             url: url.to_owned(),
             secret,
-            http: Http::new(),
+            http,
         })
     }
 }

@@ -16,12 +16,12 @@ pub struct Zammad {
 
 impl Zammad {
     /// Zammad at `base` (e.g. `https://zammad.example/`) with an access token.
-    pub fn new(base: &str, token: String, lang: Lang) -> anyhow::Result<Self> {
+    pub fn new(http: Http, base: &str, token: String, lang: Lang) -> anyhow::Result<Self> {
         Ok(Self {
             api: format!("{}/api/v1", base.trim_end_matches('/')),
             authorization: format!("Token token={token}"),
             lang,
-            http: Http::new(),
+            http,
         })
     }
 
