@@ -256,7 +256,7 @@ impl Rendezvous {
         host: String,
         agent_version: String,
     ) -> anyhow::Result<()> {
-        if let Some(refusal) = self.check_ticket(ticket).await {
+        if let Some(refusal) = self.check_ticket(ticket, remote.ip()).await {
             tracing::info!(%ticket, host = %host, reason = ?refusal, "registration refused by the ticket system");
             return refuse(&mut send, refusal).await;
         }
@@ -428,8 +428,8 @@ impl Rendezvous {
 
     /// Asks the ticket system whether the ticket may have a session; `None` lets the agent
     /// register.
-    async fn check_ticket(&self, ticket: TicketNumber) -> Option<Refusal> {
-        self.validator.as_ref()?.check(ticket).await
+    async fn check_ticket(&self, ticket: TicketNumber, from: std::net::IpAddr) -> Option<Refusal> {
+        self.validator.as_ref()?.check(ticket, from).await
     }
 
     /// Writes a path the session took into the session record.
