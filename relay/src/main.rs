@@ -2,6 +2,8 @@
 
 mod admission;
 mod audit;
+mod clock;
+mod hex;
 mod limits;
 mod pairing_table;
 mod path_service;

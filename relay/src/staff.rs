@@ -32,10 +32,7 @@ pub struct StaffRegistry {
 }
 
 fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex::lower(&Sha256::digest(token.as_bytes()))
 }
 
 impl StaffRegistry {
@@ -85,10 +82,7 @@ impl StaffRegistry {
         let mut raw = [0u8; 32];
         getrandom::getrandom(&mut raw)
             .map_err(|e| anyhow::anyhow!("operating system random source failed: {e}"))?;
-        let token = format!(
-            "fh_{}",
-            raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
+        let token = format!("fh_{}", crate::hex::lower(&raw));
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())

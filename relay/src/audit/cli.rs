@@ -3,6 +3,7 @@
 use super::db::Location;
 use super::record::Lang;
 use super::store::{AuditStore, StoredRecord};
+use crate::clock::rfc3339;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::Path;
@@ -24,7 +25,7 @@ pub struct Place<'a> {
 
 fn open(place: &Place<'_>) -> Result<AuditStore> {
     if let Location::Sqlite(dir) = place.at {
-        if !dir.join(super::store::FILE).exists() {
+        if !super::db::sqlite_file(dir).exists() {
             bail!(
                 "no audit store in {}: pass the relay's --state-dir",
                 dir.display()
@@ -32,13 +33,6 @@ fn open(place: &Place<'_>) -> Result<AuditStore> {
         }
     }
     AuditStore::open_at(place.state_dir, place.at).context("cannot open the audit store")
-}
-
-fn time_text(t: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| d.format(&Rfc3339).ok())
-        .unwrap_or_else(|| t.to_string())
 }
 
 /// Parses `2026-11-01` or `2026-11-01T08:00:00Z` to Unix seconds.
@@ -102,7 +96,7 @@ pub fn show(place: &Place<'_>, ticket: protocol::ids::TicketNumber, lang: Lang) 
             .record()
             .map(|rec| rec.describe(lang))
             .unwrap_or_else(|| format!("({})", r.kind));
-        writeln!(out, "{}  [{}]  {text}", time_text(r.time_unix), r.seq)?;
+        writeln!(out, "{}  [{}]  {text}", rfc3339(r.time_unix), r.seq)?;
     }
     for rep in &reports {
         let de = lang == Lang::De;
@@ -159,11 +153,11 @@ pub fn export(place: &Place<'_>, since: i64, format: Format) -> Result<()> {
                     out,
                     "{},{},{},{},{},{}",
                     r.seq,
-                    time_text(r.time_unix),
+                    rfc3339(r.time_unix),
                     r.ticket.map(|t| t.to_string()).unwrap_or_default(),
                     r.kind,
                     csv_field(&r.body),
-                    hex(&r.hash)
+                    crate::hex::lower(&r.hash)
                 )?;
             }
         }
@@ -176,16 +170,12 @@ fn json_line(r: &StoredRecord) -> String {
         serde_json::from_str(&r.body).unwrap_or(serde_json::Value::String(r.body.clone()));
     serde_json::json!({
         "seq": r.seq,
-        "time": time_text(r.time_unix),
+        "time": rfc3339(r.time_unix),
         "ticket": r.ticket,
         "record": record,
-        "hash": hex(&r.hash),
+        "hash": crate::hex::lower(&r.hash),
     })
     .to_string()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// RFC 4180: quoted, inner quotes doubled; a leading formula character is defused for
@@ -201,7 +191,7 @@ fn csv_field(s: &str) -> String {
 
 /// Deletes records older than `days`, keeping the chain verifiable.
 pub fn prune(place: &Place<'_>, days: u32) -> Result<()> {
-    let cutoff = OffsetDateTime::now_utc().unix_timestamp() - i64::from(days) * 86_400;
+    let cutoff = crate::clock::unix_now() - i64::from(days) * 86_400;
     let n = open(place)?.prune(cutoff)?;
     println!("pruned {n} records older than {days} days");
     Ok(())

@@ -90,6 +90,8 @@ pub enum DbError {
     Postgres(#[from] postgres::Error),
     #[error("PostgreSQL: column {0} has a type the audit store does not use")]
     Type(usize),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// An open connection.
@@ -121,8 +123,7 @@ impl Db {
                     opts.write(true).create(true);
                     #[cfg(unix)]
                     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-                    opts.open(&path)
-                        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                    opts.open(&path)?;
                 }
                 let conn = rusqlite::Connection::open(&path)?;
                 conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -227,28 +228,30 @@ impl Db {
         }
     }
 
-    /// Starts a transaction that appends to the record: one writer at a time, also across
-    /// relays sharing a PostgreSQL database.
-    pub fn begin_write(&mut self) -> Result<(), DbError> {
-        match self {
-            Db::Sqlite(_) => self.batch("BEGIN IMMEDIATE"),
-            Db::Postgres(_) => self.batch("BEGIN; LOCK TABLE audit_record IN EXCLUSIVE MODE"),
+    /// Runs `f` in a transaction, committed if `f` succeeds and rolled back if not. A `write`
+    /// transaction appends to the record: one writer at a time, also across relays sharing a
+    /// PostgreSQL database.
+    pub fn transaction<T, E: From<DbError>>(
+        &mut self,
+        write: bool,
+        f: impl FnOnce(&mut Db) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let begin = match (write, &*self) {
+            (false, _) => "BEGIN",
+            (true, Db::Sqlite(_)) => "BEGIN IMMEDIATE",
+            (true, Db::Postgres(_)) => "BEGIN; LOCK TABLE audit_record IN EXCLUSIVE MODE",
+        };
+        self.batch(begin)?;
+        match f(self) {
+            Ok(t) => {
+                self.batch("COMMIT")?;
+                Ok(t)
+            }
+            Err(e) => {
+                let _ = self.batch("ROLLBACK");
+                Err(e)
+            }
         }
-    }
-
-    /// Starts a plain transaction.
-    pub fn begin(&mut self) -> Result<(), DbError> {
-        self.batch("BEGIN")
-    }
-
-    /// Commits the open transaction.
-    pub fn commit(&mut self) -> Result<(), DbError> {
-        self.batch("COMMIT")
-    }
-
-    /// Rolls the open transaction back (after an error).
-    pub fn rollback(&mut self) {
-        let _ = self.batch("ROLLBACK");
     }
 
     /// Applies the migrations this database has not seen; fails on a schema newer than
@@ -259,41 +262,39 @@ impl Db {
         } else {
             m.sqlite
         };
-        self.begin()?;
-        let version = match self {
-            Db::Sqlite(c) => c.pragma_query_value(None, "user_version", |r| r.get::<_, u32>(0))?,
-            Db::Postgres(c) => {
-                c.batch_execute(
-                    "SELECT pg_advisory_xact_lock(4711000047);
-                     CREATE TABLE IF NOT EXISTS fernhilfe_schema (version INTEGER NOT NULL);",
-                )?;
-                c.query_opt("SELECT version FROM fernhilfe_schema", &[])?
-                    .map_or(0, |r| r.get::<_, i32>(0) as u32)
-            }
-        };
-        if version as usize > list.len() {
-            self.rollback();
-            return Ok(Err((version, list.len())));
-        }
-        for (i, sql) in list.iter().enumerate().skip(version as usize) {
-            if let Err(e) = self.batch(sql) {
-                self.rollback();
-                return Err(e);
-            }
-            let v = (i + 1) as i64;
-            match self {
-                Db::Sqlite(c) => c.pragma_update(None, "user_version", v)?,
+        self.transaction(false, |db| {
+            let version = match db {
+                Db::Sqlite(c) => {
+                    c.pragma_query_value(None, "user_version", |r| r.get::<_, u32>(0))?
+                }
                 Db::Postgres(c) => {
-                    c.execute("DELETE FROM fernhilfe_schema", &[])?;
-                    c.execute(
-                        "INSERT INTO fernhilfe_schema (version) VALUES ($1)",
-                        &[&(v as i32)],
+                    c.batch_execute(
+                        "SELECT pg_advisory_xact_lock(4711000047);
+                         CREATE TABLE IF NOT EXISTS fernhilfe_schema (version INTEGER NOT NULL);",
                     )?;
+                    c.query_opt("SELECT version FROM fernhilfe_schema", &[])?
+                        .map_or(0, |r| r.get::<_, i32>(0) as u32)
+                }
+            };
+            if version as usize > list.len() {
+                return Ok(Err((version, list.len())));
+            }
+            for (i, sql) in list.iter().enumerate().skip(version as usize) {
+                db.batch(sql)?;
+                let v = (i + 1) as i64;
+                match db {
+                    Db::Sqlite(c) => c.pragma_update(None, "user_version", v)?,
+                    Db::Postgres(c) => {
+                        c.execute("DELETE FROM fernhilfe_schema", &[])?;
+                        c.execute(
+                            "INSERT INTO fernhilfe_schema (version) VALUES ($1)",
+                            &[&(v as i32)],
+                        )?;
+                    }
                 }
             }
-        }
-        self.commit()?;
-        Ok(Ok(()))
+            Ok(Ok(()))
+        })
     }
 }
 

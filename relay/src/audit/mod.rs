@@ -73,11 +73,8 @@ impl AuditLog {
 
     /// Queues one record for `ticket`; never blocks. A failing disk is logged, not fatal.
     pub fn record(&self, ticket: Option<protocol::ids::TicketNumber>, record: AuditRecord) {
-        let time = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
         let Some(jobs) = &self.jobs else { return };
+        let time = crate::clock::unix_now();
         if jobs
             .send(Job::Record(time, ticket.map(|t| t.get()), record))
             .is_err()
@@ -88,8 +85,8 @@ impl AuditLog {
 
     /// Waits until everything queued so far is stored (tests, shutdown).
     pub fn flush(&self) {
-        let (tx, rx) = mpsc::sync_channel(1);
         let Some(jobs) = &self.jobs else { return };
+        let (tx, rx) = mpsc::sync_channel(1);
         if jobs.send(Job::Flush(tx)).is_ok() {
             let _ = rx.recv_timeout(Duration::from_secs(10));
         }
@@ -100,7 +97,7 @@ fn writer(store: &mut AuditStore, rx: mpsc::Receiver<Job>, retention_days: u32) 
     let mut next_prune = std::time::Instant::now();
     loop {
         if next_prune <= std::time::Instant::now() {
-            let cutoff = unix_now() - i64::from(retention_days) * 86_400;
+            let cutoff = crate::clock::unix_now() - i64::from(retention_days) * 86_400;
             match store.prune(cutoff) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
@@ -158,13 +155,6 @@ fn checkpoint(store: &mut AuditStore) {
     }
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// Closes the JSON-lines log of earlier versions: renamed to `audit.jsonl.retired` and bound
 /// into the chain by its digest, so it stays evidence without being written again.
 fn retire_legacy_log(dir: &std::path::Path) -> Result<Option<AuditRecord>, store::StoreError> {
@@ -177,10 +167,7 @@ fn retire_legacy_log(dir: &std::path::Path) -> Result<Option<AuditRecord>, store
     };
     let retired = dir.join("audit.jsonl.retired");
     std::fs::rename(&old, &retired)?;
-    let sha256: String = sha2::Sha256::digest(&data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = crate::hex::lower(&sha2::Sha256::digest(&data));
     let lines = data.iter().filter(|&&b| b == b'\n').count() as u64;
     tracing::info!(file = %retired.display(), lines, "the old JSON-lines audit log is retired into the audit store");
     Ok(Some(AuditRecord::LegacyLogRetired {

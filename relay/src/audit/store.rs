@@ -214,13 +214,6 @@ pub struct AuditStore {
     reports: Option<std::sync::mpsc::Sender<()>>,
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// The hash of a row: everything stored in it, after the previous row's hash.
 pub fn record_hash(
     prev: &[u8],
@@ -320,54 +313,18 @@ impl AuditStore {
         &mut self,
         batch: &[(i64, Option<u64>, AuditRecord)],
     ) -> Result<usize, StoreError> {
-        self.db.begin_write()?;
-        match self.append_in_tx(batch) {
-            Ok((last, queued)) => {
-                self.db.commit()?;
-                if queued > 0 {
-                    if let Some(wake) = &self.reports {
-                        let _ = wake.send(());
-                    }
-                }
-                self.last = last;
-                self.since_checkpoint += batch.len() as u32;
-                Ok(batch.len())
-            }
-            Err(e) => {
-                self.db.rollback();
-                Err(e)
+        let reports = self.reports.is_some();
+        let (last, queued) = self
+            .db
+            .transaction(true, |db| append_rows(db, batch, reports))?;
+        if queued > 0 {
+            if let Some(wake) = &self.reports {
+                let _ = wake.send(());
             }
         }
-    }
-
-    fn append_in_tx(
-        &mut self,
-        batch: &[(i64, Option<u64>, AuditRecord)],
-    ) -> Result<((i64, [u8; 32]), usize), StoreError> {
-        let mut last = last_record(&mut self.db)?;
-        let mut queued = 0;
-        for (time_unix, ticket, record) in batch {
-            let body = serde_json::to_string(record)?;
-            let seq = last.0 + 1;
-            let hash = record_hash(&last.1, seq, *time_unix, *ticket, record.kind(), &body);
-            self.db.execute(
-                "INSERT INTO audit_record (seq, time_unix, ticket, kind, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                &[
-                    seq.into(),
-                    (*time_unix).into(),
-                    ticket.map(|t| t as i64).into(),
-                    record.kind().into(),
-                    body.into(),
-                    last.1[..].into(),
-                    hash[..].into(),
-                ],
-            )?;
-            last = (seq, hash);
-            if let (Some(_), Some(ticket)) = (&self.reports, ticket) {
-                queued += queue_report(&mut self.db, *ticket, seq, &hash, *time_unix, record)?;
-            }
-        }
-        Ok((last, queued))
+        self.last = last;
+        self.since_checkpoint += batch.len() as u32;
+        Ok(batch.len())
     }
 
     /// Signs a checkpoint for the last record written, if any came since the last one.
@@ -376,7 +333,7 @@ impl AuditStore {
             return Ok(());
         }
         let (seq, hash) = self.last;
-        self.sign_checkpoint(seq, &hash)?;
+        sign_checkpoint(&mut self.db, &self.key, seq, &hash)?;
         self.since_checkpoint = 0;
         Ok(())
     }
@@ -386,76 +343,13 @@ impl AuditStore {
         self.since_checkpoint
     }
 
-    fn sign_checkpoint(&mut self, seq: i64, hash: &[u8]) -> Result<(), StoreError> {
-        let sig = self
-            .key
-            .sign(&SystemRandom::new(), &checkpoint_message(seq, hash))
-            .map_err(|_| StoreError::Key {
-                path: KEY_FILE.into(),
-                reason: "signing failed".into(),
-            })?;
-        self.db
-            .execute("DELETE FROM audit_checkpoint WHERE seq = ?1", &[seq.into()])?;
-        self.db.execute(
-            "INSERT INTO audit_checkpoint (seq, hash, time_unix, signature) VALUES (?1, ?2, ?3, ?4)",
-            &[seq.into(), hash.into(), now_unix().into(), sig.as_ref().into()],
-        )?;
-        Ok(())
-    }
-
     /// Deletes records older than `cutoff_unix`, keeping the chain verifiable: the first kept
     /// record gets a signed checkpoint before anything is deleted. The last record is always
     /// kept. Returns how many were deleted.
     pub fn prune(&mut self, cutoff_unix: i64) -> Result<usize, StoreError> {
-        self.db.begin_write()?;
-        match self.prune_in_tx(cutoff_unix) {
-            Ok(n) => {
-                self.db.commit()?;
-                Ok(n)
-            }
-            Err(e) => {
-                self.db.rollback();
-                Err(e)
-            }
-        }
-    }
-
-    fn prune_in_tx(&mut self, cutoff_unix: i64) -> Result<usize, StoreError> {
-        let row = |db: &mut Db, sql: &str, p: &[Value]| -> Result<Option<i64>, StoreError> {
-            Ok(db.query(sql, p)?.first().and_then(|r| r[0].int()))
-        };
-        let Some(first) = row(&mut self.db, "SELECT MIN(seq) FROM audit_record", &[])? else {
-            return Ok(0);
-        };
-        let last = last_record(&mut self.db)?.0;
-        let keep_from = row(
-            &mut self.db,
-            "SELECT MIN(seq) FROM audit_record WHERE time_unix >= ?1",
-            &[cutoff_unix.into()],
-        )?
-        .unwrap_or(last);
-        if keep_from <= first {
-            return Ok(0);
-        }
-        let hash = self
-            .db
-            .query(
-                "SELECT hash FROM audit_record WHERE seq = ?1",
-                &[keep_from.into()],
-            )?
-            .first()
-            .map(|r| r[0].bytes())
-            .unwrap_or_default();
-        self.sign_checkpoint(keep_from, &hash)?;
-        let n = self.db.execute(
-            "DELETE FROM audit_record WHERE seq < ?1",
-            &[keep_from.into()],
-        )?;
-        self.db.execute(
-            "DELETE FROM audit_checkpoint WHERE seq < ?1",
-            &[keep_from.into()],
-        )?;
-        Ok(n as usize)
+        let key = &self.key;
+        self.db
+            .transaction(true, |db| prune_rows(db, key, cutoff_unix))
     }
 
     /// Walks the whole chain, a page at a time, and every checkpoint; reports the first break.
@@ -501,59 +395,9 @@ impl AuditStore {
                 out.records += 1;
                 out.first.get_or_insert(rec.seq);
                 out.last = Some(rec.seq);
-                match &prev {
-                    None if rec.seq == 1 => {
-                        if rec.prev_hash[..] != GENESIS[..] {
-                            out.broken = brk(rec.seq, BreakKind::Reordered);
-                            return Ok(out);
-                        }
-                    }
-                    None => {
-                        // The start after pruning: its hash must be vouched for by a checkpoint.
-                        if checkpoints
-                            .get(&rec.seq)
-                            .map(|(h, _)| h[..] == rec.hash[..])
-                            != Some(true)
-                        {
-                            out.broken = brk(rec.seq, BreakKind::UnanchoredStart);
-                            return Ok(out);
-                        }
-                    }
-                    Some((pseq, phash)) => {
-                        if rec.prev_hash[..] != phash[..] {
-                            let what = if rec.seq != pseq + 1 {
-                                BreakKind::Deleted
-                            } else {
-                                BreakKind::Reordered
-                            };
-                            out.broken = brk(rec.seq, what);
-                            return Ok(out);
-                        }
-                        if rec.seq != pseq + 1 {
-                            out.broken = brk(rec.seq, BreakKind::Reordered);
-                            return Ok(out);
-                        }
-                    }
-                }
-                // Linkage first: a moved row still hashes to itself, but no longer follows its
-                // predecessor, and is named for what happened to it.
-                let computed = record_hash(
-                    &rec.prev_hash,
-                    rec.seq,
-                    rec.time_unix,
-                    rec.ticket,
-                    &rec.kind,
-                    &rec.body,
-                );
-                if computed[..] != rec.hash[..] {
-                    out.broken = brk(rec.seq, BreakKind::Edited);
+                if let Some(what) = row_break(prev.as_ref(), &rec, &checkpoints) {
+                    out.broken = brk(rec.seq, what);
                     return Ok(out);
-                }
-                if let Some((h, _)) = checkpoints.get(&rec.seq) {
-                    if h[..] != rec.hash[..] {
-                        out.broken = brk(rec.seq, BreakKind::BadCheckpoint);
-                        return Ok(out);
-                    }
                 }
                 prev = Some((rec.seq, rec.hash));
             }
@@ -611,6 +455,153 @@ impl AuditStore {
     }
 }
 
+/// What is wrong with `rec`, stored after `prev` (number and hash; `None` for the first row),
+/// given the signed `checkpoints` (number → hash); `None` if it holds.
+fn row_break(
+    prev: Option<&(i64, Vec<u8>)>,
+    rec: &StoredRecord,
+    checkpoints: &std::collections::BTreeMap<i64, (Vec<u8>, Vec<u8>)>,
+) -> Option<BreakKind> {
+    let vouched = || {
+        checkpoints
+            .get(&rec.seq)
+            .map(|(h, _)| h[..] == rec.hash[..])
+    };
+    match prev {
+        None if rec.seq == 1 && rec.prev_hash[..] != GENESIS[..] => {
+            return Some(BreakKind::Reordered)
+        }
+        None if rec.seq == 1 => {}
+        // The start after pruning: its hash must be vouched for by a checkpoint.
+        None if vouched() != Some(true) => return Some(BreakKind::UnanchoredStart),
+        None => {}
+        Some((pseq, phash)) if rec.prev_hash[..] != phash[..] => {
+            return Some(if rec.seq != pseq + 1 {
+                BreakKind::Deleted
+            } else {
+                BreakKind::Reordered
+            })
+        }
+        Some((pseq, _)) if rec.seq != pseq + 1 => return Some(BreakKind::Reordered),
+        Some(_) => {}
+    }
+    // Linkage first: a moved row still hashes to itself, but no longer follows its
+    // predecessor, and is named for what happened to it.
+    let computed = record_hash(
+        &rec.prev_hash,
+        rec.seq,
+        rec.time_unix,
+        rec.ticket,
+        &rec.kind,
+        &rec.body,
+    );
+    if computed[..] != rec.hash[..] {
+        return Some(BreakKind::Edited);
+    }
+    if vouched() == Some(false) {
+        return Some(BreakKind::BadCheckpoint);
+    }
+    None
+}
+
+/// Appends `batch` after the last record in the database (inside a write transaction),
+/// queueing reports if `reports`; the new last record and how many reports were queued.
+fn append_rows(
+    db: &mut Db,
+    batch: &[(i64, Option<u64>, AuditRecord)],
+    reports: bool,
+) -> Result<((i64, [u8; 32]), usize), StoreError> {
+    let mut last = last_record(db)?;
+    let mut queued = 0;
+    for (time_unix, ticket, record) in batch {
+        let body = serde_json::to_string(record)?;
+        let seq = last.0 + 1;
+        let hash = record_hash(&last.1, seq, *time_unix, *ticket, record.kind(), &body);
+        db.execute(
+            "INSERT INTO audit_record (seq, time_unix, ticket, kind, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            &[
+                seq.into(),
+                (*time_unix).into(),
+                ticket.map(|t| t as i64).into(),
+                record.kind().into(),
+                body.into(),
+                last.1[..].into(),
+                hash[..].into(),
+            ],
+        )?;
+        last = (seq, hash);
+        if let (true, Some(ticket)) = (reports, ticket) {
+            queued += queue_report(db, *ticket, seq, &hash, *time_unix, record)?;
+        }
+    }
+    Ok((last, queued))
+}
+
+/// Signs and stores a checkpoint: record `seq` has `hash`.
+fn sign_checkpoint(
+    db: &mut Db,
+    key: &EcdsaKeyPair,
+    seq: i64,
+    hash: &[u8],
+) -> Result<(), StoreError> {
+    let sig = key
+        .sign(&SystemRandom::new(), &checkpoint_message(seq, hash))
+        .map_err(|_| StoreError::Key {
+            path: KEY_FILE.into(),
+            reason: "signing failed".into(),
+        })?;
+    db.execute("DELETE FROM audit_checkpoint WHERE seq = ?1", &[seq.into()])?;
+    db.execute(
+        "INSERT INTO audit_checkpoint (seq, hash, time_unix, signature) VALUES (?1, ?2, ?3, ?4)",
+        &[
+            seq.into(),
+            hash.into(),
+            crate::clock::unix_now().into(),
+            sig.as_ref().into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Deletes the records before the first one at or after `cutoff_unix` (never the last), after
+/// signing a checkpoint for the first one kept (inside a write transaction); how many.
+fn prune_rows(db: &mut Db, key: &EcdsaKeyPair, cutoff_unix: i64) -> Result<usize, StoreError> {
+    let first_int = |db: &mut Db, sql: &str, p: &[Value]| -> Result<Option<i64>, StoreError> {
+        Ok(db.query(sql, p)?.first().and_then(|r| r[0].int()))
+    };
+    let Some(first) = first_int(db, "SELECT MIN(seq) FROM audit_record", &[])? else {
+        return Ok(0);
+    };
+    let last = last_record(db)?.0;
+    let keep_from = first_int(
+        db,
+        "SELECT MIN(seq) FROM audit_record WHERE time_unix >= ?1",
+        &[cutoff_unix.into()],
+    )?
+    .unwrap_or(last);
+    if keep_from <= first {
+        return Ok(0);
+    }
+    let hash = db
+        .query(
+            "SELECT hash FROM audit_record WHERE seq = ?1",
+            &[keep_from.into()],
+        )?
+        .first()
+        .map(|r| r[0].bytes())
+        .unwrap_or_default();
+    sign_checkpoint(db, key, keep_from, &hash)?;
+    let n = db.execute(
+        "DELETE FROM audit_record WHERE seq < ?1",
+        &[keep_from.into()],
+    )?;
+    db.execute(
+        "DELETE FROM audit_checkpoint WHERE seq < ?1",
+        &[keep_from.into()],
+    )?;
+    Ok(n as usize)
+}
+
 /// The last record in the database: (number, hash), or (0, genesis).
 fn last_record(db: &mut Db) -> Result<(i64, [u8; 32]), StoreError> {
     Ok(db
@@ -665,13 +656,7 @@ fn queue_report(
     let Some(report) = SessionReport::from_records(kind, ticket, &records) else {
         return Ok(0);
     };
-    let key = format!(
-        "fernhilfe-{}-{seq}",
-        hash[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    let key = format!("fernhilfe-{}-{seq}", crate::hex::lower(&hash[..6]));
     db.execute(
         "INSERT INTO report_outbox (record_seq, ticket, idempotency_key, payload, state, next_attempt_unix) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
         &[seq.into(), (ticket as i64).into(), key.into(), serde_json::to_string(&report)?.into(), time_unix.into()],

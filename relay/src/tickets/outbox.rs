@@ -20,13 +20,6 @@ const TURN: i64 = 16;
 /// this long, unless its try ends first: longer than a try can take.
 const LEASE_SECS: i64 = 120;
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// The pause after `attempts` failed tries: `base` doubled each time, at most an hour.
 pub fn pause(base_secs: i64, attempts: u32) -> i64 {
     base_secs
@@ -69,7 +62,7 @@ fn deliver_loop(db: &mut Db, connector: &dyn Connector, wake: &mpsc::Receiver<()
             )
             .ok()
             .and_then(|rows| rows.first().and_then(|r| r[0].int()));
-        let wait = next.map_or(60, |t| (t - now_unix()).clamp(0, 60)) as u64;
+        let wait = next.map_or(60, |t| (t - crate::clock::unix_now()).clamp(0, 60)) as u64;
         match wake.recv_timeout(Duration::from_secs(wait)) {
             Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
             // The relay is shutting down; what is left goes out after the next start.
@@ -82,9 +75,8 @@ fn deliver_loop(db: &mut Db, connector: &dyn Connector, wake: &mpsc::Receiver<()
 /// Takes the reports that are due (a ticket's in order: none while an earlier one of it is
 /// pending), leasing them so no other relay tries them at the same time.
 fn take_due(db: &mut Db) -> Result<Vec<(i64, String, String, u32)>, DbError> {
-    let now = now_unix();
-    db.begin_write()?;
-    let taken = (|| {
+    let now = crate::clock::unix_now();
+    db.transaction(true, |db| {
         let due = db.query(
             "SELECT id, idempotency_key, payload, attempts FROM report_outbox r WHERE state = 'pending' AND next_attempt_unix <= ?1
              AND NOT EXISTS (SELECT 1 FROM report_outbox o WHERE o.ticket = r.ticket AND o.state = 'pending' AND o.id < r.id)
@@ -101,17 +93,7 @@ fn take_due(db: &mut Db) -> Result<Vec<(i64, String, String, u32)>, DbError> {
             out.push((id, r[1].text(), r[2].text(), r[3].int().unwrap_or(0) as u32));
         }
         Ok(out)
-    })();
-    match taken {
-        Ok(t) => {
-            db.commit()?;
-            Ok(t)
-        }
-        Err(e) => {
-            db.rollback();
-            Err(e)
-        }
-    }
+    })
 }
 
 /// Tries every report that is due once.
@@ -134,7 +116,7 @@ fn turn(db: &mut Db, connector: &dyn Connector, base: i64) -> Result<(), DbError
                 );
                 db.execute(
                     "UPDATE report_outbox SET state = 'delivered', attempts = ?1, delivered_unix = ?2, last_error = NULL WHERE id = ?3",
-                    &[i64::from(attempts).into(), now_unix().into(), id.into()],
+                    &[i64::from(attempts).into(), crate::clock::unix_now().into(), id.into()],
                 )?;
             }
             Err(ConnectorError::Transient(e)) if attempts < MAX_ATTEMPTS => {
@@ -142,7 +124,7 @@ fn turn(db: &mut Db, connector: &dyn Connector, base: i64) -> Result<(), DbError
                 tracing::warn!(key, attempts, retry_in_s = after, error = %e, "session report not delivered; will retry");
                 db.execute(
                     "UPDATE report_outbox SET attempts = ?1, next_attempt_unix = ?2, last_error = ?3 WHERE id = ?4",
-                    &[i64::from(attempts).into(), (now_unix() + after).into(), e.into(), id.into()],
+                    &[i64::from(attempts).into(), (crate::clock::unix_now() + after).into(), e.into(), id.into()],
                 )?;
             }
             Err(e) => {

@@ -45,16 +45,6 @@ pub struct SessionReport {
     pub agent_bytes_received: Option<u64>,
 }
 
-fn time_text(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| t.to_string())
-}
-
 impl SessionReport {
     /// The report of a session from its records, `session_started` first; `None` if the
     /// first record is not a session start.
@@ -153,14 +143,14 @@ impl SessionReport {
         );
         line(
             &mut t,
-            format!("Beginn: {}", time_text(self.started_unix)),
-            format!("Start: {}", time_text(self.started_unix)),
+            format!("Beginn: {}", crate::clock::rfc3339(self.started_unix)),
+            format!("Start: {}", crate::clock::rfc3339(self.started_unix)),
         );
         if let (Some(end), Some(d)) = (self.ended_unix, self.duration_s) {
             line(
                 &mut t,
-                format!("Ende: {}", time_text(end)),
-                format!("End: {}", time_text(end)),
+                format!("Ende: {}", crate::clock::rfc3339(end)),
+                format!("End: {}", crate::clock::rfc3339(end)),
             );
             line(
                 &mut t,
@@ -193,7 +183,7 @@ impl SessionReport {
         for (time_unix, rec) in events {
             t.push_str(&format!(
                 "{}  {}\n",
-                time_text(time_unix),
+                crate::clock::rfc3339(time_unix),
                 rec.describe(lang)
             ));
         }

@@ -41,10 +41,7 @@ pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     mac.update(b".");
     mac.update(body);
     let tag = mac.finalize().into_bytes();
-    format!(
-        "sha256={}",
-        tag.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
+    format!("sha256={}", crate::hex::lower(&tag))
 }
 
 impl Connector for Webhook {
@@ -58,11 +55,7 @@ impl Connector for Webhook {
 
     fn post(&self, report: &SessionReport, key: &str, _retry: bool) -> Result<(), ConnectorError> {
         let body = serde_json::json!({ "idempotency_key": key, "report": report }).to_string();
-        let ts = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-            .to_string();
+        let ts = crate::clock::unix_now().to_string();
         let sig = signature(&self.secret, &ts, body.as_bytes());
         self.http
             .post_json(
