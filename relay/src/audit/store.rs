@@ -635,24 +635,26 @@ fn queue_report(
         AuditRecord::SessionEnded { host, .. } => (ReportKind::End, host),
         _ => return Ok(0),
     };
-    let host_field = db.json_field("body", "host");
-    // The session's records: from its start (the last one of this PC under this ticket) on.
-    let start = db
-        .query(
-            &format!("SELECT seq FROM audit_record WHERE ticket = ?1 AND kind = 'session_started' AND {host_field} = ?2 AND seq <= ?3 ORDER BY seq DESC LIMIT 1"),
-            &[(ticket as i64).into(), host.as_str().into(), seq.into()],
-        )?
-        .first()
-        .and_then(|r| r[0].int())
-        .unwrap_or(seq);
-    let records: Vec<(i64, AuditRecord)> = db
-        .query(
-            &format!("SELECT time_unix, body FROM audit_record WHERE ticket = ?1 AND seq >= ?2 AND seq <= ?3 AND {host_field} = ?4 ORDER BY seq"),
-            &[(ticket as i64).into(), start.into(), seq.into(), host.as_str().into()],
-        )?
-        .iter()
-        .filter_map(|r| Some((r[0].int()?, serde_json::from_str(&r[1].text()).ok()?)))
-        .collect();
+    let records: Vec<(i64, AuditRecord)> = match kind {
+        // A start report is the start record alone: nothing to read back.
+        ReportKind::Start => vec![(time_unix, record.clone())],
+        ReportKind::End => {
+            // The session's records: from its start (the last one of this PC under this
+            // ticket) on.
+            let host_field = db.json_field("body", "host");
+            db.query(
+                &format!(
+                    "SELECT time_unix, body FROM audit_record WHERE ticket = ?1 AND {host_field} = ?2 AND seq <= ?3
+                     AND seq >= (SELECT COALESCE(MAX(seq), ?3) FROM audit_record WHERE ticket = ?1 AND kind = 'session_started' AND {host_field} = ?2 AND seq <= ?3)
+                     ORDER BY seq"
+                ),
+                &[(ticket as i64).into(), host.as_str().into(), seq.into()],
+            )?
+            .iter()
+            .filter_map(|r| Some((r[0].int()?, serde_json::from_str(&r[1].text()).ok()?)))
+            .collect()
+        }
+    };
     let Some(report) = SessionReport::from_records(kind, ticket, &records) else {
         return Ok(0);
     };

@@ -70,9 +70,7 @@ impl Glpi {
         }
         let v = self
             .http
-            .get(&format!("{}/initSession", self.api), &h)?
-            .ok("GLPI initSession")?
-            .json("GLPI initSession")?;
+            .get_json(&format!("{}/initSession", self.api), &h, "GLPI initSession")?;
         let token = v["session_token"].as_str().ok_or_else(|| {
             ConnectorError::Permanent("GLPI initSession: no session_token".into())
         })?;
@@ -112,14 +110,11 @@ impl Connector for Glpi {
         let s = self.session()?;
         let t = report.ticket;
         if retry {
-            let v = self
-                .http
-                .get(
-                    &format!("{}/Ticket/{t}/ITILFollowup", self.api),
-                    &s.headers(),
-                )?
-                .ok("GLPI follow-ups")?
-                .json("GLPI follow-ups")?;
+            let v = self.http.get_json(
+                &format!("{}/Ticket/{t}/ITILFollowup", self.api),
+                &s.headers(),
+                "GLPI follow-ups",
+            )?;
             if v.as_array().is_some_and(|a| {
                 a.iter()
                     .any(|f| f["content"].as_str().is_some_and(|c| c.contains(key)))

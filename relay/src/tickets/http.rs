@@ -61,6 +61,16 @@ impl Http {
         read(req.call())
     }
 
+    /// GET of a JSON document: 2xx only, parsed; `what` names it in errors.
+    pub fn get_json(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        what: &str,
+    ) -> Result<serde_json::Value, ConnectorError> {
+        self.get(url, headers)?.ok(what)?.json(what)
+    }
+
     /// POST of a JSON body with extra headers.
     pub fn post_json(
         &self,

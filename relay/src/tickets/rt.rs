@@ -3,7 +3,7 @@
 //! after an attempt with unknown outcome first looks whether the comment is already there.
 
 use super::http::Http;
-use super::report::{ReportKind, SessionReport};
+use super::report::SessionReport;
 use super::{Connector, ConnectorError, TicketState};
 use crate::audit::record::Lang;
 use base64::Engine;
@@ -55,9 +55,7 @@ impl RequestTracker {
             );
             let v = self
                 .http
-                .get(&url, &self.headers())?
-                .ok("RT attachments")?
-                .json("RT attachments")?;
+                .get_json(&url, &self.headers(), "RT attachments")?;
             let items = v["items"].as_array().cloned().unwrap_or_default();
             if items
                 .iter()
@@ -102,14 +100,12 @@ impl Connector for RequestTracker {
             return Ok(());
         }
         let mut body = serde_json::json!({
-            "Subject": format!("{} [{key}]", report.subject(self.lang)),
+            "Subject": report.keyed_subject(self.lang, key),
             "Content": report.text(self.lang),
             "ContentType": "text/plain",
         });
-        if report.kind == ReportKind::End {
-            if let Some(m) = report.minutes() {
-                body["TimeTaken"] = serde_json::Value::String(m.to_string());
-            }
+        if let Some(m) = report.minutes() {
+            body["TimeTaken"] = serde_json::Value::String(m.to_string());
         }
         self.http
             .post_json(

@@ -2,7 +2,7 @@
 //! each report is an internal note article, with the session's minutes as time accounting.
 
 use super::http::Http;
-use super::report::{ReportKind, SessionReport};
+use super::report::SessionReport;
 use super::{Connector, ConnectorError, TicketState};
 use crate::audit::record::Lang;
 
@@ -35,11 +35,7 @@ impl Zammad {
             "{}/tickets/search?query=number:{number}&limit=5&expand=true",
             self.api
         );
-        let v = self
-            .http
-            .get(&url, &self.headers())?
-            .ok("Zammad search")?
-            .json("Zammad search")?;
+        let v = self.http.get_json(&url, &self.headers(), "Zammad search")?;
         let found = v.as_array().and_then(|a| {
             a.iter().find(|t| {
                 t["number"].as_str() == Some(number.to_string().as_str())
@@ -77,14 +73,12 @@ impl Connector for Zammad {
                 report.ticket
             )));
         };
-        let subject = format!("{} [{key}]", report.subject(self.lang));
+        let subject = report.keyed_subject(self.lang, key);
         if retry {
             let url = format!("{}/ticket_articles/by_ticket/{id}", self.api);
             let v = self
                 .http
-                .get(&url, &self.headers())?
-                .ok("Zammad articles")?
-                .json("Zammad articles")?;
+                .get_json(&url, &self.headers(), "Zammad articles")?;
             if v.as_array().is_some_and(|a| {
                 a.iter()
                     .any(|art| art["subject"].as_str().is_some_and(|s| s.contains(key)))
@@ -100,10 +94,8 @@ impl Connector for Zammad {
             "type": "note",
             "internal": true,
         });
-        if report.kind == ReportKind::End {
-            if let Some(m) = report.minutes() {
-                body["time_unit"] = serde_json::Value::String(m.to_string());
-            }
+        if let Some(m) = report.minutes() {
+            body["time_unit"] = serde_json::Value::String(m.to_string());
         }
         self.http
             .post_json(
