@@ -69,16 +69,10 @@ impl Identity {
             .map_err(|e| TransportError::Certificate(e.to_string()))?;
         // The certificate goes first, so whoever sees the key also finds its certificate.
         let cert_tmp = write_temp(&cert_path, ck.cert.pem().as_bytes(), 0o644)?;
-        let key_tmp = write_temp(&key_path, ck.key_pair.serialize_pem().as_bytes(), 0o600)?;
-        let won = match std::fs::hard_link(&key_tmp, &key_path) {
-            Ok(()) => {
-                std::fs::rename(&cert_tmp, &cert_path)?;
-                true
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-            Err(e) => return Err(e.into()),
-        };
-        let _ = std::fs::remove_file(&key_tmp);
+        let won = create_private(&key_path, ck.key_pair.serialize_pem().as_bytes())?;
+        if won {
+            std::fs::rename(&cert_tmp, &cert_path)?;
+        }
         let _ = std::fs::remove_file(&cert_tmp);
         Ok((Self::load_settled(&cert_path, &key_path)?, won))
     }
@@ -115,6 +109,20 @@ fn write_temp(path: &Path, data: &[u8], mode: u32) -> std::io::Result<std::path:
     std::io::Write::write_all(&mut f, data)?;
     f.sync_all()?;
     Ok(tmp)
+}
+
+/// Creates `path` with `data`, readable only by its owner, unless it exists: written to a temp
+/// file, then linked into place, which fails if the name exists. So two processes creating a
+/// key at once end up with one (the loser reads the winner's). True if this call created it.
+pub fn create_private(path: &Path, data: &[u8]) -> std::io::Result<bool> {
+    let tmp = write_temp(path, data, 0o600)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Replaces `path` atomically with `data` (exclusive temp file, then rename), readable only by

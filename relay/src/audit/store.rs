@@ -255,20 +255,11 @@ fn load_or_create_key(dir: &Path) -> Result<EcdsaKeyPair, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
                 .map_err(|_| err("cannot generate a key".into()))?;
-            // Written beside, then linked into place: a link fails if the name exists, so two
-            // writers starting at once end up with one key (the one that loses reads it).
-            let mut nonce = [0u8; 8];
-            getrandom::getrandom(&mut nonce).map_err(|e| err(e.to_string()))?;
-            let tmp = path.with_extension(format!("pk8.{:016x}.tmp", u64::from_be_bytes(nonce)));
-            transport::identity::write_private(&tmp, doc.as_ref())?;
-            let linked = std::fs::hard_link(&tmp, &path);
-            let _ = std::fs::remove_file(&tmp);
-            match linked {
-                Ok(()) => doc.as_ref().to_vec(),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    std::fs::read(&path).map_err(|e| err(e.to_string()))?
-                }
-                Err(e) => return Err(err(e.to_string())),
+            // Two writers starting at once end up with one key: the one that loses reads it.
+            if transport::identity::create_private(&path, doc.as_ref())? {
+                doc.as_ref().to_vec()
+            } else {
+                std::fs::read(&path).map_err(|e| err(e.to_string()))?
             }
         }
         Err(e) => return Err(err(e.to_string())),
