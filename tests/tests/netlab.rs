@@ -301,13 +301,19 @@ impl Session {
     fn end(mut self) -> String {
         self.viewer.send("end");
         assert_eq!(self.viewer.wait_exit(T), 0);
-        let _ = &self.agent;
+        assert_eq!(self.agent.wait_exit(T), 0);
         let _ = &self.dir;
         let audit = self.relay.audit().join("\n");
         assert!(audit.contains("session_started"), "{audit}");
         assert!(
             audit.contains("path_changed"),
             "no path in the record: {audit}"
+        );
+        // The agent's own report of the end reached the relay, over TCP where UDP is blocked:
+        // not a lost connection.
+        assert!(
+            audit.contains(r#""reason":"ended_by_viewer""#),
+            "the agent's end report is missing: {audit}"
         );
         audit
     }
