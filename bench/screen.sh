@@ -15,11 +15,18 @@
 # Usage: bench/screen.sh [LATENCY_SAMPLES]   (default 100)
 # Writes the table to docs/benchmarks.md (between the screen-bench markers) and the latency
 # plot to docs/screen-latency.png; raw figures stay in the printed work directory.
+#
+# For a quick A/B of one change: SYSTEMS="fernhilfe" WORKLOADS="scrolling" bench/screen.sh 0
+# runs only those (0 latency samples: none) and prints the raw rows; docs stay untouched.
+# RECORD=DIR also writes every frame the agent captures, with its damage, to DIR (a test build
+# of the agent; about 8 MB a frame), for protocol/examples/replay_frames.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 samples=${1:-100}
 scripts/setup.sh tigervnc-scraping-server tigervnc-viewer x11vnc imagemagick >/dev/null
-cargo build --release --workspace --bins 2>&1 | tail -1
+features=()
+[ -n "${RECORD:-}" ] && features=(--features agent/test-aids)
+cargo build --release --workspace --bins "${features[@]}" 2>&1 | tail -1
 bin=$PWD/target/release
 sb=$bin/screenbench
 work=$(mktemp -d /tmp/fernhilfe-screen.XXXX)
@@ -110,7 +117,8 @@ for i, l in enumerate(lines):
     video) $sb video $pc $vd "$ox" "$oy" 10 30 "$work/video.png" > "$work/$sys.video" ;;
   esac
 }
-workloads=(static typing scrolling drag slideshow video)
+all_workloads=(static typing scrolling drag slideshow video)
+read -ra workloads <<< "${WORKLOADS:-${all_workloads[*]}}"
 
 start_system() {
   sys=$1
@@ -124,7 +132,7 @@ start_system() {
       addr=$(grep -m1 listening "$work/relay.out" | awk '{print $NF}')
       relay_port=${addr##*:}
       qad_port=$(grep -m1 'address discovery on udp port' "$work/relay.out" | awk '{print $NF}')
-      DISPLAY=$pc $bin/fernhilfe-agent --ticket 4711 --relay "$addr" --relay-fingerprint "$fp" --host-name bench > "$work/agent.out" 2>"$work/agent.err" &
+      DISPLAY=$pc FERNHILFE_TEST_RECORD_FRAMES=${RECORD:-} $bin/fernhilfe-agent --ticket 4711 --relay "$addr" --relay-fingerprint "$fp" --host-name bench > "$work/agent.out" 2>"$work/agent.err" &
       server_pid=$!; pids+=($server_pid)
       for _ in $(seq 100); do grep -q '^code ' "$work/agent.out" && break; sleep 0.05; done
       code=$(grep '^code ' "$work/agent.out" | cut -d' ' -f2)
@@ -161,7 +169,9 @@ stop_system() {
   sleep 1
 }
 
-systems=(fernhilfe x0vnc-lossless x0vnc-jpeg x11vnc-lossless)
+all_systems=(fernhilfe x0vnc-lossless x0vnc-jpeg x11vnc-lossless)
+read -ra systems <<< "${SYSTEMS:-${all_systems[*]}}"
+partial=$([ "${systems[*]}" = "${all_systems[*]}" ] && [ "${workloads[*]}" = "${all_workloads[*]}" ] && [ "$samples" -gt 0 ] && [ -z "${RECORD:-}" ] && echo no || echo yes)
 for sys in "${systems[@]}"; do
   start_system "$sys"
   start_capture
@@ -177,13 +187,18 @@ for sys in "${systems[@]}"; do
     cpu=$(awk -v a="$c0" -v b="$c1" -v t="$tck" -v s="$t0" -v e="$t1" 'BEGIN{printf "%.1f", (b-a)/t/(e-s)*100}')
     echo "$w $t0 $t1 $cpu" >> "$work/$sys.windows"
   done
-  $sb latency $pc $vd "$ox" "$oy" "$samples" "$work/$sys.latency"
+  [ "$samples" -gt 0 ] && $sb latency $pc $vd "$ox" "$oy" "$samples" "$work/$sys.latency"
   stop_system
   kill "$capture_pid" 2>/dev/null || true; wait "$capture_pid" 2>/dev/null || true
   while read -r w t0 t1 cpu; do
     echo "$sys $w $cpu $(bytes_between "$t0" "$t1")" | tee -a "$work/results"
   done < "$work/$sys.windows"
 done
+
+if [ "$partial" = yes ]; then
+  echo "a partial run (SYSTEMS, WORKLOADS, RECORD or no latency samples): rows above, docs untouched"
+  exit 0
+fi
 
 # The table: bytes per workload, ours against the best lossless peer.
 python3 - "$work" "${systems[@]}" <<'EOF' > "$work/table.md"

@@ -7,6 +7,8 @@
 mod capture;
 mod code_guard;
 mod consent_gate;
+#[cfg(feature = "test-aids")]
+mod frame_recorder;
 mod input;
 mod screen_stream;
 mod session;

@@ -146,6 +146,8 @@ fn capture_loop(
 ) {
     let mut encoder = ScreenEncoder::new();
     let mut first = true;
+    #[cfg(feature = "test-aids")]
+    let mut recorder = crate::frame_recorder::FrameRecorder::from_env();
     while !pacing.stopped() {
         if !gate.may_view() {
             std::thread::sleep(GATE_POLL);
@@ -164,6 +166,10 @@ fn capture_loop(
         let cursor = screen.cursor();
         let mut update = None;
         if let Err(e) = screen.with_frame(&mut |f, changes| {
+            #[cfg(feature = "test-aids")]
+            if let Some(r) = recorder.as_mut() {
+                r.record(f, changes);
+            }
             update = encoder.encode(f, changes, cursor.position, cursor.shape.as_ref())
         }) {
             tracing::warn!(error = %e, "screen capture failed");

@@ -2,10 +2,10 @@
 //! the capture says it may have changed, and encodes the difference.
 
 use super::motion::{apply_copy, find_scroll, verify_move, MIN_COPY_ROWS};
-use super::pixel_stream::PixelCompressor;
+use super::pixel_stream::{PixelCompressor, StreamKind};
 use super::rect_codec::encode_rect;
 use super::rect_codec::{expand_lossy, RectPixels};
-use super::update::{CopyRect, ScreenUpdate, MAX_COPIES};
+use super::update::{CopyRect, ScreenUpdate, StreamPiece, MAX_COPIES};
 use super::{CursorShape, CursorUpdate, FrameChanges, FrameView, Rect, TILE};
 use std::time::{Duration, Instant};
 
@@ -60,14 +60,15 @@ pub struct ScreenEncoder {
     height: usize,
     /// The viewer's picture: packed BGRX with stride `width*4`.
     sent: Vec<u8>,
-    /// `None` until the first update, and after a reset: the next update starts a new stream.
-    stream: Option<PixelCompressor>,
+    /// The shapes and the photo stream; `None` until the first update, and after a reset: the
+    /// next update starts new streams.
+    streams: Option<[PixelCompressor; 2]>,
     cursor_pos: Option<(i16, i16)>,
     cursor_shape: Option<CursorShape>,
     seq: u64,
     stats: EncoderStats,
-    /// The pixel stream's bytes of the update being built.
-    raw: Vec<u8>,
+    /// The shapes and the photo stream's bytes of the update being built.
+    raw: [Vec<u8>; 2],
     tiles: Vec<TileState>,
 }
 
@@ -225,12 +226,15 @@ impl ScreenEncoder {
                 && frame.bgrx.len() >= frame.stride * (h - 1) + w * 4,
             "frame buffer smaller than its size"
         );
-        let reset = self.stream.is_none() || w != self.width || h != self.height;
+        let reset = self.streams.is_none() || w != self.width || h != self.height;
         if reset {
             self.width = w;
             self.height = h;
             self.sent = vec![0; w * h * 4];
-            self.stream = Some(PixelCompressor::new());
+            self.streams = Some([
+                PixelCompressor::new(StreamKind::Shapes),
+                PixelCompressor::new(StreamKind::Photo),
+            ]);
             self.tiles = vec![TileState::default(); w.div_ceil(TILE) * h.div_ceil(TILE)];
         }
         let tiles = self.candidate_tiles(changes, reset);
@@ -269,7 +273,7 @@ impl ScreenEncoder {
         {
             return None;
         }
-        self.raw.clear();
+        self.raw.iter_mut().for_each(Vec::clear);
         let rect_count = changed.len();
         for (i, r) in changed {
             let in_motion = self.tiles[i].motion >= LOSSY_AFTER;
@@ -277,7 +281,8 @@ impl ScreenEncoder {
             let rect = if in_motion { self.tile(i) } else { r };
             let mut small = Vec::new();
             let lossy = in_motion.then_some(&mut small);
-            let kind = encode_rect(frame, rect, lossy, &mut self.raw);
+            let [shapes, photo] = &mut self.raw;
+            let kind = encode_rect(frame, rect, lossy, shapes, photo);
             let was_lossy = std::mem::replace(&mut self.tiles[i].lossy, kind == RectPixels::Lossy);
             match kind {
                 RectPixels::Solid(_) => self.stats.solid_rects += 1,
@@ -297,11 +302,15 @@ impl ScreenEncoder {
                 }
             }
         }
-        let stream_chunk = if self.raw.is_empty() {
-            Vec::new()
-        } else {
-            self.stream.as_mut().expect("set above").compress(&self.raw)
-        };
+        let streams = self.streams.as_mut().expect("set above");
+        let [shapes, photo] = [0, 1].map(|i| StreamPiece {
+            len: self.raw[i].len(),
+            chunk: if self.raw[i].is_empty() {
+                Vec::new()
+            } else {
+                streams[i].compress(&self.raw[i])
+            },
+        });
         self.cursor_pos = cursor_pos;
         if let Some(s) = new_shape {
             self.cursor_shape = Some(s.clone());
@@ -318,8 +327,8 @@ impl ScreenEncoder {
             },
             copies,
             rect_count,
-            stream_len: self.raw.len(),
-            stream_chunk,
+            shapes,
+            photo,
         }
         .encode();
         self.stats.updates += 1;
@@ -391,7 +400,7 @@ impl ScreenEncoder {
 
     /// Forgets what was sent, so the next update is the whole screen again, on a new stream.
     pub fn reset(&mut self) {
-        self.stream = None;
+        self.streams = None;
         self.tiles.clear();
         self.cursor_shape = None;
     }

@@ -198,8 +198,9 @@ pub struct Applied {
 /// Applies the agent's updates, in order, to a framebuffer.
 #[derive(Default)]
 pub struct ScreenDecoder {
-    stream: Option<PixelDecompressor>,
-    scratch: Vec<u8>,
+    /// The shapes and the photo stream.
+    streams: Option<[PixelDecompressor; 2]>,
+    scratch: [Vec<u8>; 2],
 }
 
 fn invalid(reason: &'static str) -> DecodeError {
@@ -219,23 +220,29 @@ impl ScreenDecoder {
     /// stream and the picture may be half applied.
     pub fn apply(&mut self, bytes: &[u8], fb: &mut Framebuffer) -> Result<Applied, DecodeError> {
         let current = self
-            .stream
+            .streams
             .is_some()
             .then_some((fb.width as u16, fb.height as u16));
         let u = ScreenUpdate::decode(bytes, current)?;
         fb.hide_cursor();
         if let Some((w, h)) = u.reset {
-            self.stream = Some(PixelDecompressor::new());
+            self.streams = Some([PixelDecompressor::new(), PixelDecompressor::new()]);
             fb.resize(w as usize, h as usize);
         }
         let (w, h) = (fb.width, fb.height);
-        self.scratch.clear();
-        self.scratch.resize(u.stream_len, 0);
-        if u.stream_len > 0 || !u.stream_chunk.is_empty() {
-            let stream = self.stream.as_mut().expect("started above or before");
-            if let Err(e) = stream.decompress(&u.stream_chunk, &mut self.scratch) {
-                self.stream = None;
-                return Err(e);
+        let streams = self.streams.as_mut().expect("started above or before");
+        for ((piece, stream), scratch) in [&u.shapes, &u.photo]
+            .into_iter()
+            .zip(streams.iter_mut())
+            .zip(self.scratch.iter_mut())
+        {
+            scratch.clear();
+            scratch.resize(piece.len, 0);
+            if piece.len > 0 || !piece.chunk.is_empty() {
+                if let Err(e) = stream.decompress(&piece.chunk, scratch) {
+                    self.streams = None;
+                    return Err(e);
+                }
             }
         }
         let screen = &mut fb.pixels[..w * h];
@@ -244,7 +251,8 @@ impl ScreenDecoder {
             apply_copy(screen, w, 1, c);
             changed.add(c.dst);
         }
-        let mut r = Reader::new(&self.scratch);
+        let [shapes, photo] = &self.scratch;
+        let (mut r, mut p) = (Reader::new(shapes), Reader::new(photo));
         let mut area = 0;
         for _ in 0..u.rect_count {
             let (rect, pixels) = read_rect_header(&mut r, w, h)?;
@@ -252,11 +260,17 @@ impl ScreenDecoder {
             if area > w * h {
                 return Err(invalid("rectangles cover more than the screen"));
             }
-            let data = r.bytes(pixel_len(rect, &pixels))?;
+            let from = if pixels.in_photo_stream() {
+                &mut p
+            } else {
+                &mut r
+            };
+            let data = from.bytes(pixel_len(rect, &pixels))?;
             decode_rect(screen, w, rect, &pixels, data);
             changed.add(rect);
         }
         r.finish()?;
+        p.finish()?;
         fb.dirty = changed;
         fb.cursor_pos = u.cursor.position;
         if let Some(s) = u.cursor.shape {

@@ -2,12 +2,12 @@
 //! sends only the difference: regions that moved (a scrolled text, a dragged window) as copy
 //! operations, then every changed rectangle, at most one tile (64×64) each and cut to the pixels
 //! that actually changed, as a solid colour, a small palette, or lossless pixels. Palette
-//! indices and pixels travel in one zstd stream that lives as long as the session, so what
-//! was sent once (a glyph, a button) costs almost nothing the next time. A static screen
+//! indices and pixels travel in two zstd streams (text and shapes; photos) that live as long as
+//! the session, so what was sent once (a glyph, a button) costs almost nothing the next time. A static screen
 //! yields no update at all. The cursor travels beside the pixels, so the viewer draws it on top.
 //!
 //! - [`update`]: the wire format of one update and its bounds.
-//! - [`pixel_stream`]: the session-long compression context on both sides.
+//! - [`pixel_stream`]: the session-long compression contexts on both sides.
 //! - [`rect_codec`]: how one rectangle's pixels are classified, packed and unpacked.
 //! - [`motion`]: finding scrolled and moved regions.
 //! - [`pacing`]: how many updates travel at once, and which ones the viewer acknowledges.
@@ -25,7 +25,7 @@ pub use encoder::{EncoderStats, ScreenEncoder, REFINE_AFTER};
 pub use framebuffer::{Applied, Framebuffer, ScreenDecoder};
 pub use pacing::UpdatePacing;
 pub use rect_codec::RectPixels;
-pub use update::{CopyRect, ScreenUpdate};
+pub use update::{CopyRect, ScreenUpdate, StreamPiece};
 
 /// Edge length of a tile in pixels; no rectangle of an update is larger.
 pub const TILE: usize = 64;

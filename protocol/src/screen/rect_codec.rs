@@ -1,8 +1,9 @@
-//! One rectangle in the pixel stream: its header (x u16, y u16, w u8, h u8, kind u8, then a
-//! solid colour, or a palette's size and colours), then its pixels: nothing for a solid
-//! colour; a palette of up to 16 colours with its indices bit-packed (text, icons, window
-//! chrome); lossless pixels as residuals of the median edge predictor (LOCO-I), which turns
-//! gradients and photos into small numbers the stream compresses well; or, only for regions
+//! One rectangle of an update: its header (x u16, y u16, w u8, h u8, kind u8, then a solid
+//! colour, or a palette's size and colours) in the shapes stream, then its pixels: nothing for
+//! a solid colour; a palette of up to 16 colours with its indices bit-packed (text, icons,
+//! window chrome), also in the shapes stream; or, in the photo stream, lossless pixels as
+//! residuals of the median edge predictor (LOCO-I), which turns gradients and photos into small
+//! numbers the stream compresses well; or, only for regions
 //! the encoder sees in motion (video), a lossy picture at half resolution and 6 bits per
 //! channel, which the encoder replaces losslessly once the region stands still. Text is never
 //! sent lossy: a region with 16 colours or fewer always travels exactly.
@@ -12,7 +13,7 @@ use crate::wire::{DecodeError, Reader};
 
 /// Most colours a palette rectangle has.
 pub const MAX_PALETTE: usize = 16;
-/// Most bytes a rectangle's header takes in the stream.
+/// Most bytes a rectangle's header takes in the shapes stream.
 pub const MAX_RECT_HEADER: usize = 8 + 3 * MAX_PALETTE;
 
 /// How a rectangle's pixels travel.
@@ -26,6 +27,14 @@ pub enum RectPixels {
     Lossless,
     /// Half the resolution in each direction, 6 bits per channel, predicted, as residuals.
     Lossy,
+}
+
+impl RectPixels {
+    /// Whether the pixels travel in the photo stream (else in the shapes stream, after the
+    /// header).
+    pub fn in_photo_stream(&self) -> bool {
+        matches!(self, Self::Lossless | Self::Lossy)
+    }
 }
 
 /// Bits per palette index for a palette of `n` colours.
@@ -161,20 +170,22 @@ fn push_colour(stream: &mut Vec<u8>, c: u32) {
     stream.extend_from_slice(&c.to_be_bytes()[1..]);
 }
 
-/// Classifies the rectangle's pixels, appends its header and pixels to the stream, and says
-/// how they travel. With `lossy` given, a rectangle of more than 16 colours goes lossy, and
+/// Classifies the rectangle's pixels, appends its header to `shapes` and its pixels to
+/// `shapes` or `photo` (see [`RectPixels::in_photo_stream`]), and says how they travel. With
+/// `lossy` given, a rectangle of more than 16 colours goes lossy, and
 /// `lossy` receives its small picture (see [`lossy_small`]). The rectangle must lie inside the
 /// frame and be at most a tile.
 pub fn encode_rect(
     frame: &FrameView<'_>,
     rect: Rect,
     lossy: Option<&mut Vec<u8>>,
-    stream: &mut Vec<u8>,
+    shapes: &mut Vec<u8>,
+    photo: &mut Vec<u8>,
 ) -> RectPixels {
     debug_assert!(rect.w as usize <= TILE && rect.h as usize <= TILE);
-    stream.extend_from_slice(&rect.x.to_be_bytes());
-    stream.extend_from_slice(&rect.y.to_be_bytes());
-    stream.extend_from_slice(&[rect.w as u8, rect.h as u8]);
+    shapes.extend_from_slice(&rect.x.to_be_bytes());
+    shapes.extend_from_slice(&rect.y.to_be_bytes());
+    shapes.extend_from_slice(&[rect.w as u8, rect.h as u8]);
     let (x0, y0, w, h) = (
         rect.x as usize,
         rect.y as usize,
@@ -195,14 +206,14 @@ pub fn encode_rect(
     }
     match colours.len() {
         1 => {
-            stream.push(1);
-            push_colour(stream, colours[0]);
+            shapes.push(1);
+            push_colour(shapes, colours[0]);
             RectPixels::Solid(colours[0])
         }
         2..=MAX_PALETTE => {
-            stream.extend_from_slice(&[2, colours.len() as u8]);
+            shapes.extend_from_slice(&[2, colours.len() as u8]);
             for c in &colours {
-                push_colour(stream, *c);
+                push_colour(shapes, *c);
             }
             let bits = index_bits(colours.len());
             for y in y0..y0 + h {
@@ -212,32 +223,32 @@ pub fn encode_rect(
                     acc = (acc << bits) | i;
                     filled += bits;
                     if filled == 8 {
-                        stream.push(acc);
+                        shapes.push(acc);
                         (acc, filled) = (0, 0);
                     }
                 }
                 if filled > 0 {
-                    stream.push(acc << (8 - filled));
+                    shapes.push(acc << (8 - filled));
                 }
             }
             RectPixels::Palette(colours)
         }
         _ if lossy.is_some() => {
-            stream.push(3);
+            shapes.push(3);
             let small = lossy.expect("checked");
             *small = lossy_small(frame, rect);
-            med_residuals(small, w.div_ceil(2), h.div_ceil(2), stream);
+            med_residuals(small, w.div_ceil(2), h.div_ceil(2), photo);
             RectPixels::Lossy
         }
         _ => {
-            stream.push(0);
+            shapes.push(0);
             let mut rgb = Vec::with_capacity(w * h * 3);
             for y in y0..y0 + h {
                 for p in frame.row(x0, y, w).chunks_exact(4) {
                     rgb.extend_from_slice(&[p[2], p[1], p[0]]);
                 }
             }
-            med_residuals(&rgb, w, h, stream);
+            med_residuals(&rgb, w, h, photo);
             RectPixels::Lossless
         }
     }
@@ -248,7 +259,7 @@ fn read_colour(r: &mut Reader<'_>) -> Result<u32, DecodeError> {
     Ok(u32::from_be_bytes([0, a, b, c]))
 }
 
-/// Reads the next rectangle's header from the decompressed stream and checks it against a
+/// Reads the next rectangle's header from the decompressed shapes stream and checks it against a
 /// screen of this size.
 pub fn read_rect_header(
     r: &mut Reader<'_>,
@@ -292,7 +303,7 @@ pub fn read_rect_header(
 }
 
 /// Writes a rectangle into a 0x00RRGGBB screen of `stride` pixels per row; `data` is exactly
-/// the rectangle's [`pixel_len`] bytes of the pixel stream.
+/// the rectangle's [`pixel_len`] bytes of its stream.
 pub fn decode_rect(
     screen: &mut [u32],
     stride: usize,
@@ -372,13 +383,20 @@ mod tests {
             w: (w - 2) as u16,
             h: (h - 2) as u16,
         };
-        let mut stream = Vec::new();
-        let kind = encode_rect(&frame, rect, None, &mut stream);
-        let mut r = Reader::new(&stream);
+        let (mut shapes, mut photo) = (Vec::new(), Vec::new());
+        let kind = encode_rect(&frame, rect, None, &mut shapes, &mut photo);
+        let mut r = Reader::new(&shapes);
         let (read, pixels) = read_rect_header(&mut r, w, h).unwrap();
         assert_eq!((read, &pixels), (rect, &kind));
-        let data = r.bytes(pixel_len(rect, &kind)).unwrap();
+        let mut p = Reader::new(&photo);
+        let from = if kind.in_photo_stream() {
+            &mut p
+        } else {
+            &mut r
+        };
+        let data = from.bytes(pixel_len(rect, &kind)).unwrap();
         r.finish().unwrap();
+        p.finish().unwrap();
         let mut screen = vec![0xABCDEF; w * h];
         decode_rect(&mut screen, w, rect, &kind, data);
         for y in 0..h {

@@ -1,5 +1,6 @@
 //! The codec end to end: encoder → bytes → decoder, against the captured pixels.
 
+use super::pixel_stream::{PixelCompressor, StreamKind};
 use super::*;
 use proptest::prelude::*;
 
@@ -408,8 +409,11 @@ fn forged(rect_count: usize, raw: &[u8], copies: Vec<CopyRect>) -> Vec<u8> {
         cursor: CursorUpdate::default(),
         copies,
         rect_count,
-        stream_len: raw.len(),
-        stream_chunk: pixel_stream::PixelCompressor::new().compress(raw),
+        shapes: StreamPiece {
+            len: raw.len(),
+            chunk: PixelCompressor::new(StreamKind::Shapes).compress(raw),
+        },
+        photo: StreamPiece::default(),
     }
     .encode()
 }
@@ -462,12 +466,49 @@ fn hostile_updates_are_refused() {
     assert!(refused(&forged(1, &solid(0, 0, 10, 10), vec![copy])));
     // A zip bomb: a piece that unpacks to far more than the update announces.
     let mut bomb = ScreenUpdate::decode(&forged(1, &solid(0, 0, 10, 10), vec![]), None).unwrap();
-    bomb.stream_chunk = pixel_stream::PixelCompressor::new().compress(&vec![0; 1 << 22]);
+    bomb.shapes.chunk = PixelCompressor::new(StreamKind::Shapes).compress(&vec![0; 1 << 22]);
     assert!(refused(&bomb.encode()));
     // A stream length beyond what any update of this screen can need.
     let mut huge = bomb.clone();
-    huge.stream_len = 1 << 30;
+    huge.shapes.len = 1 << 30;
     assert!(refused(&huge.encode()));
+    // The same bomb in the photo stream; a photo length beyond what is left of the bound.
+    let mut photo_bomb =
+        ScreenUpdate::decode(&forged(1, &solid(0, 0, 10, 10), vec![]), None).unwrap();
+    photo_bomb.photo = StreamPiece {
+        len: 16,
+        chunk: PixelCompressor::new(StreamKind::Photo).compress(&vec![0; 1 << 22]),
+    };
+    assert!(refused(&photo_bomb.encode()));
+    let mut photo_huge = photo_bomb.clone();
+    photo_huge.photo.len = update::max_stream_len(100, 100) - photo_huge.shapes.len + 1;
+    assert!(refused(&photo_huge.encode()));
+    // A lossless rectangle whose pixels the photo stream does not hold; pixels left over in it.
+    let mut lossless = solid(0, 0, 2, 2);
+    lossless.truncate(6);
+    lossless.push(0);
+    let mut short = ScreenUpdate::decode(&forged(1, &lossless, vec![]), None).unwrap();
+    short.photo = StreamPiece {
+        len: 11,
+        chunk: PixelCompressor::new(StreamKind::Photo).compress(&[1; 11]),
+    };
+    assert!(refused(&short.encode()));
+    let mut exact = short.clone();
+    exact.photo = StreamPiece {
+        len: 12,
+        chunk: PixelCompressor::new(StreamKind::Photo).compress(&[1; 12]),
+    };
+    assert!(!refused(&exact.encode()));
+    let mut extra = short.clone();
+    extra.photo = StreamPiece {
+        len: 13,
+        chunk: PixelCompressor::new(StreamKind::Photo).compress(&[1; 13]),
+    };
+    assert!(refused(&extra.encode()));
+    // A shapes piece announced longer than the update.
+    let mut cut = forged(1, &solid(0, 0, 10, 10), vec![]);
+    cut.truncate(cut.len() - 3);
+    assert!(refused(&cut));
     // An update that continues a stream the decoder never saw.
     let mut cont = bomb.clone();
     cont.reset = None;

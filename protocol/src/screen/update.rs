@@ -1,7 +1,7 @@
 //! One screen update on the wire. Everything that repeats from update to update — where the
-//! rectangles are, their colours, their pixels — travels inside the session's compressed pixel
-//! stream, so a keystroke costs a handful of bytes; only what the decoder needs before it can
-//! decompress stays outside:
+//! rectangles are, their colours, their pixels — travels inside the session's two compressed
+//! streams (see [`super::pixel_stream`]), so a keystroke costs a handful of bytes; only what
+//! the decoder needs before it can decompress stays outside:
 //!
 //! ```text
 //! flags u8 (bit 0 reset, 1 cursor position, 2 cursor shape, 3 copies, 4 acknowledge me)
@@ -10,13 +10,15 @@
 //! [position] x i16 · y i16
 //! [shape]    w u16 · h u16 · hot_x u16 · hot_y u16 · rgba blob
 //! [copies]   count u8, each: src_x src_y dst_x dst_y w h (u16)   — applied first, in order
-//! rect count varint · stream length varint (bytes once decompressed)
-//! the rest: this update's piece of the compressed pixel stream
+//! rect count varint
+//! shapes: length once decompressed varint · compressed length varint · the compressed piece
+//! photo:  length once decompressed varint · the rest: the compressed piece
 //! ```
 //!
-//! The decompressed piece holds each rectangle's header, then its pixels (see
-//! [`super::rect_codec`]). A reset update starts a new pixel stream and a black screen; every
-//! other update continues the stream, so updates must be applied in order, none skipped.
+//! The shapes piece holds each rectangle's header, and the pixels of solid and palette
+//! rectangles; the photo piece the pixels of the others, in the same order (see
+//! [`super::rect_codec`]). A reset update starts new streams and a black screen; every other
+//! update continues them, so updates must be applied in order, none skipped.
 
 use super::rect_codec::MAX_RECT_HEADER;
 use super::{CursorShape, CursorUpdate, Rect, MAX_CURSOR_EDGE, MAX_SCREEN_EDGE};
@@ -55,7 +57,16 @@ pub struct CopyRect {
     pub dst: Rect,
 }
 
-/// A screen update as it travels; the rectangles are still inside the compressed stream.
+/// This update's piece of one of the session's compressed streams.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamPiece {
+    /// Bytes once decompressed.
+    pub len: usize,
+    /// The compressed bytes.
+    pub chunk: Vec<u8>,
+}
+
+/// A screen update as it travels; the rectangles are still inside the compressed streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScreenUpdate {
     /// Sequence number, acknowledged by the viewer when [`Self::ack_requested`].
@@ -67,10 +78,10 @@ pub struct ScreenUpdate {
     pub cursor: CursorUpdate,
     pub copies: Vec<CopyRect>,
     pub rect_count: usize,
-    /// Bytes of the decompressed piece of the stream.
-    pub stream_len: usize,
-    /// This update's piece of the compressed pixel stream.
-    pub stream_chunk: Vec<u8>,
+    /// Rectangle headers, solid and palette pixels.
+    pub shapes: StreamPiece,
+    /// Lossless and lossy pixels.
+    pub photo: StreamPiece,
 }
 
 /// Checks a screen size against the decoder's limits.
@@ -95,8 +106,8 @@ pub fn max_rects(width: usize, height: usize) -> usize {
     width.div_ceil(TILE) * height.div_ceil(TILE)
 }
 
-/// Most bytes the decompressed stream of one update may hold: every tile's header and every
-/// pixel once, losslessly. Bounds what a decoder unpacks.
+/// Most bytes the decompressed pieces of one update may hold together: every tile's header
+/// and every pixel once, losslessly. Bounds what a decoder unpacks.
 pub fn max_stream_len(width: usize, height: usize) -> usize {
     max_rects(width, height) * MAX_RECT_HEADER + width * height * 3
 }
@@ -201,8 +212,11 @@ impl ScreenUpdate {
             }
         }
         write_varint(&mut w, self.rect_count as u64);
-        write_varint(&mut w, self.stream_len as u64);
-        w.bytes(&self.stream_chunk);
+        write_varint(&mut w, self.shapes.len as u64);
+        write_varint(&mut w, self.shapes.chunk.len() as u64);
+        w.bytes(&self.shapes.chunk);
+        write_varint(&mut w, self.photo.len as u64);
+        w.bytes(&self.photo.chunk);
         w.finish()
     }
 
@@ -269,8 +283,19 @@ impl ScreenUpdate {
             }
         }
         let rect_count = read_bounded(&mut r, "rectangle count", max_rects(w, h))?;
-        let stream_len = read_bounded(&mut r, "pixel stream", max_stream_len(w, h))?;
-        let stream_chunk = r.bytes(r.remaining())?.to_vec();
+        let max = max_stream_len(w, h);
+        let shapes_len = read_bounded(&mut r, "shapes stream", max)?;
+        let left = r.remaining();
+        let chunk_len = read_bounded(&mut r, "shapes piece", left)?;
+        let shapes = StreamPiece {
+            len: shapes_len,
+            chunk: r.bytes(chunk_len)?.to_vec(),
+        };
+        let photo_len = read_bounded(&mut r, "photo stream", max - shapes_len)?;
+        let photo = StreamPiece {
+            len: photo_len,
+            chunk: r.bytes(r.remaining())?.to_vec(),
+        };
         Ok(Self {
             seq,
             ack_requested: flags & FLAG_ACK != 0,
@@ -278,8 +303,8 @@ impl ScreenUpdate {
             cursor: CursorUpdate { position, shape },
             copies,
             rect_count,
-            stream_len,
-            stream_chunk,
+            shapes,
+            photo,
         })
     }
 }
