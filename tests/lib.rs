@@ -499,6 +499,8 @@ impl Drop for Display {
 pub struct Relay {
     pub proc: Proc,
     pub addr: String,
+    /// The ops HTTP listener (/healthz, /readyz, /metrics).
+    pub ops: String,
     pub fingerprint: String,
     pub state: PathBuf,
     pub token: String,
@@ -556,9 +558,16 @@ impl Relay {
             .next()
             .unwrap()
             .to_owned();
+        let ops = proc
+            .wait_line("fernhilfe-relay ops http on ", Duration::from_secs(5))
+            .split(' ')
+            .nth(4)
+            .unwrap()
+            .to_owned();
         Relay {
             proc,
             addr,
+            ops,
             fingerprint,
             state,
             token,

@@ -5,6 +5,8 @@ mod audit;
 mod clock;
 mod hex;
 mod limits;
+mod metrics;
+mod ops_listener;
 mod pairing_table;
 mod path_service;
 mod rendezvous;
@@ -68,6 +70,13 @@ enum Command {
         /// [default: 365]
         #[arg(long)]
         retention_days: Option<u32>,
+        /// TCP address of the ops HTTP listener (/healthz, /readyz, /metrics)
+        /// [default: 127.0.0.1:9842 when listening on 443, else a free loopback port]
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
+        /// Log lines as text (journald adds the time) or as JSON objects, one per line
+        #[arg(long, value_enum, env = "FERNHILFE_LOG_FORMAT", default_value = "text")]
+        log_format: LogFormat,
     },
     /// Print the SHA-256 fingerprint agents and viewers pin (creates the key on first use)
     Fingerprint,
@@ -117,6 +126,13 @@ enum AuditAction {
     },
 }
 
+/// How log lines look.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum StaffAction {
     /// Add a staff member and print their token (shown once, stored only as a hash)
@@ -135,6 +151,7 @@ struct ConfigFile {
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     retention_days: Option<u32>,
+    metrics_listen: Option<SocketAddr>,
     /// The audit store in PostgreSQL instead of SQLite in the state directory: a connection
     /// string (`host=… user=… dbname=…`), or the environment variable that holds one.
     audit_database: Option<String>,
@@ -210,6 +227,8 @@ fn main() -> Result<()> {
         cert: None,
         key: None,
         retention_days: None,
+        metrics_listen: None,
+        log_format: LogFormat::Text,
     }) {
         Command::Audit { action } => {
             let cfg = load_config(cli.config.as_deref(), &state_dir)?;
@@ -267,19 +286,24 @@ fn main() -> Result<()> {
             cert,
             key,
             retention_days,
+            metrics_listen,
+            log_format,
         } => {
             let cfg = load_config(cli.config.as_deref(), &state_dir)?;
             let listen = listen
                 .or(cfg.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("literal address"));
-            tracing_subscriber::fmt()
+            let logs = tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()
                         .unwrap_or_else(|_| "info".into()),
                 )
                 .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .init();
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+            match log_format {
+                LogFormat::Text => logs.init(),
+                LogFormat::Json => logs.json().flatten_event(true).init(),
+            }
             let runtime = tokio::runtime::Runtime::new()?;
             let qad_listen = qad_listen.or(cfg.qad_listen).unwrap_or_else(|| {
                 let port = if listen.port() == 443 { 7842 } else { 0 };
@@ -289,6 +313,10 @@ fn main() -> Result<()> {
                 cert: cert.or(cfg.cert),
                 key: key.or(cfg.key),
                 retention_days: retention_days.or(cfg.retention_days),
+                metrics_listen: Some(metrics_listen.or(cfg.metrics_listen).unwrap_or_else(|| {
+                    let port = if listen.port() == 443 { 9842 } else { 0 };
+                    SocketAddr::from(([127, 0, 0, 1], port))
+                })),
                 ..cfg
             };
             runtime.block_on(serve(listen, qad_listen, &state_dir, cfg))
@@ -309,6 +337,7 @@ async fn serve(
         key,
         limits,
         tickets,
+        metrics_listen,
         ..
     } = cfg;
     state_dir::create(state_dir)?;
@@ -350,6 +379,11 @@ async fn serve(
     let tcp = tokio::net::TcpListener::bind(tcp_addr)
         .await
         .with_context(|| format!("cannot listen on TCP {tcp_addr}: is the port in use?"))?;
+    let ops_addr = metrics_listen.expect("set from the flag, the file or the default");
+    let ops = tokio::net::TcpListener::bind(ops_addr).await.with_context(|| {
+        format!("cannot listen on TCP {ops_addr} for /healthz, /readyz and /metrics: is the port in use? (metrics_listen in relay.toml)")
+    })?;
+    let ops_addr = ops.local_addr()?;
     let (signal_tx, mut signal_rx) = tokio::sync::mpsc::channel(SIGNAL_BACKLOG);
     let paths = Arc::new(path_service::PathService::start(&id, Some(qad_listen), signal_tx).await?);
     let admission =
@@ -365,6 +399,26 @@ async fn serve(
         tickets,
     )?;
     tokio::spawn(paths.clone().serve_tcp(tcp, admission.clone()));
+    metrics::metrics().prime();
+    // Ready once everything above is up; not ready again from the moment shutdown begins.
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let hooks = {
+        let (ready, probe, waiting) = (ready.clone(), state.clone(), state.clone());
+        ops_listener::OpsHooks {
+            not_ready: Box::new(move || {
+                if !ready.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Some("shutting down");
+                }
+                probe.audit_trouble()
+            }),
+            refresh: Box::new(move || {
+                metrics::metrics()
+                    .agents_waiting
+                    .set(waiting.waiting_agents() as i64);
+            }),
+        }
+    };
+    tokio::spawn(ops_listener::serve(ops, Arc::new(hooks)));
     // Signaling that came over TCP is served like signaling over QUIC.
     let tcp_state = state.clone();
     tokio::spawn(async move {
@@ -384,6 +438,7 @@ async fn serve(
         "fernhilfe-relay address discovery on udp port {}",
         paths.qad_port()
     );
+    println!("fernhilfe-relay ops http on {ops_addr} (/healthz /readyz /metrics)");
     println!("fernhilfe-relay listening on udp {udp}");
     println!("certificate fingerprint (pin this in agents and viewers): {fingerprint}");
     tracing::info!(listen = %endpoint.local_addr()?, state_dir = %state_dir.display(), "relay running");
@@ -393,6 +448,7 @@ async fn serve(
                 let Some(incoming) = incoming else { break };
                 let Some(ticket) = admission.admit(incoming.remote_address().ip()) else {
                     tracing::debug!(remote = %incoming.remote_address(), "too many connections from this address");
+                    metrics::metrics().throttle(metrics::Throttle::Connection);
                     incoming.refuse();
                     continue;
                 };
@@ -411,6 +467,7 @@ async fn serve(
                 // Closing tells every agent at once, so waiting agents register again with
                 // the restarted relay without waiting for their connection to time out.
                 tracing::info!("shutting down");
+                ready.store(false, std::sync::atomic::Ordering::Relaxed);
                 endpoint.close(0u32.into(), b"relay shutting down");
                 paths.shutdown().await;
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(2), endpoint.wait_idle()).await;

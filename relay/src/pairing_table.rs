@@ -165,6 +165,14 @@ impl PairingTable {
         Ok(id)
     }
 
+    /// Agents registered and waiting, neither pairing nor in a session.
+    pub fn waiting_agents(&self) -> usize {
+        self.agents
+            .values()
+            .filter(|a| matches!(a.state, AgentState::Waiting))
+            .count()
+    }
+
     /// The agent still waits: its registration lives on.
     pub fn renew(&mut self, agent: AgentId, now: Instant) {
         let ttl = self.limits.registration_ttl();

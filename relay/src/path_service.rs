@@ -174,13 +174,15 @@ impl PathService {
                     .map_err(|e| Box::new(e) as _)
             }),
         );
+        let metrics = Arc::new(Metrics::default());
+        crate::metrics::add_iroh_relay(metrics.clone());
         let relay = RelayService::new(
             handlers,
             Default::default(),
             None,
             iroh_relay::KeyCache::new(KEY_CACHE_CAPACITY),
             admission.clone(),
-            Arc::new(Metrics::default()),
+            metrics,
         );
         let (qad_server, qad_port) = match qad {
             Some(addr) => {
@@ -228,6 +230,7 @@ impl PathService {
             };
             let Some(ticket) = limits.admit(remote.ip()) else {
                 tracing::debug!(%remote, "too many connections from this address");
+                crate::metrics::metrics().throttle(crate::metrics::Throttle::Connection);
                 continue;
             };
             let _ = stream.set_nodelay(true);

@@ -126,6 +126,16 @@ impl Rendezvous {
         Ok(r)
     }
 
+    /// Agents registered and waiting for a viewer.
+    pub fn waiting_agents(&self) -> usize {
+        self.table().waiting_agents()
+    }
+
+    /// Why the audit store does not take records, if it does not.
+    pub fn audit_trouble(&self) -> Option<&'static str> {
+        self.audit.trouble()
+    }
+
     /// Waits until every audit record so far is stored: before the process exits.
     pub fn flush_audit(&self) {
         self.audit.flush();
@@ -377,6 +387,7 @@ impl Rendezvous {
                                 }
                                 Verdict::Wrong { staff } => {
                                     tracing::info!(%ticket, host, staff = %staff, "wrong session code");
+                                    crate::metrics::metrics().wrong_codes.inc();
                                     self.audit.record(Some(ticket), AuditRecord::WrongCode { host: host.to_owned(), staff: staff.clone() });
                                     self.to_viewer(pairing, ViewerInbox::Failed(Refusal::WrongCode));
                                 }
@@ -469,6 +480,7 @@ impl Rendezvous {
         }
         match msg {
             ToRelay::PathReport { path, rtt_ms } => {
+                s.running.on_path(path);
                 self.record_path(ticket, host, &s.staff, Side::Agent, path, rtt_ms);
             }
             ToRelay::ConsentReport { grant } => {
@@ -517,6 +529,7 @@ impl Rendezvous {
         };
         let duration_s = s.start.elapsed().as_secs();
         tracing::info!(%ticket, host, staff = %s.staff, ?reason, duration_s, "session ended");
+        crate::metrics::metrics().session_ended(crate::metrics::end_name(reason));
         self.audit.record(
             Some(ticket),
             AuditRecord::SessionEnded {
@@ -688,6 +701,8 @@ struct SessionRecord {
     grant: Option<GrantKind>,
     end: Option<(EndKind, u64, u64)>,
     reports: u32,
+    /// Counts the session in the metrics while it runs.
+    running: crate::metrics::RunningSession,
 }
 
 impl SessionRecord {
@@ -698,6 +713,7 @@ impl SessionRecord {
             grant: None,
             end: None,
             reports: 0,
+            running: crate::metrics::RunningSession::start(),
         }
     }
 }
@@ -728,6 +744,7 @@ async fn timely(
 }
 
 async fn refuse(send: &mut SignalSend, r: Refusal) -> anyhow::Result<()> {
+    crate::metrics::metrics().refused(&r);
     timely(send_frame(send, &FromRelay::Refused(r).encode())).await?;
     // Finishing the stream lets the refusal arrive before the connection is dropped.
     let _ = tokio::time::timeout(Duration::from_secs(2), send.shutdown()).await;

@@ -14,7 +14,8 @@ pub mod record;
 pub mod store;
 
 use record::AuditRecord;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 use store::AuditStore;
 
@@ -37,6 +38,23 @@ enum Job {
 pub struct AuditLog {
     /// `None` only in benchmark builds told to run without auditing.
     jobs: Option<mpsc::Sender<Job>>,
+    health: Arc<WriterHealth>,
+}
+
+/// What the writer thread says of itself, for the relay's readiness.
+#[derive(Default)]
+struct WriterHealth {
+    stopped: AtomicBool,
+    last_write_failed: AtomicBool,
+}
+
+/// Marks the writer stopped when its thread ends, also by a panic.
+struct StoppedOnDrop(Arc<WriterHealth>);
+
+impl Drop for StoppedOnDrop {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::Relaxed);
+    }
 }
 
 impl AuditLog {
@@ -52,7 +70,10 @@ impl AuditLog {
         #[cfg(feature = "bench-aids")]
         if std::env::var_os("FERNHILFE_BENCH_AUDIT_OFF").is_some() {
             tracing::warn!("benchmark build: auditing is off");
-            return Ok(Self { jobs: None });
+            return Ok(Self {
+                jobs: None,
+                health: Arc::default(),
+            });
         }
         let mut store = AuditStore::open_at(dir, at)?;
         if let Some((connector, retry_base_secs)) = tickets {
@@ -61,14 +82,33 @@ impl AuditLog {
             crate::tickets::outbox::spawn(at.clone(), connector, woken, retry_base_secs)?;
         }
         let (jobs, rx) = mpsc::channel::<Job>();
-        let log = Self { jobs: Some(jobs) };
+        let health = Arc::new(WriterHealth::default());
+        let log = Self {
+            jobs: Some(jobs),
+            health: health.clone(),
+        };
         if let Some(retired) = retire_legacy_log(dir)? {
             log.record(None, retired);
         }
         std::thread::Builder::new()
             .name("audit".into())
-            .spawn(move || writer(&mut store, rx, retention_days))?;
+            .spawn(move || {
+                let _stopped = StoppedOnDrop(health.clone());
+                writer(&mut store, rx, retention_days, &health)
+            })?;
         Ok(log)
+    }
+
+    /// Why records are not being stored, if they are not: the writer stopped, or its last
+    /// transaction failed.
+    pub fn trouble(&self) -> Option<&'static str> {
+        if self.health.stopped.load(Ordering::Relaxed) {
+            Some("the audit writer stopped")
+        } else if self.health.last_write_failed.load(Ordering::Relaxed) {
+            Some("the audit store failed to write")
+        } else {
+            None
+        }
     }
 
     /// Queues one record for `ticket`; never blocks. A failing disk is logged, not fatal.
@@ -93,7 +133,12 @@ impl AuditLog {
     }
 }
 
-fn writer(store: &mut AuditStore, rx: mpsc::Receiver<Job>, retention_days: u32) {
+fn writer(
+    store: &mut AuditStore,
+    rx: mpsc::Receiver<Job>,
+    retention_days: u32,
+    health: &WriterHealth,
+) {
     let mut next_prune = std::time::Instant::now();
     loop {
         if next_prune <= std::time::Instant::now() {
@@ -135,7 +180,16 @@ fn writer(store: &mut AuditStore, rx: mpsc::Receiver<Job>, retention_days: u32) 
             }
         }
         if !batch.is_empty() {
-            if let Err(e) = store.append(&batch) {
+            let started = std::time::Instant::now();
+            let result = store.append(&batch);
+            let m = crate::metrics::metrics();
+            m.audit_write_seconds
+                .observe(started.elapsed().as_secs_f64());
+            health
+                .last_write_failed
+                .store(result.is_err(), Ordering::Relaxed);
+            if let Err(e) = result {
+                m.audit_write_failures.inc();
                 tracing::error!(error = %e, records = batch.len(), "cannot write to the audit store; records lost");
             }
         }

@@ -55,6 +55,7 @@ fn deliver_loop(db: &mut Db, connector: &dyn Connector, wake: &mpsc::Receiver<()
         if let Err(e) = turn(db, connector, base) {
             tracing::error!(error = %e, "ticket reports: the audit database failed");
         }
+        count_for_metrics(db);
         let next = db
             .query(
                 "SELECT MIN(next_attempt_unix) FROM report_outbox WHERE state = 'pending'",
@@ -70,6 +71,26 @@ fn deliver_loop(db: &mut Db, connector: &dyn Connector, wake: &mpsc::Receiver<()
         }
         while wake.try_recv().is_ok() {}
     }
+}
+
+/// Sets the metrics' pending and failed report counts (of every relay sharing the database).
+fn count_for_metrics(db: &mut Db) {
+    let Ok(rows) = db.query(
+        "SELECT state, COUNT(*) FROM report_outbox WHERE state IN ('pending', 'failed') GROUP BY state",
+        &[],
+    ) else {
+        return;
+    };
+    let m = crate::metrics::metrics();
+    let (mut pending, mut failed) = (0, 0);
+    for r in rows {
+        match r[0].text().as_str() {
+            "pending" => pending = r[1].int().unwrap_or(0),
+            _ => failed = r[1].int().unwrap_or(0),
+        }
+    }
+    m.ticket_reports_pending.set(pending);
+    m.ticket_reports_failed.set(failed);
 }
 
 /// Takes the reports that are due (a ticket's in order: none while an earlier one of it is
