@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 # Besides what everything needs: a real Request Tracker 5 for the ticket-report tests
 # (SQLite, its own web server on loopback), and PostgreSQL, whose binaries the audit-store
-# tests start a private server from.
-scripts/setup.sh request-tracker5 rt5-db-sqlite rt5-standalone postgresql
+# tests start a private server from. debootstrap for the packaging test, which installs the
+# Debian packages into a fresh Debian (from the Debian mirror, the only network it needs).
+scripts/setup.sh request-tracker5 rt5-db-sqlite rt5-standalone postgresql debootstrap
 step() { printf '\n== %s\n' "$*"; }
 
 # The end-to-end tests drive binaries built with their test aids (a misbehaving viewer,
@@ -30,7 +31,7 @@ if rustup target list --installed 2>/dev/null | grep x86_64-pc-windows-gnu >/dev
   cargo build --release --target x86_64-pc-windows-gnu -p agent -p viewer
   ls -l "$WINDOWS_BIN/fernhilfe-agent.exe" "$WINDOWS_BIN/fernhilfe-viewer.exe"
   # Built without the test-aids feature, as releases are: none of the test aids may be in them.
-  if grep -q -a -e FERNHILFE_TEST_DELAY_SCALE "$WINDOWS_BIN/fernhilfe-agent.exe" \
+  if grep -q -a -e FERNHILFE_TEST_DELAY_SCALE -e FERNHILFE_TEST_RECORD_FRAMES "$WINDOWS_BIN/fernhilfe-agent.exe" \
     || grep -q -a -e record-plaintext -e "misbehaving viewer" "$WINDOWS_BIN/fernhilfe-viewer.exe"; then
     echo "test aids found in a build without the test-aids feature" >&2
     exit 1

@@ -558,12 +558,7 @@ impl Relay {
             .next()
             .unwrap()
             .to_owned();
-        let ops = proc
-            .wait_line("fernhilfe-relay ops http on ", Duration::from_secs(5))
-            .split(' ')
-            .nth(4)
-            .unwrap()
-            .to_owned();
+        let ops = ops_address(&proc);
         Relay {
             proc,
             addr,
@@ -602,6 +597,17 @@ impl Relay {
     pub fn audit_cmd(&self, args: &[&str]) -> String {
         relay_audit(&self.state, args).1
     }
+}
+
+/// The address of a starting relay's ops listener (/healthz, /readyz, /metrics), once it
+/// printed it.
+pub fn ops_address(relay: &Proc) -> String {
+    relay
+        .wait_line("fernhilfe-relay ops http on ", Duration::from_secs(20))
+        .split(' ')
+        .nth(4)
+        .expect("the ops line names an address")
+        .to_owned()
 }
 
 /// Runs `fernhilfe-relay audit ARGS` on the state directory `state`; (exit code, standard

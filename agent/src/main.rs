@@ -15,7 +15,7 @@ mod session;
 mod texts;
 mod ui;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Parser;
 use protocol::fingerprint::CertFingerprint;
 use protocol::ids::TicketNumber;
@@ -73,33 +73,10 @@ struct ConfigFile {
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<ConfigFile> {
-    let (path, required) = match path {
-        Some(p) => (p.clone(), true),
-        None => match std::env::current_exe()
-            .ok()
-            .and_then(|e| e.parent().map(|d| d.join(CONFIG_NEXT_TO_BINARY)))
-        {
-            Some(p) => (p, false),
-            None => return Ok(ConfigFile::default()),
-        },
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(s) => toml::from_str(&s).with_context(|| {
-            format!(
-                "config file {} is invalid / Konfigurationsdatei ungültig",
-                path.display()
-            )
-        }),
-        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
-            Ok(ConfigFile::default())
-        }
-        Err(e) => Err(e).with_context(|| {
-            format!(
-                "cannot read config file {} / Konfigurationsdatei nicht lesbar",
-                path.display()
-            )
-        }),
-    }
+    Ok(transport::client_file::load(
+        path.map(PathBuf::as_path),
+        CONFIG_NEXT_TO_BINARY,
+    )?)
 }
 
 fn main() {

@@ -2,6 +2,7 @@
 
 mod admission;
 mod audit;
+mod bundle;
 mod clock;
 mod hex;
 mod limits;
@@ -90,6 +91,28 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Write the agent for schools, Windows and Linux, with a config naming this relay and
+    /// pinning its key: DIR/fernhilfe-agent/ and DIR/fernhilfe-agent.zip
+    AgentBundle(BundleArgs),
+    /// Write the viewer for support staff the same way (no staff token in it):
+    /// DIR/fernhilfe-viewer/ and DIR/fernhilfe-viewer.zip
+    ViewerBundle(BundleArgs),
+}
+
+#[derive(clap::Args)]
+struct BundleArgs {
+    /// Directory to write the bundle to
+    #[arg(long)]
+    out: PathBuf,
+    /// host:port the schools' PCs reach this relay at, e.g. relay.schultraeger.example:443
+    #[arg(long)]
+    address: String,
+    /// The Linux binary [default: <prefix>/lib/fernhilfe/<program>, as the package installs it]
+    #[arg(long)]
+    linux: Option<PathBuf>,
+    /// The Windows binary [default: <prefix>/lib/fernhilfe/<program>.exe]
+    #[arg(long)]
+    windows: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -252,6 +275,14 @@ fn main() -> Result<()> {
                 AuditAction::Bench { dir, records } => audit::cli::bench(&dir, records),
             }
         }
+        Command::AgentBundle(args) => {
+            let cfg = load_config(cli.config.as_deref(), &state_dir)?;
+            write_bundle(bundle::Program::Agent, args, &state_dir, &cfg)
+        }
+        Command::ViewerBundle(args) => {
+            let cfg = load_config(cli.config.as_deref(), &state_dir)?;
+            write_bundle(bundle::Program::Viewer, args, &state_dir, &cfg)
+        }
         Command::Fingerprint => {
             state_dir::create(&state_dir)?;
             let (id, _) = Identity::load_or_create(&state_dir, "fernhilfe-relay")
@@ -322,6 +353,38 @@ fn main() -> Result<()> {
             runtime.block_on(serve(listen, qad_listen, &state_dir, cfg))
         }
     }
+}
+
+fn write_bundle(
+    program: bundle::Program,
+    args: BundleArgs,
+    state_dir: &Path,
+    cfg: &ConfigFile,
+) -> Result<()> {
+    if cfg.cert.is_some() {
+        anyhow::bail!("bundles pin the relay's own key in the state directory, but this relay serves a CA-issued certificate (cert in relay.toml): give agents relay_ca in their fernhilfe-agent.toml instead");
+    }
+    state_dir::create(state_dir)?;
+    let (id, _) = Identity::load_or_create(state_dir, "fernhilfe-relay")
+        .context("cannot create or load the relay key")?;
+    let installed = bundle::installed_programs();
+    let name = match program {
+        bundle::Program::Agent => "fernhilfe-agent",
+        bundle::Program::Viewer => "fernhilfe-viewer",
+    };
+    let request = bundle::BundleRequest {
+        program,
+        address: args.address,
+        fingerprint: id.fingerprint(),
+        linux: args.linux.unwrap_or_else(|| installed.join(name)),
+        windows: args
+            .windows
+            .unwrap_or_else(|| installed.join(format!("{name}.exe"))),
+        out: args.out,
+    };
+    let zip = bundle::write(&request)?;
+    println!("{}", zip.display());
+    Ok(())
 }
 
 async fn serve(

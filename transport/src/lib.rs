@@ -2,6 +2,7 @@
 //! pinning, length-prefixed streams, signaling over QUIC or TLS/TCP, and the session's iroh
 //! endpoints. One copy, used by all three binaries.
 
+pub mod client_file;
 pub mod config;
 pub mod framed;
 pub mod identity;

@@ -24,10 +24,10 @@ use transport::config::RelayTrust;
     about = "Fernhilfe viewer: see and, with consent, control a PC waiting under a ticket"
 )]
 struct Cli {
-    /// Relay address host:port
+    /// Relay address host:port [default: from fernhilfe-viewer.toml next to the binary]
     #[arg(long, env = "FERNHILFE_RELAY")]
-    relay: String,
-    /// SHA-256 fingerprint of the relay certificate
+    relay: Option<String>,
+    /// SHA-256 fingerprint of the relay certificate [default: from fernhilfe-viewer.toml]
     #[arg(long, env = "FERNHILFE_RELAY_FINGERPRINT")]
     relay_fingerprint: Option<String>,
     /// PEM file of CA certificates, for a relay with a CA-issued certificate
@@ -37,8 +37,11 @@ struct Cli {
     #[arg(long, default_value = "auto")]
     relay_transport: transport::signal_tcp::SignalTransport,
     /// File holding your staff token (safer than the environment variable on shared machines)
-    #[arg(long)]
+    #[arg(long, env = "FERNHILFE_STAFF_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+    /// Config file [default: fernhilfe-viewer.toml next to the binary, if present]
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Ticket number, e.g. 4711
     #[arg(long, short)]
     ticket: String,
@@ -67,6 +70,18 @@ struct Cli {
     #[cfg(feature = "test-aids")]
     #[arg(long, hide = true)]
     misbehave: bool,
+}
+
+/// Name of the config file `fernhilfe-relay viewer-bundle` puts next to the viewer.
+const CONFIG_NEXT_TO_BINARY: &str = "fernhilfe-viewer.toml";
+
+/// What fernhilfe-viewer.toml may say; flags override it.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    relay: Option<String>,
+    relay_fingerprint: Option<String>,
+    relay_ca: Option<PathBuf>,
 }
 
 /// Exit codes a script can tell apart.
@@ -161,13 +176,19 @@ fn settings(cli: &Cli) -> Result<ViewerSettings> {
     if token.is_empty() || token.len() > protocol::signaling::MAX_TOKEN_LEN {
         bail!("the staff token is empty or too long: use the token `fernhilfe-relay staff add` printed");
     }
-    let trust = match (&cli.relay_fingerprint, &cli.relay_ca) {
+    let cfg: ConfigFile =
+        transport::client_file::load(cli.config.as_deref(), CONFIG_NEXT_TO_BINARY)?;
+    let Some(relay) = cli.relay.clone().or(cfg.relay) else {
+        bail!("no relay address: pass --relay host:port or put `relay = \"host:port\"` in {CONFIG_NEXT_TO_BINARY} next to the viewer");
+    };
+    let fingerprint = cli.relay_fingerprint.clone().or(cfg.relay_fingerprint);
+    let trust = match (fingerprint, cli.relay_ca.clone().or(cfg.relay_ca)) {
         (Some(fp), _) => RelayTrust::Pinned(fp.parse::<CertFingerprint>()?),
-        (None, Some(ca)) => RelayTrust::CaFile(ca.clone()),
-        (None, None) => bail!("the relay's certificate is not pinned: pass --relay-fingerprint (from `fernhilfe-relay fingerprint`) or --relay-ca"),
+        (None, Some(ca)) => RelayTrust::CaFile(ca),
+        (None, None) => bail!("the relay's certificate is not pinned: pass --relay-fingerprint (from `fernhilfe-relay fingerprint`) or --relay-ca, or put relay_fingerprint in {CONFIG_NEXT_TO_BINARY}"),
     };
     Ok(ViewerSettings {
-        relay: cli.relay.clone(),
+        relay,
         trust,
         signal: cli.relay_transport,
         token: StaffToken(token),

@@ -1,0 +1,313 @@
+//! The packages as ops install them: the Debian packages into a clean Debian made with
+//! debootstrap (the systemd unit verified there, the relay started from the installed paths as
+//! its own user), and the container image's file system run as its unprivileged user with
+//! nothing else in it (and built and run with Docker where an engine runs).
+
+use e2e::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs a command, panicking with its output unless it succeeds; its standard output.
+fn ok(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&run_checked(cmd).stdout).into_owned()
+}
+
+/// The Debian mirror this machine's apt uses (the only network CI allows is a registry).
+fn debian_mirror() -> String {
+    let sources = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources")
+        .or_else(|_| std::fs::read_to_string("/etc/apt/sources.list"))
+        .unwrap_or_default();
+    sources
+        .lines()
+        .filter(|l| l.starts_with("URIs:") || l.starts_with("deb "))
+        .flat_map(str::split_whitespace)
+        .find(|w| w.starts_with("http") && !w.contains("security"))
+        .unwrap_or("http://deb.debian.org/debian")
+        .to_owned()
+}
+
+/// A process in a chroot, unmounting /proc when dropped.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Starts `relay` (the binary and its global options) in the chroot `root` as `user`, serving
+/// on free loopback ports; the process and its ops address.
+fn relay_in_chroot(
+    name: &str,
+    user: &str,
+    root: &Path,
+    relay: &[&str],
+    dir: &Path,
+) -> (Proc, String) {
+    let mut cmd = Command::new("chroot");
+    cmd.arg(format!("--userspec={user}"))
+        .arg(root)
+        .args(relay)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "--qad-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ]);
+    let proc = Proc::spawn(name, cmd, dir);
+    proc.wait_line("fernhilfe-relay listening on udp ", T);
+    let ops = ops_address(&proc);
+    (proc, ops)
+}
+
+#[test]
+fn debian_packages_install_into_a_clean_debian_and_the_relay_runs_from_them() {
+    let name = "debian_packages_install_into_a_clean_debian";
+    if !require_root(name)
+        || !require_tools(
+            name,
+            &["debootstrap", "dpkg-deb", "systemd-analyze", "chroot"],
+        )
+    {
+        return;
+    }
+    let dir = temp_dir("packaging_deb");
+    let debs = dir.join("debs");
+    ok(Command::new(repo().join("packaging/deb/build.sh"))
+        .arg(&debs)
+        .arg(bin_dir()));
+    let relay_deb = std::fs::read_dir(&debs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("fernhilfe-relay_"))
+        .expect("the relay package");
+    let contents = ok(Command::new("dpkg-deb").arg("--contents").arg(&relay_deb));
+    for f in [
+        "./usr/bin/fernhilfe-relay",
+        "./lib/systemd/system/fernhilfe-relay.service",
+        "./etc/fernhilfe/relay.toml",
+    ] {
+        assert!(contents.contains(f), "{f} not in the package:\n{contents}");
+    }
+    assert!(
+        contents.lines().all(|l| l.contains("root/root")),
+        "files not owned by root:\n{contents}"
+    );
+
+    // A clean Debian, as a new relay host has it.
+    let target = dir.join("debian");
+    ok(Command::new("debootstrap")
+        .args(["--variant=minbase", "bookworm"])
+        .arg(&target)
+        .arg(debian_mirror()));
+    for deb in std::fs::read_dir(&debs).unwrap() {
+        let deb = deb.unwrap().path();
+        std::fs::copy(&deb, target.join("tmp").join(deb.file_name().unwrap())).unwrap();
+    }
+    let in_root = |args: &[&str]| {
+        let mut c = Command::new("chroot");
+        c.arg(&target)
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    // A relay host runs systemd (minbase has none): the unit is verified against it.
+    ok(&mut in_root(&[
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "systemd",
+    ]));
+    let relay_file = format!("/tmp/{}", relay_deb.file_name().unwrap().to_string_lossy());
+    let installed = ok(&mut in_root(&["dpkg", "-i", &relay_file]));
+    assert!(
+        installed.contains("fernhilfe-relay installed"),
+        "{installed}"
+    );
+    // The viewer's libraries come from the registry, as apt would fetch them.
+    ok(&mut in_root(&[
+        "sh",
+        "-c",
+        "apt-get install -y -q /tmp/fernhilfe-viewer_*.deb",
+    ]));
+    ok(&mut in_root(&["fernhilfe-viewer", "--version"]));
+
+    // The user, the config's owner and mode, the unit.
+    let user = ok(&mut in_root(&["getent", "passwd", "fernhilfe-relay"]));
+    assert!(user.contains("/usr/sbin/nologin"), "{user}");
+    let conf = ok(&mut in_root(&[
+        "stat",
+        "-c",
+        "%a %U %G",
+        "/etc/fernhilfe/relay.toml",
+    ]));
+    assert_eq!(conf.trim(), "640 root fernhilfe-relay");
+    let verify = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(format!("--root={}", target.display()))
+        .arg("/lib/systemd/system/fernhilfe-relay.service")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&verify.stderr).into_owned();
+    assert!(verify.status.success(), "systemd-analyze verify: {said}");
+    assert!(
+        !said.contains("fernhilfe-relay.service:"),
+        "systemd-analyze verify complains about the unit: {said}"
+    );
+    let unit =
+        std::fs::read_to_string(target.join("lib/systemd/system/fernhilfe-relay.service")).unwrap();
+    for hardening in [
+        "User=fernhilfe-relay",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "StateDirectory=fernhilfe-relay",
+        "StateDirectoryMode=0700",
+        "Restart=on-failure",
+    ] {
+        assert!(unit.contains(hardening), "the unit lacks {hardening}");
+    }
+
+    // Start the relay as systemd would: its user, the installed binary and config, a state
+    // directory of its own (0700). Ports: free ones, as the test is not the host's relay.
+    let state = target.join("var/lib/fernhilfe-relay");
+    std::fs::create_dir_all(&state).unwrap();
+    ok(&mut in_root(&[
+        "chown",
+        "fernhilfe-relay:fernhilfe-relay",
+        "/var/lib/fernhilfe-relay",
+    ]));
+    ok(&mut in_root(&["chmod", "0700", "/var/lib/fernhilfe-relay"]));
+    let proc_dir = target.join("proc");
+    ok(Command::new("mount")
+        .args(["-t", "proc", "proc"])
+        .arg(&proc_dir));
+    let _proc = Mounted(proc_dir);
+    let (relay, ops) = relay_in_chroot(
+        "installed-relay",
+        "fernhilfe-relay:fernhilfe-relay",
+        &target,
+        &[
+            "/usr/bin/fernhilfe-relay",
+            "--state-dir",
+            "/var/lib/fernhilfe-relay",
+            "--config",
+            "/etc/fernhilfe/relay.toml",
+        ],
+        &dir,
+    );
+    let ready = ureq::get(&format!("http://{ops}/readyz")).call().unwrap();
+    assert_eq!(ready.status(), 200);
+    let key = ok(&mut in_root(&[
+        "stat",
+        "-c",
+        "%a %U",
+        "/var/lib/fernhilfe-relay/relay-key.pem",
+    ]));
+    assert!(
+        key.trim().ends_with("fernhilfe-relay"),
+        "the key is not the relay user's: {key}"
+    );
+    drop(relay);
+
+    // The bundles from the programs the package carries (the Windows builds are there where
+    // the suite built them, as in CI).
+    if target
+        .join("usr/lib/fernhilfe/fernhilfe-agent.exe")
+        .exists()
+    {
+        let zip = ok(&mut in_root(&[
+            "fernhilfe-relay",
+            "--state-dir",
+            "/var/lib/fernhilfe-relay",
+            "--config",
+            "/etc/fernhilfe/relay.toml",
+            "agent-bundle",
+            "--out",
+            "/tmp/bundle",
+            "--address",
+            "relay.schultraeger.example:443",
+        ]));
+        assert!(
+            target.join(zip.trim().trim_start_matches('/')).exists(),
+            "{zip}"
+        );
+    } else {
+        assert!(
+            !in_ci(),
+            "CI builds the Windows programs the relay package carries"
+        );
+        eprintln!("SKIPPED agent-bundle from the package: no Windows build to carry");
+    }
+
+    // An upgrade keeps the user and the config; a purge keeps the audit store.
+    ok(&mut in_root(&["dpkg", "-i", &relay_file]));
+    let purged = ok(&mut in_root(&["dpkg", "--purge", "fernhilfe-relay"]));
+    assert!(purged.contains("kept /var/lib/fernhilfe-relay"), "{purged}");
+    assert!(
+        state.join("audit.sqlite").exists(),
+        "the audit store went with the package"
+    );
+}
+
+#[test]
+fn the_container_file_system_runs_the_relay_unprivileged_with_nothing_else() {
+    let name = "the_container_file_system_runs_the_relay";
+    if !require_root(name) || !require_tools(name, &["chroot", "ldd"]) {
+        return;
+    }
+    let dir = temp_dir("packaging_container");
+    let context = dir.join("image");
+    let rootfs = ok(Command::new(repo().join("packaging/container/rootfs.sh"))
+        .arg(&context)
+        .arg(bin_dir().join("fernhilfe-relay")));
+    let rootfs = PathBuf::from(rootfs.trim());
+    // Nothing to run but the relay: no shell, no tools.
+    for absent in ["bin/sh", "usr/bin", "sbin"] {
+        assert!(!rootfs.join(absent).exists(), "{absent} in the image");
+    }
+    let (relay, ops) = relay_in_chroot(
+        "container-relay",
+        "10001:10001",
+        &rootfs,
+        &["/fernhilfe-relay", "--state-dir", "/state"],
+        &dir,
+    );
+    assert_eq!(
+        ureq::get(&format!("http://{ops}/healthz"))
+            .call()
+            .unwrap()
+            .status(),
+        200
+    );
+    drop(relay);
+    let key = rootfs.join("state/relay-key.pem");
+    assert!(key.exists(), "no key on the state volume");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().uid(), 10001);
+
+    // With a Docker engine: the image itself. The rule: skip without one, also in CI.
+    let engine = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !engine {
+        eprintln!("SKIPPED docker build/run: no Docker engine on this machine (the file system above is the image's)");
+        return;
+    }
+    ok(Command::new("docker")
+        .args(["build", "-q", "-t", "fernhilfe-relay-test"])
+        .arg(&context));
+    let out = ok(Command::new("docker").args(["run", "--rm", "fernhilfe-relay-test", "--version"]));
+    assert!(out.contains("fernhilfe-relay"), "{out}");
+}
