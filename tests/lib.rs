@@ -610,6 +610,52 @@ pub fn ops_address(relay: &Proc) -> String {
         .to_owned()
 }
 
+/// This test process's private PostgreSQL server (`scripts/test-postgres.sh`): its port, or
+/// why there is none.
+static POSTGRES: std::sync::OnceLock<Result<u16, String>> = std::sync::OnceLock::new();
+
+/// A fresh database `name` on the test process's PostgreSQL server, as a connection string;
+/// `None` (skip, with a note) where PostgreSQL is not installed outside CI, a failure in CI.
+pub fn postgres_database(name: &str) -> Option<String> {
+    let started = POSTGRES.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("fernhilfe-e2e-pg-{}", std::process::id()));
+        let out =
+            Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/test-postgres.sh"))
+                .arg(&dir)
+                .arg(std::process::id().to_string())
+                .output()
+                .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u16>()
+            .map_err(|e| e.to_string())
+    });
+    let port = match started {
+        Ok(p) => *p,
+        Err(e) if in_ci() => panic!("this test needs PostgreSQL: {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED: needs PostgreSQL: {e} (install: scripts/setup.sh postgresql)");
+            return None;
+        }
+    };
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        run_checked(
+            Command::new("psql")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+                .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", &sql]),
+        );
+    }
+    Some(format!(
+        "host=127.0.0.1 port={port} user=postgres dbname={name}"
+    ))
+}
+
 /// Runs `fernhilfe-relay audit ARGS` on the state directory `state`; (exit code, standard
 /// output).
 pub fn relay_audit(state: &Path, args: &[&str]) -> (i32, String) {

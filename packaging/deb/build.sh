@@ -79,9 +79,12 @@ dpkg-deb --root-owner-group -Zxz --build "$r" "$out/fernhilfe-relay_${version}_$
 # --- fernhilfe-viewer --------------------------------------------------------------------
 v=$work/viewer
 put 0755 "$bin/fernhilfe-viewer" "$v/usr/bin/fernhilfe-viewer"
+put 0644 "$root/packaging/desktop/fernhilfe-viewer.desktop" "$v/usr/share/applications/fernhilfe-viewer.desktop"
 put 0644 "$root/packaging/deb/copyright" "$v/usr/share/doc/fernhilfe-viewer/copyright"
 control fernhilfe-viewer "libc6 (>= 2.34), libx11-6, libxcursor1" "Fernhilfe viewer: the support technician's window
  Shows a school PC's screen after the person there consented, and takes over when they
- allowed it." "$v"
+ allowed it. Opens fernhilfe: links from the ticket system (relay and ticket; the session
+ code is typed, never carried in a link)." "$v"
+install -m 0755 "$root/packaging/deb/viewer.postinst" "$v/DEBIAN/postinst"
 dpkg-deb --root-owner-group -Zxz --build "$v" "$out/fernhilfe-viewer_${version}_${arch}.deb" >/dev/null
 ls "$out"/*.deb

@@ -20,6 +20,7 @@
 pub mod consent;
 pub mod fingerprint;
 pub mod ids;
+pub mod link;
 pub mod pairing;
 pub mod peer;
 pub mod screen;

@@ -3,7 +3,7 @@
 //! only double-clicks and types the ticket number. Written as a folder and as one zip. A
 //! viewer bundle holds no staff token: each technician gets their own from ops.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use protocol::fingerprint::CertFingerprint;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -47,22 +47,6 @@ pub fn installed_programs() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/lib/fernhilfe"))
 }
 
-/// The address as agents will dial it: host:port, no scheme, no path.
-fn check_address(a: &str) -> Result<()> {
-    let (host, port) = a.rsplit_once(':').with_context(|| {
-        format!("--address {a}: give host:port, e.g. relay.schultraeger.example:443")
-    })?;
-    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
-    let host_ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c));
-    if !port_ok || !host_ok {
-        bail!("--address {a}: give host:port, e.g. relay.schultraeger.example:443");
-    }
-    Ok(())
-}
-
 fn config_text(r: &BundleRequest) -> String {
     format!(
         "# Written by `fernhilfe-relay {}-bundle`: the relay this program uses, and the\n\
@@ -102,16 +86,24 @@ fn readme(program: Program) -> &'static str {
              \r\n\
              1. Put your staff token (from ops: fernhilfe-relay staff add \"Your Name\") in a file only\r\n\
              \x20  you can read, and set FERNHILFE_STAFF_TOKEN_FILE to it (or pass --token-file).\r\n\
-             2. fernhilfe-viewer --ticket 4711 --code 123-456 (the code the school reads out).\r\n\
+             2. Click the fernhilfe: link in the ticket's session comment and type the code the school\r\n\
+             \x20  reads out; or: fernhilfe-viewer --ticket 4711 --code 483-291-075\r\n\
              \r\n\
-             fernhilfe-viewer.toml next to the program names the relay and pins its key.\r\n"
+             Links on Linux: the Debian package fernhilfe-viewer registers the handler. On Windows,\r\n\
+             register it once per user, with the path where you unpacked this folder:\r\n\
+             \x20 reg add HKCU\\Software\\Classes\\fernhilfe /ve /d \"URL:Fernhilfe\" /f\r\n\
+             \x20 reg add HKCU\\Software\\Classes\\fernhilfe /v \"URL Protocol\" /d \"\" /f\r\n\
+             \x20 reg add HKCU\\Software\\Classes\\fernhilfe\\shell\\open\\command /ve /f /d \"\\\"C:\\Fernhilfe\\fernhilfe-viewer.exe\\\" --link \\\"%1\\\"\"\r\n\
+             \r\n\
+             fernhilfe-viewer.toml next to the program names the relay and pins its key; a link that\r\n\
+             names another relay is refused.\r\n"
         }
     }
 }
 
 /// Writes `out/<program>/` and `out/<program>.zip`; returns the zip's path.
 pub fn write(r: &BundleRequest) -> Result<PathBuf> {
-    check_address(&r.address)?;
+    protocol::link::check_relay_address(&r.address)?;
     let name = r.program.name();
     let mut files: Vec<(String, Vec<u8>, u32)> = Vec::new();
     for (path, file, what) in [
@@ -161,30 +153,4 @@ pub fn write(r: &BundleRequest) -> Result<PathBuf> {
     }
     zip.finish()?;
     Ok(zip_path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses_agents_can_dial_and_nothing_else() {
-        for good in [
-            "relay.schultraeger.example:443",
-            "192.0.2.7:8443",
-            "[2001:db8::1]:443",
-        ] {
-            check_address(good).unwrap();
-        }
-        for bad in [
-            "relay.example",
-            "https://relay.example:443",
-            "relay.example:0",
-            "relay.example:443/x",
-            ":443",
-            "relay\"\nrelay_fingerprint = \"x:443",
-        ] {
-            assert!(check_address(bad).is_err(), "{bad} taken");
-        }
-    }
 }

@@ -105,8 +105,9 @@ struct BundleArgs {
     #[arg(long)]
     out: PathBuf,
     /// host:port the schools' PCs reach this relay at, e.g. relay.schultraeger.example:443
+    /// [default: public_address in relay.toml]
     #[arg(long)]
-    address: String,
+    address: Option<String>,
     /// The Linux binary [default: <prefix>/lib/fernhilfe/<program>, as the package installs it]
     #[arg(long)]
     linux: Option<PathBuf>,
@@ -175,6 +176,9 @@ struct ConfigFile {
     key: Option<PathBuf>,
     retention_days: Option<u32>,
     metrics_listen: Option<SocketAddr>,
+    /// host:port agents and viewers reach this relay at: the default of the bundles, and the
+    /// relay named by the `fernhilfe://` link in the ticket's session-start comment.
+    public_address: Option<String>,
     /// The audit store in PostgreSQL instead of SQLite in the state directory: a connection
     /// string (`host=… user=… dbname=…`), or the environment variable that holds one.
     audit_database: Option<String>,
@@ -364,6 +368,9 @@ fn write_bundle(
     if cfg.cert.is_some() {
         anyhow::bail!("bundles pin the relay's own key in the state directory, but this relay serves a CA-issued certificate (cert in relay.toml): give agents relay_ca in their fernhilfe-agent.toml instead");
     }
+    let Some(address) = args.address.or_else(|| cfg.public_address.clone()) else {
+        anyhow::bail!("give --address host:port (how the schools reach this relay), or set public_address in relay.toml");
+    };
     state_dir::create(state_dir)?;
     let (id, _) = Identity::load_or_create(state_dir, "fernhilfe-relay")
         .context("cannot create or load the relay key")?;
@@ -374,7 +381,7 @@ fn write_bundle(
     };
     let request = bundle::BundleRequest {
         program,
-        address: args.address,
+        address,
         fingerprint: id.fingerprint(),
         linux: args.linux.unwrap_or_else(|| installed.join(name)),
         windows: args
@@ -401,8 +408,12 @@ async fn serve(
         limits,
         tickets,
         metrics_listen,
+        public_address,
         ..
     } = cfg;
+    if let Some(a) = &public_address {
+        protocol::link::check_relay_address(a).context("public_address in relay.toml")?;
+    }
     state_dir::create(state_dir)?;
     let tickets = match &tickets {
         Some(t) => {
@@ -416,6 +427,7 @@ async fn serve(
                 connector: c,
                 validate: t.validate,
                 retry_base_secs: t.retry_base_secs,
+                public_address: public_address.clone(),
             })
         }
         None => None,

@@ -65,6 +65,8 @@ pub struct TicketSystem {
     pub connector: Arc<dyn crate::tickets::Connector>,
     pub validate: bool,
     pub retry_base_secs: u32,
+    /// host:port of this relay for the `fernhilfe://` link in start reports.
+    pub public_address: Option<String>,
 }
 
 /// The relay's shared state.
@@ -103,12 +105,11 @@ impl Rendezvous {
             .as_ref()
             .filter(|t| t.validate)
             .map(|t| crate::tickets::validation::TicketValidator::new(t.connector.clone()));
-        let reports = tickets.map(|t| (t.connector, t.retry_base_secs));
         let r = Arc::new(Self {
             table: Mutex::new(PairingTable::new(limits.clone())),
             links: Mutex::default(),
             staff: StaffCache::new(state_dir),
-            audit: AuditLog::open(state_dir, audit_at, retention_days, reports)?,
+            audit: AuditLog::open(state_dir, audit_at, retention_days, tickets)?,
             validator,
             limits,
             paths,

@@ -169,7 +169,7 @@ impl Drop for Rt {
 
 fn relay_for(rt: &Rt, dir: &Path) -> Relay {
     let toml = format!(
-        "[tickets]\nsystem = \"rt\"\nurl = \"{}\"\nuser = \"root\"\npassword_env = \"FH_TEST_RT_PASSWORD\"\nvalidate = true\nretry_base_secs = 1\n",
+        "public_address = \"relay.schultraeger.example:443\"\n[tickets]\nsystem = \"rt\"\nurl = \"{}\"\nuser = \"root\"\npassword_env = \"FH_TEST_RT_PASSWORD\"\nvalidate = true\nretry_base_secs = 1\n",
         rt.url()
     );
     Relay::start_at(dir, &toml, "127.0.0.1:0", |mut c| {
@@ -237,13 +237,25 @@ fn a_session_leaves_its_comments_on_a_real_rt_ticket() {
     let (_, items) = rt.get(&format!(
         "/ticket/{ticket}/attachments?fields=Subject,Content&per_page=100"
     ));
-    let end = items["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["Subject"].as_str().is_some_and(|s| s.contains("beendet")))
-        .unwrap();
-    let text = end["Content"].as_str().unwrap();
+    let content = |subject: &str| {
+        items["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["Subject"].as_str().is_some_and(|s| s.contains(subject)))
+            .and_then(|i| i["Content"].as_str())
+            .unwrap()
+            .to_owned()
+    };
+    // The start comment carries the link a technician clicks for the next session.
+    let start = content("gestartet");
+    let link = format!("fernhilfe://relay.schultraeger.example:443/ticket/{ticket}");
+    assert!(
+        start.contains(&link),
+        "no link in the start comment:\n{start}"
+    );
+    let end = content("beendet");
+    let text = end.as_str();
     for part in [
         "Support: Anna Schmidt",
         "Zustimmung erteilt: nur ansehen",

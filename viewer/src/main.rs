@@ -1,5 +1,6 @@
 //! `fernhilfe-viewer`: the support technician's window on the remote screen.
 
+mod code_prompt;
 mod session;
 mod window;
 #[cfg(target_os = "linux")]
@@ -42,12 +43,16 @@ struct Cli {
     /// Config file [default: fernhilfe-viewer.toml next to the binary, if present]
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Ticket number, e.g. 4711
+    /// Ticket number, e.g. 4711 [default: from --link]
     #[arg(long, short)]
-    ticket: String,
-    /// Session code the agent shows, e.g. 483-291
+    ticket: Option<String>,
+    /// Session code the agent shows, e.g. 483-291-075 [default: a window asks for it]
     #[arg(long, short)]
-    code: String,
+    code: Option<String>,
+    /// A fernhilfe://RELAY/ticket/NUMBER link from the ticket system: its ticket, on its relay,
+    /// which must be the relay this viewer is set up for
+    #[arg(long)]
+    link: Option<String>,
     /// Host name of the PC, when several wait under the ticket
     #[arg(long)]
     host: Option<String>,
@@ -117,7 +122,10 @@ fn real_main() -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let title = format!("Fernhilfe – Ticket #{}", cli.ticket.trim_start_matches('#'));
+    let title = match (&cli.ticket, &cli.link) {
+        (Some(t), _) => format!("Fernhilfe – Ticket #{}", t.trim_start_matches('#')),
+        _ => "Fernhilfe".to_owned(),
+    };
     let settings = match settings(&cli) {
         Ok(s) => s,
         Err(e) if !cli.headless => {
@@ -187,13 +195,37 @@ fn settings(cli: &Cli) -> Result<ViewerSettings> {
         (None, Some(ca)) => RelayTrust::CaFile(ca),
         (None, None) => bail!("the relay's certificate is not pinned: pass --relay-fingerprint (from `fernhilfe-relay fingerprint`) or --relay-ca, or put relay_fingerprint in {CONFIG_NEXT_TO_BINARY}"),
     };
+    let link = cli
+        .link
+        .as_deref()
+        .map(str::parse::<protocol::link::SessionLink>)
+        .transpose()?;
+    // A link cannot point the viewer (and its staff token) at another relay: it names the one
+    // the viewer is already set up for and pins, or it is refused.
+    if let Some(l) = &link {
+        if !l.relay.eq_ignore_ascii_case(&relay) {
+            bail!("this link is for the relay {}, but this viewer is set up for {relay}: use the viewer bundle of that relay (ask ops)", l.relay);
+        }
+    }
+    let ticket = match (&cli.ticket, &link) {
+        (Some(t), _) => t.parse()?,
+        (None, Some(l)) => l.ticket,
+        (None, None) => bail!("no ticket: pass --ticket NUMBER, or --link from the ticket"),
+    };
+    let code = match &cli.code {
+        Some(c) => c.parse()?,
+        None if cli.headless => {
+            bail!("no session code: pass --code (the code the school reads out)")
+        }
+        None => code_prompt::ask(ticket)?,
+    };
     Ok(ViewerSettings {
         relay,
         trust,
         signal: cli.relay_transport,
         token: StaffToken(token),
-        ticket: cli.ticket.parse()?,
-        code: cli.code.parse()?,
+        ticket,
+        code,
         host_name: cli.host.clone(),
         #[cfg(feature = "test-aids")]
         record_plaintext: cli.record_plaintext.clone(),

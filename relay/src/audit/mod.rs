@@ -65,7 +65,7 @@ impl AuditLog {
         dir: &std::path::Path,
         at: &db::Location,
         retention_days: u32,
-        tickets: Option<(std::sync::Arc<dyn crate::tickets::Connector>, u32)>,
+        tickets: Option<crate::rendezvous::TicketSystem>,
     ) -> Result<Self, store::StoreError> {
         #[cfg(feature = "bench-aids")]
         if std::env::var_os("FERNHILFE_BENCH_AUDIT_OFF").is_some() {
@@ -75,11 +75,23 @@ impl AuditLog {
                 health: Arc::default(),
             });
         }
-        let mut store = AuditStore::open_at(dir, at)?;
-        if let Some((connector, retry_base_secs)) = tickets {
+        // The PostgreSQL client blocks on a runtime of its own, which tokio forbids on a thread
+        // of the relay's runtime (it panicked there): the store opens on a thread of its own.
+        let mut store = std::thread::scope(|s| {
+            s.spawn(|| AuditStore::open_at(dir, at))
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })?;
+        if let Some(t) = tickets {
             let (wake, woken) = mpsc::channel();
             store.queue_reports(wake);
-            crate::tickets::outbox::spawn(at.clone(), connector, woken, retry_base_secs)?;
+            crate::tickets::outbox::spawn(
+                at.clone(),
+                t.connector,
+                woken,
+                t.retry_base_secs,
+                t.public_address,
+            )?;
         }
         let (jobs, rx) = mpsc::channel::<Job>();
         let health = Arc::new(WriterHealth::default());

@@ -28,12 +28,14 @@ pub fn pause(base_secs: i64, attempts: u32) -> i64 {
 }
 
 /// Starts the delivery thread over the audit database at `at`; `wake` says a report was
-/// queued. `retry_base_secs` is the first pause after a failed try.
+/// queued. `retry_base_secs` is the first pause after a failed try. With `public_address`,
+/// start reports carry the `fernhilfe://` link to this relay and the ticket.
 pub fn spawn(
     at: Location,
     connector: std::sync::Arc<dyn Connector>,
     wake: mpsc::Receiver<()>,
     retry_base_secs: u32,
+    public_address: Option<String>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("ticket-reports".into())
@@ -45,14 +47,21 @@ pub fn spawn(
                     return;
                 }
             };
-            deliver_loop(&mut db, connector.as_ref(), &wake, i64::from(retry_base_secs.max(1)));
+            let base = i64::from(retry_base_secs.max(1));
+            deliver_loop(&mut db, connector.as_ref(), &wake, base, public_address.as_deref());
         })?;
     Ok(())
 }
 
-fn deliver_loop(db: &mut Db, connector: &dyn Connector, wake: &mpsc::Receiver<()>, base: i64) {
+fn deliver_loop(
+    db: &mut Db,
+    connector: &dyn Connector,
+    wake: &mpsc::Receiver<()>,
+    base: i64,
+    public_address: Option<&str>,
+) {
     loop {
-        if let Err(e) = turn(db, connector, base) {
+        if let Err(e) = turn(db, connector, base, public_address) {
             tracing::error!(error = %e, "ticket reports: the audit database failed");
         }
         count_for_metrics(db);
@@ -118,10 +127,25 @@ fn take_due(db: &mut Db) -> Result<Vec<(i64, String, String, u32)>, DbError> {
 }
 
 /// Tries every report that is due once.
-fn turn(db: &mut Db, connector: &dyn Connector, base: i64) -> Result<(), DbError> {
+fn turn(
+    db: &mut Db,
+    connector: &dyn Connector,
+    base: i64,
+    public_address: Option<&str>,
+) -> Result<(), DbError> {
     for (id, key, payload, attempts) in take_due(db)? {
         let result = match serde_json::from_str::<SessionReport>(&payload) {
-            Ok(report) => connector.post(&report, &key, attempts > 0),
+            Ok(mut report) => {
+                report.link = public_address.and_then(|relay| {
+                    let ticket = protocol::ids::TicketNumber::from_u64(report.ticket).ok()?;
+                    let link = protocol::link::SessionLink {
+                        relay: relay.to_owned(),
+                        ticket,
+                    };
+                    Some(link.to_string())
+                });
+                connector.post(&report, &key, attempts > 0)
+            }
             Err(e) => Err(ConnectorError::Permanent(format!(
                 "queued report unreadable: {e}"
             ))),

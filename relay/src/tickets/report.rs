@@ -29,6 +29,10 @@ pub struct SessionReport {
     pub staff: String,
     /// The session's records, `session_started` first.
     pub records: Vec<TimedRecord>,
+    /// The `fernhilfe://` link that opens a viewer on this relay and ticket (start reports,
+    /// where the relay knows its public address); added when the report is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 impl SessionReport {
@@ -54,6 +58,7 @@ impl SessionReport {
                     record: r.clone(),
                 })
                 .collect(),
+            link: None,
         })
     }
 
@@ -101,6 +106,12 @@ impl SessionReport {
         if let Some(first) = self.records.first() {
             let start = rfc3339(first.time_unix);
             lines.push(pick(format!("Beginn: {start}"), format!("Start: {start}")));
+        }
+        if let (ReportKind::Start, Some(link)) = (self.kind, &self.link) {
+            lines.push(pick(
+                format!("Verbinden (den Code liest die Schule am Telefon vor): {link}"),
+                format!("Connect (the school reads the code out on the phone): {link}"),
+            ));
         }
         if let Some((end, d)) = self.ended() {
             let end = rfc3339(end);

@@ -46,6 +46,21 @@ fn body(r: &super::test_server::Request) -> Value {
 }
 
 #[test]
+fn a_start_report_carries_the_link_and_never_a_code() {
+    let mut r = report(ReportKind::Start);
+    assert!(!r.text(Lang::De).contains("fernhilfe://"));
+    r.link = Some("fernhilfe://relay.schultraeger.example:443/ticket/4711".into());
+    for lang in [Lang::De, Lang::En] {
+        let text = r.text(lang);
+        assert!(
+            text.contains("fernhilfe://relay.schultraeger.example:443/ticket/4711"),
+            "{text}"
+        );
+        assert!(!text.contains("code="), "{text}");
+    }
+}
+
+#[test]
 fn an_end_report_says_who_what_and_how_long() {
     let r = report(ReportKind::End);
     assert_eq!(r.minutes(), Some(4));
@@ -272,7 +287,12 @@ fn the_outbox_retries_a_failing_webhook_and_delivers_once() {
         &dir,
         &crate::audit::db::Location::Sqlite(dir.clone()),
         365,
-        Some((connector, 1)),
+        Some(crate::rendezvous::TicketSystem {
+            connector,
+            validate: false,
+            retry_base_secs: 1,
+            public_address: Some("relay.schultraeger.example:443".into()),
+        }),
     )
     .unwrap();
     let t = protocol::ids::TicketNumber::from_u64(4711).ok();
@@ -318,6 +338,14 @@ fn the_outbox_retries_a_failing_webhook_and_delivers_once() {
     assert_ne!(keys[2], keys[3]);
     assert_eq!(reports[0].attempts, 3);
     assert_eq!(reports[1].attempts, 1);
+    // The start report carries the link to this relay and ticket; the end report does not
+    // need it (the session is over) but may carry it.
+    let start = body(&seen[2]);
+    assert_eq!(
+        start["report"]["link"],
+        "fernhilfe://relay.schultraeger.example:443/ticket/4711"
+    );
+
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(server.seen().len(), 4, "nothing posted twice");
     assert!(store.verify().unwrap().broken.is_none());
