@@ -226,3 +226,60 @@ fn json_logs_are_one_object_per_line_without_secrets() {
     }
     assert!(!stderr.contains(&relay.token), "the staff token in the log");
 }
+
+/// An audit store that stops taking records (the database dropped under a running relay): the
+/// relay says it is not ready, so a load balancer sends no new sessions to a relay that cannot
+/// keep evidence, and the failure is counted.
+#[test]
+fn a_relay_whose_audit_store_fails_is_not_ready() {
+    if !require_tools("audit_store_fails", &["Xvfb", "psql"]) {
+        return;
+    }
+    let Some(db) = postgres_database("fernhilfe_ops_readiness") else {
+        return;
+    };
+    let dir = temp_dir("ops_readiness");
+    let relay = Relay::start_with_config(&dir, &format!("audit_database = \"{db}\"\n"));
+    assert_eq!(http(&relay.ops, "GET", "/readyz"), (200, "ready\n".into()));
+    let port = db
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("port="))
+        .unwrap();
+    run_checked(std::process::Command::new("psql").args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        port,
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-q",
+        "-c",
+        "DROP DATABASE fernhilfe_ops_readiness WITH (FORCE)",
+    ]));
+    // Something to record: a PC registers.
+    let display = Display::start(640, 480);
+    let _agent = agent(&relay, &display, "4711", "PC-12", &dir, &[]);
+    let deadline = Instant::now() + T;
+    loop {
+        let (status, body) = http(&relay.ops, "GET", "/readyz");
+        if status == 503 {
+            assert_eq!(body, "not ready: the audit store failed to write\n");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still ready: {status} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        value(
+            &scrape(&relay),
+            "fernhilfe_relay_audit_write_failures_total"
+        ) >= 1.0
+    );
+    assert_eq!(
+        http(&relay.ops, "GET", "/healthz").0,
+        200,
+        "alive, only not ready"
+    );
+}
