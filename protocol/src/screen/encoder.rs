@@ -381,10 +381,12 @@ impl ScreenEncoder {
         let (x0, y0) = (rect.x as usize, rect.y as usize);
         let width = self.width;
         let sent = &mut self.sent;
-        expand_lossy(small, rect.w as usize, rect.h as usize, |y, x, c| {
-            let i = ((y0 + y) * width + x0 + x) * 4;
-            let [_, r, g, b] = c.to_be_bytes();
-            sent[i..i + 4].copy_from_slice(&[b, g, r, 0]);
+        expand_lossy(small, rect.w as usize, rect.h as usize, |y, row| {
+            let line = &mut sent[((y0 + y) * width + x0) * 4..][..row.len() * 4];
+            // 0x00RRGGBB in little-endian order is B, G, R, 0: the picture's BGRX.
+            for (px, c) in line.chunks_exact_mut(4).zip(row) {
+                px.copy_from_slice(&c.to_le_bytes());
+            }
         });
     }
 

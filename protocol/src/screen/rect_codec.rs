@@ -125,37 +125,59 @@ pub fn lossy_small(frame: &FrameView<'_>, rect: Rect) -> Vec<u8> {
         rect.h as usize,
     );
     let (dw, dh) = (w.div_ceil(2), h.div_ceil(2));
-    let mut small = Vec::with_capacity(dw * dh * 3);
-    for dy in 0..dh {
+    let mut small = vec![0u8; dw * dh * 3];
+    // BGRX in the frame, RGB on the wire; an odd last column or row pairs with itself.
+    let mean = |a: &[u8], b: &[u8], c: &[u8], d: &[u8], out: &mut [u8]| {
+        for (o, ch) in out.iter_mut().zip([2, 1, 0]) {
+            let sum = a[ch] as u32 + b[ch] as u32 + c[ch] as u32 + d[ch] as u32;
+            *o = (((sum + 2) / 4) >> 2) as u8;
+        }
+    };
+    for (dy, out) in small.chunks_exact_mut(dw * 3).enumerate() {
         let top = frame.row(x0, y0 + 2 * dy, w);
         let bottom = frame.row(x0, (y0 + 2 * dy + 1).min(y0 + h - 1), w);
-        for dx in 0..dw {
-            let (l, r) = (2 * dx * 4, (2 * dx + 1).min(w - 1) * 4);
-            // BGRX in the frame, RGB on the wire.
-            for ch in [2, 1, 0] {
-                let sum = top[l + ch] as u32
-                    + top[r + ch] as u32
-                    + bottom[l + ch] as u32
-                    + bottom[r + ch] as u32;
-                small.push((((sum + 2) / 4) >> 2) as u8);
-            }
+        let mut out = out.chunks_exact_mut(3);
+        for ((t, b), o) in top
+            .chunks_exact(8)
+            .zip(bottom.chunks_exact(8))
+            .zip(&mut out)
+        {
+            mean(&t[..4], &t[4..], &b[..4], &b[4..], o);
+        }
+        if w % 2 == 1 {
+            let (t, b) = (&top[(w - 1) * 4..], &bottom[(w - 1) * 4..]);
+            mean(
+                t,
+                t,
+                b,
+                b,
+                out.next().expect("one pixel left for an odd width"),
+            );
         }
     }
     small
 }
 
-/// Shows a lossy picture at full size: hands every pixel of the `w`×`h` rectangle, as
-/// 0x00RRGGBB, row by row to `put(row, column, colour)`.
-pub fn expand_lossy(small: &[u8], w: usize, h: usize, mut put: impl FnMut(usize, usize, u32)) {
+/// Shows a lossy picture at full size: hands each row of the `w`×`h` rectangle, as
+/// 0x00RRGGBB pixels, to `put_row(row, pixels)`.
+pub fn expand_lossy(small: &[u8], w: usize, h: usize, mut put_row: impl FnMut(usize, &[u32])) {
     let dw = w.div_ceil(2);
-    let colours: Vec<u32> = small
-        .chunks_exact(3)
-        .map(|p| u32::from_be_bytes([0, expand6(p[0]), expand6(p[1]), expand6(p[2])]))
-        .collect();
-    for y in 0..h {
-        let row = &colours[(y / 2) * dw..][..dw];
-        for x in 0..w {
-            put(y, x, row[x / 2]);
+    if dw == 0 {
+        return;
+    }
+    let mut row = vec![0u32; dw * 2];
+    for (y, line) in (0..h).step_by(2).zip(small.chunks_exact(dw * 3)) {
+        for (pair, p) in row.chunks_exact_mut(2).zip(line.chunks_exact(3)) {
+            pair.fill(u32::from_be_bytes([
+                0,
+                expand6(p[0]),
+                expand6(p[1]),
+                expand6(p[2]),
+            ]));
+        }
+        put_row(y, &row[..w]);
+        if y + 1 < h {
+            put_row(y + 1, &row[..w]);
         }
     }
 }
@@ -352,8 +374,8 @@ pub fn decode_rect(
             let (dw, dh) = (w.div_ceil(2), h.div_ceil(2));
             let mut small = vec![0u8; dw * dh * 3];
             med_reconstruct(data, dw, dh, &mut small);
-            expand_lossy(&small, w, h, |y, x, c| {
-                screen[(y0 + y) * stride + x0 + x] = c;
+            expand_lossy(&small, w, h, |y, row| {
+                screen[(y0 + y) * stride + x0..][..w].copy_from_slice(row);
             });
         }
     }
@@ -423,6 +445,49 @@ mod tests {
             u32::from_be_bytes([0, (x * 7) as u8, (y * 13) as u8, (x * y) as u8])
         });
         assert_eq!(kind, RectPixels::Lossless);
+    }
+
+    #[test]
+    fn the_lossy_picture_is_the_mean_of_each_block_at_any_size() {
+        let f = |x: usize, y: usize| {
+            u32::from_be_bytes([0, (x * 37 + y) as u8, (y * 11) as u8, (x ^ y) as u8])
+        };
+        for (w, h) in [(1, 1), (1, 4), (2, 2), (3, 5), (63, 64), (64, 63)] {
+            let px: Vec<u8> = (0..w * h)
+                .flat_map(|i| f(i % w, i / w).to_le_bytes())
+                .collect();
+            let frame = FrameView {
+                width: w,
+                height: h,
+                stride: w * 4,
+                bgrx: &px,
+            };
+            let rect = Rect {
+                x: 0,
+                y: 0,
+                w: w as u16,
+                h: h as u16,
+            };
+            let small = lossy_small(&frame, rect);
+            let mut shown = vec![0u32; w * h];
+            expand_lossy(&small, w, h, |y, row| {
+                shown[y * w..][..w].copy_from_slice(row)
+            });
+            for y in 0..h {
+                for x in 0..w {
+                    // The block this pixel belongs to; at an odd edge it repeats its last pixel.
+                    let (bx, by) = (x & !1, y & !1);
+                    let corners = [(bx, by), (bx + 1, by), (bx, by + 1), (bx + 1, by + 1)]
+                        .map(|(cx, cy)| f(cx.min(w - 1), cy.min(h - 1)).to_be_bytes());
+                    let want = [1, 2, 3].map(|ch| {
+                        let sum: u32 = corners.iter().map(|c| c[ch] as u32).sum();
+                        expand6((((sum + 2) / 4) >> 2) as u8)
+                    });
+                    let want = u32::from_be_bytes([0, want[0], want[1], want[2]]);
+                    assert_eq!(shown[y * w + x], want, "{w}x{h} pixel {x},{y}");
+                }
+            }
+        }
     }
 
     #[test]
