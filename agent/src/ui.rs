@@ -19,6 +19,13 @@ const ACCENT: u32 = 0x0B5CAD;
 const BUTTON: u32 = 0xDDE3EA;
 const DANGER: u32 = 0xB3261E;
 
+/// How often the windows look for clicks and keys.
+const POLL: Duration = Duration::from_millis(15);
+/// How often the long-lived windows (waiting, session running) look while the pointer is
+/// elsewhere: a click starts with the pointer over the window, and a person's press lasts
+/// longer than this. Each look is a round trip to the display server, for a whole session.
+const POLL_POINTER_AWAY: Duration = Duration::from_millis(60);
+
 /// What the session logic asks the UI to show.
 pub enum UiCommand {
     /// Ask for the ticket number (the agent was started without `--ticket`), saying what was
@@ -256,6 +263,11 @@ impl Panel {
             .unwrap_or_default()
     }
 
+    /// Whether the pointer was over the window when it last looked.
+    fn pointer_over(&self) -> bool {
+        self.window.get_mouse_pos(MouseMode::Discard).is_some()
+    }
+
     /// Shows the buffer and returns the button clicked since the last call, or `None`.
     fn poll(&mut self) -> Result<Option<Action>, ()> {
         if !self.window.is_open() {
@@ -416,7 +428,11 @@ pub fn run(
     let centered = |w: usize, h: usize| ((sw - w as isize) / 2, (sh - h as isize) / 2);
     let mut shown = Shown::Nothing;
     loop {
-        match commands.recv_timeout(Duration::from_millis(15)) {
+        let wait = match &shown {
+            Shown::Waiting(p) | Shown::Indicator(p, ..) if !p.pointer_over() => POLL_POINTER_AWAY,
+            _ => POLL,
+        };
+        match commands.recv_timeout(wait) {
             Ok(UiCommand::AskTicket { problem }) => {
                 let (w, h) = (560, 260);
                 let mut p = Panel::open(lang.ticket_title(), "ticket", w, h, centered(w, h))?;
@@ -628,7 +644,7 @@ pub fn show_error(summary: [&str; 2], message: &str) -> anyhow::Result<()> {
     p.set_buttons(&[("Schließen / Close", Action::Cancel, BUTTON)]);
     p.draw(&text, &lines);
     while let Ok(None) = p.poll() {
-        std::thread::sleep(Duration::from_millis(15));
+        std::thread::sleep(POLL);
     }
     Ok(())
 }

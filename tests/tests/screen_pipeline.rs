@@ -1,5 +1,6 @@
 //! The screen pipeline with real X clients on the PC: a scrolling terminal, a dragged window
-//! and a photo slideshow reach the viewer bit for bit, and scrolls and moves travel as copies.
+//! and a photo slideshow reach the viewer bit for bit, and scrolls and moves travel as copies;
+//! the pointer's moves reach the viewer without any drawing.
 
 use e2e::*;
 use std::path::PathBuf;
@@ -65,6 +66,19 @@ impl Viewing {
             "the window '{title}' did not open"
         );
         win
+    }
+
+    /// Waits until an update puts the cursor at (x, y) on the viewer; panics after `T`.
+    fn cursor_arrives(&self, x: i32, y: i32, how: &str) {
+        let want = format!("cursor={x},{y}");
+        assert!(
+            wait_until(T, || self
+                .viewer
+                .lines()
+                .iter()
+                .any(|l| l.starts_with("frame ") && l.ends_with(&want))),
+            "the pointer {how} to {x},{y}, but the viewer never learnt it"
+        );
     }
 
     /// Copy operations the viewer applied so far.
@@ -199,4 +213,26 @@ fn a_photo_slideshow_arrives_exactly() {
     v.assert_exact("photo1");
     std::thread::sleep(Duration::from_millis(4000));
     v.assert_exact("photo2");
+}
+
+#[test]
+fn the_pointer_moved_on_the_pc_shows_on_the_viewer_without_any_drawing() {
+    let Some(v) = viewing("pointer_moves") else {
+        return;
+    };
+    // By a device (XTest, as a mouse): raw motion events wake the capture.
+    for (x, y) in [(300, 200), (640, 401), (17, 780)] {
+        v.display
+            .xdotool(&["mousemove", &x.to_string(), &y.to_string()])
+            .unwrap();
+        v.cursor_arrives(x, y, "was moved by a device");
+    }
+    // By an application (WarpPointer): no device reports it; the capture looks once per wait.
+    let warp = bin_dir().join("screenbench");
+    let out = Command::new(warp)
+        .args(["warp", &v.display.name, "1000", "123"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "warp failed: {out:?}");
+    v.cursor_arrives(1000, 123, "was warped by an application");
 }

@@ -304,7 +304,12 @@ fn headless(
                 rects,
                 framebuffer,
             } => {
-                println!("frame seq={seq} bytes={encoded_bytes} copies={copies} rects={rects}");
+                let cursor = framebuffer
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .cursor_pos
+                    .map_or("-".to_owned(), |(x, y)| format!("{x},{y}"));
+                println!("frame seq={seq} bytes={encoded_bytes} copies={copies} rects={rects} cursor={cursor}");
                 *latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(framebuffer);
             }
             SessionEvent::Failed(_) => {}

@@ -1,7 +1,8 @@
 //! X11: pixels through scrap's XShm capture. DAMAGE wakes the capture thread when anything is
 //! drawn and says where, so a static screen costs no capture and the encoder compares only the
 //! damaged tiles; the root's configure events say which windows moved, as hints for copies;
-//! XFIXES supplies the cursor, which XShm images leave out.
+//! XFIXES supplies the cursor, which XShm images leave out. XInput 2's raw motion events say
+//! when the pointer moved, which draws nothing.
 
 use super::{CursorState, ScreenSource};
 use protocol::screen::{CursorShape, FrameChanges, FrameView, MoveHint, Rect, MAX_CURSOR_EDGE};
@@ -12,12 +13,13 @@ use std::time::{Duration, Instant};
 use x11rb::connection::Connection;
 use x11rb::protocol::damage::{self, ConnectionExt as _};
 use x11rb::protocol::xfixes::{self, ConnectionExt as _};
+use x11rb::protocol::xinput::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::{ChangeWindowAttributesAux, ConnectionExt as _, EventMask};
 use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 
-/// How often to look at the pointer while waiting: pointer motion draws nothing, so no event
-/// wakes the thread for it. Drawing wakes it at once.
+/// How often to look at the pointer while waiting on a server without XInput 2, where no event
+/// says the pointer moved. Drawing wakes the thread at once.
 const POINTER_POLL: Duration = Duration::from_millis(16);
 /// Past this many damage rectangles the encoder compares the whole screen: looking at each
 /// would cost more than it saves.
@@ -37,6 +39,9 @@ pub struct X11Screen {
     windows_now: HashMap<u32, Rect>,
     cursor_changed: bool,
     last_pointer: Option<(i16, i16)>,
+    /// Raw motion events arrive (XInput 2): the pointer need not be polled.
+    motion_events: bool,
+    pointer_moved: bool,
 }
 
 fn x11_err(e: impl std::fmt::Display) -> io::Error {
@@ -65,6 +70,12 @@ impl X11Screen {
             .map_err(x11_err)?;
         let region = conn.generate_id().map_err(x11_err)?;
         conn.xfixes_create_region(region, &[]).map_err(x11_err)?;
+        let motion_events = select_raw_motion(&conn, root);
+        if motion_events {
+            tracing::info!("pointer moves arrive as XInput 2 raw motion events");
+        } else {
+            tracing::info!("no XInput 2: the pointer is looked at every 16 ms");
+        }
         // Configure events of the root's children: windows that move (or a WM's frames).
         conn.change_window_attributes(
             root,
@@ -95,6 +106,8 @@ impl X11Screen {
             windows_now: windows,
             cursor_changed: true,
             last_pointer: None,
+            motion_events,
+            pointer_moved: true,
         })
     }
 
@@ -103,6 +116,7 @@ impl X11Screen {
             match ev {
                 Event::DamageNotify(_) => self.damaged = true,
                 Event::XfixesCursorNotify(_) => self.cursor_changed = true,
+                Event::XinputRawMotion(_) => self.pointer_moved = true,
                 Event::ConfigureNotify(e) => {
                     self.windows_now
                         .insert(e.window, geometry(e.x, e.y, e.width, e.height));
@@ -179,6 +193,28 @@ impl X11Screen {
     }
 }
 
+/// Asks for XInput 2 raw motion events on the root window, which arrive for every pointer
+/// device wherever the pointer is; `false` where the server has no XInput 2.
+fn select_raw_motion(conn: &RustConnection, root: u32) -> bool {
+    let supported = conn
+        .xinput_xi_query_version(2, 0)
+        .ok()
+        .and_then(|c| c.reply().ok())
+        .is_some_and(|v| v.major_version >= 2);
+    supported
+        && conn
+            .xinput_xi_select_events(
+                root,
+                &[xinput::EventMask {
+                    deviceid: xinput::Device::ALL.into(),
+                    mask: vec![xinput::XIEventMask::RAW_MOTION],
+                }],
+            )
+            .ok()
+            .and_then(|c| c.check().ok())
+            .is_some()
+}
+
 /// A window's or damage rectangle's geometry, clipped to what the wire can say.
 fn geometry(x: i16, y: i16, w: u16, h: u16) -> Rect {
     let (x0, y0) = (x.max(0), y.max(0));
@@ -201,14 +237,24 @@ impl ScreenSource for X11Screen {
             if self.drain_events().is_err() {
                 return true;
             }
-            if self.damaged || self.cursor_changed || self.pointer() != self.last_pointer {
+            if self.damaged || self.cursor_changed || self.pointer_moved {
+                return true;
+            }
+            if !self.motion_events && self.pointer() != self.last_pointer {
                 return true;
             }
             let now = Instant::now();
             if now >= deadline {
-                return false;
+                // A pointer warped by an application moves without raw motion: look once per
+                // wait, not once per frame.
+                return self.motion_events && self.pointer() != self.last_pointer;
             }
-            self.wait_readable(POINTER_POLL.min(deadline - now));
+            let limit = if self.motion_events {
+                deadline - now
+            } else {
+                POINTER_POLL.min(deadline - now)
+            };
+            self.wait_readable(limit);
         }
     }
 
@@ -237,6 +283,8 @@ impl ScreenSource for X11Screen {
     }
 
     fn cursor(&mut self) -> CursorState {
+        // Motion from here on wakes the next wait.
+        self.pointer_moved = false;
         let position = self.pointer();
         self.last_pointer = position;
         let shape = if std::mem::take(&mut self.cursor_changed) {

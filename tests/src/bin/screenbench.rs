@@ -12,6 +12,8 @@
 //!   prints `video sent N shown M`.
 //! - `drag PC WINDOW_ID SECONDS`: moves the window along a loop, 25 moves per second.
 //! - `plot OUT.png NAME=FILE...`: the latency distributions side by side.
+//! - `warp PC X Y`: moves the pointer as an application does (`WarpPointer`), which no input
+//!   device reports.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -490,6 +492,20 @@ fn main() -> Res<()> {
         ),
         "drag" => drag(a(1)?, num(2)? as u32, num(3)?),
         "plot" => plot(a(1)?, &args[2..]),
+        "warp" => {
+            let pc = Display::open(a(1)?)?;
+            pc.conn.warp_pointer(
+                x11rb::NONE,
+                pc.root,
+                0,
+                0,
+                0,
+                0,
+                num(2)? as i16,
+                num(3)? as i16,
+            )?;
+            pc.sync()
+        }
         other => Err(format!("unknown command '{other}'").into()),
     }
 }
