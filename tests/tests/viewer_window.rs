@@ -211,8 +211,8 @@ fn the_window_shows_the_screen_exactly_after_scrolling_and_being_covered() {
     shows_exactly(&desk, &pc, origin, &dir, "after scrolling and typing");
 
     // Another window over the viewer's, until it shows there; then it goes away while the
-    // PC's screen stands still, so only the viewer's whole redraw (once a second) can bring
-    // the picture back.
+    // PC's screen stands still, so only the viewer drawing what the X server says was
+    // uncovered (Expose) can bring the picture back: there is no periodic whole redraw.
     let mut cover = std::process::Command::new("xterm");
     cover
         .args(["-geometry", "80x20+100+100", "-bg", "red"])

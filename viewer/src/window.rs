@@ -175,8 +175,8 @@ fn status_bar_height(screen_width: usize) -> usize {
 
 /// How long the window waits for a frame before it looks at the mouse and keyboard again.
 const INPUT_POLL: Duration = Duration::from_millis(4);
-/// How often the window is drawn whole, to heal what another window uncovered (about 8 ms of
-/// the viewer's time at Full HD).
+/// How often the window is drawn whole where no connection of ours takes Expose events, to
+/// heal what another window uncovered (about 8 ms of the viewer's time at Full HD).
 const WHOLE_REDRAW_EVERY: Duration = Duration::from_secs(1);
 const BAR_COLOUR: u32 = 0x1B1F24;
 
@@ -233,6 +233,8 @@ pub fn run(
     let mut drawn_whole: Option<(usize, usize)> = None;
     // When the window was last drawn whole.
     let mut last_whole = Instant::now();
+    // What the X server asked to be drawn again (another window uncovered it).
+    let mut exposed: Vec<Rect> = Vec::new();
     while window.is_open() {
         let first = match events.recv_timeout(INPUT_POLL) {
             Ok(ev) => Some(ev),
@@ -277,10 +279,16 @@ pub fn run(
                 }
             }
         }
-        // What another window uncovered stays damaged until drawn again (minifb takes no
-        // Expose events, and changed boxes may never touch it): the window is drawn whole
-        // once a second.
-        if fb.is_some() && last_whole.elapsed() >= WHOLE_REDRAW_EVERY {
+        // What another window uncovered stays damaged until drawn again, and changed boxes
+        // may never touch it. Our own connection hears of it; minifb alone does not, so
+        // without one the window is drawn whole once a second.
+        if let Some(b) = &blit {
+            let areas = b.exposed();
+            if !areas.is_empty() {
+                exposed.extend(areas);
+                dirty |= fb.is_none();
+            }
+        } else if fb.is_some() && last_whole.elapsed() >= WHOLE_REDRAW_EVERY {
             drawn_whole = None;
             dirty = true;
         }
@@ -291,7 +299,7 @@ pub fn run(
                 format!("{title} · {status} · {path}")
             }
         };
-        if let (Some(shared), true) = (&fb, frame_arrived || dirty) {
+        if let (Some(shared), true) = (&fb, frame_arrived || dirty || !exposed.is_empty()) {
             // The window shows the framebuffer itself: the cursor goes on for the drawing and
             // comes off again, the status bar lives in the framebuffer's footer rows.
             let mut f = shared.lock().unwrap_or_else(|e| e.into_inner());
@@ -329,9 +337,11 @@ pub fn run(
                     let areas: Vec<Rect> = if whole {
                         drawn_whole = Some((sw, sh + bar));
                         last_whole = Instant::now();
+                        exposed.clear();
                         vec![everything]
                     } else {
-                        changed.into_iter().chain(status).collect()
+                        let uncovered = exposed.drain(..).filter_map(|r| r.clip(sw, sh + bar));
+                        changed.into_iter().chain(status).chain(uncovered).collect()
                     };
                     let shown = areas
                         .into_iter()
@@ -344,6 +354,7 @@ pub fn run(
                     Ok(())
                 }
                 _ => {
+                    exposed.clear();
                     drawn_whole = Some((sw, sh + bar));
                     last_whole = Instant::now();
                     window
@@ -355,6 +366,7 @@ pub fn run(
             shown?;
             frame_arrived = false;
         } else if std::mem::take(&mut dirty) {
+            exposed.clear();
             let bar = status_bar_height(sw);
             composed.clear();
             composed.resize(sw * sh, 0x202020);

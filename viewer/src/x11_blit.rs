@@ -4,14 +4,17 @@
 //! and its status bar, for a keystroke that changed a few hundred pixels. That transfer was
 //! most of the change-to-pixels time. So, where the window shows the screen 1:1, the viewer
 //! puts the changed bounding box itself over a connection of its own to the same display; the
-//! whole picture (first, and once a second to heal what another window uncovered) goes the
-//! same way, so no older whole picture can land after a newer box. minifb draws only a scaled
-//! window. Neither takes Expose events: selecting them on minifb's window from this
-//! connection kept closed windows from ending the viewer in tests.
+//! whole picture (first, after a new size) goes the same way, so no older whole picture can
+//! land after a newer box. minifb draws only a scaled window. minifb takes no Expose events:
+//! this connection selects them on minifb's window and draws what another window uncovered,
+//! so the picture needs no periodic whole redraw (8.7 MB that delayed the frame it met).
 
 use protocol::screen::Rect;
 use x11rb::connection::{Connection, RequestConnection};
-use x11rb::protocol::xproto::{ConnectionExt, CreateGCAux, ImageFormat, ImageOrder};
+use x11rb::protocol::xproto::{
+    ChangeWindowAttributesAux, ConnectionExt, CreateGCAux, EventMask, ImageFormat, ImageOrder,
+};
+use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 
 /// Bytes of a PutImage request beyond its pixels (28 with BIG-REQUESTS' longer length).
@@ -45,7 +48,14 @@ impl PartialBlit {
         let gc = conn.generate_id().ok()?;
         conn.create_gc(gc, window, &CreateGCAux::new().graphics_exposures(0))
             .ok()?;
-        conn.flush().ok()?;
+        // Event masks are per client: minifb's own selection on the window stays as it is.
+        conn.change_window_attributes(
+            window,
+            &ChangeWindowAttributesAux::new().event_mask(EventMask::EXPOSURE),
+        )
+        .ok()?
+        .check()
+        .ok()?;
         let max_request = conn.maximum_request_bytes();
         Some(Self {
             conn,
@@ -54,6 +64,24 @@ impl PartialBlit {
             depth,
             max_request,
         })
+    }
+
+    /// The parts of the window the X server says must be drawn again since the last call
+    /// (another window uncovered them); empty when none, or when the connection failed (then
+    /// the window is gone and the caller ends anyway).
+    pub fn exposed(&self) -> Vec<Rect> {
+        let mut areas = Vec::new();
+        while let Ok(Some(ev)) = self.conn.poll_for_event() {
+            if let Event::Expose(e) = ev {
+                areas.push(Rect {
+                    x: e.x,
+                    y: e.y,
+                    w: e.width,
+                    h: e.height,
+                });
+            }
+        }
+        areas
     }
 
     /// Puts `area` of `pixels` (0x00RRGGBB, `stride` pixels a row) at the same place in the
