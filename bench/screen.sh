@@ -164,6 +164,12 @@ start_system() {
 
 stop_system() {
   kill "$viewer_pid" "$server_pid" 2>/dev/null || true
+  # x11vnc was once seen to outlive SIGTERM, and the run waited for it forever: 5 s, then KILL.
+  for _ in $(seq 50); do
+    kill -0 "$viewer_pid" 2>/dev/null || kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$viewer_pid" "$server_pid" 2>/dev/null || true
   wait "$viewer_pid" "$server_pid" 2>/dev/null || true
   pkill -f "fernhilfe-relay --state-dir $work" 2>/dev/null || true
   sleep 1
