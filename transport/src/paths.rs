@@ -132,6 +132,12 @@ impl SessionEndpoint {
         if accept {
             builder = builder.alpns(vec![protocol::SESSION_ALPN.to_vec()]);
         }
+        // Benchmarks of the relay path on loopback, where a direct path always forms: an
+        // endpoint without UDP sockets can only be reached over the relay.
+        #[cfg(feature = "test-aids")]
+        if std::env::var_os("FERNHILFE_TEST_RELAY_ONLY").is_some() {
+            builder = builder.clear_ip_transports();
+        }
         let ep = builder
             .bind()
             .await
