@@ -1,7 +1,8 @@
 //! The packages as ops install them: the Debian packages into a clean Debian made with
 //! debootstrap (the systemd unit verified there, the relay started from the installed paths as
-//! its own user), and the container image's file system run as its unprivileged user with
-//! nothing else in it (and built and run with Docker where an engine runs).
+//! its own user, then that Debian booted in QEMU so its own systemd starts the hardened unit),
+//! and the container image's file system run as its unprivileged user with nothing else in it
+//! (and built and run with Docker where an engine runs).
 
 use e2e::*;
 use std::path::{Path, PathBuf};
@@ -66,6 +67,225 @@ fn relay_in_chroot(
     proc.wait_line("fernhilfe-relay listening on udp ", T);
     let ops = ops_address(&proc);
     (proc, ops)
+}
+
+/// Reports, on the serial console of the booted Debian, how systemd runs the relay; then
+/// powers the machine off.
+const UNIT_REPORT: &str = r#"#!/bin/bash
+r=none
+for _ in $(seq 90); do
+  if exec 3<>/dev/tcp/127.0.0.1/9842; then
+    printf 'GET /readyz HTTP/1.0\r\nHost: relay\r\n\r\n' >&3
+    r=$(head -1 <&3 | tr -d '\r'); exec 3>&-
+    case "$r" in *" 200"*) break ;; esac
+  fi 2>/dev/null
+  sleep 1
+done
+echo "REPORT readyz $r"
+# The test runs a session from outside through this relay now; its timeline, once it ended.
+timeline=none
+for _ in $(seq 240); do
+  timeline=$(runuser -u fernhilfe-relay -- fernhilfe-relay --state-dir /var/lib/fernhilfe-relay \
+    --config /etc/fernhilfe/relay.toml audit show --lang en 4711 2>&1)
+  case "$timeline" in *"session ended"*|*"Session ended"*) break ;; esac
+  sleep 1
+done
+echo "$timeline" | sed 's/^/REPORT audit /'
+pid=$(systemctl show -p MainPID --value fernhilfe-relay)
+echo "REPORT unit $(systemctl show fernhilfe-relay -p ActiveState -p NRestarts | tr '\n' ' ')"
+echo "REPORT user $(stat -c %U /proc/$pid)"
+grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/$pid/status | tr -d '\t' | sed 's/^/REPORT /'
+echo "REPORT state $(stat -c '%a %U' /var/lib/fernhilfe-relay)"
+journalctl -u fernhilfe-relay --no-pager -o cat | tail -n 30 | sed 's/^/REPORT log /'
+echo "REPORT done"
+"#;
+
+const UNIT_REPORT_SERVICE: &str = "[Unit]
+Description=Fernhilfe test: how systemd runs the relay
+After=fernhilfe-relay.service
+[Service]
+Type=oneshot
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/ttyS0
+ExecStart=/usr/local/bin/fernhilfe-unit-report
+ExecStopPost=/bin/systemctl poweroff --no-block
+[Install]
+WantedBy=multi-user.target
+";
+
+/// A TCP and UDP port free on loopback now.
+fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The booted Debian's network: QEMU's user network, its address fixed.
+const VM_NETWORK: &str = "[Match]
+Name=en*
+[Network]
+Address=10.0.2.15/24
+Gateway=10.0.2.2
+";
+
+/// Boots the Debian at `target` (the packages installed) in QEMU with a kernel from the
+/// registry, so its own systemd starts `fernhilfe-relay.service` with every sandbox option
+/// (system call filter, capabilities, read-only system), and checks what the relay does there:
+/// it binds port 443 as its own user, answers `/readyz`, and pairs a real session (agent and
+/// viewer on this machine, QEMU forwarding a loopback port to the relay's 443) whose start
+/// and end it writes to its audit store.
+fn boot_and_check_the_unit(target: &Path, dir: &Path, in_root: &dyn Fn(&[&str]) -> Command) {
+    if !require_tools(
+        "the hardened unit under a booted systemd",
+        &["qemu-system-x86_64", "mke2fs", "Xvfb", "xdotool"],
+    ) {
+        return;
+    }
+    let as_relay = |args: &[&str]| {
+        let mut c = Command::new("chroot");
+        c.arg("--userspec=fernhilfe-relay:fernhilfe-relay")
+            .arg(target)
+            .args([
+                "/usr/bin/fernhilfe-relay",
+                "--state-dir",
+                "/var/lib/fernhilfe-relay",
+                "--config",
+                "/etc/fernhilfe/relay.toml",
+            ])
+            .args(args);
+        c
+    };
+    let token = ok(&mut as_relay(&["staff", "add", "Anna Schmidt"]))
+        .trim()
+        .to_owned();
+    let fingerprint = ok(&mut as_relay(&["fingerprint"])).trim().to_owned();
+    // A kernel to boot, and systemd as the init it starts.
+    let kernel_and_init =
+        "apt-get install -y -q --no-install-recommends linux-image-amd64 systemd-sysv";
+    ok(&mut in_root(&["sh", "-c", kernel_and_init]));
+    for (path, text) in [
+        ("etc/systemd/network/10-qemu.network", VM_NETWORK),
+        ("usr/local/bin/fernhilfe-unit-report", UNIT_REPORT),
+        (
+            "etc/systemd/system/fernhilfe-unit-report.service",
+            UNIT_REPORT_SERVICE,
+        ),
+    ] {
+        std::fs::write(target.join(path), text).unwrap();
+    }
+    // As the README tells ops: enable the unit; nothing else is set up for it. The console
+    // is the report's: a login prompt on it would take the terminal.
+    ok(&mut in_root(&[
+        "sh",
+        "-c",
+        "chmod 755 /usr/local/bin/fernhilfe-unit-report \
+         && systemctl enable fernhilfe-relay fernhilfe-unit-report systemd-networkd \
+         && systemctl mask serial-getty@ttyS0.service getty-static.service",
+    ]));
+    let boot = |prefix: &str| {
+        std::fs::read_dir(target.join("boot"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}* in the Debian's /boot"))
+    };
+    let (kernel, initrd) = (boot("vmlinuz-"), boot("initrd.img-"));
+    let image = dir.join("debian.img");
+    ok(Command::new("mke2fs")
+        .args(["-q", "-t", "ext4", "-d"])
+        .arg(target)
+        .arg(&image)
+        .arg("3G"));
+    // Software emulation: the same everywhere, KVM or not (about 20 s to boot here).
+    let console = dir.join("console.log");
+    let port = free_port();
+    let mut qemu = Command::new("timeout");
+    qemu.arg("400")
+        .arg("qemu-system-x86_64")
+        .args(["-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "2"])
+        .args(["-nographic", "-nic"])
+        .arg(format!(
+            "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{port}-:443,hostfwd=udp:127.0.0.1:{port}-:443"
+        ))
+        .args(["-no-reboot", "-kernel"])
+        .arg(&kernel)
+        .arg("-initrd")
+        .arg(&initrd)
+        .arg("-drive")
+        .arg(format!("file={},format=raw,if=virtio", image.display()))
+        .args([
+            "-append",
+            "root=/dev/vda rw console=ttyS0 systemd.show_status=0 panic=-1",
+            "-serial",
+        ])
+        .arg(format!("file:{}", console.display()))
+        .args(["-monitor", "none"]);
+    let mut qemu = Proc::spawn("qemu", qemu, dir);
+    let read_console =
+        || String::from_utf8_lossy(&std::fs::read(&console).unwrap_or_default()).into_owned();
+    assert!(
+        wait_until(Duration::from_secs(240), || read_console()
+            .contains("REPORT readyz")),
+        "the booted Debian's relay never answered; its console:\n{}",
+        read_console()
+    );
+    // A session through the relay in the machine, as a school PC and a technician make one.
+    let addr = format!("127.0.0.1:{port}");
+    let trust = ["--relay-fingerprint", fingerprint.as_str()];
+    let display = Display::start(800, 600);
+    let agent = Proc::spawn(
+        "vm-agent",
+        agent_command(&addr, trust, "4711", &display),
+        dir,
+    );
+    let code = current_code(&agent);
+    let mut viewer = viewer_command(&addr, trust, &token, "4711", &code);
+    viewer.arg("--headless");
+    let mut viewer = Proc::spawn("vm-viewer", viewer, dir);
+    agent.wait_line("consent asked", Duration::from_secs(60));
+    answer_consent(&agent, &display, "View");
+    viewer.wait_line("frame ", Duration::from_secs(60));
+    // The person at the PC ends it: the relay records the end at once.
+    let (x, y) = button(&agent, "indicator", "End");
+    display.click(x, y);
+    viewer.wait_exit(Duration::from_secs(60));
+    let status = qemu.wait_exit(Duration::from_secs(300));
+    let said = read_console();
+    let report: Vec<&str> = said
+        .lines()
+        .filter_map(|l| l.trim_start_matches(['\r', ' ']).strip_prefix("REPORT "))
+        .collect();
+    let report = report.join("\n");
+    let _ = std::fs::remove_file(&image);
+    assert!(
+        status == 0 && report.contains("done"),
+        "the booted Debian did not report (qemu: {status}); its console:\n{said}"
+    );
+    println!("the relay under the booted Debian's systemd:\n{report}");
+    for want in [
+        "readyz HTTP/1.0 200 OK",
+        "ActiveState=active",
+        "NRestarts=0",
+        "user fernhilfe-relay",
+        // CAP_NET_BIND_SERVICE (bit 10) and nothing else; no new privileges; the filter on.
+        "CapEff:0000000000000400",
+        "NoNewPrivs:1",
+        "Seccomp:2",
+        "state 700 fernhilfe-relay",
+        "listening on udp 0.0.0.0:443",
+        // The session's timeline, written by the relay under its filter.
+        "session ended (ended at the PC)",
+    ] {
+        assert!(
+            report.contains(want),
+            "{want} is not in the report:\n{report}"
+        );
+    }
 }
 
 #[test]
@@ -249,6 +469,10 @@ fn debian_packages_install_into_a_clean_debian_and_the_relay_runs_from_them() {
         );
         eprintln!("SKIPPED agent-bundle from the package: no Windows build to carry");
     }
+
+    // The booted Debian mounts its own /proc; the host's must not be copied into its disk.
+    drop(_proc);
+    boot_and_check_the_unit(&target, &dir, &in_root);
 
     // An upgrade keeps the user and the config; a purge keeps the audit store.
     ok(&mut in_root(&["dpkg", "-i", &relay_file]));
