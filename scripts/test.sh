@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 # (SQLite, its own web server on loopback), and PostgreSQL, whose binaries the audit-store
 # tests start a private server from. debootstrap for the packaging test, which installs the
 # Debian packages into a fresh Debian (from the Debian mirror, the only network it needs), and
-# QEMU, which boots that Debian so its systemd starts the relay's hardened unit.
-scripts/setup.sh request-tracker5 rt5-db-sqlite rt5-standalone postgresql debootstrap qemu-system-x86
+# QEMU, which boots that Debian so its systemd starts the relay's hardened unit; Podman, which
+# builds and runs the container image without a daemon.
+scripts/setup.sh request-tracker5 rt5-db-sqlite rt5-standalone postgresql debootstrap qemu-system-x86 \
+  podman runc slirp4netns
 step() { printf '\n== %s\n' "$*"; }
 
 # The end-to-end tests drive binaries built with their test aids (a misbehaving viewer,

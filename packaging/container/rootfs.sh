@@ -4,7 +4,8 @@
 # libraries it links (glibc, libgcc_s, libm: found with ldd, nothing else), the CA roots
 # for HTTPS to a ticket system, and an /etc/passwd that knows its user 10001. No shell, no
 # package manager. (A fully static musl build would need the musl target, which this build
-# machine cannot fetch; the libraries are what a static binary would carry anyway.)
+# machine cannot fetch; a static glibc build would lose DNS, whose modules glibc loads at run
+# time; the libraries are what a static binary would carry anyway.)
 #
 # Usage: packaging/container/rootfs.sh OUT_DIR [RELAY_BINARY]   (default target/release/fernhilfe-relay)
 set -euo pipefail

@@ -241,6 +241,17 @@ fn load_config(path: Option<&Path>, state_dir: &Path) -> Result<ConfigFile> {
         Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
             Ok(ConfigFile::default())
         }
+        // A state directory this user may not enter (a container volume created for root)
+        // first shows here, where a config file is only looked for.
+        Err(e) if !required && e.kind() == std::io::ErrorKind::PermissionDenied => Err(e)
+            .with_context(|| {
+                format!(
+                    "cannot enter the state directory {}: it must belong to the user the relay \
+                     runs as (in the container image: uid 10001; give the volume or directory \
+                     to 10001, mode 0700)",
+                    state_dir.display()
+                )
+            }),
         Err(e) => Err(e).with_context(|| format!("cannot read config file {}", path.display())),
     }
 }

@@ -114,6 +114,29 @@ ExecStopPost=/bin/systemctl poweroff --no-block
 WantedBy=multi-user.target
 ";
 
+/// A session through the relay at `addr`, as a school PC and a technician make one: the agent
+/// on a display of its own, a headless viewer, *Nur ansehen*, a frame, and the person at the
+/// PC ends it (the relay records the end at once).
+fn session_through(addr: &str, fingerprint: &str, token: &str, dir: &Path) {
+    let trust = ["--relay-fingerprint", fingerprint];
+    let display = Display::start(800, 600);
+    let agent = Proc::spawn(
+        "packaged-agent",
+        agent_command(addr, trust, "4711", &display),
+        dir,
+    );
+    let code = current_code(&agent);
+    let mut viewer = viewer_command(addr, trust, token, "4711", &code);
+    viewer.arg("--headless");
+    let mut viewer = Proc::spawn("packaged-viewer", viewer, dir);
+    agent.wait_line("consent asked", Duration::from_secs(60));
+    answer_consent(&agent, &display, "View");
+    viewer.wait_line("frame ", Duration::from_secs(60));
+    let (x, y) = button(&agent, "indicator", "End");
+    display.click(x, y);
+    viewer.wait_exit(Duration::from_secs(60));
+}
+
 /// A TCP and UDP port free on loopback now.
 fn free_port() -> u16 {
     loop {
@@ -234,26 +257,7 @@ fn boot_and_check_the_unit(target: &Path, dir: &Path, in_root: &dyn Fn(&[&str]) 
         "the booted Debian's relay never answered; its console:\n{}",
         read_console()
     );
-    // A session through the relay in the machine, as a school PC and a technician make one.
-    let addr = format!("127.0.0.1:{port}");
-    let trust = ["--relay-fingerprint", fingerprint.as_str()];
-    let display = Display::start(800, 600);
-    let agent = Proc::spawn(
-        "vm-agent",
-        agent_command(&addr, trust, "4711", &display),
-        dir,
-    );
-    let code = current_code(&agent);
-    let mut viewer = viewer_command(&addr, trust, &token, "4711", &code);
-    viewer.arg("--headless");
-    let mut viewer = Proc::spawn("vm-viewer", viewer, dir);
-    agent.wait_line("consent asked", Duration::from_secs(60));
-    answer_consent(&agent, &display, "View");
-    viewer.wait_line("frame ", Duration::from_secs(60));
-    // The person at the PC ends it: the relay records the end at once.
-    let (x, y) = button(&agent, "indicator", "End");
-    display.click(x, y);
-    viewer.wait_exit(Duration::from_secs(60));
+    session_through(&format!("127.0.0.1:{port}"), &fingerprint, &token, dir);
     let status = qemu.wait_exit(Duration::from_secs(300));
     let said = read_console();
     let report: Vec<&str> = said
@@ -519,19 +523,137 @@ fn the_container_file_system_runs_the_relay_unprivileged_with_nothing_else() {
     assert!(key.exists(), "no key on the state volume");
     use std::os::unix::fs::MetadataExt;
     assert_eq!(std::fs::metadata(&key).unwrap().uid(), 10001);
+    // A volume that came up as root's (Podman's named volumes do): the relay says what to fix.
+    let roots = rootfs.join("roots-volume");
+    std::fs::create_dir(&roots).unwrap();
+    ok(Command::new("chmod").arg("0700").arg(&roots));
+    let refused = Command::new("chroot")
+        .arg("--userspec=10001:10001")
+        .arg(&rootfs)
+        .args(["/fernhilfe-relay", "--state-dir", "/roots-volume", "serve"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && said.contains("cannot enter the state directory /roots-volume")
+            && said.contains("uid 10001"),
+        "{said}"
+    );
 
     // With a Docker engine: the image itself. The issue's rule: skip without one, also in CI.
     let engine = Command::new("docker")
         .arg("info")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !engine {
+    if engine {
+        ok(Command::new("docker")
+            .args(["build", "-q", "-t", "fernhilfe-relay-test"])
+            .arg(&context));
+        let out =
+            ok(Command::new("docker").args(["run", "--rm", "fernhilfe-relay-test", "--version"]));
+        assert!(out.contains("fernhilfe-relay"), "{out}");
+    } else {
         eprintln!("SKIPPED docker build/run: no Docker engine on this machine (the file system above is the image's)");
+    }
+    image_under_podman(&context, &dir);
+}
+
+/// Podman, daemonless, with what works inside an unprivileged build container: files for
+/// storage, runc with plain cgroupfs.
+fn podman() -> Command {
+    let mut c = Command::new("podman");
+    c.args([
+        "--storage-driver",
+        "vfs",
+        "--runtime",
+        "runc",
+        "--cgroup-manager",
+        "cgroupfs",
+    ]);
+    c
+}
+
+/// Limits the container may keep: raising them needs a privilege the build container lacks.
+const PODMAN_LIMITS: [&str; 4] = [
+    "--ulimit",
+    "nofile=4096:4096",
+    "--ulimit",
+    "nproc=4096:4096",
+];
+
+/// The image built from the `Dockerfile` and run as ops would with Podman, where Podman can
+/// run containers: its state on a directory owned by 10001, port 443 published, and a real
+/// session through it.
+fn image_under_podman(context: &Path, dir: &Path) {
+    if !require_tools("the image under podman", &["podman", "runc"]) {
         return;
     }
-    ok(Command::new("docker")
-        .args(["build", "-q", "-t", "fernhilfe-relay-test"])
-        .arg(&context));
-    let out = ok(Command::new("docker").args(["run", "--rm", "fernhilfe-relay-test", "--version"]));
-    assert!(out.contains("fernhilfe-relay"), "{out}");
+    let tag = format!("fernhilfe-relay-test-{}", std::process::id());
+    ok(podman().args(["build", "-q", "-t", &tag]).arg(context));
+    let runs = podman()
+        .args(["run", "--rm", "--network", "none"])
+        .args(PODMAN_LIMITS)
+        .args([&tag, "--version"])
+        .output()
+        .unwrap();
+    if !runs.status.success() {
+        eprintln!(
+            "SKIPPED podman run: podman cannot start containers here: {}",
+            String::from_utf8_lossy(&runs.stderr).trim()
+        );
+        let _ = podman().args(["rmi", "-f", &tag]).status();
+        return;
+    }
+    let state = dir.join("podman-state");
+    std::fs::create_dir(&state).unwrap();
+    ok(Command::new("chown").arg("10001:10001").arg(&state));
+    ok(Command::new("chmod").arg("0700").arg(&state));
+    let volume = format!("{}:/state", state.display());
+    let in_image = |args: &[&str]| {
+        let mut c = podman();
+        c.args(["run", "--rm", "--network", "none", "-v", &volume])
+            .args(PODMAN_LIMITS)
+            .arg(&tag)
+            .args(args);
+        ok(&mut c).trim().to_owned()
+    };
+    let token = in_image(&["staff", "add", "Anna Schmidt"]);
+    let fingerprint = in_image(&["fingerprint"]);
+    let (port, ops) = (free_port(), free_port());
+    let name = tag.clone();
+    ok(podman()
+        .args(["run", "-d", "--name", &name, "--network", "slirp4netns"])
+        // Docker lets unprivileged users bind low ports in a container's network; Podman is
+        // told so (the Dockerfile says the same for ops).
+        .args(["--sysctl", "net.ipv4.ip_unprivileged_port_start=0"])
+        .args(["-p", &format!("127.0.0.1:{port}:443/udp")])
+        .args(["-p", &format!("127.0.0.1:{port}:443/tcp")])
+        .args(["-p", &format!("127.0.0.1:{ops}:9842/tcp")])
+        .args(["-v", &volume])
+        .args(PODMAN_LIMITS)
+        .arg(&tag));
+    let ready = wait_until(Duration::from_secs(30), || {
+        ureq::get(&format!("http://127.0.0.1:{ops}/readyz"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    let logs = || {
+        let out = podman().args(["logs", &name]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    if ready {
+        session_through(&format!("127.0.0.1:{port}"), &fingerprint, &token, dir);
+    }
+    let said = logs();
+    let _ = podman().args(["rm", "-f", &name]).status();
+    let _ = podman().args(["rmi", "-f", &tag]).status();
+    assert!(
+        ready,
+        "the container's relay never answered /readyz: {said}"
+    );
+    assert!(
+        said.contains("session ended") && said.contains("EndedAtAgent"),
+        "no session ended in the container's log: {said}"
+    );
 }
