@@ -283,7 +283,7 @@ pub fn run(
         // may never touch it. Our own connection hears of it; minifb alone does not, so
         // without one the window is drawn whole once a second.
         if let Some(b) = &blit {
-            let areas = b.exposed();
+            let areas = uncovered_areas(b);
             if !areas.is_empty() {
                 exposed.extend(areas);
                 dirty |= fb.is_none();
@@ -463,6 +463,12 @@ fn put(blit: &PartialBlit, pixels: &[u32], stride: usize, area: Rect) -> anyhow:
     blit.put(pixels, stride, area)
 }
 
+/// What the X server asked to be drawn again since the last look.
+#[cfg(target_os = "linux")]
+fn uncovered_areas(blit: &PartialBlit) -> Vec<Rect> {
+    blit.exposed()
+}
+
 /// Elsewhere minifb draws the window whole (Windows: one `StretchDIBits` from memory).
 #[cfg(not(target_os = "linux"))]
 type PartialBlit = std::convert::Infallible;
@@ -474,6 +480,11 @@ fn partial_blit(_: &Window) -> Option<PartialBlit> {
 
 #[cfg(not(target_os = "linux"))]
 fn put(blit: &PartialBlit, _: &[u32], _: usize, _: Rect) -> anyhow::Result<()> {
+    match *blit {}
+}
+
+#[cfg(not(target_os = "linux"))]
+fn uncovered_areas(blit: &PartialBlit) -> Vec<Rect> {
     match *blit {}
 }
 
