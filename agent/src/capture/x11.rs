@@ -19,7 +19,9 @@ use x11rb::protocol::Event;
 use x11rb::rust_connection::RustConnection;
 
 /// How often to look at the pointer while waiting on a server without XInput 2, where no event
-/// says the pointer moved. Drawing wakes the thread at once.
+/// says the pointer moved; with it, the most often a moving pointer alone wakes the thread (a
+/// gaming mouse reports 1000 times a second, each wake captures the screen). Drawing wakes the
+/// thread at once.
 const POINTER_POLL: Duration = Duration::from_millis(16);
 /// Past this many damage rectangles the encoder compares the whole screen: looking at each
 /// would cost more than it saves.
@@ -39,6 +41,8 @@ pub struct X11Screen {
     windows_now: HashMap<u32, Rect>,
     cursor_changed: bool,
     last_pointer: Option<(i16, i16)>,
+    /// When the pointer was last looked at for a capture.
+    last_look: Instant,
     /// Raw motion events arrive (XInput 2): the pointer need not be polled.
     motion_events: bool,
     pointer_moved: bool,
@@ -74,7 +78,7 @@ impl X11Screen {
         if motion_events {
             tracing::info!("pointer moves arrive as XInput 2 raw motion events");
         } else {
-            tracing::info!("no XInput 2: the pointer is looked at every 16 ms");
+            tracing::info!("no XInput 2: the pointer is looked at every {POINTER_POLL:?}");
         }
         // Configure events of the root's children: windows that move (or a WM's frames).
         conn.change_window_attributes(
@@ -106,6 +110,7 @@ impl X11Screen {
             windows_now: windows,
             cursor_changed: true,
             last_pointer: None,
+            last_look: Instant::now(),
             motion_events,
             pointer_moved: true,
         })
@@ -237,24 +242,36 @@ impl ScreenSource for X11Screen {
             if self.drain_events().is_err() {
                 return true;
             }
-            if self.damaged || self.cursor_changed || self.pointer_moved {
-                return true;
-            }
-            if !self.motion_events && self.pointer() != self.last_pointer {
+            if self.damaged || self.cursor_changed {
                 return true;
             }
             let now = Instant::now();
+            // The pointer alone wakes the thread at most once per POINTER_POLL.
+            let next_look = self.last_look + POINTER_POLL;
+            if now >= next_look {
+                let moved = if self.motion_events {
+                    self.pointer_moved
+                } else {
+                    self.pointer() != self.last_pointer
+                };
+                if moved {
+                    return true;
+                }
+            }
             if now >= deadline {
                 // A pointer warped by an application moves without raw motion: look once per
                 // wait, not once per frame.
                 return self.motion_events && self.pointer() != self.last_pointer;
             }
-            let limit = if self.motion_events {
+            let limit = if now < next_look && (self.pointer_moved || !self.motion_events) {
+                next_look - now
+            } else if self.motion_events {
+                // Nothing moved: only an event wakes the thread.
                 deadline - now
             } else {
-                POINTER_POLL.min(deadline - now)
+                POINTER_POLL
             };
-            self.wait_readable(limit);
+            self.wait_readable(limit.min(deadline - now));
         }
     }
 
@@ -285,6 +302,7 @@ impl ScreenSource for X11Screen {
     fn cursor(&mut self) -> CursorState {
         // Motion from here on wakes the next wait.
         self.pointer_moved = false;
+        self.last_look = Instant::now();
         let position = self.pointer();
         self.last_pointer = position;
         let shape = if std::mem::take(&mut self.cursor_changed) {
