@@ -641,19 +641,24 @@ pub fn postgres_database(name: &str) -> Option<String> {
             return None;
         }
     };
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name}"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        run_checked(
-            Command::new("psql")
-                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
-                .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", &sql]),
-        );
-    }
-    Some(format!(
-        "host=127.0.0.1 port={port} user=postgres dbname={name}"
-    ))
+    let db = format!("host=127.0.0.1 port={port} user=postgres dbname={name}");
+    postgres_admin(&db, &format!("DROP DATABASE IF EXISTS {name}"));
+    postgres_admin(&db, &format!("CREATE DATABASE {name}"));
+    Some(db)
+}
+
+/// Runs `sql` as the superuser on the server the connection string `db` (from
+/// [`postgres_database`]) points at, in its `postgres` database.
+pub fn postgres_admin(db: &str, sql: &str) {
+    let port = db
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("port="))
+        .expect("a port in the connection string");
+    run_checked(
+        Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", port, "-U", "postgres"])
+            .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql]),
+    );
 }
 
 /// Runs `fernhilfe-relay audit ARGS` on the state directory `state`; (exit code, standard

@@ -241,23 +241,7 @@ fn a_relay_whose_audit_store_fails_is_not_ready() {
     let dir = temp_dir("ops_readiness");
     let relay = Relay::start_with_config(&dir, &format!("audit_database = \"{db}\"\n"));
     assert_eq!(http(&relay.ops, "GET", "/readyz"), (200, "ready\n".into()));
-    let port = db
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix("port="))
-        .unwrap();
-    run_checked(std::process::Command::new("psql").args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        port,
-        "-U",
-        "postgres",
-        "-d",
-        "postgres",
-        "-q",
-        "-c",
-        "DROP DATABASE fernhilfe_ops_readiness WITH (FORCE)",
-    ]));
+    postgres_admin(&db, "DROP DATABASE fernhilfe_ops_readiness WITH (FORCE)");
     // Something to record: a PC registers.
     let display = Display::start(640, 480);
     let _agent = agent(&relay, &display, "4711", "PC-12", &dir, &[]);
