@@ -201,6 +201,11 @@ impl Proc {
         .1
     }
 
+    /// Takes the child's stdin, for a thread of the test to write to.
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin open")
+    }
+
     /// Sends a line to stdin.
     pub fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");

@@ -1,6 +1,11 @@
 //! Injects the viewer's input with enigo, on a thread of its own, and only while the person at
-//! the PC has granted control: the grant is checked right before every single event (and every
-//! character of typed text), so a revocation stops input at once, whatever is still queued.
+//! the PC has granted control: the grant is checked right before every single event, every
+//! character of typed text and every wheel notch, so a revocation stops input at once, whatever
+//! is still queued. Each event's effect is bounded: the decoder refuses long wheel events and
+//! long texts, and pointer positions are clamped to the screen.
+//!
+//! Stopping never waits on the thread: the session's end and the agent's exit must not hang on
+//! an injection in progress (an X server that stalls a round trip, say).
 //!
 //! The injector remembers which keys and buttons the viewer holds down. The moment control
 //! ends (the gate tells it) or the session ends, it releases all of them, so a viewer cannot
@@ -10,7 +15,9 @@
 use crate::consent_gate::ConsentGate;
 use enigo::{Axis, Button, Coordinate, Direction, Enigo, Keyboard, Mouse, Settings};
 use protocol::session::{InputEvent, Key, MouseButton, NamedKey};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 /// Events the viewer may have queued at the injector before new ones are dropped.
 const QUEUE: usize = 1024;
@@ -26,7 +33,10 @@ enum Job {
 /// The running injector.
 pub struct Injector {
     jobs: mpsc::SyncSender<Job>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Set on stop; the thread looks at it before every job.
+    stopping: Arc<AtomicBool>,
+    /// Fires when the thread has released everything and ended.
+    done: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl Injector {
@@ -35,14 +45,13 @@ impl Injector {
         self.jobs.try_send(Job::Event(ev)).is_ok()
     }
 
-    /// Releases whatever the viewer holds and stops the thread; returns once it did.
-    pub fn stop(mut self) {
-        // A full queue is drained quickly (events are skipped while not granted), so a
-        // blocking send here waits at most for that.
-        let _ = self.jobs.send(Job::Stop);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    /// Tells the thread to release whatever the viewer holds and end, and waits for that at
+    /// most `limit`, without blocking the caller's thread. Says whether the thread ended.
+    pub async fn stop(self, limit: Duration) -> bool {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Wakes an idle thread; a busy one sees the flag before its next job.
+        let _ = self.jobs.try_send(Job::Stop);
+        tokio::time::timeout(limit, self.done).await.is_ok()
     }
 }
 
@@ -83,7 +92,10 @@ pub fn spawn_injector(gate: ConsentGate) -> anyhow::Result<Injector> {
             let _ = watcher.try_send(Job::Revoked);
         }
     });
-    let thread = std::thread::Builder::new()
+    let stopping = Arc::new(AtomicBool::new(false));
+    let stop_seen = stopping.clone();
+    let (done_tx, done) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
         .name("input".into())
         .spawn(move || {
             let mut enigo = match Enigo::new(&Settings::default()) {
@@ -96,8 +108,14 @@ pub fn spawn_injector(gate: ConsentGate) -> anyhow::Result<Injector> {
                     return;
                 }
             };
+            // Pointer positions beyond the screen are clamped to its edge.
+            let screen = enigo.main_display().unwrap_or((i32::MAX, i32::MAX));
+            let may_inject = || !stop_seen.load(Ordering::SeqCst) && gate.may_inject();
             let mut held = Held::default();
             while let Ok(job) = rx.recv() {
+                if stop_seen.load(Ordering::SeqCst) {
+                    break;
+                }
                 let ev = match job {
                     Job::Stop => break,
                     Job::Revoked => {
@@ -106,22 +124,24 @@ pub fn spawn_injector(gate: ConsentGate) -> anyhow::Result<Injector> {
                     }
                     Job::Event(ev) => ev,
                 };
-                if !gate.may_inject() {
+                if !may_inject() {
                     if !held.is_empty() {
                         held.release_all(&mut enigo);
                     }
                     continue;
                 }
-                if let Err(e) = inject(&mut enigo, &ev, &mut held, &gate) {
+                if let Err(e) = inject(&mut enigo, &ev, &mut held, screen, &may_inject) {
                     tracing::warn!(error = %e, "input event could not be injected");
                 }
             }
             held.release_all(&mut enigo);
+            let _ = done_tx.send(());
         })?;
     ready_rx.recv()??;
     Ok(Injector {
         jobs: tx,
-        thread: Some(thread),
+        stopping,
+        done,
     })
 }
 
@@ -133,14 +153,21 @@ fn enigo_button(b: MouseButton) -> Button {
     }
 }
 
+/// Injects one event while `may_inject` holds, looking again before every part of it that
+/// takes a round trip of its own (a wheel notch, a typed character).
 fn inject(
     e: &mut Enigo,
     ev: &InputEvent,
     held: &mut Held,
-    gate: &ConsentGate,
+    (width, height): (i32, i32),
+    may_inject: &impl Fn() -> bool,
 ) -> Result<(), enigo::InputError> {
     match ev {
-        InputEvent::PointerMove { x, y } => e.move_mouse(*x as i32, *y as i32, Coordinate::Abs),
+        InputEvent::PointerMove { x, y } => {
+            let x = i32::from(*x).min(width.saturating_sub(1));
+            let y = i32::from(*y).min(height.saturating_sub(1));
+            e.move_mouse(x, y, Coordinate::Abs)
+        }
         InputEvent::Button { button, pressed } => {
             held.buttons.retain(|b| b != button);
             if *pressed {
@@ -156,12 +183,19 @@ fn inject(
             )
         }
         InputEvent::Wheel { dx, dy } => {
-            if *dy != 0 {
-                // Protocol: positive dy scrolls up (as minifb reports); enigo: positive is down.
-                e.scroll(-(*dy as i32), Axis::Vertical)?;
-            }
-            if *dx != 0 {
-                e.scroll(*dx as i32, Axis::Horizontal)?;
+            // Protocol: positive dy scrolls up (as minifb reports); enigo: positive is down.
+            // The decoder bounds the notches; each is a round trip, so each is gated.
+            let notches = [
+                (-i32::from(*dy), Axis::Vertical),
+                (i32::from(*dx), Axis::Horizontal),
+            ];
+            for (n, axis) in notches {
+                for _ in 0..n.unsigned_abs() {
+                    if !may_inject() {
+                        return Ok(());
+                    }
+                    e.scroll(n.signum(), axis)?;
+                }
             }
             Ok(())
         }
@@ -182,7 +216,7 @@ fn inject(
         InputEvent::Text(t) => {
             for c in t.chars() {
                 // Up to 256 characters take a while to type: a revocation stops them mid-text.
-                if !gate.may_inject() {
+                if !may_inject() {
                     break;
                 }
                 match c {

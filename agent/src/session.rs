@@ -33,6 +33,9 @@ use transport::signal_tcp::{connect_signaling, SignalTransport};
 const CONSENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The viewer must open the end-to-end connection this fast after pairing.
 const E2E_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest wait for the input thread to release held keys at the end of a session; consent is
+/// already withdrawn, so nothing more is injected whether or not it ends in time.
+const INJECTOR_STOP_WAIT: Duration = Duration::from_millis(200);
 /// How often the session's path is looked at, to show and report changes.
 const PATH_CHECK: Duration = Duration::from_millis(250);
 /// Longest wait for the last message to the viewer, and for the connection to close, when
@@ -216,8 +219,7 @@ pub async fn run(
     };
     status(format_args!("code {}", w.code.display()));
     w.show(false);
-    let mut renew =
-        tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
+    let mut renew = renewal_timer(renew_every);
     let (staff, endpoint, viewer) = loop {
         let msg = tokio::select! {
             m = relay.next() => m,
@@ -249,10 +251,7 @@ pub async fn run(
                     Some((r, every)) => {
                         relay = r;
                         renew_every = every;
-                        renew = tokio::time::interval_at(
-                            tokio::time::Instant::now() + renew_every,
-                            renew_every,
-                        );
+                        renew = renewal_timer(renew_every);
                         continue;
                     }
                     None => return Ok(Outcome::Cancelled),
@@ -301,22 +300,24 @@ pub async fn run(
             }
         };
         match end {
-            PairingEnd::Verified(viewer) => {
+            PairingEnd::Verified(viewer, proof) => {
                 endpoint.relay_ready().await;
-                relay
-                    .send(&ToRelay::PairingOutcome {
-                        pairing,
-                        code_matched: true,
-                    })
-                    .await?;
-                break (staff_name, endpoint, viewer);
+                // The relay starts the session (and puts it on the record) only once the
+                // viewer's proof matches this one.
+                match relay.confirm_pairing(pairing, proof).await? {
+                    Ok(()) => break (staff_name, endpoint, viewer),
+                    Err(r) => {
+                        endpoint.close(GOODBYE_TIMEOUT).await;
+                        status(format_args!("pairing not confirmed by the relay: {r}"));
+                    }
+                }
             }
             PairingEnd::WrongCode => {
                 endpoint.close(GOODBYE_TIMEOUT).await;
                 relay
                     .send(&ToRelay::PairingOutcome {
                         pairing,
-                        code_matched: false,
+                        proof: None,
                     })
                     .await?;
                 let after = w.guard.record_wrong(Instant::now());
@@ -359,6 +360,14 @@ pub async fn run(
         relay, &settings, staff, endpoint, viewer, screen, ui, events,
     )
     .await
+}
+
+/// Ticks every `every`, first after one period. A tick missed while a pairing ran is not
+/// made up in a burst: the relay counts renewals and refuses an agent that floods them.
+fn renewal_timer(every: Duration) -> tokio::time::Interval {
+    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
 }
 
 fn kind(m: &FromRelay) -> &'static str {
@@ -481,9 +490,17 @@ async fn session(
         .map_err(|_| anyhow!("the viewer gave no room for the screen stream"))??;
     let mut screen_task = spawn_screen_writer(screen_send, updates, gate.clone(), pacing.clone());
     let mut path_tick = tokio::time::interval(PATH_CHECK);
+    let mut dropped_inputs = 0u64;
     let outcome = loop {
         tokio::select! {
-            _ = path_tick.tick() => path.check(&conn, &reports),
+            _ = path_tick.tick() => {
+                path.check(&conn, &reports);
+                // Counted, not logged one by one: a flooding viewer must not flood the log.
+                if dropped_inputs > 0 {
+                    tracing::warn!(dropped = dropped_inputs, "input queue full, events dropped");
+                    dropped_inputs = 0;
+                }
+            }
             msg = ctrl_recv.next() => {
                 let msg = match msg {
                     Ok(Some(m)) => m,
@@ -494,7 +511,7 @@ async fn session(
                     Ok(ViewerMessage::Input(ev)) => {
                         // Checked again right before injection; this only avoids queueing.
                         if gate.may_inject() && !injector.try_send(ev) {
-                            tracing::warn!("input queue full, event dropped");
+                            dropped_inputs += 1;
                         }
                     }
                     Ok(ViewerMessage::FrameAck { seq }) => {
@@ -526,7 +543,10 @@ async fn session(
     gate.set(Grant::Denied);
     pacing.stop();
     screen_task.abort();
-    injector.stop();
+    // Bounded: the end of the session never waits on an injection in progress.
+    if !injector.stop(INJECTOR_STOP_WAIT).await {
+        tracing::warn!("the input thread did not stop in time; the agent goes on without it");
+    }
     let _ = ui.send(UiCommand::CloseAll);
     status(format_args!("session ended reason={outcome:?}"));
     if outcome == EndReason::EndedAtAgent {

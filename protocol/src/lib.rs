@@ -29,7 +29,7 @@ pub mod signaling;
 pub mod wire;
 
 /// Version of the wire protocol; both sides and the relay must agree.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 /// ALPN of the agent/viewer connection to the relay.
 pub const RELAY_ALPN: &[u8] = b"fernhilfe-relay/1";
 /// ALPN of the end-to-end session connection between agent and viewer.

@@ -15,6 +15,12 @@
 //! the MACs differ and the pairing fails, so the name the consent dialog shows is the one the
 //! viewer stated, not one the relay made up.
 //!
+//! Once verified, each side also derives a [`PairingProof`] from the key and hands it to the
+//! relay. The relay starts the session (and only then writes it to the record and the ticket)
+//! when both proofs are equal: an agent that merely claims a match, without knowing the code,
+//! cannot produce the viewer's proof. The proof is a PRF output under the fresh key, so it tells
+//! the relay nothing about the code or the key.
+//!
 //! The agent confirms last on purpose: a MAC lets its receiver test one code guess, so whoever
 //! sees a MAC first must already have committed its own. A viewer that guesses therefore always
 //! hands the agent a MAC, and every guess is counted by the agent (and rotated after 5).
@@ -57,12 +63,25 @@ pub enum PairingStep {
     Send(Vec<u8>),
     /// Nothing to send; wait for the peer's next message.
     Wait,
-    /// The peer proved it knows the code; accept only its endpoint, and send `reply` if there
-    /// is one.
+    /// The peer proved it knows the code; accept only its endpoint, send `reply` if there is
+    /// one, and give the relay `proof`.
     Verified {
         peer: PeerEndpoint,
         reply: Option<Vec<u8>>,
+        proof: PairingProof,
     },
+}
+
+/// What each side hands the relay after a verified pairing: equal on both sides only if both
+/// derived the same key for the same session (ticket, names, both endpoints).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PairingProof(pub [u8; 32]);
+
+impl std::fmt::Debug for PairingProof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not secret, but a log has no use for it.
+        f.write_str("PairingProof(..)")
+    }
 }
 
 /// What one side was told about the session, bound into the key confirmation.
@@ -156,7 +175,12 @@ impl Pairing {
                     .verify_slice(&mac)
                     .map_err(|_| PairingError::WrongCode)?;
                 let reply = (self.role == Role::Agent).then(|| self.confirm(&key, own));
-                Ok(PairingStep::Verified { peer, reply })
+                let (viewer, agent) = match self.role {
+                    Role::Viewer => (own, &peer),
+                    Role::Agent => (&peer, own),
+                };
+                let proof = self.proof(&key, viewer, agent);
+                Ok(PairingStep::Verified { peer, reply, proof })
             }
             (_, TAG_SPAKE | TAG_CONFIRM) => Err(PairingError::OutOfOrder),
             (_, tag) => Err(DecodeError::UnknownTag {
@@ -168,16 +192,31 @@ impl Pairing {
     }
 
     fn mac_state(&self, key: &[u8; 32], role: Role, endpoint: &PeerEndpoint) -> Hmac<Sha256> {
-        let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-        m.update(b"fernhilfe-confirm-v3");
+        let mut m = self.transcript(key, b"fernhilfe-confirm-v3");
         m.update(&[role as u8]);
+        m.update(&endpoint.encode());
+        m
+    }
+
+    /// The proof for the relay: its own label, so it can never be taken for a confirmation
+    /// MAC, over the whole transcript (both endpoints, viewer first).
+    fn proof(&self, key: &[u8; 32], viewer: &PeerEndpoint, agent: &PeerEndpoint) -> PairingProof {
+        let mut m = self.transcript(key, b"fernhilfe-relay-proof-v1");
+        m.update(&viewer.encode());
+        m.update(&agent.encode());
+        PairingProof(m.finalize().into_bytes().into())
+    }
+
+    /// HMAC under the pairing key over `label` and what this side was told of the session.
+    fn transcript(&self, key: &[u8; 32], label: &[u8]) -> Hmac<Sha256> {
+        let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+        m.update(label);
         m.update(&self.context.ticket.get().to_be_bytes());
         // Length-prefixed, so no two name pairs give the same bytes.
         for name in [&self.context.staff_name, &self.context.host_name] {
             m.update(&(name.len() as u32).to_be_bytes());
             m.update(name.as_bytes());
         }
-        m.update(&endpoint.encode());
         m
     }
 
@@ -275,15 +314,41 @@ mod tests {
     fn same_code_verifies_both_endpoints() {
         let (a, v) = run("123-456-789", "123456789");
         assert!(
-            matches!(a, Ok(PairingStep::Verified { peer, reply: Some(_) }) if peer == endpoint(2))
+            matches!(a, Ok(PairingStep::Verified { peer, reply: Some(_), .. }) if peer == endpoint(2))
         );
-        assert_eq!(
+        assert!(matches!(
             v,
-            Some(Ok(PairingStep::Verified {
-                peer: endpoint(1),
-                reply: None
-            }))
+            Some(Ok(PairingStep::Verified { ref peer, reply: None, .. })) if *peer == endpoint(1)
+        ));
+    }
+
+    /// Both sides hand the relay the same proof, and it is neither confirmation MAC: a relay
+    /// that forwards the confirmations learns nothing it could present as a proof.
+    #[test]
+    fn both_sides_derive_the_same_relay_proof() {
+        let (a, v) = run("123-456-789", "123-456-789");
+        let (
+            Ok(PairingStep::Verified {
+                proof: pa,
+                reply: Some(a2),
+                ..
+            }),
+            Some(Ok(PairingStep::Verified { proof: pv, .. })),
+        ) = (a, v)
+        else {
+            panic!("pairing failed")
+        };
+        assert_eq!(pa, pv);
+        assert!(
+            !a2.windows(32).any(|w| w == pa.0),
+            "the proof is not the agent's MAC"
         );
+        // Another run with the same code gives another proof (fresh key).
+        let (Ok(PairingStep::Verified { proof: again, .. }), _) = run("123-456-789", "123-456-789")
+        else {
+            panic!("pairing failed")
+        };
+        assert_ne!(pa, again);
     }
 
     #[test]

@@ -9,6 +9,10 @@ use crate::wire::{check_len, DecodeError, Reader, Writer};
 pub const MAX_CONTROL_LEN: usize = 1024;
 /// Longest text typed in one message.
 pub const MAX_TEXT_LEN: usize = 256;
+/// Most wheel notches one event may scroll on each axis. A real wheel flicked hard gives a few
+/// per window frame; more is a viewer asking for a long injection (on X11 each notch is a
+/// round trip), which the decoder refuses as a protocol violation.
+pub const MAX_WHEEL_NOTCHES: i16 = 16;
 
 /// A mouse button.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,10 +247,16 @@ impl ViewerMessage {
                     },
                     pressed: r.bool("button state")?,
                 },
-                3 => InputEvent::Wheel {
-                    dx: r.i16()?,
-                    dy: r.i16()?,
-                },
+                3 => {
+                    let (dx, dy) = (r.i16()?, r.i16()?);
+                    if dx.unsigned_abs().max(dy.unsigned_abs()) > MAX_WHEEL_NOTCHES as u16 {
+                        return Err(DecodeError::Invalid {
+                            what: "wheel event",
+                            reason: "more notches than one event may scroll",
+                        });
+                    }
+                    InputEvent::Wheel { dx, dy }
+                }
                 4 => {
                     let key = match r.u8()? {
                         1 => Key::Named(named_from(r.u8()?)?),
@@ -367,6 +377,27 @@ mod tests {
             AgentMessage::End(EndReason::ConsentDenied),
         ] {
             assert_eq!(AgentMessage::decode(&m.encode()).unwrap(), m);
+        }
+    }
+
+    /// A wheel event beyond the bound, on either axis and either sign, is refused; the bound
+    /// itself passes.
+    #[test]
+    fn refuses_long_wheel_events() {
+        for (dx, dy) in [
+            (0, i16::MIN),
+            (0, i16::MAX),
+            (i16::MIN, 0),
+            (17, 0),
+            (0, -17),
+        ] {
+            let m = ViewerMessage::Input(InputEvent::Wheel { dx, dy }).encode();
+            assert!(ViewerMessage::decode(&m).is_err(), "{dx} {dy}");
+        }
+        let max = MAX_WHEEL_NOTCHES;
+        for (dx, dy) in [(max, -max), (-max, max)] {
+            let m = ViewerMessage::Input(InputEvent::Wheel { dx, dy });
+            assert_eq!(ViewerMessage::decode(&m.encode()).unwrap(), m);
         }
     }
 

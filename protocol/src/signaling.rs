@@ -20,6 +20,7 @@
 
 use crate::consent::Grant;
 use crate::ids::{check_name, TicketNumber, MAX_NAME_LEN};
+use crate::pairing::PairingProof;
 use crate::peer::PathKind;
 use crate::session::{decode_reason, encode_reason, EndReason};
 use crate::wire::{check_len, DecodeError, Reader, Writer};
@@ -65,8 +66,13 @@ pub enum ToRelay {
     },
     /// A pairing message for the peer, opaque to the relay.
     Pairing { pairing: u64, msg: Vec<u8> },
-    /// The agent's verdict on this pairing: the code matched or it did not.
-    PairingOutcome { pairing: u64, code_matched: bool },
+    /// One side's verdict on this pairing: the proof derived from the pairing key when the
+    /// peer proved the code, `None` when it did not. Agent and viewer both send it; the relay
+    /// starts the session only when the two proofs are equal.
+    PairingOutcome {
+        pairing: u64,
+        proof: Option<PairingProof>,
+    },
     /// The agent takes no try now (it slows down wrong codes on its own); ask again later.
     PairingDeferred { pairing: u64, retry_after_secs: u32 },
     /// The agent still waits: keeps its registration from expiring.
@@ -118,6 +124,8 @@ pub enum Refusal {
     TicketNotInSystem,
     /// The ticket is closed in the ticket system (relays that validate tickets).
     TicketClosed,
+    /// The two sides did not prove the same pairing key: no session.
+    PairingUnconfirmed,
 }
 
 /// What the relay sends to agent or viewer.
@@ -178,11 +186,12 @@ impl ToRelay {
             ToRelay::Pairing { pairing, msg } => {
                 w.u8(3).u64(*pairing).blob(msg);
             }
-            ToRelay::PairingOutcome {
-                pairing,
-                code_matched,
-            } => {
-                w.u8(4).u64(*pairing).bool(*code_matched);
+            ToRelay::PairingOutcome { pairing, proof } => {
+                w.u8(4).u64(*pairing);
+                match proof {
+                    Some(p) => w.u8(1).bytes(&p.0),
+                    None => w.u8(0),
+                };
             }
             ToRelay::PairingDeferred {
                 pairing,
@@ -247,7 +256,10 @@ impl ToRelay {
             },
             4 => ToRelay::PairingOutcome {
                 pairing: r.u64()?,
-                code_matched: r.bool("pairing outcome")?,
+                proof: match r.bool("pairing outcome")? {
+                    true => Some(PairingProof(r.array::<32>()?)),
+                    false => None,
+                },
             },
             5 => ToRelay::PairingDeferred {
                 pairing: r.u64()?,
@@ -340,6 +352,7 @@ impl FromRelay {
                     Refusal::RegistrationExpired => w.u8(13),
                     Refusal::TicketNotInSystem => w.u8(14),
                     Refusal::TicketClosed => w.u8(15),
+                    Refusal::PairingUnconfirmed => w.u8(16),
                 };
             }
         }
@@ -407,6 +420,7 @@ impl FromRelay {
                 13 => Refusal::RegistrationExpired,
                 14 => Refusal::TicketNotInSystem,
                 15 => Refusal::TicketClosed,
+                16 => Refusal::PairingUnconfirmed,
                 tag => {
                     return Err(DecodeError::UnknownTag {
                         what: "refusal",
@@ -444,6 +458,7 @@ impl fmt::Display for Refusal {
             Refusal::RegistrationExpired => f.write_str("the registration expired: the agent registers again on its own"),
             Refusal::TicketNotInSystem => f.write_str("the ticket system has no ticket with this number: check the number with the hotline"),
             Refusal::TicketClosed => f.write_str("this ticket is closed in the ticket system: ask the hotline for the current ticket number"),
+            Refusal::PairingUnconfirmed => f.write_str("the PC's side did not prove the code, so no session was started: ask the person at the PC to restart the agent and read out the new code; if it happens again, the program on that PC may not be Fernhilfe"),
         }
     }
 }
@@ -500,11 +515,11 @@ mod tests {
             },
             ToRelay::PairingOutcome {
                 pairing: u64::MAX,
-                code_matched: false,
+                proof: None,
             },
             ToRelay::PairingOutcome {
                 pairing: 1,
-                code_matched: true,
+                proof: Some(PairingProof([3; 32])),
             },
             ToRelay::PairingDeferred {
                 pairing: 3,
@@ -563,6 +578,7 @@ mod tests {
             Refusal::RegistrationExpired,
             Refusal::TicketNotInSystem,
             Refusal::TicketClosed,
+            Refusal::PairingUnconfirmed,
         ];
         let mut all = vec![
             FromRelay::AgentRegistered {
@@ -623,7 +639,7 @@ mod tests {
         assert!(ToRelay::decode(&[4, 2]).is_err());
         let mut m = ToRelay::PairingOutcome {
             pairing: 1,
-            code_matched: true,
+            proof: None,
         }
         .encode();
         m.push(0);

@@ -221,9 +221,18 @@ pub fn encode_frame(payload: &[u8]) -> Vec<u8> {
 }
 
 /// Splits a byte stream into length-prefixed frames; sans-IO, fed with whatever arrived.
+///
+/// Frames are taken from a read offset, and the consumed front of the buffer is dropped once
+/// per [`FrameDecoder::push`], not once per frame: a peer that packs thousands of tiny frames
+/// into one read costs one move of the buffer, not one per frame (which grew with the square
+/// of the read).
 pub struct FrameDecoder {
     max_len: usize,
     buf: Vec<u8>,
+    /// Where the next frame starts in `buf`.
+    start: usize,
+    /// Bytes moved to the front by compaction so far (what a tiny-frame flood costs).
+    moved: u64,
 }
 
 impl FrameDecoder {
@@ -232,15 +241,17 @@ impl FrameDecoder {
         Self {
             max_len: max_len.min(MAX_FRAME_LEN),
             buf: Vec::new(),
+            start: 0,
+            moved: 0,
         }
     }
 
     /// Announced length of the frame now being received, once its prefix is in.
     pub fn pending_len(&self) -> Result<Option<usize>, DecodeError> {
-        if self.buf.len() < 4 {
+        let Some(p) = self.buf.get(self.start..self.start + 4) else {
             return Ok(None);
-        }
-        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        };
+        let len = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize;
         if len > self.max_len {
             return Err(DecodeError::TooLarge {
                 what: "frame",
@@ -254,6 +265,11 @@ impl FrameDecoder {
     /// Adds received bytes; the frame length is checked as soon as its prefix is in, so a
     /// peer cannot make us buffer more than one frame's worth.
     pub fn push(&mut self, data: &[u8]) -> Result<(), DecodeError> {
+        if self.start > 0 {
+            self.moved += (self.buf.len() - self.start) as u64;
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         self.buf.extend_from_slice(data);
         self.pending_len().map(|_| ())
     }
@@ -261,13 +277,25 @@ impl FrameDecoder {
     /// Takes the next complete frame, if one is in.
     pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, DecodeError> {
         match self.pending_len()? {
-            Some(len) if self.buf.len() >= 4 + len => {
-                let frame = self.buf[4..4 + len].to_vec();
-                self.buf.drain(..4 + len);
+            Some(len) if self.buf.len() - self.start >= 4 + len => {
+                let body = self.start + 4;
+                let frame = self.buf[body..body + len].to_vec();
+                self.start = body + len;
+                if self.start == self.buf.len() {
+                    // All consumed: nothing to move.
+                    self.buf.clear();
+                    self.start = 0;
+                }
                 Ok(Some(frame))
             }
             _ => Ok(None),
         }
+    }
+
+    /// Bytes moved within the buffer so far; bounded by what was received, whatever the
+    /// frames' sizes.
+    pub fn bytes_moved(&self) -> u64 {
+        self.moved
     }
 }
 
@@ -289,6 +317,33 @@ mod tests {
         assert_eq!(d.next_frame().unwrap().unwrap(), b"");
         assert_eq!(d.next_frame().unwrap().unwrap(), b"world");
         assert_eq!(d.next_frame().unwrap(), None);
+    }
+
+    /// 64 KiB of empty frames in one read, as a flooding peer sends them: taking them out
+    /// moves each received byte at most once, where a move per frame moved 512 MiB.
+    #[test]
+    fn a_read_of_tiny_frames_costs_one_move() {
+        let mut d = FrameDecoder::new(100);
+        let mut total = 0u64;
+        for _ in 0..4 {
+            let mut read: Vec<u8> = std::iter::repeat_n(encode_frame(b""), 16 * 1024)
+                .flatten()
+                .collect();
+            // Half a frame at the end, so something is left to move.
+            read.extend_from_slice(&[0, 0]);
+            total += read.len() as u64;
+            d.push(&read).unwrap();
+            let mut n = 0;
+            while d.next_frame().unwrap().is_some() {
+                n += 1;
+            }
+            assert!(n >= 16 * 1024 - 1);
+        }
+        assert!(
+            d.bytes_moved() <= total,
+            "moved {} bytes for {total} received",
+            d.bytes_moved()
+        );
     }
 
     #[test]

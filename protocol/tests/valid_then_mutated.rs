@@ -49,10 +49,10 @@ fn to_relay() -> impl Strategy<Value = ToRelay> {
                 }
             ),
         (any::<u64>(), blob()).prop_map(|(pairing, msg)| ToRelay::Pairing { pairing, msg }),
-        (any::<u64>(), any::<bool>()).prop_map(|(pairing, code_matched)| {
+        (any::<u64>(), proptest::option::of(any::<[u8; 32]>())).prop_map(|(pairing, proof)| {
             ToRelay::PairingOutcome {
                 pairing,
-                code_matched,
+                proof: proof.map(protocol::pairing::PairingProof),
             }
         }),
         (any::<u64>(), any::<u32>()).prop_map(|(pairing, retry_after_secs)| {
@@ -135,7 +135,10 @@ fn input() -> impl Strategy<Value = InputEvent> {
         (any::<u16>(), any::<u16>()).prop_map(|(x, y)| InputEvent::PointerMove { x, y }),
         (button, any::<bool>())
             .prop_map(|(button, pressed)| InputEvent::Button { button, pressed }),
-        (any::<i16>(), any::<i16>()).prop_map(|(dx, dy)| InputEvent::Wheel { dx, dy }),
+        {
+            let n = protocol::session::MAX_WHEEL_NOTCHES;
+            (-n..=n, -n..=n).prop_map(|(dx, dy)| InputEvent::Wheel { dx, dy })
+        },
         (
             prop_oneof![
                 named_key().prop_map(Key::Named),

@@ -43,6 +43,8 @@ pub struct RelayMetrics {
     pub audit_write_seconds: Histogram,
     /// Audit transactions that failed (their records are lost; the relay is not ready)
     pub audit_write_failures: Counter,
+    /// Audit records the full writer queue could not take (counted in a records_dropped record)
+    pub audit_records_dropped: Counter,
 }
 
 /// The path of a running session.
@@ -213,6 +215,7 @@ fn refusal_name(r: &Refusal) -> &'static str {
         Refusal::RegistrationExpired => "registration_expired",
         Refusal::TicketNotInSystem => "ticket_not_in_system",
         Refusal::TicketClosed => "ticket_closed",
+        Refusal::PairingUnconfirmed => "pairing_unconfirmed",
     }
 }
 

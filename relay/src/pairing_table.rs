@@ -9,14 +9,18 @@
 //! - Each side may send [`MAX_PAIRING_MESSAGES`] pairing messages under that number. Messages
 //!   from the agent under an older number are dropped (they crossed the end of that pairing);
 //!   a viewer naming another number is a protocol violation.
-//! - The agent's verdict names its pairing: a match starts the session (and gives the try
-//!   back), a mismatch frees the agent for the next join. A verdict for any other number
-//!   changes nothing.
+//! - Each side's verdict names its pairing. A side that saw its peer prove the code hands in
+//!   a proof derived from the pairing key; the session starts (and the try is given back)
+//!   only when the agent's and the viewer's proofs are equal, so an agent that merely claims a
+//!   match gets nothing on the record. Unequal proofs end the pairing as unconfirmed. The
+//!   agent's mismatch frees it for the next join. A verdict for any other number changes
+//!   nothing; a second verdict on the same pairing is a protocol violation.
 //! - A pairing not finished by its deadline ends as if the viewer had left.
 
 use crate::limits::Limits;
 use crate::throttle::CodeThrottle;
 use protocol::ids::TicketNumber;
+use protocol::pairing::PairingProof;
 use protocol::signaling::Refusal;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,6 +28,10 @@ use std::time::Instant;
 
 /// Pairing messages each side may send in one pairing (SPAKE2 and confirmation: 2).
 pub const MAX_PAIRING_MESSAGES: u32 = 2;
+/// Renewals an agent may send within one registration lifetime. The agent renews at a third
+/// of it (3 per lifetime); twice that leaves room for a renewal delayed into the next window,
+/// and anything more is a peer spending the table's lock for nothing.
+pub const MAX_RENEWALS_PER_TTL: u32 = 6;
 
 /// The relay's number for a registered agent.
 pub type AgentId = u64;
@@ -44,6 +52,8 @@ struct Agent {
     addr: IpAddr,
     expires: Instant,
     state: AgentState,
+    /// Start of the current renewal window and the renewals counted in it.
+    renew_window: (Instant, u32),
 }
 
 #[derive(Debug)]
@@ -53,6 +63,11 @@ struct ActivePairing {
     deadline: Instant,
     from_agent: u32,
     from_viewer: u32,
+    /// The agent's proof, once it said the viewer proved the code.
+    agent_proof: Option<PairingProof>,
+    /// The viewer's verdict, once given: its proof, or `None` when the agent did not prove the
+    /// code.
+    viewer_said: Option<Option<PairingProof>>,
 }
 
 /// A viewer's join that opened a pairing.
@@ -72,11 +87,27 @@ pub enum Route {
     Drop,
 }
 
-/// What the agent's verdict means.
+/// What the agent says of a pairing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentAnswer {
+    /// The viewer proved the code; this is the agent's proof.
+    Proved(PairingProof),
+    /// The viewer's confirmation did not match.
+    WrongCode,
+    /// The agent takes no try now.
+    Deferred,
+}
+
+/// What a verdict means.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// The code matched: the session starts.
+    /// Both sides proved the same key: the session starts.
     Started { staff: String },
+    /// The two sides' verdicts disagree (one proof is missing or they differ): no session, and
+    /// the agent, which claimed a match nobody confirms, is disconnected.
+    Unconfirmed { staff: String },
+    /// One side's proof is in; the other's is awaited.
+    Pending,
     /// The code did not match: the agent waits for the next viewer.
     Wrong { staff: String },
     /// The agent put the try off; the viewer may ask again later.
@@ -94,6 +125,10 @@ pub enum Violation {
     WrongPairing,
     #[error("too many pairing messages")]
     TooManyMessages,
+    #[error("a second verdict on one pairing")]
+    RepeatedVerdict,
+    #[error("renewals faster than the relay asked for")]
+    RenewalFlood,
 }
 
 /// Registrations, pairings and the per-ticket throttle.
@@ -158,6 +193,7 @@ impl PairingTable {
                 addr,
                 expires: now + self.limits.registration_ttl(),
                 state: AgentState::Waiting,
+                renew_window: (now, 0),
             },
         );
         self.by_ticket.entry(ticket).or_default().push(id);
@@ -173,12 +209,23 @@ impl PairingTable {
             .count()
     }
 
-    /// The agent still waits: its registration lives on.
-    pub fn renew(&mut self, agent: AgentId, now: Instant) {
+    /// The agent still waits: its registration lives on. More than
+    /// [`MAX_RENEWALS_PER_TTL`] renewals within one lifetime are a violation.
+    pub fn renew(&mut self, agent: AgentId, now: Instant) -> Result<(), Violation> {
         let ttl = self.limits.registration_ttl();
-        if let Some(a) = self.agents.get_mut(&agent) {
-            a.expires = now + ttl;
+        let Some(a) = self.agents.get_mut(&agent) else {
+            return Ok(());
+        };
+        let (start, count) = &mut a.renew_window;
+        if now.saturating_duration_since(*start) >= ttl {
+            (*start, *count) = (now, 0);
         }
+        *count += 1;
+        if *count > MAX_RENEWALS_PER_TTL {
+            return Err(Violation::RenewalFlood);
+        }
+        a.expires = now + ttl;
+        Ok(())
     }
 
     /// Forgets an agent (its connection ended); returns the pairing it was in, if any.
@@ -270,6 +317,8 @@ impl PairingTable {
                 deadline,
                 from_agent: 0,
                 from_viewer: 0,
+                agent_proof: None,
+                viewer_said: None,
             },
         );
         Ok(Joined {
@@ -320,35 +369,88 @@ impl PairingTable {
         Ok(Route::Forward)
     }
 
-    /// The agent's answer on pairing `pairing`: `Some(matched)` or `None` for put off.
-    pub fn verdict(
+    /// The agent's answer on pairing `pairing`.
+    pub fn agent_answer(
         &mut self,
         agent: AgentId,
         pairing: PairingId,
-        matched: Option<bool>,
-    ) -> Verdict {
+        answer: AgentAnswer,
+    ) -> Result<Verdict, Violation> {
         match self.agents.get(&agent).map(|a| &a.state) {
             Some(AgentState::Pairing(p)) if *p == pairing => {}
-            _ => return Verdict::Stale,
+            _ => return Ok(Verdict::Stale),
         }
-        let Some(p) = self.pairings.remove(&pairing) else {
-            return Verdict::Stale;
+        let Some(p) = self.pairings.get_mut(&pairing) else {
+            return Ok(Verdict::Stale);
         };
+        if p.agent_proof.is_some() {
+            return Err(Violation::RepeatedVerdict);
+        }
+        let ended = match answer {
+            AgentAnswer::Proved(proof) => {
+                p.agent_proof = Some(proof);
+                return Ok(self.settle(pairing));
+            }
+            AgentAnswer::WrongCode => false,
+            AgentAnswer::Deferred => true,
+        };
+        let p = self.pairings.remove(&pairing).expect("looked up above");
         let a = self.agents.get_mut(&agent).expect("checked above");
-        match matched {
-            Some(true) => {
-                a.state = AgentState::InSession;
-                self.throttle.refund(a.ticket);
-                Verdict::Started { staff: p.staff }
-            }
-            Some(false) => {
+        a.state = AgentState::Waiting;
+        Ok(if ended {
+            self.throttle.refund(a.ticket);
+            Verdict::Deferred
+        } else {
+            Verdict::Wrong { staff: p.staff }
+        })
+    }
+
+    /// The verdict of the viewer of pairing `joined`, which names `pairing`: its proof, or
+    /// `None` when the agent's confirmation did not check out.
+    pub fn viewer_answer(
+        &mut self,
+        joined: PairingId,
+        pairing: PairingId,
+        proof: Option<PairingProof>,
+    ) -> Result<Verdict, Violation> {
+        if joined != pairing {
+            return Err(Violation::WrongPairing);
+        }
+        let Some(p) = self.pairings.get_mut(&pairing) else {
+            return Ok(Verdict::Stale);
+        };
+        if p.viewer_said.is_some() {
+            return Err(Violation::RepeatedVerdict);
+        }
+        p.viewer_said = Some(proof);
+        Ok(self.settle(pairing))
+    }
+
+    /// Ends the pairing once both sides have spoken.
+    fn settle(&mut self, pairing: PairingId) -> Verdict {
+        let p = &self.pairings[&pairing];
+        let (Some(agent_proof), Some(viewer_said)) = (p.agent_proof, p.viewer_said) else {
+            return Verdict::Pending;
+        };
+        let p = self.pairings.remove(&pairing).expect("looked up above");
+        let a = self.agents.get_mut(&p.agent).expect("pairing agents exist");
+        if viewer_said == Some(agent_proof) {
+            a.state = AgentState::InSession;
+            self.throttle.refund(a.ticket);
+            Verdict::Started { staff: p.staff }
+        } else {
+            // The try stays counted: this is what a guesser without the code looks like.
+            a.state = AgentState::Waiting;
+            Verdict::Unconfirmed { staff: p.staff }
+        }
+    }
+
+    /// The session of `agent` could not start after all (its viewer left as it was agreed):
+    /// the agent waits for the next viewer.
+    pub fn session_abandoned(&mut self, agent: AgentId) {
+        if let Some(a) = self.agents.get_mut(&agent) {
+            if a.state == AgentState::InSession {
                 a.state = AgentState::Waiting;
-                Verdict::Wrong { staff: p.staff }
-            }
-            None => {
-                a.state = AgentState::Waiting;
-                self.throttle.refund(a.ticket);
-                Verdict::Deferred
             }
         }
     }
@@ -381,6 +483,8 @@ mod tests {
         TicketNumber::from_u64(n).unwrap()
     }
     const ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    const PROOF: PairingProof = PairingProof([7; 32]);
+    const PROVED: AgentAnswer = AgentAnswer::Proved(PROOF);
 
     fn table() -> PairingTable {
         PairingTable::new(Limits::default())
@@ -399,11 +503,12 @@ mod tests {
             Ok(Route::Forward)
         );
         assert_eq!(tb.message_from_agent(a, j.pairing), Ok(Route::Forward));
+        assert_eq!(tb.agent_answer(a, j.pairing, PROVED), Ok(Verdict::Pending));
         assert_eq!(
-            tb.verdict(a, j.pairing, Some(true)),
-            Verdict::Started {
+            tb.viewer_answer(j.pairing, j.pairing, Some(PROOF)),
+            Ok(Verdict::Started {
                 staff: "Anna".into()
-            }
+            })
         );
         // A successful try is given back.
         assert_eq!(tb.throttled(t(4711), now), None);
@@ -444,23 +549,29 @@ mod tests {
         let first = tb.join(t(4711), None, "Eve", now).unwrap();
         tb.viewer_left(first.pairing);
         let second = tb.join(t(4711), None, "Anna", now).unwrap();
-        assert_eq!(tb.verdict(a, first.pairing, Some(true)), Verdict::Stale);
-        assert_eq!(tb.verdict(a, 999, Some(true)), Verdict::Stale);
+        assert_eq!(
+            tb.agent_answer(a, first.pairing, PROVED),
+            Ok(Verdict::Stale)
+        );
+        assert_eq!(tb.agent_answer(a, 999, PROVED), Ok(Verdict::Stale));
         assert_eq!(tb.message_from_agent(a, first.pairing), Ok(Route::Drop));
         assert_eq!(
             tb.message_from_viewer(second.pairing, first.pairing),
             Err(Violation::WrongPairing)
         );
         assert_eq!(
-            tb.verdict(a, second.pairing, Some(false)),
-            Verdict::Wrong {
+            tb.agent_answer(a, second.pairing, AgentAnswer::WrongCode),
+            Ok(Verdict::Wrong {
                 staff: "Anna".into()
-            }
+            })
         );
         // Another agent cannot answer for this one.
         let third = tb.join(t(4711), None, "Anna", now).unwrap();
         let other = tb.register(t(1), "X", ADDR, now).unwrap();
-        assert_eq!(tb.verdict(other, third.pairing, Some(true)), Verdict::Stale);
+        assert_eq!(
+            tb.agent_answer(other, third.pairing, PROVED),
+            Ok(Verdict::Stale)
+        );
     }
 
     #[test]
@@ -517,7 +628,7 @@ mod tests {
         let ttl = Limits::default().registration_ttl();
         let a = tb.register(t(4711), "PC-12", ADDR, now).unwrap();
         assert!(tb.expired_agents(now + ttl / 2).is_empty());
-        tb.renew(a, now + ttl / 2);
+        tb.renew(a, now + ttl / 2).unwrap();
         assert!(tb.expired_agents(now + ttl).is_empty());
         assert_eq!(tb.expired_agents(now + ttl * 2), vec![a]);
         let j = tb.join(t(4711), None, "Anna", now).unwrap();
@@ -527,11 +638,95 @@ mod tests {
         );
         let late = now + Limits::default().pairing_timeout();
         assert_eq!(tb.expire_pairings(late), vec![(j.pairing, a)]);
-        assert_eq!(tb.verdict(a, j.pairing, Some(true)), Verdict::Stale);
+        assert_eq!(tb.agent_answer(a, j.pairing, PROVED), Ok(Verdict::Stale));
         assert!(
             tb.join(t(4711), None, "Anna", late).is_ok(),
             "the agent waits again"
         );
+    }
+
+    /// An agent that claims a match without the code cannot produce the viewer's proof: no
+    /// session, the try stays counted, and the agent may not answer again.
+    #[test]
+    fn a_claimed_match_without_the_viewers_proof_starts_nothing() {
+        let mut tb = table();
+        let now = Instant::now();
+        let a = tb.register(t(4711), "PC-12", ADDR, now).unwrap();
+        // The viewer's proof first, then the agent's differing one.
+        let j = tb.join(t(4711), None, "Anna", now).unwrap();
+        assert_eq!(
+            tb.viewer_answer(j.pairing, j.pairing, Some(PROOF)),
+            Ok(Verdict::Pending)
+        );
+        assert_eq!(
+            tb.agent_answer(a, j.pairing, AgentAnswer::Proved(PairingProof([8; 32]))),
+            Ok(Verdict::Unconfirmed {
+                staff: "Anna".into()
+            })
+        );
+        // The viewer says the agent did not prove the code, the agent claims a match.
+        let j = tb.join(t(4711), None, "Anna", now).unwrap();
+        assert_eq!(tb.agent_answer(a, j.pairing, PROVED), Ok(Verdict::Pending));
+        assert_eq!(
+            tb.agent_answer(a, j.pairing, PROVED),
+            Err(Violation::RepeatedVerdict)
+        );
+        assert_eq!(
+            tb.viewer_answer(j.pairing, j.pairing, None),
+            Ok(Verdict::Unconfirmed {
+                staff: "Anna".into()
+            })
+        );
+        // Neither unconfirmed try was given back.
+        let mut left = FREE_TRIES - 2;
+        while left > 0 {
+            let j = tb.join(t(4711), None, "Anna", now).unwrap();
+            tb.viewer_left(j.pairing);
+            left -= 1;
+        }
+        assert!(matches!(
+            tb.join(t(4711), None, "Anna", now),
+            Err(Refusal::TooManyAttempts { .. })
+        ));
+        // A viewer that answers twice, or for another pairing, is refused.
+        let mut tb = table();
+        tb.register(t(4711), "PC-12", ADDR, now).unwrap();
+        let j = tb.join(t(4711), None, "Anna", now).unwrap();
+        assert_eq!(
+            tb.viewer_answer(j.pairing, j.pairing + 1, Some(PROOF)),
+            Err(Violation::WrongPairing)
+        );
+        assert_eq!(
+            tb.viewer_answer(j.pairing, j.pairing, Some(PROOF)),
+            Ok(Verdict::Pending)
+        );
+        assert_eq!(
+            tb.viewer_answer(j.pairing, j.pairing, Some(PROOF)),
+            Err(Violation::RepeatedVerdict)
+        );
+    }
+
+    /// An agent renewing at a third of the lifetime, late or early by a tick, is served for
+    /// hours; one that renews in a loop is refused at the seventh renewal of one lifetime.
+    #[test]
+    fn renewals_are_bounded_by_the_rate_the_relay_asked_for() {
+        use std::time::Duration;
+        let mut tb = table();
+        let now = Instant::now();
+        let ttl = Limits::default().registration_ttl();
+        let a = tb.register(t(4711), "PC-12", ADDR, now).unwrap();
+        for i in 1..=600u32 {
+            // Jitter: every other renewal comes half a period late, the next one early.
+            let jitter = if i % 2 == 0 { ttl / 6 } else { Duration::ZERO };
+            tb.renew(a, now + ttl / 3 * i + jitter).unwrap();
+        }
+        let b = tb.register(t(4712), "PC-12", ADDR, now).unwrap();
+        for _ in 0..MAX_RENEWALS_PER_TTL {
+            tb.renew(b, now).unwrap();
+        }
+        assert_eq!(tb.renew(b, now), Err(Violation::RenewalFlood));
+        // A new lifetime window starts counting afresh.
+        tb.renew(b, now + ttl).unwrap();
     }
 
     #[test]
@@ -541,7 +736,10 @@ mod tests {
         let a = tb.register(t(4711), "PC-12", ADDR, now).unwrap();
         for _ in 0..FREE_TRIES + 3 {
             let j = tb.join(t(4711), None, "Anna", now).unwrap();
-            assert_eq!(tb.verdict(a, j.pairing, None), Verdict::Deferred);
+            assert_eq!(
+                tb.agent_answer(a, j.pairing, AgentAnswer::Deferred),
+                Ok(Verdict::Deferred)
+            );
         }
         assert_eq!(tb.throttled(t(4711), now), None);
     }

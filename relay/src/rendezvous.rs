@@ -8,7 +8,7 @@
 use crate::audit::record::{AuditRecord, ConsentChange, EndKind, GrantKind, RefusalKind, Side};
 use crate::audit::AuditLog;
 use crate::limits::Limits;
-use crate::pairing_table::{AgentId, PairingId, PairingTable, Route, Verdict};
+use crate::pairing_table::{AgentAnswer, AgentId, PairingId, PairingTable, Route, Verdict};
 use crate::path_service::{AdmittedEndpoint, SessionAdmission};
 use crate::staff::StaffCache;
 use protocol::ids::TicketNumber;
@@ -36,9 +36,25 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Messages to an agent's task.
 enum AgentInbox {
-    ViewerJoined { pairing: PairingId, staff: String },
-    Pairing { pairing: PairingId, msg: Vec<u8> },
-    ViewerLeft { pairing: PairingId },
+    ViewerJoined {
+        pairing: PairingId,
+        staff: String,
+    },
+    Pairing {
+        pairing: PairingId,
+        msg: Vec<u8>,
+    },
+    ViewerLeft {
+        pairing: PairingId,
+    },
+    /// The viewer's proof completed the pairing: the session starts.
+    Started {
+        staff: String,
+    },
+    /// The viewer's verdict contradicted the agent's claim of a match.
+    Unconfirmed {
+        staff: String,
+    },
     Expired,
 }
 
@@ -330,7 +346,9 @@ impl Rendezvous {
         let mut session: Option<SessionRecord> = None;
         // The pairing the agent was last told of, and the endpoint it named for it.
         let mut current: Option<PairingId> = None;
-        let mut _admitted: Option<AdmittedEndpoint> = None;
+        // The endpoint admitted for the current pairing (one per pairing), and that pairing.
+        let mut _admitted: Option<(PairingId, AdmittedEndpoint)> = None;
+        let mut stale = StaleBudget::default();
         loop {
             tokio::select! {
                 frame = recv.next() => {
@@ -364,27 +382,35 @@ impl Rendezvous {
                             if current != Some(pairing) {
                                 return Err(protocol_violation("endpoint for a pairing the agent is not in"));
                             }
-                            _admitted = Some(self.paths.admit(&endpoint).ok_or_else(|| protocol_violation("invalid endpoint id"))?);
+                            if _admitted.as_ref().is_some_and(|(p, _)| *p == pairing) {
+                                return Err(protocol_violation("a second endpoint for one pairing"));
+                            }
+                            _admitted = Some((pairing, self.paths.admit(&endpoint).ok_or_else(|| protocol_violation("invalid endpoint id"))?));
                             timely(send_frame(send, &FromRelay::EndpointAdmitted { pairing, qad_port: self.qad_port }.encode())).await?;
                         }
                         ToRelay::Pairing { pairing, msg } => {
                             match self.table().message_from_agent(id, pairing).map_err(protocol_violation)? {
                                 Route::Forward => self.to_viewer(pairing, ViewerInbox::Pairing(msg)),
-                                Route::Drop => {}
+                                Route::Drop => stale.spend()?,
                             }
                         }
-                        ToRelay::PairingOutcome { pairing, code_matched } => {
-                            let verdict = self.table().verdict(id, pairing, Some(code_matched));
+                        ToRelay::PairingOutcome { pairing, proof } => {
+                            let answer = proof.map_or(AgentAnswer::WrongCode, AgentAnswer::Proved);
+                            let verdict = self.table().agent_answer(id, pairing, answer).map_err(protocol_violation)?;
                             match verdict {
                                 Verdict::Started { staff } => {
                                     let Some(v) = lock(&self.links).viewers.remove(&pairing) else {
-                                        // The viewer left in the same moment: the agent will notice.
+                                        // The viewer left in the same moment: the agent waits again.
+                                        self.table().session_abandoned(id);
+                                        timely(send_frame(send, &FromRelay::ViewerLeft { pairing }.encode())).await?;
                                         continue;
                                     };
-                                    tracing::info!(%ticket, host, staff = %staff, "session started");
-                                    self.audit.record(Some(ticket), AuditRecord::SessionStarted { host: host.to_owned(), staff: staff.clone() });
                                     let _ = v.inbox.try_send(ViewerInbox::Succeeded);
-                                    session = Some(SessionRecord::new(staff));
+                                    session = Some(self.session_started(send, ticket, host, staff).await?);
+                                }
+                                Verdict::Unconfirmed { staff } => {
+                                    self.to_viewer(pairing, ViewerInbox::Failed(Refusal::PairingUnconfirmed));
+                                    return self.pairing_unconfirmed(send, ticket, host, staff).await;
                                 }
                                 Verdict::Wrong { staff } => {
                                     tracing::info!(%ticket, host, staff = %staff, "wrong session code");
@@ -392,22 +418,27 @@ impl Rendezvous {
                                     self.audit.record(Some(ticket), AuditRecord::WrongCode { host: host.to_owned(), staff: staff.clone() });
                                     self.to_viewer(pairing, ViewerInbox::Failed(Refusal::WrongCode));
                                 }
-                                Verdict::Deferred | Verdict::Stale => {}
+                                Verdict::Stale => stale.spend()?,
+                                Verdict::Deferred | Verdict::Pending => {}
                             }
                         }
                         ToRelay::PairingDeferred { pairing, retry_after_secs } => {
-                            if self.table().verdict(id, pairing, None) == Verdict::Deferred {
-                                tracing::info!(%ticket, host, retry_after_secs, "agent put a try off");
-                                self.to_viewer(pairing, ViewerInbox::Failed(Refusal::TooManyAttempts { retry_after_secs: retry_after_secs.max(1) }));
+                            match self.table().agent_answer(id, pairing, AgentAnswer::Deferred).map_err(protocol_violation)? {
+                                Verdict::Deferred => {
+                                    tracing::info!(%ticket, host, retry_after_secs, "agent put a try off");
+                                    self.to_viewer(pairing, ViewerInbox::Failed(Refusal::TooManyAttempts { retry_after_secs: retry_after_secs.max(1) }));
+                                }
+                                _ => stale.spend()?,
                             }
                         }
-                        ToRelay::Renew => self.table().renew(id, Instant::now()),
+                        ToRelay::Renew => self.table().renew(id, Instant::now()).map_err(protocol_violation)?,
                         other => return Err(protocol_violation(format!("unexpected {}", message_kind(&other)))),
                     }
                 }
                 msg = inbox.recv() => match msg {
                     Some(AgentInbox::ViewerJoined { pairing, staff }) => {
                         current = Some(pairing);
+                        stale.allow_for_pairing();
                         timely(send_frame(send, &FromRelay::ViewerJoined { pairing, staff_name: staff }.encode())).await?;
                     }
                     Some(AgentInbox::Pairing { pairing, msg }) => {
@@ -415,6 +446,12 @@ impl Rendezvous {
                     }
                     Some(AgentInbox::ViewerLeft { pairing }) => {
                         timely(send_frame(send, &FromRelay::ViewerLeft { pairing }.encode())).await?;
+                    }
+                    Some(AgentInbox::Started { staff }) => {
+                        session = Some(self.session_started(send, ticket, host, staff).await?);
+                    }
+                    Some(AgentInbox::Unconfirmed { staff }) => {
+                        return self.pairing_unconfirmed(send, ticket, host, staff).await;
                     }
                     Some(AgentInbox::Expired) => {
                         tracing::info!(%ticket, host, "registration expired");
@@ -424,6 +461,50 @@ impl Rendezvous {
                 },
             }
         }
+    }
+
+    /// Both proofs matched: puts the session on the record and tells the agent.
+    async fn session_started(
+        &self,
+        send: &mut SignalSend,
+        ticket: TicketNumber,
+        host: &str,
+        staff: String,
+    ) -> anyhow::Result<SessionRecord> {
+        tracing::info!(%ticket, host, staff = %staff, "session started");
+        self.audit.record(
+            Some(ticket),
+            AuditRecord::SessionStarted {
+                host: host.to_owned(),
+                staff: staff.clone(),
+            },
+        );
+        let record = SessionRecord::new(staff);
+        timely(send_frame(send, &FromRelay::PairingSucceeded.encode())).await?;
+        Ok(record)
+    }
+
+    /// The agent claimed a match the viewer does not confirm: on the record, and the agent is
+    /// disconnected (an honest agent registers again).
+    async fn pairing_unconfirmed(
+        &self,
+        send: &mut SignalSend,
+        ticket: TicketNumber,
+        host: &str,
+        staff: String,
+    ) -> anyhow::Result<()> {
+        tracing::warn!(%ticket, host, staff = %staff, "pairing unconfirmed: the agent's claim of a match has no matching proof from the viewer");
+        self.audit.record(
+            Some(ticket),
+            AuditRecord::PairingUnconfirmed {
+                host: host.to_owned(),
+                staff,
+            },
+        );
+        refuse(send, Refusal::ProtocolViolation).await?;
+        Err(protocol_violation(
+            "claimed a code match the viewer does not confirm",
+        ))
     }
 
     fn to_viewer(&self, pairing: PairingId, m: ViewerInbox) {
@@ -655,12 +736,30 @@ impl Rendezvous {
                             self.record_path(ticket, &joined.host, staff, Side::Viewer, path, rtt_ms);
                             continue;
                         }
-                        Ok(ToRelay::AdmitEndpoint { pairing: p, id }) if p == pairing && !started => {
+                        Ok(ToRelay::AdmitEndpoint { pairing: p, id }) if p == pairing && !started && _admitted.is_none() => {
                             _admitted = Some(self.paths.admit(&id).ok_or_else(|| protocol_violation("invalid endpoint id"))?);
                             timely(send_frame(send, &FromRelay::EndpointAdmitted { pairing, qad_port: self.qad_port }.encode())).await?;
                             continue;
                         }
                         Ok(_) if started => Err("signaling after the session started".to_owned()),
+                        Ok(ToRelay::PairingOutcome { pairing: p, proof }) => {
+                            let verdict = self.table().viewer_answer(pairing, p, proof);
+                            match verdict {
+                                Ok(Verdict::Started { staff }) => {
+                                    lock(&self.links).viewers.remove(&pairing);
+                                    self.to_agent(joined.agent, AgentInbox::Started { staff });
+                                    timely(send_frame(send, &FromRelay::PairingSucceeded.encode())).await?;
+                                    started = true;
+                                    continue;
+                                }
+                                Ok(Verdict::Unconfirmed { staff }) => {
+                                    self.to_agent(joined.agent, AgentInbox::Unconfirmed { staff });
+                                    return refuse(send, Refusal::PairingUnconfirmed).await;
+                                }
+                                Ok(_) => continue,
+                                Err(e) => Err(e.to_string()),
+                            }
+                        }
                         Ok(ToRelay::Pairing { pairing: p, msg }) => {
                             self.table().message_from_viewer(pairing, p).map(|r| (r, msg)).map_err(|e| e.to_string())
                         }
@@ -688,6 +787,31 @@ impl Rendezvous {
                 },
             }
         }
+    }
+}
+
+/// Messages about pairings that are over (they crossed the pairing's end) an agent may send:
+/// a few per pairing it was told of. More is a peer spending the table's lock for nothing.
+#[derive(Default)]
+struct StaleBudget {
+    left: u32,
+}
+
+impl StaleBudget {
+    /// Messages that may cross the end of one pairing: its SPAKE2 message, its confirmation,
+    /// and its verdict or deferral.
+    const PER_PAIRING: u32 = 3;
+
+    fn allow_for_pairing(&mut self) {
+        self.left = (self.left + Self::PER_PAIRING).min(Self::PER_PAIRING * 2);
+    }
+
+    fn spend(&mut self) -> anyhow::Result<()> {
+        self.left = self
+            .left
+            .checked_sub(1)
+            .ok_or_else(|| protocol_violation("messages for pairings that are over"))?;
+        Ok(())
     }
 }
 

@@ -66,6 +66,41 @@ fn consent_denied_sends_no_frame() {
     assert!(s.agent.lines().iter().any(|l| l == "session declined"));
 }
 
+/// A technician who mistypes the code and tries again at once, while the PC still waits after
+/// the wrong code, is told in words how long to wait, with an exit code of its own.
+#[test]
+fn a_retry_right_after_a_wrong_code_is_told_to_wait() {
+    if !tools("a_retry_right_after_a_wrong_code_is_told_to_wait") {
+        return;
+    }
+    let dir = temp_dir("retrywait");
+    let display = Display::start(1280, 800);
+    let relay = Relay::start(&dir);
+    // The agent waits 1 s after a first wrong code; scaled to 20 s, so the retry below meets
+    // the wait however slowly the machine starts the second viewer.
+    let agent = agent_env(
+        &relay,
+        &display,
+        "4711",
+        "PC-12",
+        &dir,
+        &[],
+        &[("FERNHILFE_TEST_DELAY_SCALE", "20")],
+    );
+    let code = current_code(&agent);
+    let mut v = viewer(&relay, &relay.token, "4711", &wrong_code(&code), &dir, &[]);
+    assert_eq!(v.wait_exit(T), 3);
+    let mut v = viewer(&relay, &relay.token, "4711", &code, &dir, &[]);
+    assert_eq!(v.wait_exit(T), 5, "{}", v.stderr());
+    let said = v.stderr();
+    assert!(
+        said.contains("waits") && said.contains("try again in"),
+        "{said}"
+    );
+    assert!(!said.contains("I/O error"), "{said}");
+    agent.wait_line("try deferred for ", T);
+}
+
 #[test]
 fn wrong_codes_rotate_the_code_and_slow_down_the_ticket() {
     if !tools("wrong_codes_rotate_the_code_and_slow_down_the_ticket") {
@@ -105,12 +140,8 @@ fn wrong_codes_rotate_the_code_and_slow_down_the_ticket() {
     assert!(agent.running(), "the agent keeps waiting");
     // The relay now slows down tries for this ticket, even with the right code.
     let mut v = viewer(&relay, &relay.token, "4711", &second, &dir, &[]);
-    assert_eq!(v.wait_exit(T), 2);
-    assert!(
-        v.stderr().contains("too many wrong codes"),
-        "{}",
-        v.stderr()
-    );
+    assert_eq!(v.wait_exit(T), 5, "exit code for 'try again later'");
+    assert!(v.stderr().contains("try again in"), "{}", v.stderr());
     // After the wait, the old code no longer pairs: it is refused as wrong.
     std::thread::sleep(Duration::from_secs(6));
     let mut v = viewer(&relay, &relay.token, "4711", &first, &dir, &[]);

@@ -1,5 +1,6 @@
-//! The trust model under attack: a hostile relay that guesses codes, a viewer that holds keys
-//! and stops reading, and a relay that restarts while an agent waits.
+//! The trust model under attack: a hostile relay that guesses codes, a fake agent that claims
+//! a code match, a viewer that holds keys and stops reading, and a relay that restarts while an
+//! agent waits.
 
 use e2e::*;
 use protocol::ids::SessionCode;
@@ -127,12 +128,9 @@ async fn hostile_relay(endpoint: quinn::Endpoint, budget: Duration) -> GuessLog 
         }
         match tokio::time::timeout(T, recv.next()).await.expect("verdict") {
             Ok(Some(m)) => match ToRelay::decode(&m).unwrap() {
-                ToRelay::PairingOutcome {
-                    pairing: p,
-                    code_matched,
-                } => {
+                ToRelay::PairingOutcome { pairing: p, proof } => {
                     assert_eq!(p, pairing);
-                    assert!(!code_matched, "a random guess matched a 9-digit code");
+                    assert!(proof.is_none(), "a random guess matched a 9-digit code");
                 }
                 other => panic!("unexpected {other:?}"),
             },
@@ -238,6 +236,168 @@ fn hostile_relay_cannot_guess_faster_than_the_agent_allows() {
         .lines()
         .iter()
         .any(|l| l == "pairing failed: code incorrect (wrong 20 of 20)"));
+}
+
+/// What the fake agent saw of the relay.
+#[derive(Debug)]
+struct FakeAgentLog {
+    /// The relay's answer to the claimed match.
+    answer: Option<FromRelay>,
+}
+
+/// A stranger's program registered under a live ticket: it pairs with a guessed code, sends
+/// the viewer a made-up confirmation, and claims to the relay that the code matched.
+async fn fake_agent(addr: String, fingerprint: String) -> FakeAgentLog {
+    use protocol::pairing::{PairingProof, PairingStep};
+    use transport::relay_client::RelayClient;
+    let trust = transport::config::RelayTrust::Pinned(fingerprint.parse().unwrap());
+    let link = transport::config::connect_relay(&addr, &trust)
+        .await
+        .unwrap();
+    let mut relay = RelayClient::from_link(link).await.unwrap();
+    let ticket = "4711".parse().unwrap();
+    relay
+        .send(&ToRelay::RegisterAgent {
+            version: protocol::PROTOCOL_VERSION,
+            ticket,
+            host_name: "PC-12".into(),
+            agent_version: "0.1.0".into(),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        relay.next_timely().await.unwrap(),
+        FromRelay::AgentRegistered { .. }
+    ));
+    let (pairing, staff_name) = match relay.next().await.unwrap() {
+        FromRelay::ViewerJoined {
+            pairing,
+            staff_name,
+        } => (pairing, staff_name),
+        other => panic!("expected a viewer, got {other:?}"),
+    };
+    let key = transport::paths::session_key(&mut rand_core::OsRng);
+    relay
+        .admit_endpoint(pairing, *key.public().as_bytes())
+        .await
+        .unwrap();
+    let own = protocol::peer::PeerEndpoint {
+        id: *key.public().as_bytes(),
+        direct_addrs: Vec::new(),
+    };
+    let context = PairingContext {
+        ticket,
+        staff_name,
+        host_name: "PC-12".into(),
+    };
+    let guess = SessionCode::generate(&mut rand_core::OsRng);
+    let (mut p, first) = Pairing::start(Role::Agent, &guess, context, &mut rand_core::OsRng);
+    relay
+        .send(&ToRelay::Pairing {
+            pairing,
+            msg: first,
+        })
+        .await
+        .unwrap();
+    // The viewer's SPAKE2 message and its confirmation, which does not check out.
+    for expect_wait in [true, false] {
+        let FromRelay::Pairing { msg, .. } = relay.next_timely().await.unwrap() else {
+            panic!("expected a pairing message")
+        };
+        let step = p.handle(&msg, &own);
+        assert_eq!(step.is_ok_and(|s| s == PairingStep::Wait), expect_wait);
+    }
+    // Made up: a confirmation (tag 2, a MAC, the endpoint) and a proof, both random.
+    let mut forged = protocol::wire::Writer::new();
+    forged.u8(2).bytes(&[0x55; 32]);
+    own.encode_into(&mut forged);
+    relay
+        .send(&ToRelay::Pairing {
+            pairing,
+            msg: forged.finish(),
+        })
+        .await
+        .unwrap();
+    relay
+        .send(&ToRelay::PairingOutcome {
+            pairing,
+            proof: Some(PairingProof([0x55; 32])),
+        })
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(T, relay.next())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    FakeAgentLog { answer }
+}
+
+/// A stranger registers a program of their own under a live ticket number and claims a code
+/// match when staff join. The relay starts no session: the viewer's proof is missing, so the
+/// pairing is refused on the record, the fake agent is disconnected as a protocol violation,
+/// the viewer says so, and the ticket system hears nothing.
+#[test]
+fn a_fake_agent_that_claims_a_match_gets_no_session_on_the_record() {
+    let dir = temp_dir("fakeagent");
+    // A webhook receiver that is never expected to be called.
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    hook.set_nonblocking(true).unwrap();
+    let relay = Relay::start_with_config(
+        &dir,
+        &format!(
+            "[tickets]\nsystem = \"webhook\"\nurl = \"http://{}/hook\"\nsecret = \"fernhilfe-test-secret-0123\"\nretry_base_secs = 1\n",
+            hook.local_addr().unwrap()
+        ),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = rt.spawn(fake_agent(relay.addr.clone(), relay.fingerprint.clone()));
+    assert!(
+        wait_until(T, || relay.proc.stderr().contains("agent registered")),
+        "the fake agent did not register: {}",
+        relay.proc.stderr()
+    );
+    let mut v = viewer(&relay, &relay.token, "4711", "123-456-789", &dir, &[]);
+    assert_eq!(v.wait_exit(T), 2, "refused: {}", v.stderr());
+    assert!(
+        v.stderr().contains("did not prove the code"),
+        "{}",
+        v.stderr()
+    );
+    let log = rt.block_on(fake).unwrap();
+    assert_eq!(
+        log.answer,
+        Some(FromRelay::Refused(
+            protocol::signaling::Refusal::ProtocolViolation
+        )),
+        "the claimed match is a protocol violation"
+    );
+    let audit = relay.audit();
+    assert!(
+        audit.iter().any(|l| l.contains("\"pairing_unconfirmed\"")),
+        "the refused pairing is on the record: {audit:#?}"
+    );
+    for kind in [
+        "session_started",
+        "consent",
+        "path_changed",
+        "session_ended",
+    ] {
+        assert!(
+            !audit
+                .iter()
+                .any(|l| l.contains(&format!("\"kind\":\"{kind}\""))),
+            "no {kind} for a pairing nobody proved: {audit:#?}"
+        );
+    }
+    // The ticket system was never asked to post anything.
+    assert!(
+        matches!(hook.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the relay contacted the ticket system"
+    );
 }
 
 /// A viewer with control holds Ctrl and the left mouse button, then stops reading (so the
@@ -479,4 +639,159 @@ fn acknowledging_a_frame_never_sent_ends_the_session() {
     s.agent
         .wait_line("session ended reason=ProtocolViolation", T);
     assert_eq!(s.agent.wait_exit(T), 0);
+}
+
+/// Lines of the raw input logger (`xprobe --raw`) from line `from` on, with when they arrived.
+fn raw_input(log: &Proc, from: usize) -> Vec<(Instant, String)> {
+    log.lines()
+        .into_iter()
+        .enumerate()
+        .skip(from)
+        .map(|(i, l)| (log.arrival(i), l))
+        .collect()
+}
+
+/// The largest wheel event the wire can carry (`dy` = -32768) was minutes of scrolling, one
+/// X round trip per notch, on after a revocation. Now it is a protocol violation: the agent
+/// ends the session and not one notch reaches the display.
+#[test]
+fn the_largest_wheel_event_ends_the_session_instead_of_scrolling() {
+    if !tools("the_largest_wheel_event_ends_the_session_instead_of_scrolling") {
+        return;
+    }
+    let mut s = Session::until_consent("longwheel", &[]);
+    let raw = probe_with(&s.display, &s.dir, &["--raw"]);
+    s.answer("Control");
+    s.viewer.wait_line("grant Control", T);
+    // One ordinary notch arrives, so the logger is known to see wheel input.
+    s.viewer.send("wheel -1");
+    raw.wait_line("raw button 5", T);
+    let before = raw.lines().len();
+    s.viewer.send("wheel -32768");
+    s.agent
+        .wait_line("session ended reason=ProtocolViolation", T);
+    assert_eq!(s.agent.wait_exit(T), 0);
+    let notches: Vec<_> = raw_input(&raw, before)
+        .into_iter()
+        .filter(|(_, l)| l.starts_with("raw button"))
+        .collect();
+    assert!(notches.is_empty(), "scrolled after all: {notches:?}");
+}
+
+/// A viewer with control floods the PC: wheel events of the most notches allowed and pointer
+/// moves, in bursts of 10,000, without pause. The person clicks `action` on the indicator: no
+/// motion or notch reaches the display later than 100 ms after that click (read on the
+/// display by the raw input logger); returns the time from the click to the agent's exit.
+fn person_acts_during_an_input_flood(name: &str, action: &str) -> Option<Duration> {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut s = Session::until_consent(name, &[]);
+    let raw = probe_with(&s.display, &s.dir, &["--raw"]);
+    s.answer("Control");
+    s.viewer.wait_line("grant Control", T);
+    let (x, y) = button(&s.agent, "indicator", action);
+    let mut stdin = s.viewer.take_stdin();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flooding = stop.clone();
+    let max = protocol::session::MAX_WHEEL_NOTCHES;
+    // The moves keep the pointer on the button (x and x+1), as a person's hand would fight
+    // for it; the notches go both ways, so the page does not run away.
+    let flood = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut burst = String::new();
+        for i in 0..10_000 {
+            burst.push_str(&format!("move {} {y}\n", x + i % 2));
+            if i % 100 == 0 {
+                burst.push_str(&format!(
+                    "wheel {}\n",
+                    if i % 200 == 0 { max } else { -max }
+                ));
+            }
+        }
+        while !flooding.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(20) {
+            if stdin
+                .write_all(burst.as_bytes())
+                .and_then(|()| stdin.flush())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    // The flood is under way: motion and notches arrive on the display.
+    assert!(
+        wait_until(T, || {
+            let lines = raw.lines();
+            lines.iter().filter(|l| *l == "raw motion").count() > 500
+                && lines
+                    .iter()
+                    .any(|l| l == "raw button 4" || l == "raw button 5")
+        }),
+        "the flood never reached the display"
+    );
+    let from = raw.lines().len();
+    let display = s.display.name.clone();
+    let clicker = std::thread::spawn(move || click_on(&display, x, y));
+    let grant = if action == "End" {
+        "session ended"
+    } else {
+        "grant View"
+    };
+    s.agent.wait_line(grant, T);
+    // The click's press, as the display received it.
+    let (press, _) = raw.wait_line_from(from, |l| l == "raw button 1", T, "the click");
+    let clicked = raw.arrival(press);
+    let gone = if action == "End" {
+        let deadline = clicked + Duration::from_secs(5);
+        while s.agent.running() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Some(clicked.elapsed())
+    } else {
+        None
+    };
+    // Look for input that comes late for a second after the click.
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::SeqCst);
+    clicker.join().unwrap();
+    let late: Vec<_> = raw_input(&raw, from)
+        .into_iter()
+        .filter(|(t, l)| *t > clicked + Duration::from_millis(100) && l != "raw button 1")
+        .map(|(t, l)| (t - clicked, l))
+        .collect();
+    let last = raw_input(&raw, from)
+        .into_iter()
+        .filter(|(_, l)| l != "raw button 1")
+        .map(|(t, _)| t.saturating_duration_since(clicked))
+        .max();
+    println!("{action}: last injected input {last:?} after the click, agent gone after {gone:?}");
+    assert!(
+        late.is_empty(),
+        "{} inputs reached the display more than 100 ms after the click, the first {:?}",
+        late.len(),
+        late.first()
+    );
+    drop(s);
+    let _ = flood.join();
+    gone
+}
+
+#[test]
+fn person_takes_back_control_from_a_flooding_viewer() {
+    if !tools("person_takes_back_control_from_a_flooding_viewer") {
+        return;
+    }
+    person_acts_during_an_input_flood("floodtoggle", "Toggle");
+}
+
+#[test]
+fn person_ends_the_session_of_a_flooding_viewer() {
+    if !tools("person_ends_the_session_of_a_flooding_viewer") {
+        return;
+    }
+    let gone = person_acts_during_an_input_flood("floodend", "End").expect("timed");
+    assert!(
+        gone <= Duration::from_secs(1),
+        "agent exited only after {gone:?}"
+    );
 }

@@ -7,7 +7,7 @@
 use crate::config::RelayConnection;
 use crate::framed::{send_frame, FramedRecv};
 use crate::TransportError;
-use protocol::pairing::{Pairing, PairingError, PairingStep};
+use protocol::pairing::{Pairing, PairingError, PairingProof, PairingStep};
 use protocol::peer::PeerEndpoint;
 use protocol::signaling::{FromRelay, Refusal, ToRelay, MAX_SIGNALING_LEN};
 use std::collections::VecDeque;
@@ -47,6 +47,8 @@ pub struct RelayClient {
 
 /// Most messages kept aside while waiting for an answer; a relay that sends more is broken.
 const MAX_PENDING: usize = 16;
+/// How long a failed write waits for the refusal that explains it.
+const REFUSAL_WAIT: Duration = Duration::from_secs(2);
 
 impl RelayClient {
     /// Opens the signaling stream on an established relay connection.
@@ -112,7 +114,12 @@ impl RelayClient {
     /// its path service; returns the relay's address discovery port (0: none). Messages for
     /// the pairing that arrive meanwhile are kept for [`Self::next`].
     pub async fn admit_endpoint(&mut self, pairing: u64, id: [u8; 32]) -> Result<u16, SignalError> {
-        self.send(&ToRelay::AdmitEndpoint { pairing, id }).await?;
+        if let Err(e) = self.send(&ToRelay::AdmitEndpoint { pairing, id }).await {
+            // Refused meanwhile: the pairing's driver reads the refusal next.
+            let r = self.refusal_after(e).await?;
+            self.pending.push_back(FromRelay::Refused(r));
+            return Ok(0);
+        }
         let mut kept = Vec::new();
         let answer = loop {
             let m = tokio::time::timeout(SIGNAL_TIMEOUT, self.read())
@@ -140,6 +147,54 @@ impl RelayClient {
         answer
     }
 
+    /// Hands the relay this side's proof for `pairing` and waits until the relay has seen the
+    /// other side's equal proof and started the session; returns the relay's refusal otherwise.
+    pub async fn confirm_pairing(
+        &mut self,
+        pairing: u64,
+        proof: PairingProof,
+    ) -> Result<Result<(), Refusal>, SignalError> {
+        let proof = Some(proof);
+        self.send(&ToRelay::PairingOutcome { pairing, proof })
+            .await?;
+        loop {
+            match self.next_timely().await? {
+                FromRelay::PairingSucceeded => return Ok(Ok(())),
+                FromRelay::Refused(r) => return Ok(Err(r)),
+                FromRelay::ViewerLeft { pairing: p } if p == pairing => {
+                    return Ok(Err(Refusal::PeerLeft))
+                }
+                // Left over from an earlier pairing.
+                FromRelay::ViewerLeft { .. } | FromRelay::Pairing { .. } => {}
+                _ => return Err(SignalError::Unexpected("not a pairing result")),
+            }
+        }
+    }
+
+    /// A refusal kept aside while waiting for another answer, if any.
+    fn kept_refusal(&mut self) -> Option<Refusal> {
+        let at = self
+            .pending
+            .iter()
+            .position(|m| matches!(m, FromRelay::Refused(_)))?;
+        match self.pending.remove(at) {
+            Some(FromRelay::Refused(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// After a failed write: the refusal the relay sent before it stopped reading, if it sent
+    /// one within a moment, else the write's error.
+    async fn refusal_after(&mut self, error: SignalError) -> Result<Refusal, SignalError> {
+        if let Some(r) = self.kept_refusal() {
+            return Ok(r);
+        }
+        match tokio::time::timeout(REFUSAL_WAIT, self.read()).await {
+            Ok(Ok(FromRelay::Refused(r))) => Ok(r),
+            _ => Err(error),
+        }
+    }
+
     /// Ends the signaling stream, telling the relay at once, and closes the connection once
     /// the relay has ended its side too (it does so after reading everything sent), or after
     /// a second: closing a QUIC connection at once would drop reports still in flight.
@@ -159,8 +214,9 @@ impl RelayClient {
 /// How a pairing ended for this side, when the connection to the relay itself still works.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PairingEnd {
-    /// The peer proved the code; accept or dial only this endpoint.
-    Verified(PeerEndpoint),
+    /// The peer proved the code; accept or dial only this endpoint, and hand the relay the
+    /// proof (see [`RelayClient::confirm_pairing`]).
+    Verified(PeerEndpoint, PairingProof),
     /// The peer's confirmation did not match: wrong code, or names told differently.
     WrongCode,
     /// The relay says the other side left, or the peer went quiet.
@@ -178,12 +234,23 @@ pub async fn drive_pairing(
     first: Vec<u8>,
     own: &PeerEndpoint,
 ) -> Result<PairingEnd, SignalError> {
-    relay
+    // The relay may have refused this pairing already (the agent put the try off, say) and
+    // stopped reading: its refusal, not the failed write, is what happened.
+    if let Some(r) = relay.kept_refusal() {
+        return Ok(PairingEnd::Refused(r));
+    }
+    let sent = relay
         .send(&ToRelay::Pairing {
             pairing: pairing_id,
             msg: first,
         })
-        .await?;
+        .await;
+    if let Err(e) = sent {
+        return match relay.refusal_after(e).await {
+            Ok(r) => Ok(PairingEnd::Refused(r)),
+            Err(e) => Err(e),
+        };
+    }
     loop {
         let msg = match tokio::time::timeout(SIGNAL_TIMEOUT, relay.next()).await {
             Err(_) => return Ok(PairingEnd::PeerLeft),
@@ -201,7 +268,7 @@ pub async fn drive_pairing(
                             .await?
                     }
                     Ok(PairingStep::Wait) => {}
-                    Ok(PairingStep::Verified { peer, reply }) => {
+                    Ok(PairingStep::Verified { peer, reply, proof }) => {
                         if let Some(reply) = reply {
                             relay
                                 .send(&ToRelay::Pairing {
@@ -210,7 +277,7 @@ pub async fn drive_pairing(
                                 })
                                 .await?;
                         }
-                        return Ok(PairingEnd::Verified(peer));
+                        return Ok(PairingEnd::Verified(peer, proof));
                     }
                     Err(PairingError::WrongCode) => return Ok(PairingEnd::WrongCode),
                     // A malformed or misplaced message is a failed try too: it counts.

@@ -95,6 +95,8 @@ mod exit {
     pub const REFUSED: i32 = 2;
     pub const WRONG_CODE: i32 = 3;
     pub const DENIED: i32 = 4;
+    /// A wrong code a moment ago: try again after the pause the message names.
+    pub const TRY_LATER: i32 = 5;
 }
 
 fn main() {
@@ -106,6 +108,7 @@ fn main() {
                 Some(ViewerError::Refused(_)) => exit::REFUSED,
                 Some(ViewerError::WrongCode) => exit::WRONG_CODE,
                 Some(ViewerError::Denied) => exit::DENIED,
+                Some(ViewerError::TryLater { .. }) => exit::TRY_LATER,
                 None => exit::ERROR,
             }
         }

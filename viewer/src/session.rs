@@ -81,6 +81,22 @@ pub enum ViewerError {
     WrongCode,
     #[error("the person at the PC declined the session (no screen content was sent)")]
     Denied,
+    /// A wrong code was entered a moment ago: the PC (or, after several, the relay) takes the
+    /// next try only after a pause.
+    #[error("the PC waits {secs} s after a wrong code before it takes a new try: try again in {secs} s, with the code the person at the PC reads out then")]
+    TryLater { secs: u32 },
+}
+
+impl From<Refusal> for ViewerError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::WrongCode => ViewerError::WrongCode,
+            Refusal::TooManyAttempts { retry_after_secs } => ViewerError::TryLater {
+                secs: retry_after_secs,
+            },
+            r => ViewerError::Refused(r),
+        }
+    }
 }
 
 /// Runs a session; `input` carries the front end's input, `events` goes back to it.
@@ -109,7 +125,7 @@ pub async fn run(
             host_name,
             staff_name,
         } => (pairing, host_name, staff_name),
-        FromRelay::Refused(r) => return Err(ViewerError::Refused(r).into()),
+        FromRelay::Refused(r) => return Err(ViewerError::from(r).into()),
         _ => bail!("unexpected answer from the relay"),
     };
     if settings.host_name.as_ref().is_some_and(|h| *h != host) {
@@ -134,19 +150,30 @@ pub async fn run(
         host_name: host,
     };
     let (pairing, first) = Pairing::start(Role::Viewer, &settings.code, context, &mut OsRng);
-    let agent = match drive_pairing(&mut relay, pairing_id, pairing, first, &own).await? {
-        PairingEnd::Verified(peer) => peer,
-        PairingEnd::WrongCode | PairingEnd::Refused(Refusal::WrongCode) => {
-            return Err(ViewerError::WrongCode.into())
+    let (agent, proof) = match drive_pairing(&mut relay, pairing_id, pairing, first, &own).await? {
+        PairingEnd::Verified(peer, proof) => (peer, proof),
+        PairingEnd::WrongCode => {
+            // The agent's confirmation did not check out, after it had accepted ours: whatever
+            // answered is not an agent that knows the code. Tell the relay, so it refuses the
+            // pairing on the record, and wait for its word.
+            relay
+                .send(&ToRelay::PairingOutcome {
+                    pairing: pairing_id,
+                    proof: None,
+                })
+                .await?;
+            return Err(match relay.next_timely().await {
+                Ok(FromRelay::Refused(r)) => ViewerError::from(r),
+                _ => ViewerError::Refused(Refusal::PairingUnconfirmed),
+            }
+            .into());
         }
-        PairingEnd::Refused(r) => return Err(ViewerError::Refused(r).into()),
+        PairingEnd::Refused(r) => return Err(ViewerError::from(r).into()),
         PairingEnd::PeerLeft => return Err(ViewerError::Refused(Refusal::PeerLeft).into()),
     };
-    match relay.next_timely().await? {
-        FromRelay::PairingSucceeded => {}
-        FromRelay::Refused(Refusal::WrongCode) => return Err(ViewerError::WrongCode.into()),
-        FromRelay::Refused(r) => return Err(ViewerError::Refused(r).into()),
-        _ => bail!("unexpected message from the relay after pairing"),
+    match relay.confirm_pairing(pairing_id, proof).await? {
+        Ok(()) => {}
+        Err(r) => return Err(ViewerError::from(r).into()),
     }
     endpoint.relay_ready().await;
     let connected_at = Instant::now();

@@ -420,9 +420,14 @@ pub fn run(
             }
         }
         if let Some((dx, dy)) = window.get_scroll_wheel() {
+            // The agent refuses longer events; a fast flick loses nothing a person would miss.
+            let notches = |d: f32| {
+                let max = f32::from(protocol::session::MAX_WHEEL_NOTCHES);
+                d.round().clamp(-max, max) as i16
+            };
             let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Wheel {
-                dx: dx.round() as i16,
-                dy: dy.round() as i16,
+                dx: notches(dx),
+                dy: notches(dy),
             })));
         }
         let logged: Vec<Typed> =

@@ -4,7 +4,10 @@
 //! screen content.
 //!
 //! Records go to a writer thread of their own, so a slow disk never stalls the runtime that
-//! pairs sessions; sending a record costs a channel push.
+//! pairs sessions; sending a record costs a channel push. The queue is bounded: when a flood
+//! (or a stalled database) fills it, further records are counted by kind instead of queued, and
+//! the writer stores those counts as a `records_dropped` record once it has room, so the gap is
+//! itself on the record.
 
 pub mod cli;
 pub mod db;
@@ -26,6 +29,9 @@ const BATCH_WINDOW: Duration = Duration::from_millis(10);
 /// A checkpoint is signed after this many records, or this long after the last record.
 const CHECKPOINT_EVERY: u32 = 1000;
 const CHECKPOINT_AFTER: Duration = Duration::from_secs(30);
+/// Records waiting for the writer at most. The writer stores thousands a second
+/// (`audit bench`): this holds many seconds of a flood while the disk is slow, in a few MB.
+const QUEUE_DEPTH: usize = 16_384;
 
 enum Job {
     Record(i64, Option<u64>, AuditRecord),
@@ -37,8 +43,10 @@ enum Job {
 #[derive(Clone)]
 pub struct AuditLog {
     /// `None` only in benchmark builds told to run without auditing.
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: Option<mpsc::SyncSender<Job>>,
     health: Arc<WriterHealth>,
+    /// Records the full queue could not take, by kind, until the writer stores the counts.
+    dropped: Arc<std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>>,
 }
 
 /// What the writer thread says of itself, for the relay's readiness.
@@ -67,12 +75,24 @@ impl AuditLog {
         retention_days: u32,
         tickets: Option<crate::rendezvous::TicketSystem>,
     ) -> Result<Self, store::StoreError> {
+        Self::open_with_queue(dir, at, retention_days, tickets, QUEUE_DEPTH)
+    }
+
+    /// As [`AuditLog::open`], with a writer queue of `depth` records.
+    fn open_with_queue(
+        dir: &std::path::Path,
+        at: &db::Location,
+        retention_days: u32,
+        tickets: Option<crate::rendezvous::TicketSystem>,
+        depth: usize,
+    ) -> Result<Self, store::StoreError> {
         #[cfg(feature = "bench-aids")]
         if std::env::var_os("FERNHILFE_BENCH_AUDIT_OFF").is_some() {
             tracing::warn!("benchmark build: auditing is off");
             return Ok(Self {
                 jobs: None,
                 health: Arc::default(),
+                dropped: Arc::default(),
             });
         }
         // The PostgreSQL client blocks on a runtime of its own, which tokio forbids on a thread
@@ -93,11 +113,13 @@ impl AuditLog {
                 t.public_address,
             )?;
         }
-        let (jobs, rx) = mpsc::channel::<Job>();
+        let (jobs, rx) = mpsc::sync_channel::<Job>(depth);
         let health = Arc::new(WriterHealth::default());
+        let dropped: Arc<std::sync::Mutex<_>> = Arc::default();
         let log = Self {
             jobs: Some(jobs),
             health: health.clone(),
+            dropped: dropped.clone(),
         };
         if let Some(retired) = retire_legacy_log(dir)? {
             log.record(None, retired);
@@ -106,7 +128,7 @@ impl AuditLog {
             .name("audit".into())
             .spawn(move || {
                 let _stopped = StoppedOnDrop(health.clone());
-                writer(&mut store, rx, retention_days, &health)
+                writer(&mut store, rx, retention_days, &health, &dropped)
             })?;
         Ok(log)
     }
@@ -127,11 +149,16 @@ impl AuditLog {
     pub fn record(&self, ticket: Option<protocol::ids::TicketNumber>, record: AuditRecord) {
         let Some(jobs) = &self.jobs else { return };
         let time = crate::clock::unix_now();
-        if jobs
-            .send(Job::Record(time, ticket.map(|t| t.get()), record))
-            .is_err()
-        {
-            tracing::error!("the audit writer stopped; record lost");
+        let kind = record.kind();
+        match jobs.try_send(Job::Record(time, ticket.map(|t| t.get()), record)) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(_)) => {
+                crate::metrics::metrics().audit_records_dropped.inc();
+                *lock(&self.dropped).entry(kind).or_default() += 1;
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                tracing::error!("the audit writer stopped; record lost");
+            }
         }
     }
 
@@ -145,11 +172,26 @@ impl AuditLog {
     }
 }
 
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The record of what the full queue dropped since the last one, if anything.
+fn dropped_record(
+    dropped: &std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+) -> Option<AuditRecord> {
+    let counts = std::mem::take(&mut *lock(dropped));
+    (!counts.is_empty()).then(|| AuditRecord::RecordsDropped {
+        counts: counts.into_iter().map(|(k, n)| (k.to_owned(), n)).collect(),
+    })
+}
+
 fn writer(
     store: &mut AuditStore,
     rx: mpsc::Receiver<Job>,
     retention_days: u32,
     health: &WriterHealth,
+    dropped: &std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
 ) {
     let mut next_prune = std::time::Instant::now();
     loop {
@@ -190,6 +232,10 @@ fn writer(
                     .recv_timeout(window.saturating_duration_since(std::time::Instant::now()))
                     .ok();
             }
+        }
+        // Taken after the batch, so the counts cover everything dropped before it was stored.
+        if let Some(r) = dropped_record(dropped) {
+            batch.push((crate::clock::unix_now(), None, r));
         }
         if !batch.is_empty() {
             let started = std::time::Instant::now();
@@ -241,4 +287,68 @@ fn retire_legacy_log(dir: &std::path::Path) -> Result<Option<AuditRecord>, store
         sha256,
         lines,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst far beyond the queue's depth: what the queue could not take is not lost
+    /// silently but counted, by kind, in a `records_dropped` record, and the stored records
+    /// plus the counted ones are exactly what was sent.
+    #[test]
+    fn a_full_queue_puts_what_it_dropped_on_the_record() {
+        let dir = std::env::temp_dir().join(format!("fh-audit-queue-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let at = db::Location::Sqlite(dir.clone());
+        let log = AuditLog::open_with_queue(&dir, &at, 365, None, 4).unwrap();
+        let sent = 5_000u64;
+        for i in 0..sent {
+            log.record(
+                None,
+                AuditRecord::AgentLeft {
+                    host: format!("PC-{i}"),
+                },
+            );
+        }
+        log.flush();
+        // The counts of the last drops go out with the next batch.
+        log.record(
+            None,
+            AuditRecord::AgentLeft {
+                host: "last".into(),
+            },
+        );
+        log.flush();
+        let mut store = AuditStore::open(&dir).unwrap();
+        let records: Vec<AuditRecord> = store
+            .since(0)
+            .unwrap()
+            .iter()
+            .filter_map(|r| r.record())
+            .collect();
+        let stored = records
+            .iter()
+            .filter(|r| matches!(r, AuditRecord::AgentLeft { host } if host != "last"))
+            .count() as u64;
+        let dropped: u64 = records
+            .iter()
+            .filter_map(|r| match r {
+                AuditRecord::RecordsDropped { counts } => Some(counts["agent_left"]),
+                _ => None,
+            })
+            .sum();
+        assert!(
+            dropped > 0,
+            "a burst of {sent} into a queue of 4 dropped nothing"
+        );
+        assert_eq!(
+            stored + dropped,
+            sent,
+            "stored {stored}, counted as dropped {dropped}"
+        );
+        assert!(store.verify().unwrap().broken.is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

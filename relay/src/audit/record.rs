@@ -29,6 +29,9 @@ pub enum AuditRecord {
     ViewerJoined { host: String, staff: String },
     /// A staff member's code did not match the agent's.
     WrongCode { host: String, staff: String },
+    /// The agent claimed a match the viewer did not confirm with the same pairing key: no
+    /// session, and the agent was disconnected.
+    PairingUnconfirmed { host: String, staff: String },
     /// Agent and viewer paired: the end-to-end session runs.
     SessionStarted { host: String, staff: String },
     /// What the person at the PC decided, as the agent reports it.
@@ -55,6 +58,10 @@ pub enum AuditRecord {
         /// End-to-end bytes, as the agent counted them (`None` if it could not say).
         agent_bytes_sent: Option<u64>,
         agent_bytes_received: Option<u64>,
+    },
+    /// The writer's queue was full: records of these kinds were not stored (how many of each).
+    RecordsDropped {
+        counts: std::collections::BTreeMap<String, u64>,
     },
     /// The JSON-lines log of earlier versions was closed; its digest binds it to this chain.
     LegacyLogRetired {
@@ -188,10 +195,12 @@ impl AuditRecord {
             Self::ViewerRefused { .. } => "viewer_refused",
             Self::ViewerJoined { .. } => "viewer_joined",
             Self::WrongCode { .. } => "wrong_code",
+            Self::PairingUnconfirmed { .. } => "pairing_unconfirmed",
             Self::SessionStarted { .. } => "session_started",
             Self::Consent { .. } => "consent",
             Self::PathChanged { .. } => "path_changed",
             Self::SessionEnded { .. } => "session_ended",
+            Self::RecordsDropped { .. } => "records_dropped",
             Self::LegacyLogRetired { .. } => "legacy_log_retired",
         }
     }
@@ -261,6 +270,13 @@ impl AuditRecord {
                     format!("wrong session code from {staff} for {host}")
                 }
             }
+            Self::PairingUnconfirmed { host, staff } => {
+                if de {
+                    format!("Verbindung abgelehnt: {host} hat den Sitzungscode von {staff} nicht nachgewiesen")
+                } else {
+                    format!("pairing refused: {host} did not prove the session code of {staff}")
+                }
+            }
             Self::SessionStarted { host, staff } => {
                 if de {
                     format!("Sitzung {staff} → {host} verbunden")
@@ -320,6 +336,14 @@ impl AuditRecord {
                         "session ended ({}), duration {m} min {s} s{bytes}",
                         end_text(*reason, false)
                     )
+                }
+            }
+            Self::RecordsDropped { counts } => {
+                let list: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                if de {
+                    format!("Warteschlange voll, nicht gespeichert: {}", list.join(", "))
+                } else {
+                    format!("queue full, not stored: {}", list.join(", "))
                 }
             }
             Self::LegacyLogRetired {

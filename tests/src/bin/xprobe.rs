@@ -5,12 +5,17 @@
 //! With `--echo`, every key press also paints the top-left 128×128 pixels with new noise, so a
 //! test can see the screen change that typing causes come back to the viewer.
 //!
+//! With `--raw`, it shows no window and prints every pointer motion and button press the X
+//! server receives from any device, wherever the pointer is (XInput 2 raw events on the root
+//! window), as `raw motion` and `raw button N`: what was injected, over whatever window.
+//!
 //! Output lines: `ready`, `button N X Y`, `key TEXT` (TEXT is the character typed, or
-//! `ctrl+c` style for shortcuts). Pointer motion is not printed: tests read the pointer with
-//! xdotool.
+//! `ctrl+c` style for shortcuts). Without `--raw`, pointer motion is not printed: tests read
+//! the pointer with xdotool.
 
 use std::io::Write;
 use x11rb::connection::Connection;
+use x11rb::protocol::xinput::{self, ConnectionExt as _};
 use x11rb::protocol::xproto::*;
 use x11rb::protocol::Event;
 use x11rb::wrapper::ConnectionExt as _;
@@ -45,9 +50,13 @@ fn keysym_to_text(sym: u32) -> Option<String> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let echo = std::env::args().any(|a| a == "--echo");
+    let raw = std::env::args().any(|a| a == "--raw");
     let mut keys_seen: u32 = 0;
     let (conn, screen_num) = x11rb::connect(None)?;
     let screen = &conn.setup().roots[screen_num];
+    if raw {
+        return log_raw_input(&conn, screen.root);
+    }
     let (w, h) = (screen.width_in_pixels, screen.height_in_pixels);
     let win = conn.generate_id()?;
     conn.create_window(
@@ -169,6 +178,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     conn.flush()?;
                 }
             }
+            _ => {}
+        }
+        out.flush()?;
+    }
+}
+
+/// `--raw`: prints the pointer input the server receives from any device, until killed.
+fn log_raw_input(
+    conn: &x11rb::rust_connection::RustConnection,
+    root: Window,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let version = conn.xinput_xi_query_version(2, 0)?.reply()?;
+    if version.major_version < 2 {
+        return Err("the X server has no XInput 2".into());
+    }
+    conn.xinput_xi_select_events(
+        root,
+        &[xinput::EventMask {
+            deviceid: xinput::Device::ALL.into(),
+            mask: vec![xinput::XIEventMask::RAW_MOTION | xinput::XIEventMask::RAW_BUTTON_PRESS],
+        }],
+    )?
+    .check()?;
+    let mut out = std::io::stdout();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    loop {
+        match conn.wait_for_event()? {
+            Event::XinputRawMotion(_) => writeln!(out, "raw motion")?,
+            Event::XinputRawButtonPress(b) => writeln!(out, "raw button {}", b.detail)?,
             _ => {}
         }
         out.flush()?;
