@@ -16,9 +16,12 @@ cd "$(dirname "$0")/.."
 n=${1:-2000}
 runs=${2:-3}
 scripts/setup.sh >/dev/null
+# Builds with benchmark aids go to a target directory of their own, never where packages come
+# from.
+export CARGO_TARGET_DIR=$PWD/target/bench
 cargo build --release -p relay --features bench-aids 2>&1 | tail -1
 cargo build --release -p e2e --bin flood 2>&1 | tail -1
-bin=target/release
+bin=$CARGO_TARGET_DIR/release
 work=$(mktemp -d /tmp/fernhilfe-auditbench.XXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }

@@ -18,9 +18,11 @@ cd "$(dirname "$0")/.."
 n=${1:-20}
 secs=${2:-30}
 scripts/setup.sh xdotool imagemagick >/dev/null
+# Builds with test aids go to a target directory of their own, never where packages come from.
+export CARGO_TARGET_DIR=$PWD/target/bench
 cargo build --release -p relay -p agent -p viewer -p e2e --bins \
   --features agent/test-aids,viewer/test-aids 2>&1 | tail -1
-bin=$PWD/target/release
+bin=$CARGO_TARGET_DIR/release
 work=$(mktemp -d /tmp/fernhilfe-sessions.XXXX)
 echo "work directory: $work"
 pids=()

@@ -26,8 +26,10 @@ samples=${1:-100}
 scripts/setup.sh tigervnc-scraping-server tigervnc-viewer x11vnc imagemagick >/dev/null
 features=()
 [ -n "${RECORD:-}" ] && features=(--features agent/test-aids)
+# Builds with test aids go to a target directory of their own, never where packages come from.
+export CARGO_TARGET_DIR=$PWD/target/bench
 cargo build --release --workspace --bins "${features[@]}" 2>&1 | tail -1
-bin=$PWD/target/release
+bin=$CARGO_TARGET_DIR/release
 sb=$bin/screenbench
 work=$(mktemp -d /tmp/fernhilfe-screen.XXXX)
 echo "work directory: $work"

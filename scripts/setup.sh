@@ -11,7 +11,7 @@ packages=(
   build-essential pkg-config
   libxcb1-dev libxcb-shm0-dev libxcb-randr0-dev
   libx11-6 libxcursor1 libxrandr2 libxi6 libxkbcommon0
-  xvfb xdotool xterm x11-utils
+  xvfb xdotool xterm x11-utils openbox
   tcpdump iproute2 iptables
   sqlite3
   gcc-mingw-w64-x86-64 wine wine64

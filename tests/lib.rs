@@ -247,6 +247,12 @@ impl Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Asks the process to stop (SIGTERM, as systemd does) and waits for its exit code.
+    pub fn terminate(&mut self, timeout: Duration) -> i32 {
+        run_checked(Command::new("kill").args(["-TERM", &self.pid().to_string()]));
+        self.wait_exit(timeout)
+    }
 }
 
 impl Drop for Proc {

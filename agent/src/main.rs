@@ -4,6 +4,7 @@
 // A Windows program for people, started by double-click: no console window behind it.
 #![cfg_attr(windows, windows_subsystem = "windows")]
 
+mod always_on_top;
 mod capture;
 mod code_guard;
 mod consent_gate;
@@ -12,6 +13,7 @@ mod frame_recorder;
 mod input;
 mod screen_stream;
 mod session;
+mod session_limits;
 mod texts;
 mod ui;
 
@@ -60,6 +62,13 @@ struct Cli {
     /// Config file [default: fernhilfe-agent.toml next to the binary, if present]
     #[arg(long)]
     config: Option<PathBuf>,
+    /// End a session nobody uses after this many seconds [default: 1800, or fernhilfe-agent.toml]
+    #[arg(long)]
+    idle_timeout_secs: Option<u64>,
+    /// End a session after this many seconds unless the person at the PC goes on
+    /// [default: 14400, or fernhilfe-agent.toml]
+    #[arg(long)]
+    max_session_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -70,6 +79,8 @@ struct ConfigFile {
     relay_ca: Option<PathBuf>,
     relay_transport: Option<SignalTransport>,
     lang: Option<Lang>,
+    idle_timeout_secs: Option<u64>,
+    max_session_secs: Option<u64>,
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<ConfigFile> {
@@ -141,6 +152,16 @@ fn real_main() -> Result<()> {
         ticket,
         host_name,
         delay_scale: test_delay_scale(),
+        idle_limit: limit(
+            "idle_timeout_secs",
+            cli.idle_timeout_secs.or(cfg.idle_timeout_secs),
+            session_limits::DEFAULT_IDLE,
+        )?,
+        max_duration: limit(
+            "max_session_secs",
+            cli.max_session_secs.or(cfg.max_session_secs),
+            session_limits::DEFAULT_MAX,
+        )?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -166,6 +187,20 @@ fn real_main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A session limit in seconds, or its default; a few seconds at least, or a session could end
+/// before anyone saw it.
+fn limit(
+    name: &str,
+    secs: Option<u64>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration> {
+    match secs {
+        None => Ok(default),
+        Some(s) if s >= 4 => Ok(std::time::Duration::from_secs(s)),
+        Some(s) => bail!("{name} = {s}: use at least 4 seconds / mindestens 4 Sekunden"),
+    }
 }
 
 /// Test builds only: `FERNHILFE_TEST_DELAY_SCALE` shortens the waits after wrong codes, so a

@@ -8,6 +8,7 @@
 use crate::code_guard::{Admit, AfterWrong, CodeGuard, MAX_WRONG_CODES};
 use crate::consent_gate::ConsentGate;
 use crate::screen_stream::{CaptureThread, ScreenPacing};
+use crate::session_limits::{Limit, LimitStep, SessionLimits};
 use crate::texts::TicketProblem;
 use crate::ui::{UiCommand, UiEvent};
 use anyhow::{anyhow, bail, Context, Result};
@@ -58,6 +59,10 @@ pub struct AgentSettings {
     pub host_name: String,
     /// Multiplies the agent's waits after wrong codes (1.0; tests shorten them).
     pub delay_scale: f64,
+    /// A session nobody uses ends after this long.
+    pub idle_limit: Duration,
+    /// A session ends after this long unless the person at the PC goes on.
+    pub max_duration: Duration,
 }
 
 /// How the agent ended, for its exit message.
@@ -243,7 +248,11 @@ pub async fn run(
                 staff_name,
             }) => (pairing, staff_name),
             // The end of a pairing that is already over.
-            Ok(FromRelay::ViewerLeft { .. } | FromRelay::Pairing { .. }) => continue,
+            Ok(
+                FromRelay::ViewerLeft { .. }
+                | FromRelay::Pairing { .. }
+                | FromRelay::PairingSucceeded,
+            ) => continue,
             Ok(FromRelay::Refused(Refusal::RegistrationExpired))
             | Err(SignalError::Closed | SignalError::Transport(_) | SignalError::Timeout) => {
                 relay.close(b"reconnecting").await;
@@ -304,11 +313,16 @@ pub async fn run(
                 endpoint.relay_ready().await;
                 // The relay starts the session (and puts it on the record) only once the
                 // viewer's proof matches this one.
-                match relay.confirm_pairing(pairing, proof).await? {
-                    Ok(()) => break (staff_name, endpoint, viewer),
-                    Err(r) => {
+                match relay.confirm_pairing(pairing, proof).await {
+                    Ok(Ok(())) => break (staff_name, endpoint, viewer),
+                    Ok(Err(r)) => {
                         endpoint.close(GOODBYE_TIMEOUT).await;
                         status(format_args!("pairing not confirmed by the relay: {r}"));
+                    }
+                    // The wait above notices a relay that is gone, and registers again.
+                    Err(e) => {
+                        endpoint.close(GOODBYE_TIMEOUT).await;
+                        status(format_args!("pairing not confirmed by the relay: {e}"));
                     }
                 }
             }
@@ -491,8 +505,34 @@ async fn session(
     let mut screen_task = spawn_screen_writer(screen_send, updates, gate.clone(), pacing.clone());
     let mut path_tick = tokio::time::interval(PATH_CHECK);
     let mut dropped_inputs = 0u64;
+    let mut limits = SessionLimits::new(settings.idle_limit, settings.max_duration, Instant::now());
+    // Use by the technician (input, whether control allows it or not; a changing screen is no
+    // use, or a clock or the indicator's own countdown would keep a session open): the idle
+    // time starts afresh, and a warning it made void goes.
+    let used = |limits: &mut SessionLimits| {
+        let now = Instant::now();
+        limits.used(now);
+        if limits.step(now) == LimitStep::Clear {
+            status("limit warning cleared");
+            let _ = ui.send(UiCommand::LimitCleared);
+        }
+    };
     let outcome = loop {
+        let limit_due = tokio::time::Instant::from_std(limits.next_deadline());
         tokio::select! {
+            _ = tokio::time::sleep_until(limit_due) => match limits.step(Instant::now()) {
+                LimitStep::End(Limit::Idle) => break EndReason::IdleTimeout,
+                LimitStep::End(Limit::Max) => break EndReason::MaxDuration,
+                LimitStep::Warn { limit, ends_in } => {
+                    status(format_args!("limit warning {limit:?} ends_in_s={}", ends_in.as_secs()));
+                    let _ = ui.send(UiCommand::LimitWarning { limit, ends_in });
+                }
+                LimitStep::Clear => {
+                    status("limit warning cleared");
+                    let _ = ui.send(UiCommand::LimitCleared);
+                }
+                LimitStep::Nothing => {}
+            },
             _ = path_tick.tick() => {
                 path.check(&conn, &reports);
                 // Counted, not logged one by one: a flooding viewer must not flood the log.
@@ -509,6 +549,7 @@ async fn session(
                 };
                 match ViewerMessage::decode(&msg) {
                     Ok(ViewerMessage::Input(ev)) => {
+                        used(&mut limits);
                         // Checked again right before injection; this only avoids queueing.
                         if gate.may_inject() && !injector.try_send(ev) {
                             dropped_inputs += 1;
@@ -532,6 +573,11 @@ async fn session(
                     status(format_args!("grant {g:?}"));
                     let _ = ctrl.try_send(AgentMessage::Grant(g));
                     report(&reports, ToRelay::ConsentReport { grant: g });
+                }
+                Some(UiEvent::GoOn) => {
+                    limits.go_on(Instant::now());
+                    status("session continued at the PC");
+                    let _ = ui.send(UiCommand::LimitCleared);
                 }
                 Some(UiEvent::End) | None => break EndReason::EndedAtAgent,
                 Some(_) => {}

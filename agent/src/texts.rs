@@ -224,6 +224,25 @@ impl Lang {
     pub fn revoke_control(self) -> &'static str {
         self.pick("Nur ansehen", "View only")
     }
+    pub fn go_on(self) -> &'static str {
+        self.pick("Weiter", "Go on")
+    }
+    /// The indicator's warning before a session ends by itself.
+    pub fn ending_line(self, limit: crate::session_limits::Limit, secs: u64) -> String {
+        use crate::session_limits::Limit;
+        match (self, limit) {
+            (Lang::De, Limit::Idle) => {
+                format!("Ungenutzt: endet in {secs} s – „Weiter“ hält sie offen")
+            }
+            (Lang::De, Limit::Max) => {
+                format!("Höchstdauer: endet in {secs} s – „Weiter“ verlängert")
+            }
+            (Lang::En, Limit::Idle) => format!("Unused: ends in {secs} s – “Go on” keeps it open"),
+            (Lang::En, Limit::Max) => {
+                format!("Longest duration: ends in {secs} s – “Go on” extends it")
+            }
+        }
+    }
 }
 
 #[cfg(test)]

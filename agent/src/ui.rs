@@ -10,7 +10,7 @@ use minifb::{Key, MouseButton, MouseMode, Window, WindowOptions};
 use protocol::consent::Grant;
 use protocol::ids::TicketNumber;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use text_render::TextRenderer;
 
 const BG: u32 = 0xF4F6F8;
@@ -55,6 +55,14 @@ pub enum UiCommand {
         grant: Grant,
         gate: ConsentGate,
     },
+    /// The session ends by itself in `ends_in` unless the person goes on: say so in the
+    /// indicator, with a button to go on.
+    LimitWarning {
+        limit: crate::session_limits::Limit,
+        ends_in: Duration,
+    },
+    /// The warning no longer holds.
+    LimitCleared,
     /// Too many wrong codes: tell the person to call again.
     LockedOut,
     CloseAll,
@@ -71,6 +79,8 @@ pub enum UiEvent {
     Dismissed,
     Consent(Grant),
     ChangeGrant(Grant),
+    /// The person goes on with a session that was about to end by itself.
+    GoOn,
     End,
 }
 
@@ -83,6 +93,7 @@ enum Action {
     Control,
     End,
     Toggle,
+    GoOn,
 }
 
 struct Button {
@@ -110,6 +121,8 @@ struct Panel {
     dirty: bool,
     /// Key presses, for windows that take typing ([`Panel::capture_keys`]).
     pressed: Option<std::rc::Rc<std::cell::RefCell<Vec<Key>>>>,
+    /// Set for the session indicator: kept above other windows and shown again if hidden.
+    on_top: Option<crate::always_on_top::KeepOnTop>,
 }
 
 /// Collects key presses as minifb reports them, one by one.
@@ -159,7 +172,14 @@ impl Panel {
             was_down: false,
             dirty: true,
             pressed: None,
+            on_top: None,
         })
+    }
+
+    /// From now on the window stays above all others and comes back when covered or
+    /// minimised.
+    fn keep_on_top(&mut self) {
+        self.on_top = Some(crate::always_on_top::KeepOnTop::new(&self.window));
     }
 
     fn draw(&mut self, text: &TextRenderer, lines: &[(String, f32, u32)]) {
@@ -241,8 +261,14 @@ impl Panel {
         }
     }
 
-    /// Where the window's drawing area starts on the screen: X11 places it where asked.
-    #[cfg(not(windows))]
+    /// Where the window's drawing area starts on the screen: where X11 put it (inside a window
+    /// manager's frame, if there is one).
+    #[cfg(target_os = "linux")]
+    fn client_origin(&self) -> (isize, isize) {
+        crate::always_on_top::x11_client_origin(&self.window).unwrap_or(self.origin)
+    }
+
+    #[cfg(not(any(windows, target_os = "linux")))]
     fn client_origin(&self) -> (isize, isize) {
         self.origin
     }
@@ -274,6 +300,9 @@ impl Panel {
     fn poll(&mut self) -> Result<Option<Action>, ()> {
         if !self.window.is_open() {
             return Err(());
+        }
+        if let Some(t) = &mut self.on_top {
+            t.tend();
         }
         if std::mem::take(&mut self.dirty) {
             self.window
@@ -414,7 +443,7 @@ enum Shown {
     Ticket(Panel, TicketField),
     Waiting(Panel),
     Consent(Panel, ConsentGate),
-    Indicator(Panel, String, Grant, ConsentGate),
+    Indicator(Panel, IndicatorState, ConsentGate),
     LockedOut(Panel),
 }
 
@@ -517,7 +546,7 @@ pub fn run(
                 shown = Shown::Consent(p, gate);
             }
             Ok(UiCommand::Indicator { staff, grant, gate }) => {
-                let (w, h) = (380, 130);
+                let (w, h) = (460, 150);
                 let mut p = Panel::open(
                     lang.indicator_title(),
                     "indicator",
@@ -525,8 +554,28 @@ pub fn run(
                     h,
                     (sw - w as isize - 8, 8),
                 )?;
-                draw_indicator(&mut p, &text, lang, &staff, grant);
-                shown = Shown::Indicator(p, staff, grant, gate);
+                p.keep_on_top();
+                let mut state = IndicatorState {
+                    staff,
+                    grant,
+                    ending: None,
+                    shown_secs: None,
+                };
+                draw_indicator(&mut p, &text, lang, &mut state);
+                shown = Shown::Indicator(p, state, gate);
+            }
+            Ok(UiCommand::LimitWarning { limit, ends_in }) => {
+                if let Shown::Indicator(p, state, _) = &mut shown {
+                    state.ending = Some((limit, Instant::now() + ends_in));
+                    draw_indicator(p, &text, lang, state);
+                }
+            }
+            Ok(UiCommand::LimitCleared) => {
+                if let Shown::Indicator(p, state, _) = &mut shown {
+                    if state.ending.take().is_some() {
+                        draw_indicator(p, &text, lang, state);
+                    }
+                }
             }
             Ok(UiCommand::CloseAll) => shown = Shown::Nothing,
             Ok(UiCommand::Exit) | Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
@@ -572,7 +621,7 @@ pub fn run(
                     UiEvent::Consent(g)
                 })
             }
-            Shown::Indicator(p, staff, grant, gate) => match p.poll() {
+            Shown::Indicator(p, state, gate) => match p.poll() {
                 Err(()) | Ok(Some(Action::End)) => {
                     // Effective here and now: nothing more is captured or injected, held
                     // keys are released, whatever the session task is waiting for.
@@ -580,17 +629,27 @@ pub fn run(
                     Some(UiEvent::End)
                 }
                 Ok(Some(Action::Toggle)) => {
-                    *grant = if *grant == Grant::Control {
+                    state.grant = if state.grant == Grant::Control {
                         Grant::View
                     } else {
                         Grant::Control
                     };
-                    gate.set(*grant);
-                    let (s, g) = (staff.clone(), *grant);
-                    draw_indicator(p, &text, lang, &s, g);
-                    Some(UiEvent::ChangeGrant(g))
+                    gate.set(state.grant);
+                    draw_indicator(p, &text, lang, state);
+                    Some(UiEvent::ChangeGrant(state.grant))
                 }
-                _ => None,
+                Ok(Some(Action::GoOn)) if state.ending.is_some() => {
+                    state.ending = None;
+                    draw_indicator(p, &text, lang, state);
+                    Some(UiEvent::GoOn)
+                }
+                _ => {
+                    // The countdown, once a second.
+                    if state.ending.is_some() && state.countdown_changed() {
+                        draw_indicator(p, &text, lang, state);
+                    }
+                    None
+                }
             },
         };
         if let Some(ev) = event {
@@ -674,24 +733,59 @@ fn wrap(text: &TextRenderer, message: &str, px: f32, max_w: usize) -> Vec<String
     lines
 }
 
-fn draw_indicator(p: &mut Panel, text: &TextRenderer, lang: Lang, staff: &str, grant: Grant) {
-    let toggle = if grant == Grant::Control {
+/// What the indicator shows.
+struct IndicatorState {
+    staff: String,
+    grant: Grant,
+    /// The session ends by itself at this moment, for this reason, unless the person goes on.
+    ending: Option<(crate::session_limits::Limit, Instant)>,
+    /// The seconds the countdown shows.
+    shown_secs: Option<u64>,
+}
+
+impl IndicatorState {
+    /// Seconds left until the session ends by itself.
+    fn seconds_left(&self) -> Option<u64> {
+        self.ending.map(|(_, at)| {
+            at.saturating_duration_since(Instant::now())
+                .as_secs_f64()
+                .ceil() as u64
+        })
+    }
+
+    /// Whether the shown countdown is out of date (its second passed).
+    fn countdown_changed(&self) -> bool {
+        self.seconds_left() != self.shown_secs
+    }
+}
+
+fn draw_indicator(p: &mut Panel, text: &TextRenderer, lang: Lang, state: &mut IndicatorState) {
+    state.shown_secs = state.seconds_left();
+    let toggle = if state.grant == Grant::Control {
         lang.revoke_control()
     } else {
         lang.allow_control()
     };
-    p.set_buttons(&[
-        (toggle, Action::Toggle, BUTTON),
-        (lang.end(), Action::End, DANGER),
-    ]);
-    p.draw(
-        text,
-        &[(
-            lang.indicator_line(staff, grant == Grant::Control),
-            16.0,
-            FG,
-        )],
-    );
+    let mut lines = vec![(
+        lang.indicator_line(&state.staff, state.grant == Grant::Control),
+        16.0,
+        FG,
+    )];
+    match (state.ending, state.seconds_left()) {
+        (Some((limit, _)), Some(secs)) => {
+            p.set_buttons(&[
+                (toggle, Action::Toggle, BUTTON),
+                (lang.go_on(), Action::GoOn, ACCENT),
+                (lang.end(), Action::End, DANGER),
+            ]);
+            lines.push((lang.ending_line(limit, secs), 15.0, DANGER));
+        }
+        _ => p.set_buttons(&[
+            (toggle, Action::Toggle, BUTTON),
+            (lang.end(), Action::End, DANGER),
+        ]),
+    }
+    p.draw(text, &lines);
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=$(mkdir -p "$1" && cd "$1" && pwd)
 relay=${2:-$root/target/release/fernhilfe-relay}
+# Never a build with test or benchmark aids.
+"$root/scripts/check-no-aids.sh" "$relay"
 fs=$out/rootfs
 rm -rf "$fs"
 mkdir -p "$fs"/{etc/ssl/certs,state,tmp}

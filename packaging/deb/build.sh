@@ -18,6 +18,20 @@ arch=$(dpkg --print-architecture)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# Never a build with test or benchmark aids (bench scripts build into target/bench, but a
+# binary directory given by hand could hold anything).
+shipped=("$bin/fernhilfe-relay" "$bin/fernhilfe-agent" "$bin/fernhilfe-viewer")
+for program in fernhilfe-agent fernhilfe-viewer; do
+  [ -f "$win/$program.exe" ] && shipped+=("$win/$program.exe")
+done
+if [ "${FERNHILFE_PACKAGE_TEST_BUILD:-}" = "1" ]; then
+  # Only the packaging test sets this: it packages the debug builds the tests run, which carry
+  # the aids, and checks separately that without it they are refused.
+  echo "WARNING: FERNHILFE_PACKAGE_TEST_BUILD=1: packaging without the test-aid check; never ship this" >&2
+else
+  "$root/scripts/check-no-aids.sh" "${shipped[@]}"
+fi
+
 # Files owned by root, mode as given: a package must not depend on the builder's umask.
 put() { install -D -m "$1" "$2" "$3"; }
 

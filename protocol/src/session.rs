@@ -80,6 +80,10 @@ pub enum EndReason {
     ProtocolViolation,
     /// An error on the other side.
     Failure,
+    /// Nobody used the session for the agent's idle limit, and nobody at the PC chose to go on.
+    IdleTimeout,
+    /// The session reached the agent's longest duration, and nobody at the PC chose to go on.
+    MaxDuration,
 }
 
 /// Control messages from viewer to agent.
@@ -109,6 +113,8 @@ pub(crate) fn encode_reason(w: &mut Writer, r: EndReason) {
         EndReason::ConsentDenied => 3,
         EndReason::ProtocolViolation => 4,
         EndReason::Failure => 5,
+        EndReason::IdleTimeout => 6,
+        EndReason::MaxDuration => 7,
     });
 }
 
@@ -119,6 +125,8 @@ pub(crate) fn decode_reason(r: &mut Reader<'_>) -> Result<EndReason, DecodeError
         3 => EndReason::ConsentDenied,
         4 => EndReason::ProtocolViolation,
         5 => EndReason::Failure,
+        6 => EndReason::IdleTimeout,
+        7 => EndReason::MaxDuration,
         tag => {
             return Err(DecodeError::UnknownTag {
                 what: "end reason",

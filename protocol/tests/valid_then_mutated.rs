@@ -158,6 +158,8 @@ fn end_reason() -> impl Strategy<Value = EndReason> {
         EndReason::ConsentDenied,
         EndReason::ProtocolViolation,
         EndReason::Failure,
+        EndReason::IdleTimeout,
+        EndReason::MaxDuration,
     ])
 }
 

@@ -10,6 +10,7 @@ mod metrics;
 mod ops_listener;
 mod pairing_table;
 mod path_service;
+mod record_budget;
 mod rendezvous;
 mod staff;
 mod state_dir;
@@ -118,8 +119,16 @@ struct BundleArgs {
 
 #[derive(Subcommand)]
 enum AuditAction {
-    /// Check the hash chain and its signed checkpoints; exits 1 at the first broken record
-    Verify,
+    /// Check the hash chain and its signed checkpoints; exits 1 at the first break it finds
+    Verify {
+        /// Judge the record as of this time (2026-11-01T08:00:00Z, UTC), e.g. when a backup
+        /// copy was taken [default: now]
+        #[arg(long, value_parser = audit::cli::parse_since)]
+        as_of: Option<i64>,
+        /// The retention pruning had to keep [default: retention_days of relay.toml, or 365]
+        #[arg(long)]
+        retention_days: Option<u32>,
+    },
     /// Every session of a ticket as a timeline
     Show {
         /// The ticket number
@@ -276,8 +285,15 @@ fn main() -> Result<()> {
                 at: &at,
             };
             match action {
-                AuditAction::Verify => {
-                    if !audit::cli::verify(&place)? {
+                AuditAction::Verify {
+                    as_of,
+                    retention_days,
+                } => {
+                    let now = as_of.unwrap_or_else(clock::unix_now);
+                    let days = retention_days
+                        .or(cfg.retention_days)
+                        .unwrap_or(DEFAULT_RETENTION_DAYS);
+                    if !audit::cli::verify(&place, now, days)? {
                         std::process::exit(1);
                     }
                     Ok(())
@@ -455,16 +471,29 @@ async fn serve(
         }
     };
     let fingerprint = id.fingerprint();
-    let endpoint = quinn::Endpoint::server(
-        transport::config::relay_server_config(&id)?,
-        listen,
-    )
-        .with_context(|| format!("cannot listen on UDP {listen}: is the port in use, or does it need root (ports below 1024)?"))?;
+    // UDP and TCP on one port number. With port 0 the system picks the UDP port, and a TCP
+    // socket may already hold that number: pick again rather than fail (a few times).
+    let mut tries = if listen.port() == 0 { 20 } else { 1 };
+    let (endpoint, tcp) = loop {
+        tries -= 1;
+        let endpoint = quinn::Endpoint::server(
+            transport::config::relay_server_config(&id)?,
+            listen,
+        )
+            .with_context(|| format!("cannot listen on UDP {listen}: is the port in use, or does it need root (ports below 1024)?"))?;
+        let tcp_addr = SocketAddr::new(listen.ip(), endpoint.local_addr()?.port());
+        match tokio::net::TcpListener::bind(tcp_addr).await {
+            Ok(tcp) => break (endpoint, tcp),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries > 0 => continue,
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot listen on TCP {tcp_addr}: is the port in use?")
+                })
+            }
+        }
+    };
     let udp = endpoint.local_addr()?;
-    let tcp_addr = SocketAddr::new(listen.ip(), udp.port());
-    let tcp = tokio::net::TcpListener::bind(tcp_addr)
-        .await
-        .with_context(|| format!("cannot listen on TCP {tcp_addr}: is the port in use?"))?;
+    let tcp_addr = tcp.local_addr()?;
     let ops_addr = metrics_listen.expect("set from the flag, the file or the default");
     let ops = tokio::net::TcpListener::bind(ops_addr).await.with_context(|| {
         format!("cannot listen on TCP {ops_addr} for /healthz, /readyz and /metrics: is the port in use? (metrics_listen in relay.toml)")
@@ -557,9 +586,10 @@ async fn serve(
                 endpoint.close(0u32.into(), b"relay shutting down");
                 paths.shutdown().await;
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(2), endpoint.wait_idle()).await;
-                // The agents' goodbyes above end their sessions: on the record before exiting.
-                let flushing = state.clone();
-                let _ = tokio::task::spawn_blocking(move || flushing.flush_audit()).await;
+                // The agents' goodbyes above end their sessions: on the record before exiting,
+                // closed by the checkpoint that says this relay stopped cleanly.
+                let closing = state.clone();
+                let _ = tokio::task::spawn_blocking(move || closing.close_audit()).await;
                 break;
             }
         }

@@ -128,6 +128,8 @@ impl RelayMetrics {
             EndKind::ConsentDenied,
             EndKind::ProtocolViolation,
             EndKind::Failure,
+            EndKind::IdleTimeout,
+            EndKind::MaxDuration,
             EndKind::ConnectionLost,
         ] {
             self.sessions_ended.get_or_create(&EndLabel {
@@ -193,6 +195,8 @@ pub fn end_name(e: EndKind) -> &'static str {
         EndKind::ConsentDenied => "consent_denied",
         EndKind::ProtocolViolation => "protocol_violation",
         EndKind::Failure => "failure",
+        EndKind::IdleTimeout => "idle_timeout",
+        EndKind::MaxDuration => "max_duration",
         EndKind::ConnectionLost => "connection_lost",
     }
 }

@@ -96,6 +96,8 @@ pub struct Rendezvous {
     limits: Limits,
     paths: Arc<SessionAdmission>,
     qad_port: u16,
+    /// Audit records per address before anything is proven (registrations, bad tokens).
+    budget: Mutex<crate::record_budget::RecordBudget>,
 }
 
 fn protocol_violation(what: impl std::fmt::Display) -> anyhow::Error {
@@ -130,6 +132,7 @@ impl Rendezvous {
             limits,
             paths,
             qad_port,
+            budget: Mutex::default(),
         });
         let weak = Arc::downgrade(&r);
         tokio::spawn(async move {
@@ -153,17 +156,48 @@ impl Rendezvous {
         self.audit.trouble()
     }
 
-    /// Waits until every audit record so far is stored: before the process exits.
-    pub fn flush_audit(&self) {
-        self.audit.flush();
+    /// Stores every audit record so far and signs the clean-shutdown checkpoint: before the
+    /// process exits.
+    pub fn close_audit(&self) {
+        self.audit.close();
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, PairingTable> {
         lock(&self.table)
     }
 
-    /// Ends lapsed registrations and pairings that ran out of time.
+    /// Writes a record a stranger caused from `source`, within its address's budget; counts
+    /// it otherwise. Says whether it was written.
+    fn record_stranger(
+        &self,
+        source: std::net::IpAddr,
+        ticket: Option<TicketNumber>,
+        record: AuditRecord,
+    ) -> bool {
+        let admitted = lock(&self.budget).admit(source, record.kind(), Instant::now());
+        if admitted {
+            self.audit.record(ticket, record);
+        }
+        admitted
+    }
+
+    /// Ends lapsed registrations and pairings that ran out of time, and writes what the
+    /// record budgets counted.
     fn sweep(&self, now: Instant) {
+        for o in lock(&self.budget).close_windows(now) {
+            self.audit.record(
+                None,
+                AuditRecord::RecordsAggregated {
+                    source: o.source.map(|s| s.to_string()),
+                    counts: o
+                        .counts
+                        .into_iter()
+                        .map(|(k, n)| (k.to_owned(), n))
+                        .collect(),
+                    window_secs: o.window_secs,
+                },
+            );
+        }
         let (agents, pairings) = {
             let mut t = self.table();
             (t.expired_agents(now), t.expire_pairings(now))
@@ -269,7 +303,10 @@ impl Rendezvous {
                 ticket,
                 host_name,
                 ..
-            } => self.viewer(send, recv, token.0, ticket, host_name).await,
+            } => {
+                self.viewer(remote, send, recv, token.0, ticket, host_name)
+                    .await
+            }
             _ => unreachable!("checked above"),
         }
     }
@@ -300,7 +337,10 @@ impl Rendezvous {
         let (tx, mut inbox) = mpsc::channel(INBOX_DEPTH);
         lock(&self.links).agents.insert(id, tx);
         tracing::info!(%ticket, host = %host, "agent registered");
-        self.audit.record(
+        // An agent proves nothing by registering: its records come out of its address's budget,
+        // and its leaving is recorded if its coming was.
+        let recorded = self.record_stranger(
+            remote.ip(),
             Some(ticket),
             AuditRecord::AgentRegistered {
                 host: host.clone(),
@@ -330,8 +370,10 @@ impl Rendezvous {
             }
         }
         tracing::info!(%ticket, host = %host, "agent left");
-        self.audit
-            .record(Some(ticket), AuditRecord::AgentLeft { host: host.clone() });
+        if recorded {
+            self.audit
+                .record(Some(ticket), AuditRecord::AgentLeft { host: host.clone() });
+        }
         result
     }
 
@@ -627,6 +669,7 @@ impl Rendezvous {
 
     async fn viewer(
         self: &Arc<Self>,
+        remote: SocketAddr,
         mut send: SignalSend,
         mut recv: Recv,
         token: String,
@@ -635,7 +678,8 @@ impl Rendezvous {
     ) -> anyhow::Result<()> {
         let Some(staff) = self.staff.authenticate(token).await else {
             tracing::info!(%ticket, "viewer refused: bad staff token");
-            self.audit.record(
+            self.record_stranger(
+                remote.ip(),
                 Some(ticket),
                 AuditRecord::ViewerRefused {
                     staff: None,

@@ -477,3 +477,28 @@ fn signaling_over_tcp_is_forceable_pinned_and_bounded() {
     v.send("end");
     agent.wait_line("session ended", T);
 }
+
+/// A stranger's flood of bad staff tokens against a ticket costs the audit store at most its
+/// address's budget of rows (the rest is counted, in one record per minute), where every
+/// attempt was a row kept for a year.
+#[test]
+fn a_bad_token_flood_costs_a_bounded_number_of_audit_rows() {
+    let dir = temp_dir("tokenflood");
+    let relay = Relay::start(&dir);
+    let out = run_checked(
+        std::process::Command::new(bin_dir().join("flood"))
+            .args([&relay.addr, &relay.fingerprint, "127.0.0.2"])
+            .args(["0", "0", "0", "150"]),
+    );
+    let tally = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tally.contains("bad token: refused BadStaffToken: 150"),
+        "{tally}"
+    );
+    let rows = relay
+        .audit()
+        .iter()
+        .filter(|l| l.contains("\"viewer_refused\""))
+        .count();
+    assert_eq!(rows, 60, "audit rows for 150 bad tokens from one address");
+}

@@ -305,9 +305,24 @@ fn debian_packages_install_into_a_clean_debian_and_the_relay_runs_from_them() {
     }
     let dir = temp_dir("packaging_deb");
     let debs = dir.join("debs");
+    // The test builds carry test aids: the package build refuses them, naming the aid ...
+    let refused = Command::new(repo().join("packaging/deb/build.sh"))
+        .arg(dir.join("refused"))
+        .arg(bin_dir())
+        .env_remove("FERNHILFE_PACKAGE_TEST_BUILD")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "build.sh packaged test aids");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("carries a test or benchmark aid"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // ... and this test packages them anyway, said so explicitly, to install what it tested.
     ok(Command::new(repo().join("packaging/deb/build.sh"))
         .arg(&debs)
-        .arg(bin_dir()));
+        .arg(bin_dir())
+        .env("FERNHILFE_PACKAGE_TEST_BUILD", "1"));
     let relay_deb = std::fs::read_dir(&debs)
         .unwrap()
         .map(|e| e.unwrap().path())

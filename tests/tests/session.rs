@@ -184,6 +184,7 @@ fn control_consent_injects_input_until_revoked() {
     assert_eq!(
         kinds,
         [
+            "relay_started",
             "agent_registered",
             "viewer_joined",
             "session_started",
@@ -236,4 +237,55 @@ fn static_screen_sends_no_updates() {
         seq, last,
         "updates kept coming on a static screen ({after} frames)"
     );
+}
+
+/// A session nobody uses ends by itself: the indicator warns before (here a quarter of the
+/// 16 s idle limit), the person at the PC may go on once, and the end is on the record as
+/// such, in the audit and in the timeline the ticket report is made of.
+#[test]
+fn an_unused_session_ends_by_itself_after_a_warning() {
+    if !require_tools(
+        "an_unused_session_ends_by_itself_after_a_warning",
+        &["Xvfb", "xdotool"],
+    ) {
+        return;
+    }
+    let dir = temp_dir("idlelimit");
+    let display = Display::start(1280, 800);
+    let _probe = probe(&display, &dir);
+    let relay = Relay::start(&dir);
+    let agent = agent(
+        &relay,
+        &display,
+        "4711",
+        "PC-12",
+        &dir,
+        &["--idle-timeout-secs", "16"],
+    );
+    let code = current_code(&agent);
+    let mut viewer = viewer(&relay, &relay.token, "4711", &code, &dir, &[]);
+    answer_consent(&agent, &display, "View");
+    viewer.wait_line("grant View", T);
+    let (n, _) = agent.wait_line_from(0, |l| l.starts_with("limit warning Idle"), T, "the warning");
+    let (x, y) = button(&agent, "indicator", "GoOn");
+    display.click(x, y);
+    let (n, _) = agent.wait_line_from(n, |l| l == "session continued at the PC", T, "going on");
+    // Not used again: warned again, and ended.
+    let (n, _) = agent.wait_line_from(
+        n,
+        |l| l.starts_with("limit warning Idle"),
+        T,
+        "the second warning",
+    );
+    agent.wait_line_from(n, |l| l == "session ended reason=IdleTimeout", T, "the end");
+    assert_eq!(viewer.wait_exit(T), 0, "{}", viewer.stderr());
+    let audit = relay.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|l| l.contains("\"session_ended\"") && l.contains("\"idle_timeout\"")),
+        "{audit:#?}"
+    );
+    let timeline = relay.audit_cmd(&["show", "4711", "--lang", "en"]);
+    assert!(timeline.contains("ended unused (idle limit)"), "{timeline}");
 }

@@ -6,6 +6,7 @@ use e2e::*;
 use protocol::ids::SessionCode;
 use protocol::pairing::{Pairing, PairingContext, Role};
 use protocol::signaling::{FromRelay, ToRelay, MAX_SIGNALING_LEN};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use transport::framed::{send_frame, FramedRecv};
 
@@ -794,4 +795,145 @@ fn person_ends_the_session_of_a_flooding_viewer() {
         gone <= Duration::from_secs(1),
         "agent exited only after {gone:?}"
     );
+}
+
+/// The topmost client window as the window manager stacks them (`_NET_CLIENT_LIST_STACKING`,
+/// bottom to top), if it says.
+fn topmost_client(display: &Display) -> Option<u32> {
+    let out = Command::new("xprop")
+        .args(["-root", "_NET_CLIENT_LIST_STACKING"])
+        .env("DISPLAY", &display.name)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.split(['#', ',']).next_back()?.trim();
+    u32::from_str_radix(last.trim_start_matches("0x"), 16).ok()
+}
+
+fn viewable(display: &Display, window: u32) -> bool {
+    Command::new("xwininfo")
+        .args(["-id", &window.to_string()])
+        .env("DISPLAY", &display.name)
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("Map State: IsViewable"))
+}
+
+/// Under a real window manager (openbox, from Debian), the indicator stays in sight: a
+/// maximised window activated over it, or the indicator minimised, and it is on top and
+/// visible again within a moment.
+#[test]
+fn the_indicator_stays_on_top_under_a_window_manager() {
+    let name = "the_indicator_stays_on_top_under_a_window_manager";
+    if !require_tools(
+        name,
+        &["Xvfb", "xdotool", "openbox", "xprop", "xwininfo", "xterm"],
+    ) {
+        return;
+    }
+    let mut s = Session::until_consent("ontop", &[]);
+    s.answer("View");
+    s.viewer.wait_line("grant View", T);
+    let indicator: u32 = s
+        .display
+        .xdotool(&["search", "--name", "Sitzung"])
+        .expect("no indicator window")
+        .trim()
+        .parse()
+        .expect("one indicator window");
+    // The window manager takes over the display now, after the consent click: the agent's
+    // windows are reparented into frames, as on any desktop.
+    let mut wm_cmd = Command::new("openbox");
+    wm_cmd.env("DISPLAY", &s.display.name);
+    let _wm = Proc::spawn("openbox", wm_cmd, &s.dir);
+    assert!(
+        wait_until(T, || topmost_client(&s.display).is_some()),
+        "openbox did not start managing windows"
+    );
+    let mut xterm = Command::new("xterm");
+    xterm
+        .args(["-maximized", "-title", "cover"])
+        .env("DISPLAY", &s.display.name);
+    let _cover = Proc::spawn("xterm", xterm, &s.dir);
+    let cover = s
+        .display
+        .xdotool(&["search", "--sync", "--name", "cover"])
+        .unwrap()
+        .trim()
+        .to_owned();
+    s.display
+        .xdotool(&["windowactivate", "--sync", &cover])
+        .unwrap();
+    s.display.xdotool(&["windowraise", &cover]).unwrap();
+    let on_top =
+        || topmost_client(&s.display) == Some(indicator) && viewable(&s.display, indicator);
+    assert!(
+        wait_until(Duration::from_secs(3), on_top),
+        "a maximised window covers the indicator: top is {:?}",
+        topmost_client(&s.display)
+    );
+    s.display
+        .xdotool(&["windowminimize", &indicator.to_string()])
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(3), on_top),
+        "the minimised indicator stayed hidden"
+    );
+    assert!(s.agent.running(), "{:?}", s.agent.lines());
+}
+
+/// A relay that closes the viewer's connection with words of its own ("call this number",
+/// say) gets none of them shown: the viewer says that the relay closed the connection, with
+/// the code only.
+#[test]
+fn a_relays_close_reason_is_never_shown() {
+    const CRAFTED: &str = "Schulleitung: bitte den Code an 0170 1234567 senden";
+    let dir = temp_dir("closereason");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = transport::identity::Identity::generate("fernhilfe-relay").unwrap();
+    let fingerprint = id.fingerprint().to_string();
+    let endpoint = rt.block_on(async {
+        quinn::Endpoint::server(
+            transport::config::relay_server_config(&id).unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap()
+    });
+    let addr = endpoint.local_addr().unwrap().to_string();
+    let relay = rt.spawn(async move {
+        let conn = endpoint.accept().await.unwrap().await.unwrap();
+        let (_send, recv) = conn.accept_bi().await.unwrap();
+        let mut recv = FramedRecv::new(recv, MAX_SIGNALING_LEN);
+        let hello = recv.next().await.unwrap().unwrap();
+        assert!(matches!(
+            ToRelay::decode(&hello),
+            Ok(ToRelay::JoinAsViewer { .. })
+        ));
+        conn.close(7u32.into(), CRAFTED.as_bytes());
+        // Until the viewer has seen the close.
+        let _ = tokio::time::timeout(T, endpoint.wait_idle()).await;
+    });
+    let mut cmd = viewer_command(
+        &addr,
+        ["--relay-fingerprint", &fingerprint],
+        "token",
+        "4711",
+        "123-456-789",
+    );
+    cmd.arg("--headless");
+    let mut v = Proc::spawn("viewer", cmd, &dir);
+    assert_ne!(v.wait_exit(T), 0);
+    let said = format!("{}\n{}", v.lines().join("\n"), v.stderr());
+    assert!(
+        said.contains("the other side closed the connection (code 7)"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("0170"),
+        "the relay's words were shown: {said}"
+    );
+    rt.block_on(relay).unwrap();
 }

@@ -24,13 +24,17 @@ pub enum TransportError {
     #[error("the relay's certificate is not trusted ({0}): check that --relay-ca names the CA that issued it, or pin it with --relay-fingerprint")]
     UntrustedRelay(String),
     #[error("connection failed: {0}")]
-    Connection(#[from] quinn::ConnectionError),
+    Connection(quinn::ConnectionError),
+    /// The peer closed the connection; what it said with it is only logged (see
+    /// [`TransportError::closed_by_peer`]).
+    #[error("the other side closed the connection (code {code})")]
+    ClosedByPeer { code: u64 },
     #[error("could not connect: {0}")]
     Connect(#[from] quinn::ConnectError),
     #[error("stream read failed: {0}")]
-    Read(#[from] quinn::ReadError),
+    Read(quinn::ReadError),
     #[error("stream write failed: {0}")]
-    Write(#[from] quinn::WriteError),
+    Write(quinn::WriteError),
     #[error("peer sent a malformed message: {0}")]
     Decode(#[from] protocol::wire::DecodeError),
     #[error("TLS setup failed: {0}")]
@@ -38,5 +42,100 @@ pub enum TransportError {
     #[error("certificate error: {0}")]
     Certificate(String),
     #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+/// Most characters of a peer's close reason that reach the log.
+const MAX_PEER_WORDS: usize = 80;
+
+impl TransportError {
+    /// A peer closed the connection with `code` and `reason`. The reason is the peer's own
+    /// text: a hostile relay or peer could make it say anything ("call this number"), so no
+    /// window and no error message shows it; the log keeps it, bounded and marked as the
+    /// peer's words.
+    pub fn closed_by_peer(code: u64, reason: &[u8]) -> Self {
+        let words: String = String::from_utf8_lossy(reason)
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_PEER_WORDS)
+            .collect();
+        tracing::info!(code, peer_words = %words, "the peer closed the connection");
+        TransportError::ClosedByPeer { code }
+    }
+}
+
+impl From<quinn::ConnectionError> for TransportError {
+    fn from(e: quinn::ConnectionError) -> Self {
+        match e {
+            quinn::ConnectionError::ApplicationClosed(c) => {
+                Self::closed_by_peer(c.error_code.into_inner(), &c.reason)
+            }
+            quinn::ConnectionError::ConnectionClosed(c) => {
+                Self::closed_by_peer(u64::from(c.error_code), &c.reason)
+            }
+            other => TransportError::Connection(other),
+        }
+    }
+}
+
+impl From<quinn::ReadError> for TransportError {
+    fn from(e: quinn::ReadError) -> Self {
+        match e {
+            quinn::ReadError::ConnectionLost(c) => c.into(),
+            other => TransportError::Read(other),
+        }
+    }
+}
+
+impl From<quinn::WriteError> for TransportError {
+    fn from(e: quinn::WriteError) -> Self {
+        match e {
+            quinn::WriteError::ConnectionLost(c) => c.into(),
+            other => TransportError::Write(other),
+        }
+    }
+}
+
+/// The close behind an end-to-end (iroh) stream error, if a peer's close it is.
+fn iroh_close(e: &(dyn std::error::Error + 'static)) -> Option<TransportError> {
+    use iroh::endpoint::{ConnectionError, ReadError, WriteError};
+    let conn = e
+        .downcast_ref::<ConnectionError>()
+        .or_else(|| match e.downcast_ref::<ReadError>() {
+            Some(ReadError::ConnectionLost(c)) => Some(c),
+            _ => None,
+        })
+        .or_else(|| match e.downcast_ref::<WriteError>() {
+            Some(WriteError::ConnectionLost(c)) => Some(c),
+            _ => None,
+        })?;
+    match conn {
+        ConnectionError::ApplicationClosed(c) => Some(TransportError::closed_by_peer(
+            c.error_code.into_inner(),
+            &c.reason,
+        )),
+        ConnectionError::ConnectionClosed(c) => Some(TransportError::closed_by_peer(
+            u64::from(c.error_code),
+            &c.reason,
+        )),
+        _ => None,
+    }
+}
+
+impl From<std::io::Error> for TransportError {
+    fn from(e: std::io::Error) -> Self {
+        // Streams report their errors as I/O errors that carry the QUIC error inside.
+        if let Some(inner) = e.get_ref() {
+            if let Some(r) = inner.downcast_ref::<quinn::ReadError>() {
+                return r.clone().into();
+            }
+            if let Some(w) = inner.downcast_ref::<quinn::WriteError>() {
+                return w.clone().into();
+            }
+            if let Some(closed) = iroh_close(inner) {
+                return closed;
+            }
+        }
+        TransportError::Io(e)
+    }
 }

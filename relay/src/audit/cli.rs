@@ -35,8 +35,14 @@ fn open(place: &Place<'_>) -> Result<AuditStore> {
     AuditStore::open_at(place.state_dir, place.at).context("cannot open the audit store")
 }
 
-/// Parses `2026-11-01` or `2026-11-01T08:00:00Z` to Unix seconds.
+/// Parses `2026-11-01`, `2026-11-01T08:00:00Z` or `@1764700000` (Unix seconds) to Unix
+/// seconds.
 pub fn parse_since(s: &str) -> Result<i64> {
+    if let Some(secs) = s.strip_prefix('@') {
+        return secs
+            .parse()
+            .with_context(|| format!("'{s}' is not @ and Unix seconds"));
+    }
     let full = if s.len() == 10 {
         format!("{s}T00:00:00Z")
     } else {
@@ -48,9 +54,10 @@ pub fn parse_since(s: &str) -> Result<i64> {
     Ok(t.unix_timestamp())
 }
 
-/// Walks the chain; exits non-zero with the place of the first break.
-pub fn verify(place: &Place<'_>) -> Result<bool> {
-    let v = open(place)?.verify()?;
+/// Walks the chain as of `now` (Unix seconds) for a relay keeping records `retention_days`;
+/// exits non-zero with the place of the first break.
+pub fn verify(place: &Place<'_>, now: i64, retention_days: u32) -> Result<bool> {
+    let v = open(place)?.verify(now, retention_days)?;
     match &v.broken {
         None => {
             println!(
@@ -62,6 +69,19 @@ pub fn verify(place: &Place<'_>) -> Result<bool> {
                 },
                 v.checkpoints
             );
+            if let Some(cp) = &v.newest_checkpoint {
+                // To compare with the `audit checkpoint signed` lines shipped off the host.
+                println!(
+                    "newest checkpoint: n={} kind={} signer={} at {} covers {}..{} digest={}",
+                    cp.n,
+                    cp.kind.map_or("?", super::checkpoint::CheckpointKind::name),
+                    cp.signer,
+                    rfc3339(cp.time_unix),
+                    cp.first_seq,
+                    cp.last_seq,
+                    crate::hex::lower(&cp.digest())
+                );
+            }
             Ok(true)
         }
         Some(b) => {
@@ -191,8 +211,7 @@ fn csv_field(s: &str) -> String {
 
 /// Deletes records older than `days`, keeping the chain verifiable.
 pub fn prune(place: &Place<'_>, days: u32) -> Result<()> {
-    let cutoff = crate::clock::unix_now() - i64::from(days) * 86_400;
-    let n = open(place)?.prune(cutoff)?;
+    let (n, _) = open(place)?.prune(days, crate::clock::unix_now())?;
     println!("pruned {n} records older than {days} days");
     Ok(())
 }
@@ -239,11 +258,14 @@ pub fn bench(dir: &Path, records: u32) -> Result<()> {
     let t = Instant::now();
     for i in 0..100 {
         store.append(&[record(i)])?;
-        store.checkpoint()?;
+        store.checkpoint(
+            super::checkpoint::CheckpointKind::Records,
+            crate::clock::unix_now(),
+        )?;
     }
     let checkpoint = t.elapsed().as_secs_f64() * 1e6 / 100.0 - single;
     let t = Instant::now();
-    let v = store.verify()?;
+    let v = store.verify(crate::clock::unix_now(), 365)?;
     let verify = t.elapsed().as_secs_f64() * 1e6 / v.records as f64;
     println!("audit-bench records={n} single_us={single:.1} batched_us={batched:.1} checkpoint_us={checkpoint:.0} verify_us={verify:.1} intact={}", v.broken.is_none());
     Ok(())

@@ -9,6 +9,7 @@
 //! the writer stores those counts as a `records_dropped` record once it has room, so the gap is
 //! itself on the record.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod db;
 #[cfg(test)]
@@ -26,17 +27,20 @@ use store::AuditStore;
 const BATCH: usize = 256;
 /// How long the writer collects records for one transaction.
 const BATCH_WINDOW: Duration = Duration::from_millis(10);
-/// A checkpoint is signed after this many records, or this long after the last record.
+/// A checkpoint is signed after this many records, and at the latest
+/// [`checkpoint::RECORDS_WITHIN_SECS`] after the first record it covers.
 const CHECKPOINT_EVERY: u32 = 1000;
-const CHECKPOINT_AFTER: Duration = Duration::from_secs(30);
 /// Records waiting for the writer at most. The writer stores thousands a second
 /// (`audit bench`): this holds many seconds of a flood while the disk is slow, in a few MB.
 const QUEUE_DEPTH: usize = 16_384;
 
 enum Job {
     Record(i64, Option<u64>, AuditRecord),
-    /// Answered once everything before it is stored.
+    /// Answered once everything before it is stored (tests).
+    #[cfg(test)]
     Flush(mpsc::SyncSender<()>),
+    /// The relay stops cleanly: store everything, sign a shutdown checkpoint, answer, end.
+    Close(mpsc::SyncSender<()>),
 }
 
 /// The handle the relay records through; cheap to clone.
@@ -162,11 +166,22 @@ impl AuditLog {
         }
     }
 
-    /// Waits until everything queued so far is stored (tests, shutdown).
+    /// Waits until everything queued so far is stored.
+    #[cfg(test)]
     pub fn flush(&self) {
+        self.wait_for(Job::Flush);
+    }
+
+    /// Stores everything queued so far and signs the shutdown checkpoint that says the relay
+    /// stopped cleanly; records after it are not stored.
+    pub fn close(&self) {
+        self.wait_for(Job::Close);
+    }
+
+    fn wait_for(&self, job: fn(mpsc::SyncSender<()>) -> Job) {
         let Some(jobs) = &self.jobs else { return };
         let (tx, rx) = mpsc::sync_channel(1);
-        if jobs.send(Job::Flush(tx)).is_ok() {
+        if jobs.send(job(tx)).is_ok() {
             let _ = rx.recv_timeout(Duration::from_secs(10));
         }
     }
@@ -193,25 +208,66 @@ fn writer(
     health: &WriterHealth,
     dropped: &std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
 ) {
+    use checkpoint::CheckpointKind;
+    let records_within = Duration::from_secs(checkpoint::RECORDS_WITHIN_SECS as u64);
+    let heartbeat = Duration::from_secs(checkpoint::HEARTBEAT_SECS as u64);
+    // On the record first: this relay starts, and whether it stopped cleanly before.
+    let after_unclean_stop = match store.unclean_stop() {
+        Ok(c) => c.is_some(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the audit checkpoints");
+            false
+        }
+    };
+    if after_unclean_stop {
+        tracing::warn!("the last audit checkpoint of this relay is not a shutdown one: it stopped uncleanly (crash, or killed); recorded");
+    }
+    let started = AuditRecord::RelayStarted {
+        signer: store.signer().to_owned(),
+        after_unclean_stop,
+    };
+    if let Err(e) = store.append(&[(crate::clock::unix_now(), None, started)]) {
+        tracing::error!(error = %e, "cannot write to the audit store");
+    }
+    sign(store, CheckpointKind::Records);
+    let mut last_signed = std::time::Instant::now();
+    // When the oldest record no checkpoint covers yet was stored.
+    let mut unsigned_since: Option<std::time::Instant> = None;
     let mut next_prune = std::time::Instant::now();
     loop {
         if next_prune <= std::time::Instant::now() {
-            let cutoff = crate::clock::unix_now() - i64::from(retention_days) * 86_400;
-            match store.prune(cutoff) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    deleted = n,
-                    retention_days,
-                    "audit records past retention pruned"
-                ),
+            match store.prune(retention_days, crate::clock::unix_now()) {
+                Ok((0, _)) => {}
+                Ok((n, cp)) => {
+                    tracing::info!(
+                        deleted = n,
+                        retention_days,
+                        "audit records past retention pruned"
+                    );
+                    if let Some(cp) = cp {
+                        log_checkpoint(&cp);
+                        last_signed = std::time::Instant::now();
+                    }
+                }
                 Err(e) => tracing::error!(error = %e, "audit retention failed"),
             }
             next_prune += Duration::from_secs(86_400);
         }
-        let first = match rx.recv_timeout(CHECKPOINT_AFTER) {
+        let due = match unsigned_since {
+            Some(t) => t + records_within,
+            None => last_signed + heartbeat,
+        };
+        let first = match rx.recv_timeout(due.saturating_duration_since(std::time::Instant::now()))
+        {
             Ok(j) => j,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                checkpoint(store);
+                // Records waited long enough, or an idle relay says it still runs.
+                let kind = match unsigned_since.take() {
+                    Some(_) => CheckpointKind::Records,
+                    None => CheckpointKind::Heartbeat,
+                };
+                sign(store, kind);
+                last_signed = std::time::Instant::now();
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -219,15 +275,20 @@ fn writer(
         // Records that come within a few milliseconds share one transaction: a commit costs
         // about four times what a record does, and nobody waits for a record to be on disk.
         let mut batch = Vec::new();
-        let mut flushes = Vec::new();
+        // Only tests ask for flushes; a stopping relay closes instead.
+        #[cfg_attr(not(test), allow(unused_mut))]
+        let mut flushes: Vec<mpsc::SyncSender<()>> = Vec::new();
+        let mut closing = None;
         let window = std::time::Instant::now() + BATCH_WINDOW;
         let mut job = Some(first);
         while let Some(j) = job.take() {
             match j {
                 Job::Record(t, ticket, r) => batch.push((t, ticket, r)),
+                #[cfg(test)]
                 Job::Flush(done) => flushes.push(done),
+                Job::Close(done) => closing = Some(done),
             }
-            if batch.len() < BATCH && flushes.is_empty() {
+            if batch.len() < BATCH && flushes.is_empty() && closing.is_none() {
                 job = rx
                     .recv_timeout(window.saturating_duration_since(std::time::Instant::now()))
                     .ok();
@@ -250,21 +311,55 @@ fn writer(
                 m.audit_write_failures.inc();
                 tracing::error!(error = %e, records = batch.len(), "cannot write to the audit store; records lost");
             }
+            unsigned_since.get_or_insert(started);
         }
-        if store.since_checkpoint() >= CHECKPOINT_EVERY || !flushes.is_empty() {
-            checkpoint(store);
+        if let Some(done) = closing {
+            sign(store, CheckpointKind::Shutdown);
+            for f in flushes {
+                let _ = f.send(());
+            }
+            let _ = done.send(());
+            return;
+        }
+        if store.since_checkpoint() >= CHECKPOINT_EVERY
+            || !flushes.is_empty()
+            || unsigned_since.is_some_and(|t| t.elapsed() >= records_within)
+        {
+            sign(store, CheckpointKind::Records);
+            unsigned_since = None;
+            last_signed = std::time::Instant::now();
         }
         for f in flushes {
             let _ = f.send(());
         }
     }
-    checkpoint(store);
+    // Every handle is gone: the relay ends without a close; still an orderly end.
+    sign(store, CheckpointKind::Shutdown);
 }
 
-fn checkpoint(store: &mut AuditStore) {
-    if let Err(e) = store.checkpoint() {
-        tracing::error!(error = %e, "cannot sign an audit checkpoint");
+/// Signs a checkpoint now and logs it.
+fn sign(store: &mut AuditStore, kind: checkpoint::CheckpointKind) {
+    match store.checkpoint(kind, crate::clock::unix_now()) {
+        Ok(cp) => log_checkpoint(&cp),
+        Err(e) => tracing::error!(error = %e, "cannot sign an audit checkpoint"),
     }
+}
+
+/// One log line per checkpoint, with its digest: shipped off the host (journald, syslog),
+/// these lines are evidence of what the record held that even the key's thief cannot
+/// rewrite. `audit verify` prints the newest checkpoint's digest to compare.
+fn log_checkpoint(cp: &checkpoint::Checkpoint) {
+    tracing::info!(
+        target: "fernhilfe_audit_checkpoint",
+        n = cp.n,
+        kind = cp.kind.map_or("?", checkpoint::CheckpointKind::name),
+        signer = %cp.signer,
+        time_unix = cp.time_unix,
+        first = cp.first_seq,
+        last = cp.last_seq,
+        digest = %crate::hex::lower(&cp.digest()),
+        "audit checkpoint signed"
+    );
 }
 
 /// Closes the JSON-lines log of earlier versions: renamed to `audit.jsonl.retired` and bound
@@ -348,7 +443,11 @@ mod tests {
             sent,
             "stored {stored}, counted as dropped {dropped}"
         );
-        assert!(store.verify().unwrap().broken.is_none());
+        assert!(store
+            .verify(crate::clock::unix_now(), 365)
+            .unwrap()
+            .broken
+            .is_none());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

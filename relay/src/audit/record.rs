@@ -59,6 +59,29 @@ pub enum AuditRecord {
         agent_bytes_sent: Option<u64>,
         agent_bytes_received: Option<u64>,
     },
+    /// A relay started writing to this record; `after_unclean_stop` when its last checkpoint
+    /// before was not a shutdown one (it crashed, or was killed).
+    RelayStarted {
+        signer: String,
+        after_unclean_stop: bool,
+    },
+    /// Records before `keep_from` (whose hash was `first_hash`) were deleted as past the
+    /// retention: everything older than `cutoff_unix`.
+    #[serde(rename = "audit_pruned")]
+    Pruned {
+        keep_from: i64,
+        first_hash: String,
+        deleted: u64,
+        cutoff_unix: i64,
+        retention_days: u32,
+    },
+    /// One address caused more records in a window than it may: these were counted, by kind,
+    /// instead of written one by one (`source` `None`: addresses beyond the tracked ones).
+    RecordsAggregated {
+        source: Option<String>,
+        counts: std::collections::BTreeMap<String, u64>,
+        window_secs: u64,
+    },
     /// The writer's queue was full: records of these kinds were not stored (how many of each).
     RecordsDropped {
         counts: std::collections::BTreeMap<String, u64>,
@@ -163,6 +186,10 @@ pub enum EndKind {
     ConsentDenied,
     ProtocolViolation,
     Failure,
+    /// Nobody used the session for the agent's idle limit.
+    IdleTimeout,
+    /// The session reached the agent's longest duration.
+    MaxDuration,
     /// The agent's connection to the relay ended without its report.
     ConnectionLost,
 }
@@ -175,6 +202,8 @@ impl From<EndReason> for EndKind {
             EndReason::ConsentDenied => Self::ConsentDenied,
             EndReason::ProtocolViolation => Self::ProtocolViolation,
             EndReason::Failure => Self::Failure,
+            EndReason::IdleTimeout => Self::IdleTimeout,
+            EndReason::MaxDuration => Self::MaxDuration,
         }
     }
 }
@@ -201,6 +230,9 @@ impl AuditRecord {
             Self::PathChanged { .. } => "path_changed",
             Self::SessionEnded { .. } => "session_ended",
             Self::RecordsDropped { .. } => "records_dropped",
+            Self::RecordsAggregated { .. } => "records_aggregated",
+            Self::RelayStarted { .. } => "relay_started",
+            Self::Pruned { .. } => "audit_pruned",
             Self::LegacyLogRetired { .. } => "legacy_log_retired",
         }
     }
@@ -338,6 +370,40 @@ impl AuditRecord {
                     )
                 }
             }
+            Self::RelayStarted {
+                signer,
+                after_unclean_stop,
+            } => match (after_unclean_stop, de) {
+                (false, true) => format!("Relay {signer} gestartet"),
+                (false, false) => format!("relay {signer} started"),
+                (true, true) => format!("Relay {signer} gestartet, nach einem unsauberen Ende (Absturz oder hart beendet)"),
+                (true, false) => format!("relay {signer} started after an unclean stop (crash, or killed)"),
+            },
+            Self::Pruned {
+                keep_from,
+                deleted,
+                retention_days,
+                ..
+            } => {
+                if de {
+                    format!("{deleted} Einträge vor [{keep_from}] nach {retention_days} Tagen gelöscht")
+                } else {
+                    format!("{deleted} records before [{keep_from}] deleted after {retention_days} days")
+                }
+            }
+            Self::RecordsAggregated {
+                source,
+                counts,
+                window_secs,
+            } => {
+                let list: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                let from = source.as_deref().unwrap_or("?");
+                if de {
+                    format!("von {from} in {window_secs} s weitere {}, nur gezählt", list.join(", "))
+                } else {
+                    format!("from {from} in {window_secs} s: {} more, counted only", list.join(", "))
+                }
+            }
             Self::RecordsDropped { counts } => {
                 let list: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
                 if de {
@@ -394,6 +460,10 @@ fn end_text(r: EndKind, de: bool) -> &'static str {
         (EndKind::ProtocolViolation, false) => "protocol violation",
         (EndKind::Failure, true) => "Fehler",
         (EndKind::Failure, false) => "failure",
+        (EndKind::IdleTimeout, true) => "ohne Nutzung abgelaufen",
+        (EndKind::IdleTimeout, false) => "ended unused (idle limit)",
+        (EndKind::MaxDuration, true) => "Höchstdauer erreicht",
+        (EndKind::MaxDuration, false) => "longest duration reached",
         (EndKind::ConnectionLost, true) => "Verbindung zum Agent verloren",
         (EndKind::ConnectionLost, false) => "connection to the agent lost",
     }

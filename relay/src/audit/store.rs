@@ -3,12 +3,14 @@
 //!
 //! Each record's hash covers the previous record's hash and everything stored in the row, so
 //! an edited, deleted or reordered row breaks the chain at that place. A plain hash chain can
-//! be recomputed by whoever can write the database, so the relay also signs checkpoints
-//! (record number and hash) with a key of its own (`audit-key.pk8`, 0600; relays sharing one
-//! database share it): rewriting history before the last checkpoint needs that key. Retention
-//! deletes old rows only after signing a checkpoint for the first row it keeps, so the
-//! shortened chain still verifies.
+//! be recomputed by whoever can write the database, so the relay also signs checkpoints over
+//! the whole record with a key of its own (`audit-key.pk8`, 0600; relays sharing one database
+//! share it), numbered and chained to each other, on new records, on a heartbeat and at a
+//! clean shutdown ([`super::checkpoint`]): rewriting, cutting or truncating the record then
+//! needs that key. Retention deletes old rows and says so in a record of the chain, which the
+//! checkpoints after it sign over.
 
+use super::checkpoint::{self, Checkpoint, CheckpointKind};
 use super::db::{Db, DbError, Location, Migrations, Value};
 use super::record::AuditRecord;
 use ring::rand::SystemRandom;
@@ -63,6 +65,21 @@ pub const MIGRATIONS: Migrations = Migrations {
         );
         CREATE INDEX report_outbox_due ON report_outbox (state, next_attempt_unix);
         CREATE INDEX report_outbox_ticket ON report_outbox (ticket);",
+        // Checkpoints numbered and chained, over the first and the last record (the table of
+        // version 1 stays, unused: it signed single records and allowed unnoticed cuts).
+        "CREATE TABLE audit_signed_checkpoint (
+            n INTEGER PRIMARY KEY,
+            prev BLOB NOT NULL,
+            kind TEXT NOT NULL,
+            time_unix INTEGER NOT NULL,
+            signer TEXT NOT NULL,
+            first_seq INTEGER NOT NULL,
+            first_hash BLOB NOT NULL,
+            last_seq INTEGER NOT NULL,
+            last_hash BLOB NOT NULL,
+            signature BLOB NOT NULL
+        );
+        CREATE INDEX audit_signed_checkpoint_signer ON audit_signed_checkpoint (signer, n);",
     ],
     postgres: &[
         "CREATE TABLE audit_record (
@@ -96,6 +113,19 @@ pub const MIGRATIONS: Migrations = Migrations {
         );
         CREATE INDEX report_outbox_due ON report_outbox (state, next_attempt_unix);
         CREATE INDEX report_outbox_ticket ON report_outbox (ticket);",
+        "CREATE TABLE audit_signed_checkpoint (
+            n BIGINT PRIMARY KEY,
+            prev BYTEA NOT NULL,
+            kind TEXT NOT NULL,
+            time_unix BIGINT NOT NULL,
+            signer TEXT NOT NULL,
+            first_seq BIGINT NOT NULL,
+            first_hash BYTEA NOT NULL,
+            last_seq BIGINT NOT NULL,
+            last_hash BYTEA NOT NULL,
+            signature BYTEA NOT NULL
+        );
+        CREATE INDEX audit_signed_checkpoint_signer ON audit_signed_checkpoint (signer, n);",
     ],
 };
 
@@ -164,10 +194,25 @@ pub enum BreakKind {
     Deleted,
     /// The row does not follow the one stored before it.
     Reordered,
-    /// The chain starts after record 1 without a valid signed checkpoint.
+    /// The chain starts after record 1 and no pruning record in it says why.
     UnanchoredStart,
-    /// A checkpoint's signature or hash does not match.
+    /// The pruning record at this number deleted records younger than the retention allows.
+    PrunedTooEarly { retention_days: u32 },
+    /// The first record is not the one the newest checkpoint names: records were removed from
+    /// the start without a pruning record.
+    StartChanged,
+    /// Records up to this number were removed from the end: a checkpoint covers them.
+    TailRemoved,
+    /// A checkpoint's signature, or the record hash it names, does not match.
     BadCheckpoint,
+    /// The checkpoints' numbers or chain have a gap before checkpoint `seq`.
+    CheckpointGap,
+    /// There are records but no signed checkpoint at all.
+    NoCheckpoint,
+    /// Records from this number on are covered by no checkpoint, although one was due.
+    Uncovered { age_secs: i64 },
+    /// The newest checkpoint (number `seq`) is old and not a shutdown one.
+    StaleCheckpoint { age_secs: i64 },
 }
 
 impl std::fmt::Display for ChainBreak {
@@ -177,8 +222,15 @@ impl std::fmt::Display for ChainBreak {
             BreakKind::Edited => write!(f, "record {s} was edited: its contents do not give its hash"),
             BreakKind::Deleted => write!(f, "records before {s} were deleted: the numbering has a gap"),
             BreakKind::Reordered => write!(f, "record {s} does not follow the record stored before it (reordered, or one replaced)"),
-            BreakKind::UnanchoredStart => write!(f, "the record starts at {s} without a signed checkpoint: the records before it were removed outside retention"),
-            BreakKind::BadCheckpoint => write!(f, "the signed checkpoint at record {s} does not match (forged, or the record was rewritten)"),
+            BreakKind::UnanchoredStart => write!(f, "the record starts at {s} and no pruning record says why: the records before it were removed outside retention"),
+            BreakKind::PrunedTooEarly { retention_days } => write!(f, "the pruning record {s} deleted records younger than the retention of {retention_days} days"),
+            BreakKind::StartChanged => write!(f, "the record starts at {s}, not where the newest signed checkpoint says: records were removed from the start without a pruning record"),
+            BreakKind::TailRemoved => write!(f, "records up to {s} were removed from the end: a signed checkpoint covers them"),
+            BreakKind::BadCheckpoint => write!(f, "the signed checkpoint at {s} does not match (forged, or the record was rewritten)"),
+            BreakKind::CheckpointGap => write!(f, "signed checkpoints are missing before checkpoint {s}: the checkpoint chain has a gap"),
+            BreakKind::NoCheckpoint => write!(f, "no signed checkpoint covers any record (from {s} on): the checkpoints were deleted"),
+            BreakKind::Uncovered { age_secs } => write!(f, "records from {s} on are covered by no signed checkpoint, although the oldest of them is {age_secs} s old: newer checkpoints were deleted, or the records were added without the key"),
+            BreakKind::StaleCheckpoint { age_secs } => write!(f, "the newest signed checkpoint ({s}) is {age_secs} s old and not a shutdown one: the newest records and checkpoints were removed, or the relay crashed or was stopped without a clean shutdown (after a crash, its next start records the unclean stop)"),
         }
     }
 }
@@ -190,6 +242,8 @@ pub struct Verified {
     pub first: Option<i64>,
     pub last: Option<i64>,
     pub checkpoints: u64,
+    /// The newest checkpoint, for comparison with the digests shipped off the host.
+    pub newest_checkpoint: Option<Checkpoint>,
     pub broken: Option<ChainBreak>,
 }
 
@@ -207,8 +261,9 @@ pub struct OutboxEntry {
 pub struct AuditStore {
     db: Db,
     key: EcdsaKeyPair,
-    /// The last record this store wrote, for the next checkpoint.
-    last: (i64, [u8; 32]),
+    /// This relay's name in the checkpoints it signs.
+    signer: String,
+    /// Records this store wrote since it last signed a checkpoint.
     since_checkpoint: u32,
     /// Set when a ticket system takes reports: woken after each queued report.
     reports: Option<std::sync::mpsc::Sender<()>>,
@@ -233,13 +288,6 @@ pub fn record_hash(
     h.update(kind.as_bytes());
     h.update(body.as_bytes());
     h.finalize().into()
-}
-
-fn checkpoint_message(seq: i64, hash: &[u8]) -> Vec<u8> {
-    let mut m = b"fernhilfe-audit-checkpoint-1".to_vec();
-    m.extend_from_slice(&seq.to_be_bytes());
-    m.extend_from_slice(hash);
-    m
 }
 
 /// Loads the checkpoint key from the state directory, creating it (0600) on first use.
@@ -268,6 +316,38 @@ fn load_or_create_key(dir: &Path) -> Result<EcdsaKeyPair, StoreError> {
         .map_err(|e| err(format!("not a P-256 key: {e}")))
 }
 
+/// The file naming this relay in the checkpoints it signs.
+pub const SIGNER_FILE: &str = "audit-signer";
+
+/// Loads this relay's signer name from the state directory, creating a random one on first
+/// use: relays sharing one database share the key, so the name tells their checkpoints apart.
+fn load_or_create_signer(dir: &Path) -> Result<String, StoreError> {
+    let path = dir.join(SIGNER_FILE);
+    let valid = |s: &str| {
+        s.len() == 22 && s.starts_with("relay-") && s[6..].bytes().all(|b| b.is_ascii_hexdigit())
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(s) if valid(s.trim()) => return Ok(s.trim().to_owned()),
+        Ok(_) => {
+            return Err(StoreError::Key {
+                path: path.display().to_string(),
+                reason: "not a signer name (relay- and 16 hex digits)".into(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut id = [0u8; 8];
+    getrandom::getrandom(&mut id).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let name = format!("relay-{}", crate::hex::lower(&id));
+    // Two first starts at once end up with one name: the one that loses reads it.
+    if transport::identity::create_private(&path, name.as_bytes())? {
+        Ok(name)
+    } else {
+        Ok(std::fs::read_to_string(&path)?.trim().to_owned())
+    }
+}
+
 impl AuditStore {
     /// Opens (or creates, 0600) the SQLite store in `dir`, applying pending migrations.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -282,14 +362,19 @@ impl AuditStore {
             return Err(StoreError::NewerSchema { found, known });
         }
         let key = load_or_create_key(dir)?;
-        let last = last_record(&mut db)?;
+        let signer = load_or_create_signer(dir)?;
         Ok(Self {
             db,
             key,
-            last,
+            signer,
             since_checkpoint: 0,
             reports: None,
         })
+    }
+
+    /// This relay's name in the checkpoints it signs.
+    pub fn signer(&self) -> &str {
+        &self.signer
     }
 
     /// From now on, session starts and ends also queue a report for the ticket system;
@@ -305,7 +390,7 @@ impl AuditStore {
         batch: &[(i64, Option<u64>, AuditRecord)],
     ) -> Result<usize, StoreError> {
         let reports = self.reports.is_some();
-        let (last, queued) = self
+        let (_, queued) = self
             .db
             .transaction(true, |db| append_rows(db, batch, reports))?;
         if queued > 0 {
@@ -313,20 +398,25 @@ impl AuditStore {
                 let _ = wake.send(());
             }
         }
-        self.last = last;
         self.since_checkpoint += batch.len() as u32;
         Ok(batch.len())
     }
 
-    /// Signs a checkpoint for the last record written, if any came since the last one.
-    pub fn checkpoint(&mut self) -> Result<(), StoreError> {
-        if self.since_checkpoint == 0 || self.last.0 == 0 {
-            return Ok(());
-        }
-        let (seq, hash) = self.last;
-        sign_checkpoint(&mut self.db, &self.key, seq, &hash)?;
+    /// Signs the next checkpoint over the record as it is now (`now` in Unix seconds).
+    pub fn checkpoint(&mut self, kind: CheckpointKind, now: i64) -> Result<Checkpoint, StoreError> {
+        let (key, signer) = (&self.key, self.signer.as_str());
+        let cp = self
+            .db
+            .transaction(true, |db| checkpoint::sign_next(db, key, signer, kind, now))?;
         self.since_checkpoint = 0;
-        Ok(())
+        Ok(cp)
+    }
+
+    /// When this relay's newest checkpoint says it did not stop cleanly: that checkpoint.
+    pub fn unclean_stop(&mut self) -> Result<Option<Checkpoint>, StoreError> {
+        let signer = self.signer.clone();
+        Ok(checkpoint::latest_by(&mut self.db, &signer)?
+            .filter(|c| c.kind != Some(CheckpointKind::Shutdown)))
     }
 
     /// Records since the last checkpoint.
@@ -334,42 +424,78 @@ impl AuditStore {
         self.since_checkpoint
     }
 
-    /// Deletes records older than `cutoff_unix`, keeping the chain verifiable: the first kept
-    /// record gets a signed checkpoint before anything is deleted. The last record is always
-    /// kept. Returns how many were deleted.
-    pub fn prune(&mut self, cutoff_unix: i64) -> Result<usize, StoreError> {
-        let key = &self.key;
-        self.db
-            .transaction(true, |db| prune_rows(db, key, cutoff_unix))
+    /// Deletes records older than `retention_days` before `now`, keeping the chain
+    /// verifiable: a pruning record in the chain names the first record kept and the cutoff,
+    /// and a checkpoint signs over it, in the same transaction. The last record is always
+    /// kept. Returns how many were deleted, and the checkpoint signed (if any were).
+    pub fn prune(
+        &mut self,
+        retention_days: u32,
+        now: i64,
+    ) -> Result<(usize, Option<Checkpoint>), StoreError> {
+        let (key, signer) = (&self.key, self.signer.as_str());
+        let cutoff_unix = now - i64::from(retention_days) * 86_400;
+        self.db.transaction(true, |db| {
+            let Some((deleted, keep_from, first_hash)) = prune_rows(db, cutoff_unix)? else {
+                return Ok((0, None));
+            };
+            let record = AuditRecord::Pruned {
+                keep_from,
+                first_hash: crate::hex::lower(&first_hash),
+                deleted: deleted as u64,
+                cutoff_unix,
+                retention_days,
+            };
+            append_rows(db, &[(now, None, record)], false)?;
+            let cp = checkpoint::sign_next(db, key, signer, CheckpointKind::Records, now)?;
+            Ok((deleted, Some(cp)))
+        })
     }
 
-    /// Walks the whole chain, a page at a time, and every checkpoint; reports the first break.
-    pub fn verify(&mut self) -> Result<Verified, StoreError> {
+    /// Walks the whole chain, a page at a time, and every checkpoint; reports the first break
+    /// as of `now` (Unix seconds), for a relay that keeps records `retention_days`.
+    pub fn verify(&mut self, now: i64, retention_days: u32) -> Result<Verified, StoreError> {
         let public = UnparsedPublicKey::new(
             &ECDSA_P256_SHA256_FIXED,
             self.key.public_key().as_ref().to_vec(),
         );
-        let mut checkpoints = std::collections::BTreeMap::new();
-        for r in self.db.query(
-            "SELECT seq, hash, signature FROM audit_checkpoint ORDER BY seq",
-            &[],
-        )? {
-            checkpoints.insert(r[0].int().unwrap_or(0), (r[1].bytes(), r[2].bytes()));
-        }
+        let checkpoints = checkpoint::all(&mut self.db)?;
         let mut out = Verified {
             records: 0,
             first: None,
             last: None,
             checkpoints: checkpoints.len() as u64,
+            newest_checkpoint: checkpoints.last().cloned(),
             broken: None,
         };
         let brk = |seq, what| Some(ChainBreak { seq, what });
-        for (&seq, (hash, sig)) in &checkpoints {
-            if public.verify(&checkpoint_message(seq, hash), sig).is_err() {
-                out.broken = brk(seq, BreakKind::BadCheckpoint);
+        // The checkpoints: numbered from 1 without gaps, each chained to the one before, each
+        // signed. What they say of the records is checked on the walk below.
+        let mut prev = GENESIS.to_vec();
+        let mut named = std::collections::BTreeMap::<i64, Vec<u8>>::new();
+        for (i, cp) in checkpoints.iter().enumerate() {
+            if cp.n != i as i64 + 1 || cp.prev != prev {
+                out.broken = brk(cp.n.min(i as i64 + 1), BreakKind::CheckpointGap);
                 return Ok(out);
             }
+            if cp.kind.is_none() || public.verify(&cp.message(), &cp.signature).is_err() {
+                out.broken = brk(cp.n, BreakKind::BadCheckpoint);
+                return Ok(out);
+            }
+            for (seq, hash) in [(cp.first_seq, &cp.first_hash), (cp.last_seq, &cp.last_hash)] {
+                if seq > 0 && named.insert(seq, hash.clone()).is_some_and(|h| h != *hash) {
+                    out.broken = brk(seq, BreakKind::BadCheckpoint);
+                    return Ok(out);
+                }
+            }
+            prev = cp.digest().to_vec();
         }
+        let newest = checkpoints.last();
+        let covered_to = newest.map_or(0, |c| c.last_seq);
+        // The oldest record no checkpoint covers, and the pruning records by first record kept.
+        let mut uncovered: Option<(i64, i64)> = None;
+        let mut prunes = std::collections::BTreeMap::new();
+        let mut first_hash = Vec::new();
         let mut prev: Option<(i64, Vec<u8>)> = None;
         let mut after = i64::MIN;
         loop {
@@ -384,20 +510,99 @@ impl AuditStore {
                 let rec = StoredRecord::from_row(row);
                 after = rec.seq;
                 out.records += 1;
-                out.first.get_or_insert(rec.seq);
+                if out.first.is_none() {
+                    out.first = Some(rec.seq);
+                    first_hash = rec.hash.clone();
+                }
                 out.last = Some(rec.seq);
-                if let Some(what) = row_break(prev.as_ref(), &rec, &checkpoints) {
+                if let Some(what) = row_break(prev.as_ref(), &rec) {
                     out.broken = brk(rec.seq, what);
                     return Ok(out);
+                }
+                if named.get(&rec.seq).is_some_and(|h| *h != rec.hash) {
+                    out.broken = brk(rec.seq, BreakKind::BadCheckpoint);
+                    return Ok(out);
+                }
+                if rec.seq > covered_to {
+                    let oldest = uncovered.get_or_insert((rec.seq, rec.time_unix));
+                    oldest.1 = oldest.1.min(rec.time_unix);
+                }
+                if let Some(AuditRecord::Pruned {
+                    keep_from,
+                    first_hash,
+                    cutoff_unix,
+                    retention_days,
+                    ..
+                }) = (rec.kind == "audit_pruned").then(|| rec.record()).flatten()
+                {
+                    prunes.insert(
+                        keep_from,
+                        (
+                            rec.seq,
+                            rec.time_unix,
+                            first_hash,
+                            cutoff_unix,
+                            retention_days,
+                        ),
+                    );
                 }
                 prev = Some((rec.seq, rec.hash));
             }
         }
-        // A checkpoint beyond the last record: records were cut off the end.
-        if let Some((&seq, _)) = checkpoints.iter().next_back() {
-            if out.last.is_none_or(|l| seq > l) {
-                out.broken = brk(seq, BreakKind::Deleted);
+        let (Some(first), Some(last)) = (out.first, out.last) else {
+            if let Some(n) = newest.filter(|c| c.last_seq > 0) {
+                out.broken = brk(n.last_seq, BreakKind::TailRemoved);
             }
+            return Ok(out);
+        };
+        let Some(newest) = newest else {
+            out.broken = brk(first, BreakKind::NoCheckpoint);
+            return Ok(out);
+        };
+        if newest.last_seq > last {
+            out.broken = brk(newest.last_seq, BreakKind::TailRemoved);
+            return Ok(out);
+        }
+        if newest.first_seq > 0 && newest.first_seq != first {
+            out.broken = brk(first, BreakKind::StartChanged);
+            return Ok(out);
+        }
+        if first > 1 {
+            // A start after record 1: a pruning record names it (and kept the retention), or
+            // the record already started there when the first checkpoint was signed (a store
+            // pruned by a relay of before these checkpoints).
+            let hex = crate::hex::lower(&first_hash);
+            match prunes.get(&first) {
+                Some((seq, time, h, cutoff, days)) if *h == hex => {
+                    if *days < retention_days || *cutoff > time - i64::from(*days) * 86_400 {
+                        out.broken = brk(
+                            *seq,
+                            BreakKind::PrunedTooEarly {
+                                retention_days: retention_days.max(*days),
+                            },
+                        );
+                        return Ok(out);
+                    }
+                }
+                _ if checkpoints[0].first_seq == first => {}
+                _ => {
+                    out.broken = brk(first, BreakKind::UnanchoredStart);
+                    return Ok(out);
+                }
+            }
+        }
+        if let Some((seq, time)) = uncovered {
+            let age_secs = now - time;
+            if age_secs > checkpoint::RECORDS_WITHIN_SECS + checkpoint::MARGIN_SECS {
+                out.broken = brk(seq, BreakKind::Uncovered { age_secs });
+                return Ok(out);
+            }
+        }
+        let age_secs = now - newest.time_unix;
+        if newest.kind != Some(CheckpointKind::Shutdown)
+            && age_secs > checkpoint::HEARTBEAT_SECS + checkpoint::MARGIN_SECS
+        {
+            out.broken = brk(newest.n, BreakKind::StaleCheckpoint { age_secs });
         }
         Ok(out)
     }
@@ -446,25 +651,13 @@ impl AuditStore {
     }
 }
 
-/// What is wrong with `rec`, stored after `prev` (number and hash; `None` for the first row),
-/// given the signed `checkpoints` (number → hash); `None` if it holds.
-fn row_break(
-    prev: Option<&(i64, Vec<u8>)>,
-    rec: &StoredRecord,
-    checkpoints: &std::collections::BTreeMap<i64, (Vec<u8>, Vec<u8>)>,
-) -> Option<BreakKind> {
-    let vouched = || {
-        checkpoints
-            .get(&rec.seq)
-            .map(|(h, _)| h[..] == rec.hash[..])
-    };
+/// What is wrong with `rec`, stored after `prev` (number and hash; `None` for the first row);
+/// `None` if it holds. A first row after record 1 is judged later, against pruning records.
+fn row_break(prev: Option<&(i64, Vec<u8>)>, rec: &StoredRecord) -> Option<BreakKind> {
     match prev {
         None if rec.seq == 1 && rec.prev_hash[..] != GENESIS[..] => {
             return Some(BreakKind::Reordered)
         }
-        None if rec.seq == 1 => {}
-        // The start after pruning: its hash must be vouched for by a checkpoint.
-        None if vouched() != Some(true) => return Some(BreakKind::UnanchoredStart),
         None => {}
         Some((pseq, phash)) if rec.prev_hash[..] != phash[..] => {
             return Some(if rec.seq != pseq + 1 {
@@ -486,13 +679,7 @@ fn row_break(
         &rec.kind,
         &rec.body,
     );
-    if computed[..] != rec.hash[..] {
-        return Some(BreakKind::Edited);
-    }
-    if vouched() == Some(false) {
-        return Some(BreakKind::BadCheckpoint);
-    }
-    None
+    (computed[..] != rec.hash[..]).then_some(BreakKind::Edited)
 }
 
 /// Appends `batch` after the last record in the database (inside a write transaction),
@@ -528,40 +715,14 @@ fn append_rows(
     Ok((last, queued))
 }
 
-/// Signs and stores a checkpoint: record `seq` has `hash`.
-fn sign_checkpoint(
-    db: &mut Db,
-    key: &EcdsaKeyPair,
-    seq: i64,
-    hash: &[u8],
-) -> Result<(), StoreError> {
-    let sig = key
-        .sign(&SystemRandom::new(), &checkpoint_message(seq, hash))
-        .map_err(|_| StoreError::Key {
-            path: KEY_FILE.into(),
-            reason: "signing failed".into(),
-        })?;
-    db.execute("DELETE FROM audit_checkpoint WHERE seq = ?1", &[seq.into()])?;
-    db.execute(
-        "INSERT INTO audit_checkpoint (seq, hash, time_unix, signature) VALUES (?1, ?2, ?3, ?4)",
-        &[
-            seq.into(),
-            hash.into(),
-            crate::clock::unix_now().into(),
-            sig.as_ref().into(),
-        ],
-    )?;
-    Ok(())
-}
-
-/// Deletes the records before the first one at or after `cutoff_unix` (never the last), after
-/// signing a checkpoint for the first one kept (inside a write transaction); how many.
-fn prune_rows(db: &mut Db, key: &EcdsaKeyPair, cutoff_unix: i64) -> Result<usize, StoreError> {
+/// Deletes the records before the first one at or after `cutoff_unix` (never the last; inside
+/// a write transaction); how many, the first record kept and its hash, if any were.
+fn prune_rows(db: &mut Db, cutoff_unix: i64) -> Result<Option<(usize, i64, Vec<u8>)>, StoreError> {
     let first_int = |db: &mut Db, sql: &str, p: &[Value]| -> Result<Option<i64>, StoreError> {
         Ok(db.query(sql, p)?.first().and_then(|r| r[0].int()))
     };
     let Some(first) = first_int(db, "SELECT MIN(seq) FROM audit_record", &[])? else {
-        return Ok(0);
+        return Ok(None);
     };
     let last = last_record(db)?.0;
     let keep_from = first_int(
@@ -571,7 +732,7 @@ fn prune_rows(db: &mut Db, key: &EcdsaKeyPair, cutoff_unix: i64) -> Result<usize
     )?
     .unwrap_or(last);
     if keep_from <= first {
-        return Ok(0);
+        return Ok(None);
     }
     let hash = db
         .query(
@@ -581,16 +742,11 @@ fn prune_rows(db: &mut Db, key: &EcdsaKeyPair, cutoff_unix: i64) -> Result<usize
         .first()
         .map(|r| r[0].bytes())
         .unwrap_or_default();
-    sign_checkpoint(db, key, keep_from, &hash)?;
     let n = db.execute(
         "DELETE FROM audit_record WHERE seq < ?1",
         &[keep_from.into()],
     )?;
-    db.execute(
-        "DELETE FROM audit_checkpoint WHERE seq < ?1",
-        &[keep_from.into()],
-    )?;
-    Ok(n as usize)
+    Ok(Some((n as usize, keep_from, hash)))
 }
 
 /// The last record in the database: (number, hash), or (0, genesis).
@@ -705,13 +861,39 @@ mod tests {
                 })
                 .collect();
             s.append(&batch).unwrap();
-            s.checkpoint().unwrap();
+            s.checkpoint(CheckpointKind::Records, end_of(n)).unwrap();
         }
         out
     }
 
+    /// The time of the last of `n` records [`filled`] writes.
+    fn end_of(n: i64) -> i64 {
+        1_700_000_000 + n * 3600
+    }
+
+    /// A minute after the last of 10 records: when the tests look.
+    const NOW: i64 = 1_700_000_000 + 10 * 3600 + 60;
+
     fn broken(s: &mut AuditStore) -> Option<ChainBreak> {
-        s.verify().unwrap().broken
+        s.verify(NOW, 365).unwrap().broken
+    }
+
+    /// Five more records after the 10 of [`filled`], an hour apart, and a checkpoint.
+    fn five_more(s: &mut AuditStore) -> i64 {
+        let batch: Vec<_> = (11..=15)
+            .map(|i| {
+                (
+                    end_of(i),
+                    Some(4711),
+                    AuditRecord::AgentLeft {
+                        host: format!("PC-{i}"),
+                    },
+                )
+            })
+            .collect();
+        s.append(&batch).unwrap();
+        s.checkpoint(CheckpointKind::Records, end_of(15)).unwrap();
+        end_of(15)
     }
 
     fn sql(s: &mut AuditStore, statements: &str) {
@@ -727,7 +909,7 @@ mod tests {
     #[test]
     fn an_untouched_chain_verifies_and_survives_reopening() {
         for (db, d, _, mut s) in filled("intact", 10) {
-            let v = s.verify().unwrap();
+            let v = s.verify(NOW, 365).unwrap();
             assert_eq!(
                 (v.records, v.first, v.last, v.broken),
                 (10, Some(1), Some(10), None),
@@ -737,10 +919,10 @@ mod tests {
                 drop(s);
                 s = AuditStore::open(&d).unwrap();
             }
-            s.append(&[(1, None, AuditRecord::AgentLeft { host: "PC".into() })])
+            s.append(&[(NOW, None, AuditRecord::AgentLeft { host: "PC".into() })])
                 .unwrap();
             assert_eq!(broken(&mut s), None, "{db}");
-            assert_eq!(s.verify().unwrap().last, Some(11), "{db}");
+            assert_eq!(s.verify(NOW, 365).unwrap().last, Some(11), "{db}");
         }
     }
 
@@ -838,32 +1020,195 @@ mod tests {
                 broken(&mut s),
                 Some(ChainBreak {
                     seq: 10,
-                    what: BreakKind::Deleted
+                    what: BreakKind::TailRemoved
                 }),
                 "{db}"
             );
         }
     }
 
+    /// Whoever deletes every checkpoint leaves records no signature covers.
     #[test]
-    fn pruning_keeps_the_chain_verifiable_and_deleting_more_does_not() {
-        for (db, _, _, mut s) in filled("prune", 10) {
-            // Records are an hour apart: keep those from the 7th on.
-            let deleted = s.prune(1_700_000_000 + 7 * 3600).unwrap();
-            assert_eq!(deleted, 6, "{db}");
-            let v = s.verify().unwrap();
-            assert_eq!(
-                (v.first, v.last, v.broken),
-                (Some(7), Some(10), None),
-                "{db}"
-            );
-            // Removing the start by hand leaves a start no checkpoint vouches for.
-            sql(&mut s, "DELETE FROM audit_record WHERE seq = 7");
+    fn deleting_all_checkpoints_is_seen() {
+        for (db, _, _, mut s) in filled("nocheckpoint", 10) {
+            sql(&mut s, "DELETE FROM audit_signed_checkpoint");
             assert_eq!(
                 broken(&mut s),
                 Some(ChainBreak {
+                    seq: 1,
+                    what: BreakKind::NoCheckpoint
+                }),
+                "{db}"
+            );
+        }
+    }
+
+    /// The newest records cut off together with the checkpoints over them: the newest
+    /// checkpoint left is an hour old and no shutdown one.
+    #[test]
+    fn cutting_the_newest_records_and_their_checkpoints_is_seen() {
+        for (db, _, _, mut s) in filled("cutnewest", 10) {
+            let later = five_more(&mut s);
+            sql(
+                &mut s,
+                "DELETE FROM audit_record WHERE seq > 10; DELETE FROM audit_signed_checkpoint WHERE n > 1",
+            );
+            let b = s.verify(later + 60, 365).unwrap().broken;
+            assert!(
+                matches!(
+                    b,
+                    Some(ChainBreak {
+                        seq: 1,
+                        what: BreakKind::StaleCheckpoint { .. }
+                    })
+                ),
+                "{db}: {b:?}"
+            );
+        }
+    }
+
+    /// The oldest records deleted up to a checkpoint, without a pruning record.
+    #[test]
+    fn cutting_the_oldest_records_without_a_pruning_record_is_seen() {
+        for (db, _, _, mut s) in filled("cutoldest", 10) {
+            sql(&mut s, "DELETE FROM audit_record WHERE seq < 5");
+            assert_eq!(
+                broken(&mut s),
+                Some(ChainBreak {
+                    seq: 5,
+                    what: BreakKind::StartChanged
+                }),
+                "{db}"
+            );
+        }
+    }
+
+    /// An edit, the chain recomputed after it, and the checkpoints over it dropped: the
+    /// records after the last checkpoint left are covered by none.
+    #[test]
+    fn a_recomputed_chain_without_its_checkpoints_is_seen() {
+        for (db, _, _, mut s) in filled("recompute", 10) {
+            let later = five_more(&mut s);
+            let rows = s.since(0).unwrap();
+            let mut prev = rows[10].hash.clone();
+            for r in rows.iter().filter(|r| r.seq > 11) {
+                let body = r.body.replace("PC-12", "PC-99");
+                let h = record_hash(&prev, r.seq, r.time_unix, r.ticket, &r.kind, &body);
+                s.db()
+                    .execute(
+                        "UPDATE audit_record SET body = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
+                        &[body.into(), prev[..].into(), h[..].into(), r.seq.into()],
+                    )
+                    .unwrap();
+                prev = h.to_vec();
+            }
+            assert_eq!(
+                s.verify(later + 60, 365).unwrap().broken.map(|b| b.what),
+                Some(BreakKind::BadCheckpoint),
+                "{db}: the checkpoint over the edit is still there"
+            );
+            sql(&mut s, "DELETE FROM audit_signed_checkpoint WHERE n > 1");
+            let b = s.verify(later + 3600, 365).unwrap().broken;
+            assert!(
+                matches!(
+                    b,
+                    Some(ChainBreak {
+                        seq: 11,
+                        what: BreakKind::Uncovered { .. }
+                    })
+                ),
+                "{db}: {b:?}"
+            );
+        }
+    }
+
+    /// A checkpoint taken out of the middle leaves a gap in the numbers, and renumbering the
+    /// rest breaks their chain.
+    #[test]
+    fn a_missing_checkpoint_is_a_gap() {
+        for (db, _, _, mut s) in filled("gap", 10) {
+            let later = five_more(&mut s);
+            s.checkpoint(CheckpointKind::Heartbeat, later + 300)
+                .unwrap();
+            sql(&mut s, "DELETE FROM audit_signed_checkpoint WHERE n = 2");
+            let b = s.verify(later + 360, 365).unwrap().broken;
+            assert_eq!(
+                b,
+                Some(ChainBreak {
+                    seq: 2,
+                    what: BreakKind::CheckpointGap
+                }),
+                "{db}"
+            );
+            sql(
+                &mut s,
+                "UPDATE audit_signed_checkpoint SET n = 2 WHERE n = 3",
+            );
+            let b = s.verify(later + 360, 365).unwrap().broken;
+            assert_eq!(b.map(|b| b.what), Some(BreakKind::CheckpointGap), "{db}");
+        }
+    }
+
+    /// A relay idle for hours signs heartbeats and verifies at any moment; one that stopped
+    /// signing without a shutdown checkpoint (a crash) does not, until it starts again; one
+    /// that shut down cleanly verifies a day later.
+    #[test]
+    fn honest_idle_crashed_and_stopped_relays() {
+        for (db, _, _, mut s) in filled("idle", 10) {
+            let mut t = end_of(10);
+            for _ in 0..36 {
+                t += checkpoint::HEARTBEAT_SECS;
+                s.checkpoint(CheckpointKind::Heartbeat, t).unwrap();
+                assert_eq!(s.verify(t + 60, 365).unwrap().broken, None, "{db}");
+            }
+            let b = s.verify(t + 7200, 365).unwrap().broken;
+            assert!(
+                matches!(
+                    b,
+                    Some(ChainBreak {
+                        what: BreakKind::StaleCheckpoint { .. },
+                        ..
+                    })
+                ),
+                "{db}: a crash looks like this: {b:?}"
+            );
+            assert!(s.unclean_stop().unwrap().is_some(), "{db}");
+            s.checkpoint(CheckpointKind::Shutdown, t + 7200).unwrap();
+            assert!(s.unclean_stop().unwrap().is_none(), "{db}");
+            assert_eq!(s.verify(t + 86_400, 365).unwrap().broken, None, "{db}");
+        }
+    }
+
+    #[test]
+    fn pruning_keeps_the_chain_verifiable_and_deleting_more_does_not() {
+        for (db, _, _, mut s) in filled("prune", 10) {
+            // Records are an hour apart: a day's retention, a day after the 7th, keeps those
+            // from the 7th on, and says so in record 11.
+            let now = end_of(7) + 86_400;
+            let (deleted, cp) = s.prune(1, now).unwrap();
+            assert_eq!((deleted, cp.map(|c| c.first_seq)), (6, Some(7)), "{db}");
+            let v = s.verify(now + 60, 1).unwrap();
+            assert_eq!(
+                (v.first, v.last, v.broken),
+                (Some(7), Some(11), None),
+                "{db}"
+            );
+            // A relay that must keep records two days did not keep them.
+            assert_eq!(
+                s.verify(now + 60, 2).unwrap().broken,
+                Some(ChainBreak {
+                    seq: 11,
+                    what: BreakKind::PrunedTooEarly { retention_days: 2 }
+                }),
+                "{db}"
+            );
+            // Removing the start by hand leaves a start no checkpoint names.
+            sql(&mut s, "DELETE FROM audit_record WHERE seq = 7");
+            assert_eq!(
+                s.verify(now + 60, 1).unwrap().broken,
+                Some(ChainBreak {
                     seq: 8,
-                    what: BreakKind::UnanchoredStart
+                    what: BreakKind::StartChanged
                 }),
                 "{db}"
             );
@@ -875,7 +1220,7 @@ mod tests {
         for (db, _, _, mut s) in filled("forge", 10) {
             s.db()
                 .execute(
-                    "UPDATE audit_checkpoint SET signature = ?1",
+                    "UPDATE audit_signed_checkpoint SET signature = ?1",
                     &[vec![0u8; 64][..].into()],
                 )
                 .unwrap();
@@ -927,15 +1272,19 @@ mod tests {
                         },
                     )])
                     .unwrap();
+                    s.checkpoint(CheckpointKind::Records, 60).unwrap();
                 }
-                s.checkpoint().unwrap();
+                s.checkpoint(CheckpointKind::Shutdown, 60).unwrap();
             }));
         }
         for t in threads {
             t.join().unwrap();
         }
         let mut s = AuditStore::open_at(&d, &at).unwrap();
-        let v = s.verify().unwrap();
-        assert_eq!((v.records, v.last, v.broken), (100, Some(100), None));
+        let v = s.verify(120, 365).unwrap();
+        assert_eq!(
+            (v.records, v.last, v.checkpoints, v.broken),
+            (100, Some(100), 102, None)
+        );
     }
 }

@@ -348,7 +348,11 @@ fn the_outbox_retries_a_failing_webhook_and_delivers_once() {
 
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(server.seen().len(), 4, "nothing posted twice");
-    assert!(store.verify().unwrap().broken.is_none());
+    assert!(store
+        .verify(crate::clock::unix_now(), 365)
+        .unwrap()
+        .broken
+        .is_none());
 }
 
 /// A ticket system behind a carrier's own CA: reachable with its certificate in `ca_file`,
