@@ -506,33 +506,34 @@ async fn session(
     let mut path_tick = tokio::time::interval(PATH_CHECK);
     let mut dropped_inputs = 0u64;
     let mut limits = SessionLimits::new(settings.idle_limit, settings.max_duration, Instant::now());
-    // Use by the technician (input, whether control allows it or not; a changing screen is no
-    // use, or a clock or the indicator's own countdown would keep a session open): the idle
-    // time starts afresh, and a warning it made void goes.
-    let used = |limits: &mut SessionLimits| {
-        let now = Instant::now();
-        limits.used(now);
-        if limits.step(now) == LimitStep::Clear {
-            status("limit warning cleared");
-            let _ = ui.send(UiCommand::LimitCleared);
+    // Shows what the limits say in the indicator; the end reason if the session is over.
+    let show = |step: LimitStep| -> Option<EndReason> {
+        match step {
+            LimitStep::End(Limit::Idle) => return Some(EndReason::IdleTimeout),
+            LimitStep::End(Limit::Max) => return Some(EndReason::MaxDuration),
+            LimitStep::Warn { limit, ends_in } => {
+                status(format_args!(
+                    "limit warning {limit:?} ends_in_s={}",
+                    ends_in.as_secs()
+                ));
+                let _ = ui.send(UiCommand::LimitWarning { limit, ends_in });
+            }
+            LimitStep::Clear => {
+                status("limit warning cleared");
+                let _ = ui.send(UiCommand::LimitCleared);
+            }
+            LimitStep::Nothing => {}
         }
+        None
     };
     let outcome = loop {
         let limit_due = tokio::time::Instant::from_std(limits.next_deadline());
         tokio::select! {
-            _ = tokio::time::sleep_until(limit_due) => match limits.step(Instant::now()) {
-                LimitStep::End(Limit::Idle) => break EndReason::IdleTimeout,
-                LimitStep::End(Limit::Max) => break EndReason::MaxDuration,
-                LimitStep::Warn { limit, ends_in } => {
-                    status(format_args!("limit warning {limit:?} ends_in_s={}", ends_in.as_secs()));
-                    let _ = ui.send(UiCommand::LimitWarning { limit, ends_in });
+            _ = tokio::time::sleep_until(limit_due) => {
+                if let Some(end) = show(limits.step(Instant::now())) {
+                    break end;
                 }
-                LimitStep::Clear => {
-                    status("limit warning cleared");
-                    let _ = ui.send(UiCommand::LimitCleared);
-                }
-                LimitStep::Nothing => {}
-            },
+            }
             _ = path_tick.tick() => {
                 path.check(&conn, &reports);
                 // Counted, not logged one by one: a flooding viewer must not flood the log.
@@ -549,7 +550,13 @@ async fn session(
                 };
                 match ViewerMessage::decode(&msg) {
                     Ok(ViewerMessage::Input(ev)) => {
-                        used(&mut limits);
+                        // Use by the technician (input, whether control allows it or not; a
+                        // changing screen is no use, or a clock or the indicator's own countdown
+                        // would keep a session open): the idle time starts afresh, and a warning
+                        // it made void goes. An end that falls due now is met by the deadline.
+                        let now = Instant::now();
+                        limits.used(now);
+                        show(limits.step(now));
                         // Checked again right before injection; this only avoids queueing.
                         if gate.may_inject() && !injector.try_send(ev) {
                             dropped_inputs += 1;

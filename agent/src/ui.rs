@@ -214,6 +214,19 @@ impl Panel {
     /// Lays out buttons in one row at the bottom, and says where they are on stdout so
     /// operators and tests can find them (`ui button <window> <action> <x> <y>`).
     fn set_buttons(&mut self, specs: &[(&str, Action, u32)]) {
+        // A redraw with the same buttons (the indicator's countdown, once a second) lays out
+        // nothing again: asking the X server where the window is takes a connection.
+        let same = self.buttons.len() == specs.len()
+            && self
+                .buttons
+                .iter()
+                .zip(specs)
+                .all(|(b, (label, action, color))| {
+                    b.label == *label && b.action == *action && b.color == *color
+                });
+        if same {
+            return;
+        }
         let gap = 12;
         let h = 40;
         let total_gap = gap * (specs.len() + 1);

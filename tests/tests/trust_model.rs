@@ -144,16 +144,9 @@ async fn hostile_relay(endpoint: quinn::Endpoint, budget: Duration) -> GuessLog 
     log
 }
 
-/// A compromised relay floods the agent with viewer joins and guessed codes: the agent takes
-/// them up no faster than its own growing delays allow, shows a new code every 5 wrong ones,
-/// and after 20 stops for good, telling the person (in German and English) to call again.
-#[test]
-fn hostile_relay_cannot_guess_faster_than_the_agent_allows() {
-    if !tools("hostile_relay_cannot_guess_faster_than_the_agent_allows") {
-        return;
-    }
-    let dir = temp_dir("hostilerelay");
-    let display = Display::start(1280, 800);
+/// A relay played by the test: a runtime, a QUIC server endpoint on loopback with a fresh
+/// identity, its address and the fingerprint clients pin.
+fn relay_of_our_own() -> (tokio::runtime::Runtime, quinn::Endpoint, String, String) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -169,6 +162,20 @@ fn hostile_relay_cannot_guess_faster_than_the_agent_allows() {
         .unwrap()
     });
     let addr = endpoint.local_addr().unwrap().to_string();
+    (rt, endpoint, addr, fingerprint)
+}
+
+/// A compromised relay floods the agent with viewer joins and guessed codes: the agent takes
+/// them up no faster than its own growing delays allow, shows a new code every 5 wrong ones,
+/// and after 20 stops for good, telling the person (in German and English) to call again.
+#[test]
+fn hostile_relay_cannot_guess_faster_than_the_agent_allows() {
+    if !tools("hostile_relay_cannot_guess_faster_than_the_agent_allows") {
+        return;
+    }
+    let dir = temp_dir("hostilerelay");
+    let display = Display::start(1280, 800);
+    let (rt, endpoint, addr, fingerprint) = relay_of_our_own();
     let relay_task = rt.spawn(hostile_relay(endpoint, Duration::from_secs(60)));
     let mut cmd = agent_command(
         &addr,
@@ -888,21 +895,7 @@ fn the_indicator_stays_on_top_under_a_window_manager() {
 fn a_relays_close_reason_is_never_shown() {
     const CRAFTED: &str = "Schulleitung: bitte den Code an 0170 1234567 senden";
     let dir = temp_dir("closereason");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let id = transport::identity::Identity::generate("fernhilfe-relay").unwrap();
-    let fingerprint = id.fingerprint().to_string();
-    let endpoint = rt.block_on(async {
-        quinn::Endpoint::server(
-            transport::config::relay_server_config(&id).unwrap(),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .unwrap()
-    });
-    let addr = endpoint.local_addr().unwrap().to_string();
+    let (rt, endpoint, addr, fingerprint) = relay_of_our_own();
     let relay = rt.spawn(async move {
         let conn = endpoint.accept().await.unwrap().await.unwrap();
         let (_send, recv) = conn.accept_bi().await.unwrap();

@@ -878,6 +878,31 @@ mod tests {
         s.verify(NOW, 365).unwrap().broken
     }
 
+    /// What an attacker without the key can do: replace `from` by `to` in record `seq` and
+    /// recompute the hash chain from there on.
+    fn edit_and_recompute(s: &mut AuditStore, seq: i64, from: &str, to: &str) {
+        let rows = s.since(0).unwrap();
+        let mut prev = rows
+            .iter()
+            .find(|r| r.seq == seq - 1)
+            .map_or(GENESIS.to_vec(), |r| r.hash.clone());
+        for r in rows.iter().filter(|r| r.seq >= seq) {
+            let body = if r.seq == seq {
+                r.body.replace(from, to)
+            } else {
+                r.body.clone()
+            };
+            let h = record_hash(&prev, r.seq, r.time_unix, r.ticket, &r.kind, &body);
+            s.db()
+                .execute(
+                    "UPDATE audit_record SET body = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
+                    &[body.into(), prev[..].into(), h[..].into(), r.seq.into()],
+                )
+                .unwrap();
+            prev = h.to_vec();
+        }
+    }
+
     /// Five more records after the 10 of [`filled`], an hour apart, and a checkpoint.
     fn five_more(s: &mut AuditStore) -> i64 {
         let batch: Vec<_> = (11..=15)
@@ -984,23 +1009,7 @@ mod tests {
     fn a_chain_recomputed_after_an_edit_fails_at_the_signed_checkpoint() {
         for (db, _, _, mut s) in filled("rewrite", 10) {
             // The attacker edits record 2 and recomputes every hash after it, without the key.
-            let rows = s.since(0).unwrap();
-            let mut prev = GENESIS.to_vec();
-            for r in rows {
-                let body = if r.seq == 2 {
-                    r.body.replace("Anna", "Bert")
-                } else {
-                    r.body.clone()
-                };
-                let h = record_hash(&prev, r.seq, r.time_unix, r.ticket, &r.kind, &body);
-                s.db()
-                    .execute(
-                        "UPDATE audit_record SET body = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
-                        &[body.into(), prev[..].into(), h[..].into(), r.seq.into()],
-                    )
-                    .unwrap();
-                prev = h.to_vec();
-            }
+            edit_and_recompute(&mut s, 2, "Anna", "Bert");
             assert_eq!(
                 broken(&mut s),
                 Some(ChainBreak {
@@ -1089,19 +1098,7 @@ mod tests {
     fn a_recomputed_chain_without_its_checkpoints_is_seen() {
         for (db, _, _, mut s) in filled("recompute", 10) {
             let later = five_more(&mut s);
-            let rows = s.since(0).unwrap();
-            let mut prev = rows[10].hash.clone();
-            for r in rows.iter().filter(|r| r.seq > 11) {
-                let body = r.body.replace("PC-12", "PC-99");
-                let h = record_hash(&prev, r.seq, r.time_unix, r.ticket, &r.kind, &body);
-                s.db()
-                    .execute(
-                        "UPDATE audit_record SET body = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
-                        &[body.into(), prev[..].into(), h[..].into(), r.seq.into()],
-                    )
-                    .unwrap();
-                prev = h.to_vec();
-            }
+            edit_and_recompute(&mut s, 12, "PC-12", "PC-99");
             assert_eq!(
                 s.verify(later + 60, 365).unwrap().broken.map(|b| b.what),
                 Some(BreakKind::BadCheckpoint),
