@@ -191,9 +191,8 @@ mod tests {
     fn use_clears_the_idle_warning_and_the_longest_duration_still_ends_it() {
         let t0 = Instant::now();
         let mut l = SessionLimits::new(30 * MIN, 240 * MIN, t0);
-        // Used every 10 minutes, and once right after the warning.
-        let mut uses: Vec<u64> = (1..=24).map(|i| i * 600).collect();
-        uses.push(29 * 60 + 5);
+        // Not used until just after the idle warning, then every 10 minutes.
+        let uses: Vec<u64> = (0..=24).map(|i| 29 * 60 + 5 + i * 600).collect();
         let steps = run(&mut l, t0, 0..=5 * 3600, &uses);
         assert_eq!(
             steps[0].1,
