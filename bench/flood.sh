@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Benchmark: the relay under abuse. `flood` (tests/src/bin/flood.rs) sends, from 127.0.0.2,
-# 10,000 random UDP datagrams, 500 half-open QUIC handshakes, 2,000 unauthenticated agent
-# registrations (kept open) and 200 bad staff tokens, while a real session (agent on an Xvfb
-# display, headless viewer, both from 127.0.0.1) pairs and streams through the same relay.
-# The peer is the same relay, quiet, measured in the same run: the session's time from the
-# consent click to the first complete frame, quiet and under the flood, and the relay's
-# resident memory (VmRSS after the quiet runs, peak VmHWM after the flood). Loopback only;
-# every loop is bounded, and the flood stops by itself.
+# Benchmark: the relay under abuse, phase by phase. `flood` (tests/src/bin/flood.rs) attacks from
+# 127.0.0.2 while a real session (agent on an Xvfb display, headless viewer, both from
+# 127.0.0.1) pairs through the same relay:
+#   mixed                  10,000 random UDP datagrams, 500 half-open QUIC handshakes, 2,000
+#                          unauthenticated agent registrations (kept open), 200 bad staff tokens
+#   registration-messages  20 registered agents, each flooding its stream with 10,000 renewals
+#   join-messages          20 joins with bad tokens, each followed by 10,000 pairing messages
+#   tiny-frames            20 streams, each one buffer of 100,000 one-byte frames
+#   bad-tokens             500 joins with bad staff tokens, one after another
+# The peer is the same relay, quiet, in the same run. Per phase: what the attacker wrote
+# (messages, MB), the relay's CPU time (utime+stime from /proc) in all and per MB received,
+# audit rows written in all and per 1,000 attacker messages, and the session's time from the
+# consent click to the first complete frame. Then the relay's memory. Loopback only; every
+# loop is bounded, and the flood stops by itself.
 #
-# Usage: bench/flood.sh [RUNS]   (default 3)
+# Usage: bench/flood.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${1:-3}
 scripts/setup.sh >/dev/null
 cargo build --release --workspace --bins 2>&1 | tail -1
 bin=target/release
@@ -31,7 +36,7 @@ $bin/fernhilfe-relay --state-dir "$state" staff add "Bench" > "$work/token"
 fp=$($bin/fernhilfe-relay --state-dir "$state" fingerprint)
 $bin/fernhilfe-relay --state-dir "$state" serve --listen 127.0.0.1:0 > "$work/relay.out" 2>"$work/relay.log" & relay_pid=$!; pids+=($relay_pid)
 for _ in $(seq 50); do grep -q listening "$work/relay.out" && break; sleep 0.1; done
-addr=$(grep listening "$work/relay.out" | awk '{print $NF}')
+addr=$(grep 'listening on udp' "$work/relay.out" | awk '{print $NF}')
 export FERNHILFE_STAFF_TOKEN; FERNHILFE_STAFF_TOKEN=$(cat "$work/token")
 mem() { awk -v k="$1:" '$1==k {print $2}' "/proc/$relay_pid/status"; }
 
@@ -58,26 +63,51 @@ session() {
   sed -E 's/.*ms=([0-9.]+).*/\1/' <<<"$line"
 }
 
-quiet=(); flood=()
-for i in $(seq "$runs"); do quiet+=("$(session "q$i")"); done
-rss_quiet=$(mem VmRSS); hwm_quiet=$(mem VmHWM)
-for i in $(seq "$runs"); do
-  target/release/flood "$addr" "$fp" 127.0.0.2 > "$work/flood$i.out" 2>&1 & fpid=$!; pids+=($fpid)
-  sleep 1
-  flood+=("$(session "f$i")")
-  wait "$fpid" || true
-done
+hz=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$relay_pid/stat"; }
+rows() { sqlite3 "$state/audit.sqlite" 'SELECT count(*) FROM audit_record'; }
+table="$work/table"
+printf '%-22s %10s %8s %9s %9s %7s %11s %9s\n' phase "att. msgs" "att. MB" "relay cpu" "cpu s/MB" "audit" "rows/1k msg" "1st frame" > "$table"
+printf '%-22s %10s %8s %9s %9s %7s %11s %9s\n' "" "" "" "s" "" "rows" "" "ms" >> "$table"
+# One phase: the flood (none for "quiet") with a session pairing in the middle of it.
+phase() {
+  local name=$1; shift
+  local c0 r0 ms msgs=0 bytes=0
+  c0=$(cpu); r0=$(rows)
+  if [ "$name" = quiet ]; then
+    ms=$(session "$name")
+  else
+    target/release/flood "$addr" "$fp" 127.0.0.2 "$@" > "$work/$name.out" 2>&1 & local fpid=$!; pids+=($fpid)
+    sleep 1
+    ms=$(session "$name")
+    wait "$fpid" || true
+    msgs=$(awk '/^attacker messages/ {print $3}' "$work/$name.out")
+    bytes=$(awk '/^attacker bytes/ {print $3}' "$work/$name.out")
+  fi
+  # The audit writer batches: give it its moment before counting.
+  sleep 2
+  local c1 r1; c1=$(cpu); r1=$(rows)
+  awk -v n="$name" -v m="$msgs" -v b="$bytes" -v c="$((c1 - c0))" -v hz="$hz" -v r="$((r1 - r0))" -v ms="$ms" 'BEGIN {
+    mb = b / 1e6; s = c / hz
+    printf "%-22s %10d %8.2f %9.2f %9s %7d %11s %9s\n", n, m, mb, s,
+      (mb > 0 ? sprintf("%.3f", s / mb) : "-"), r, (m > 0 ? sprintf("%.2f", r * 1000 / m) : "-"), ms
+  }' >> "$table"
+  if [ -f "$work/$name.out" ]; then echo "== $name"; cat "$work/$name.out"; fi
+}
+phase quiet
+rss_quiet=$(mem VmRSS)
+phase mixed mixed
+phase registration-messages registration-messages 20
+phase join-messages join-messages 20
+phase tiny-frames tiny-frames 20
+phase bad-tokens bad-tokens 500
+phase quiet-after
 hwm_flood=$(mem VmHWM); rss_after=$(mem VmRSS)
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{if(NR==0){print "n/a"} else if(NR%2){print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0>0) printf "%.2f", a/b; else print "n/a" }'; }
-mq=$(median "${quiet[@]}"); mf=$(median "${flood[@]}")
 echo
-echo "Relay under a flood from one address, $runs sessions each, medians (release build)"
-echo "all runs: quiet ms=[${quiet[*]}] flood ms=[${flood[*]}]"
-echo "last flood's tally:"; cat "$work/flood$runs.out"
-printf '%-52s %12s %12s %8s\n' "measure" "quiet" "flood" "ratio"
-printf '%-52s %12s %12s %8s\n' "session first frame, ms (consent click -> frame)" "$mq" "$mf" "$(ratio "$mf" "$mq")"
-printf '%-52s %12s %12s %8s\n' "relay memory, KiB (quiet: VmRSS; flood: peak VmHWM)" "$rss_quiet" "$hwm_flood" "$(ratio "$hwm_flood" "$rss_quiet")"
+echo "Relay under floods from one address, phase by phase (release build, one session each)"
+cat "$table"
+echo
+printf '%-52s %12s\n' "relay VmRSS after the quiet session, KiB" "$rss_quiet"
+printf '%-52s %12s\n' "relay peak over all phases (VmHWM), KiB" "$hwm_flood"
 printf '%-52s %12s\n' "relay VmRSS after the floods, KiB" "$rss_after"
-printf '%-52s %12s\n' "relay peak before the floods (VmHWM), KiB" "$hwm_quiet"

@@ -473,6 +473,13 @@ pub fn click_on(display: &str, x: i32, y: i32) {
     );
 }
 
+/// A staff token as `staff add` issues them, naming Anna Schmidt, that no relay issued.
+pub fn forged_token() -> String {
+    protocol::signaling::StaffToken::issue("Anna Schmidt", &[0x42; 32])
+        .unwrap()
+        .0
+}
+
 /// Runs a tool to its end and panics with its stderr unless it succeeded.
 pub fn run_checked(cmd: &mut Command) -> std::process::Output {
     let out = cmd

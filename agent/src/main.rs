@@ -17,7 +17,7 @@ mod session_limits;
 mod texts;
 mod ui;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use protocol::fingerprint::CertFingerprint;
 use protocol::ids::TicketNumber;
@@ -130,13 +130,19 @@ fn real_main() -> Result<()> {
     };
     let lang = cli.lang.or(cfg.lang).unwrap_or_else(Lang::from_env);
     let host_name = match cli.host_name {
-        Some(h) => h,
-        None => hostname::get()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "unbekannt".into()),
+        Some(h) => {
+            protocol::ids::check_host_name(&h).with_context(|| format!("--host-name {h:?}: use letters, digits, '-', '_' and '.' only / nur Buchstaben, Ziffern, '-', '_' und '.'"))?;
+            h
+        }
+        // The relay takes host names of a strict character set only: an unusual computer name
+        // is mapped into it rather than refused.
+        None => protocol::ids::host_name_from_os(
+            &hostname::get()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_default(),
+        ),
     };
-    protocol::ids::check_name("host name", &host_name)?;
 
     let screen = screen_stream::CaptureThread::open()?;
     let size = screen.size();

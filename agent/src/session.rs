@@ -29,6 +29,7 @@ use transport::paths::{
 };
 use transport::relay_client::{drive_pairing, PairingEnd, RelayClient, SignalError};
 use transport::signal_tcp::{connect_signaling, SignalTransport};
+use transport::TransportError;
 
 /// How long the person at the PC has to answer the consent dialog.
 const CONSENT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -139,6 +140,9 @@ async fn ask_and_register(
                     problem = Some(TicketProblem::NotInSystem)
                 }
                 Some(Refused(Refusal::TicketClosed)) => problem = Some(TicketProblem::Closed),
+                Some(Refused(Refusal::TicketCheckUnavailable)) => {
+                    problem = Some(TicketProblem::CheckUnavailable)
+                }
                 _ => return Err(e),
             },
         }
@@ -457,7 +461,8 @@ async fn session(
     path.check(&conn, &reports);
     let (ctrl_send, ctrl_recv) = tokio::time::timeout(E2E_TIMEOUT, conn.open_bi())
         .await
-        .map_err(|_| anyhow!("the viewer gave no room for the control stream"))??;
+        .map_err(|_| anyhow!("the viewer gave no room for the control stream"))?
+        .map_err(TransportError::from)?;
     let mut ctrl_recv = FramedRecv::new(ctrl_recv, MAX_CONTROL_LEN);
     let (ctrl, ctrl_task) = spawn_control_writer(ctrl_send);
 
@@ -501,7 +506,8 @@ async fn session(
     let updates = screen.stream(gate.clone(), pacing.clone());
     let screen_send = tokio::time::timeout(E2E_TIMEOUT, conn.open_uni())
         .await
-        .map_err(|_| anyhow!("the viewer gave no room for the screen stream"))??;
+        .map_err(|_| anyhow!("the viewer gave no room for the screen stream"))?
+        .map_err(TransportError::from)?;
     let mut screen_task = spawn_screen_writer(screen_send, updates, gate.clone(), pacing.clone());
     let mut path_tick = tokio::time::interval(PATH_CHECK);
     let mut dropped_inputs = 0u64;

@@ -13,6 +13,7 @@ pub fn refusal_de(r: &Refusal) -> &'static str {
         Refusal::RegistrationExpired => "Die Anmeldung ist abgelaufen: Fernhilfe meldet sich selbst neu an",
         Refusal::TicketNotInSystem => "Das Ticketsystem kennt keine Ticketnummer wie diese: bitte die Nummer mit der Hotline prüfen",
         Refusal::TicketClosed => "Dieses Ticket ist im Ticketsystem geschlossen: bitte die Hotline nach der aktuellen Ticketnummer fragen",
+        Refusal::TicketCheckUnavailable => "Das Ticketsystem konnte die Nummer gerade nicht prüfen: in einer Minute erneut versuchen",
         _ => "Der Server hat die Anmeldung abgelehnt: bitte die Hotline anrufen",
     }
 }
@@ -58,6 +59,8 @@ pub enum TicketProblem {
     NotInSystem,
     /// The ticket is closed in the relay's ticket system.
     Closed,
+    /// The relay could not check the number with its ticket system just now.
+    CheckUnavailable,
 }
 
 /// Language of the agent's windows.
@@ -177,6 +180,10 @@ impl Lang {
             TicketProblem::Closed => [
                 "Dieses Ticket ist geschlossen. Bitte die aktuelle Nummer erfragen.",
                 "This ticket is closed. Please ask for the current number.",
+            ],
+            TicketProblem::CheckUnavailable => [
+                "Die Nummer konnte gerade nicht geprüft werden. Gleich noch einmal auf Weiter.",
+                "The number could not be checked just now. Press Continue again shortly.",
             ],
         }
     }

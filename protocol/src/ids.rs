@@ -148,6 +148,90 @@ pub fn check_name(what: &'static str, s: &str) -> Result<(), IdError> {
     Ok(())
 }
 
+/// Checks a PC's host name: what DNS and Windows allow in a computer name (ASCII letters,
+/// digits, `-`, `_`, `.`), starting with a letter or digit, at most [`MAX_NAME_LEN`] bytes.
+/// The relay writes host names into audit records and ticket reports (HTML in GLPI), and the
+/// viewer lists them: a stranger registering an agent must not get markup or look-alike
+/// letters into any of them.
+pub fn check_host_name(s: &str) -> Result<(), IdError> {
+    let reason = if s.is_empty() {
+        "empty"
+    } else if s.len() > MAX_NAME_LEN {
+        "longer than 64 bytes"
+    } else if !s.as_bytes()[0].is_ascii_alphanumeric() {
+        "does not start with a letter or digit"
+    } else if !s.bytes().all(host_name_byte) {
+        "has characters other than A-Z, a-z, 0-9, '-', '_' and '.'"
+    } else {
+        return Ok(());
+    };
+    Err(IdError::Name {
+        what: "host name",
+        reason,
+    })
+}
+
+fn host_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+}
+
+/// Longest suffix a [`HostChoice`] adds to a host name (`~16`).
+const CHOICE_SUFFIX_LEN: usize = 3;
+/// Longest host choice: a host name and its suffix.
+pub const MAX_CHOICE_LEN: usize = MAX_NAME_LEN + CHOICE_SUFFIX_LEN;
+
+/// How the relay offers a waiting PC to viewers, and how a viewer picks one: its host name, or,
+/// when PCs from several networks wait under one ticket with the same name, the name and its
+/// place among them (`PC-12~2`). A stranger cannot take a PC's name ahead of it: the name is
+/// unique per network address only.
+pub fn check_host_choice(s: &str) -> Result<(), IdError> {
+    let (name, place) = split_host_choice(s);
+    check_host_name(name)?;
+    match place {
+        None => Ok(()),
+        Some(Some(n)) if (1..=99).contains(&n) => Ok(()),
+        Some(_) => Err(IdError::Name {
+            what: "host choice",
+            reason: "the part after '~' is not a number from 1 to 99",
+        }),
+    }
+}
+
+/// The host name a [`check_host_choice`] string names.
+pub fn host_of_choice(s: &str) -> &str {
+    split_host_choice(s).0
+}
+
+/// Name and, if there is a `~`, the place after it (`None` inside when it is no number).
+fn split_host_choice(s: &str) -> (&str, Option<Option<u8>>) {
+    match s.rsplit_once('~') {
+        Some((name, place)) => (
+            name,
+            Some(
+                (place.len() <= 2 && place.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| place.parse().ok())
+                    .flatten(),
+            ),
+        ),
+        None => (s, None),
+    }
+}
+
+/// The host name the agent reports for the name the operating system gave: characters outside
+/// [`check_host_name`]'s set become `-`, so an unusual computer name still identifies the PC.
+pub fn host_name_from_os(raw: &str) -> String {
+    let mapped = raw.trim().chars().map(|c| match u8::try_from(c) {
+        Ok(b) if host_name_byte(b) => c,
+        _ => '-',
+    });
+    // A name that would start with a separator (or is empty) gets a leading "PC".
+    let lead = match raw.trim().bytes().next() {
+        Some(b) if b.is_ascii_alphanumeric() => "",
+        _ => "PC",
+    };
+    lead.chars().chain(mapped).take(MAX_NAME_LEN).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +311,50 @@ mod tests {
         assert!(check_name("host", "").is_err());
         assert!(check_name("host", "a\nb").is_err());
         assert!(check_name("host", &"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn host_names_are_strict_and_the_os_name_is_mapped_into_them() {
+        for good in ["PC-Raum-12", "pc12.schule.example", "R2_D2", "7"] {
+            assert!(check_host_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "-PC",
+            ".PC",
+            "PC 12",
+            "<b>PC</b>",
+            "PC&amp;",
+            "Рс-12",
+            "PC\u{202e}21",
+            &"x".repeat(65),
+        ] {
+            assert!(check_host_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(host_name_from_os("PC-Raum-12"), "PC-Raum-12");
+        assert_eq!(host_name_from_os(" Büro PC "), "B-ro-PC");
+        assert_eq!(host_name_from_os("<script>"), "PC-script-");
+        assert_eq!(host_name_from_os(""), "PC");
+        assert_eq!(host_name_from_os(&"ä".repeat(80)).len(), MAX_NAME_LEN);
+        for good in ["PC-12", "PC-12~1", "PC-12~16"] {
+            assert!(check_host_choice(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "PC-12~",
+            "PC-12~0",
+            "PC-12~x",
+            "PC-12~100",
+            "~2",
+            "PC 12~2",
+            "PC~1~2",
+        ] {
+            assert!(check_host_choice(bad).is_err(), "{bad}");
+        }
+        assert_eq!(host_of_choice("PC-12~2"), "PC-12");
+        assert_eq!(host_of_choice("PC-12"), "PC-12");
+        for raw in ["", "ä", "-", "<x>", "a b", &"é".repeat(100)] {
+            let mapped = host_name_from_os(raw);
+            assert!(check_host_name(&mapped).is_ok(), "{raw:?} -> {mapped:?}");
+        }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`wire`]: the bounded reader/writer and the length-prefixed framing every channel uses.
 //! - [`signaling`]: messages between agent or viewer and the relay (registration, staff
 //!   login, pairing relay); the relay only ever sees these, never session content.
+//! - [`staff_token`]: a staff member's login token, which names its holder.
 //! - [`pairing`]: the SPAKE2 handshake over the session code that authenticates the
 //!   endpoint ids of the end-to-end connection.
 //! - [`peer`]: an endpoint id and its direct addresses, as the pairing confirms them.
@@ -26,10 +27,11 @@ pub mod peer;
 pub mod screen;
 pub mod session;
 pub mod signaling;
+pub mod staff_token;
 pub mod wire;
 
 /// Version of the wire protocol; both sides and the relay must agree.
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 /// ALPN of the agent/viewer connection to the relay.
 pub const RELAY_ALPN: &[u8] = b"fernhilfe-relay/1";
 /// ALPN of the end-to-end session connection between agent and viewer.

@@ -19,7 +19,9 @@
 //! consent is the agent's word, checked like every other message.
 
 use crate::consent::Grant;
-use crate::ids::{check_name, TicketNumber, MAX_NAME_LEN};
+use crate::ids::{
+    check_host_choice, check_host_name, check_name, TicketNumber, MAX_CHOICE_LEN, MAX_NAME_LEN,
+};
 use crate::pairing::PairingProof;
 use crate::peer::PathKind;
 use crate::session::{decode_reason, encode_reason, EndReason};
@@ -30,20 +32,10 @@ use std::fmt;
 pub const MAX_SIGNALING_LEN: usize = 4096;
 /// Largest opaque pairing message the relay passes on.
 pub const MAX_PAIRING_LEN: usize = 256;
-/// Longest staff token accepted.
-pub const MAX_TOKEN_LEN: usize = 128;
 /// Most agents listed when a viewer must choose.
 pub const MAX_LISTED_AGENTS: usize = 16;
 
-/// A staff member's secret login token; `Debug` is redacted so it never reaches a log.
-#[derive(Clone, PartialEq, Eq)]
-pub struct StaffToken(pub String);
-
-impl fmt::Debug for StaffToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("StaffToken(***)")
-    }
-}
+pub use crate::staff_token::{StaffToken, MAX_TOKEN_LEN};
 
 /// What agent or viewer sends to the relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +53,8 @@ pub enum ToRelay {
         version: u16,
         token: StaffToken,
         ticket: TicketNumber,
-        /// Which agent, when several wait under the ticket.
+        /// Which agent, when several wait under the ticket: a host choice
+        /// ([`crate::ids::check_host_choice`]), as the relay listed it.
         host_name: Option<String>,
     },
     /// A pairing message for the peer, opaque to the relay.
@@ -126,6 +119,9 @@ pub enum Refusal {
     TicketClosed,
     /// The two sides did not prove the same pairing key: no session.
     PairingUnconfirmed,
+    /// The relay could not ask its ticket system about the ticket just now (busy, slow or
+    /// down) and registers no unchecked tickets: try again shortly.
+    TicketCheckUnavailable,
 }
 
 /// What the relay sends to agent or viewer.
@@ -232,7 +228,7 @@ impl ToRelay {
             1 => ToRelay::RegisterAgent {
                 version: r.u16()?,
                 ticket: ticket(&mut r)?,
-                host_name: name(&mut r, "host name")?,
+                host_name: host(&mut r)?,
                 agent_version: name(&mut r, "agent version")?,
             },
             2 => ToRelay::JoinAsViewer {
@@ -241,7 +237,7 @@ impl ToRelay {
                 ticket: ticket(&mut r)?,
                 host_name: match r.u8()? {
                     0 => None,
-                    1 => Some(name(&mut r, "host name")?),
+                    1 => Some(host_choice(&mut r)?),
                     tag => {
                         return Err(DecodeError::UnknownTag {
                             what: "option",
@@ -353,6 +349,7 @@ impl FromRelay {
                     Refusal::TicketNotInSystem => w.u8(14),
                     Refusal::TicketClosed => w.u8(15),
                     Refusal::PairingUnconfirmed => w.u8(16),
+                    Refusal::TicketCheckUnavailable => w.u8(17),
                 };
             }
         }
@@ -373,7 +370,7 @@ impl FromRelay {
             },
             3 => FromRelay::AgentChosen {
                 pairing: r.u64()?,
-                host_name: name(&mut r, "host name")?,
+                host_name: host(&mut r)?,
                 staff_name: name(&mut r, "staff name")?,
             },
             4 => FromRelay::Pairing {
@@ -405,7 +402,7 @@ impl FromRelay {
                     }
                     let mut hosts = Vec::with_capacity(n);
                     for _ in 0..n {
-                        hosts.push(name(&mut r, "host name")?);
+                        hosts.push(host_choice(&mut r)?);
                     }
                     Refusal::AmbiguousAgent { hosts }
                 }
@@ -421,6 +418,7 @@ impl FromRelay {
                 14 => Refusal::TicketNotInSystem,
                 15 => Refusal::TicketClosed,
                 16 => Refusal::PairingUnconfirmed,
+                17 => Refusal::TicketCheckUnavailable,
                 tag => {
                     return Err(DecodeError::UnknownTag {
                         what: "refusal",
@@ -458,6 +456,7 @@ impl fmt::Display for Refusal {
             Refusal::RegistrationExpired => f.write_str("the registration expired: the agent registers again on its own"),
             Refusal::TicketNotInSystem => f.write_str("the ticket system has no ticket with this number: check the number with the hotline"),
             Refusal::TicketClosed => f.write_str("this ticket is closed in the ticket system: ask the hotline for the current ticket number"),
+            Refusal::TicketCheckUnavailable => f.write_str("the relay could not check the ticket number with the ticket system just now: try again in a minute"),
             Refusal::PairingUnconfirmed => f.write_str("the PC's side did not prove the code, so no session was started: ask the person at the PC to restart the agent and read out the new code; if it happens again, the program on that PC may not be Fernhilfe"),
         }
     }
@@ -475,6 +474,24 @@ fn name(r: &mut Reader<'_>, what: &'static str) -> Result<String, DecodeError> {
     check_name(what, &s).map_err(|_| DecodeError::Invalid {
         what,
         reason: "empty or has control characters",
+    })?;
+    Ok(s)
+}
+
+fn host_choice(r: &mut Reader<'_>) -> Result<String, DecodeError> {
+    let s = r.string("host choice", MAX_CHOICE_LEN)?;
+    check_host_choice(&s).map_err(|_| DecodeError::Invalid {
+        what: "host choice",
+        reason: "not a host name, with or without ~N",
+    })?;
+    Ok(s)
+}
+
+fn host(r: &mut Reader<'_>) -> Result<String, DecodeError> {
+    let s = r.string("host name", MAX_NAME_LEN)?;
+    check_host_name(&s).map_err(|_| DecodeError::Invalid {
+        what: "host name",
+        reason: "not a host name (A-Z, a-z, 0-9, '-', '_', '.')",
     })?;
     Ok(s)
 }
@@ -578,6 +595,7 @@ mod tests {
             Refusal::RegistrationExpired,
             Refusal::TicketNotInSystem,
             Refusal::TicketClosed,
+            Refusal::TicketCheckUnavailable,
             Refusal::PairingUnconfirmed,
         ];
         let mut all = vec![
@@ -606,6 +624,36 @@ mod tests {
         ];
         all.extend(refusals.into_iter().map(FromRelay::Refused));
         all
+    }
+
+    #[test]
+    fn host_names_outside_the_strict_set_are_refused_by_the_decoder() {
+        let register = |h: &str| {
+            ToRelay::RegisterAgent {
+                version: 1,
+                ticket: t(),
+                host_name: h.into(),
+                agent_version: "0.1.0".into(),
+            }
+            .encode()
+        };
+        let join = |h: &str| {
+            ToRelay::JoinAsViewer {
+                version: 1,
+                token: StaffToken("x".into()),
+                ticket: t(),
+                host_name: Some(h.into()),
+            }
+            .encode()
+        };
+        assert!(ToRelay::decode(&register("PC-12")).is_ok());
+        assert!(ToRelay::decode(&join("PC-12~2")).is_ok());
+        for bad in ["<b>PC</b>", "PC 12", "PC-12~2", "PC&12", "Рс-12"] {
+            assert!(ToRelay::decode(&register(bad)).is_err(), "{bad}");
+        }
+        for bad in ["<b>PC</b>", "PC-12~0", "PC-12~"] {
+            assert!(ToRelay::decode(&join(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

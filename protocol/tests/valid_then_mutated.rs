@@ -20,13 +20,25 @@ fn name() -> impl Strategy<Value = String> {
     "[A-Za-z0-9äöüß][A-Za-z0-9äöüß .()-]{0,30}"
 }
 
+fn host() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9][A-Za-z0-9._-]{0,62}"
+}
+
+/// A host as the relay lists it: the name, with its place where names repeat.
+fn host_choice() -> impl Strategy<Value = String> {
+    (host(), proptest::option::of(1u8..=99)).prop_map(|(h, place)| match place {
+        Some(p) => format!("{h}~{p}"),
+        None => h,
+    })
+}
+
 fn blob() -> impl Strategy<Value = Vec<u8>> {
     vec(any::<u8>(), 0..=256)
 }
 
 fn to_relay() -> impl Strategy<Value = ToRelay> {
     prop_oneof![
-        (any::<u16>(), ticket(), name(), name()).prop_map(
+        (any::<u16>(), ticket(), host(), name()).prop_map(
             |(version, ticket, host_name, agent_version)| ToRelay::RegisterAgent {
                 version,
                 ticket,
@@ -38,7 +50,7 @@ fn to_relay() -> impl Strategy<Value = ToRelay> {
             any::<u16>(),
             "[a-z0-9_]{0,128}",
             ticket(),
-            proptest::option::of(name())
+            proptest::option::of(host_choice())
         )
             .prop_map(
                 |(version, token, ticket, host_name)| ToRelay::JoinAsViewer {
@@ -80,7 +92,8 @@ fn refusal() -> impl Strategy<Value = Refusal> {
         Just(Refusal::WrongCode),
         any::<u32>().prop_map(|retry_after_secs| Refusal::TooManyAttempts { retry_after_secs }),
         Just(Refusal::AgentBusy),
-        vec(name(), 0..=MAX_LISTED_AGENTS).prop_map(|hosts| Refusal::AmbiguousAgent { hosts }),
+        vec(host_choice(), 0..=MAX_LISTED_AGENTS)
+            .prop_map(|hosts| Refusal::AmbiguousAgent { hosts }),
         any::<u16>().prop_map(|relay_version| Refusal::VersionMismatch { relay_version }),
         Just(Refusal::ProtocolViolation),
         Just(Refusal::PeerLeft),
@@ -90,6 +103,7 @@ fn refusal() -> impl Strategy<Value = Refusal> {
         Just(Refusal::RegistrationExpired),
         Just(Refusal::TicketNotInSystem),
         Just(Refusal::TicketClosed),
+        Just(Refusal::TicketCheckUnavailable),
     ]
 }
 
@@ -100,7 +114,7 @@ fn from_relay() -> impl Strategy<Value = FromRelay> {
             pairing,
             staff_name
         }),
-        (any::<u64>(), name(), name()).prop_map(|(pairing, host_name, staff_name)| {
+        (any::<u64>(), host(), name()).prop_map(|(pairing, host_name, staff_name)| {
             FromRelay::AgentChosen {
                 pairing,
                 host_name,

@@ -64,6 +64,65 @@ impl Admission {
     }
 }
 
+/// A QUIC connection attempt, as quinn (signaling) and noq (address discovery) hand it over.
+pub trait ConnectionAttempt: Sized {
+    /// Where it came from.
+    fn remote(&self) -> std::net::SocketAddr;
+    /// Whether a Retry already proved the source address.
+    fn validated(&self) -> bool;
+    /// Answers with a Retry (or, where none may be sent, not at all).
+    fn retry_or_ignore(self);
+    /// Refuses it.
+    fn refuse(self);
+}
+
+macro_rules! connection_attempt {
+    ($incoming:ty) => {
+        impl ConnectionAttempt for $incoming {
+            fn remote(&self) -> std::net::SocketAddr {
+                self.remote_address()
+            }
+            fn validated(&self) -> bool {
+                self.remote_address_validated()
+            }
+            fn retry_or_ignore(self) {
+                if self.may_retry() {
+                    let _ = self.retry();
+                } else {
+                    self.ignore();
+                }
+            }
+            fn refuse(self) {
+                <$incoming>::refuse(self)
+            }
+        }
+    };
+}
+connection_attempt!(quinn::Incoming);
+connection_attempt!(noq::Incoming);
+
+impl Admission {
+    /// Lets a QUIC connection attempt in, with the place it holds, or answers it: a Retry
+    /// proves the source address first, so a forged address never gets a handshake and never
+    /// uses up the places of the school whose address it forged (it costs a real client one
+    /// round trip); then the attempt counts like any connection, and is refused over the bound.
+    pub fn admit_quic<A: ConnectionAttempt>(&self, attempt: A) -> Option<(A, AdmissionTicket)> {
+        if !attempt.validated() {
+            attempt.retry_or_ignore();
+            return None;
+        }
+        match self.admit(attempt.remote().ip()) {
+            Some(place) => Some((attempt, place)),
+            None => {
+                tracing::debug!(remote = %attempt.remote(), "too many connections from this address");
+                crate::metrics::metrics().throttle(crate::metrics::Throttle::Connection);
+                attempt.refuse();
+                None
+            }
+        }
+    }
+}
+
 impl Drop for AdmissionTicket {
     fn drop(&mut self) {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());

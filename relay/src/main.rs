@@ -1,5 +1,6 @@
 //! `fernhilfe-relay`: the public rendezvous and packet relay, run by ops.
 
+mod address_discovery;
 mod admission;
 mod audit;
 mod bundle;
@@ -453,6 +454,7 @@ async fn serve(
             Some(rendezvous::TicketSystem {
                 connector: c,
                 validate: t.validate,
+                unchecked: t.unchecked,
                 retry_base_secs: t.retry_base_secs,
                 public_address: public_address.clone(),
             })
@@ -500,9 +502,12 @@ async fn serve(
     })?;
     let ops_addr = ops.local_addr()?;
     let (signal_tx, mut signal_rx) = tokio::sync::mpsc::channel(SIGNAL_BACKLOG);
-    let paths = Arc::new(path_service::PathService::start(&id, Some(qad_listen), signal_tx).await?);
     let admission =
         admission::Admission::new(limits.max_connections_per_address, limits.max_connections);
+    let paths = Arc::new(
+        path_service::PathService::start(&id, Some(qad_listen), admission.clone(), signal_tx)
+            .await?,
+    );
     let hello_timeout = limits.hello_timeout();
     let state = rendezvous::Rendezvous::new(
         state_dir,
@@ -561,12 +566,7 @@ async fn serve(
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                let Some(ticket) = admission.admit(incoming.remote_address().ip()) else {
-                    tracing::debug!(remote = %incoming.remote_address(), "too many connections from this address");
-                    metrics::metrics().throttle(metrics::Throttle::Connection);
-                    incoming.refuse();
-                    continue;
-                };
+                let Some((incoming, ticket)) = admission.admit_quic(incoming) else { continue };
                 let state = state.clone();
                 tokio::spawn(async move {
                     // Held until the connection ends: counts it against its address.
@@ -641,6 +641,7 @@ mod tests {
             "system",
             "url",
             "validate",
+            "unchecked",
             "lang",
             "retry_base_secs",
             "ca_file",

@@ -148,6 +148,7 @@ impl RelayMetrics {
             Refusal::TooManyFromAddress,
             Refusal::TicketNotInSystem,
             Refusal::TicketClosed,
+            Refusal::TicketCheckUnavailable,
         ] {
             self.refusals.get_or_create(&ReasonLabel {
                 reason: refusal_name(&r),
@@ -219,6 +220,7 @@ fn refusal_name(r: &Refusal) -> &'static str {
         Refusal::RegistrationExpired => "registration_expired",
         Refusal::TicketNotInSystem => "ticket_not_in_system",
         Refusal::TicketClosed => "ticket_closed",
+        Refusal::TicketCheckUnavailable => "ticket_check_unavailable",
         Refusal::PairingUnconfirmed => "pairing_unconfirmed",
     }
 }

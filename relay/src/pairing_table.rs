@@ -181,7 +181,17 @@ impl PairingTable {
         {
             return Err(Refusal::Overloaded);
         }
-        if under_ticket.iter().any(|a| self.agents[a].host == host) {
+        // One network holds at most half of a ticket's places, and its names are its own: a
+        // stranger can neither fill a ticket nor take a PC's name ahead of it.
+        let from_here: Vec<&Agent> = under_ticket
+            .iter()
+            .map(|a| &self.agents[a])
+            .filter(|a| a.addr == addr)
+            .collect();
+        if from_here.len() >= self.per_address_per_ticket() {
+            return Err(Refusal::TooManyFromAddress);
+        }
+        if from_here.iter().any(|a| a.host == host) {
             return Err(Refusal::HostNameTaken);
         }
         let id = self.id();
@@ -199,6 +209,33 @@ impl PairingTable {
         self.by_ticket.entry(ticket).or_default().push(id);
         *self.per_address.entry(addr).or_default() += 1;
         Ok(id)
+    }
+
+    /// Places under one ticket that one address may hold.
+    fn per_address_per_ticket(&self) -> usize {
+        (self.limits.max_agents_per_ticket / 2).max(1)
+    }
+
+    /// How each agent under a ticket is offered to viewers: its host name, or, where agents
+    /// from several networks share the name, the name and its place among them in the order
+    /// they registered (`PC-12~2`, see [`protocol::ids::check_host_choice`]).
+    fn choices(&self, list: &[AgentId]) -> Vec<(AgentId, String)> {
+        list.iter()
+            .map(|id| {
+                let host = &self.agents[id].host;
+                let same: Vec<&AgentId> = list
+                    .iter()
+                    .filter(|a| self.agents[*a].host == *host)
+                    .collect();
+                let label = if same.len() == 1 {
+                    host.clone()
+                } else {
+                    let place = same.iter().position(|a| *a == id).expect("listed") + 1;
+                    format!("{host}~{place}")
+                };
+                (*id, label)
+            })
+            .collect()
     }
 
     /// Agents registered and waiting, neither pairing nor in a session.
@@ -289,15 +326,26 @@ impl PairingTable {
             });
         }
         let list = self.by_ticket.get(&ticket).ok_or(Refusal::UnknownTicket)?;
+        let choices = self.choices(list);
         let agent = match host {
-            Some(h) => *list
-                .iter()
-                .find(|a| self.agents[a].host == h)
-                .ok_or(Refusal::UnknownTicket)?,
+            Some(h) => match choices.iter().find(|(_, c)| c == h) {
+                Some((a, _)) => *a,
+                // A name several networks use, asked for without its place: say which there are.
+                None if choices.iter().any(|(a, _)| self.agents[a].host == h) => {
+                    return Err(Refusal::AmbiguousAgent {
+                        hosts: choices
+                            .into_iter()
+                            .filter(|(a, _)| self.agents[a].host == h)
+                            .map(|(_, c)| c)
+                            .collect(),
+                    })
+                }
+                None => return Err(Refusal::UnknownTicket),
+            },
             None if list.len() == 1 => list[0],
             None => {
                 return Err(Refusal::AmbiguousAgent {
-                    hosts: list.iter().map(|a| self.agents[a].host.clone()).collect(),
+                    hosts: choices.into_iter().map(|(_, c)| c).collect(),
                 })
             }
         };
@@ -619,6 +667,52 @@ mod tests {
         tb.register(t(4714), "PC-12", elsewhere, now).unwrap();
         tb.remove_agent(other);
         tb.register(t(4714), "PC-13", ADDR, now).unwrap();
+    }
+
+    #[test]
+    fn a_stranger_can_neither_fill_a_ticket_nor_take_a_pcs_name() {
+        let mut tb = table();
+        let now = Instant::now();
+        let stranger = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9));
+        let school = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
+        // The stranger registers as many fake PCs under the ticket as it may: half the places.
+        let half = Limits::default().max_agents_per_ticket / 2;
+        for i in 0..half {
+            let name = if i == 0 {
+                "PC-12".into()
+            } else {
+                format!("FAKE-{i}")
+            };
+            tb.register(t(4711), &name, stranger, now).unwrap();
+        }
+        assert_eq!(
+            tb.register(t(4711), "FAKE-X", stranger, now),
+            Err(Refusal::TooManyFromAddress)
+        );
+        // The school's PC-12 still registers (before: HostNameTaken, and with 16 fakes,
+        // Overloaded), and so do its other PCs.
+        let pc12 = tb.register(t(4711), "PC-12", school, now).unwrap();
+        tb.register(t(4711), "PC-13", school, now).unwrap();
+        // Asked for PC-12, the relay names both with their places; the technician picks one
+        // (and only the real one knows the code).
+        assert_eq!(
+            tb.join(t(4711), Some("PC-12"), "Anna", now),
+            Err(Refusal::AmbiguousAgent {
+                hosts: vec!["PC-12~1".into(), "PC-12~2".into()]
+            })
+        );
+        let j = tb.join(t(4711), Some("PC-12~2"), "Anna", now).unwrap();
+        assert_eq!((j.agent, j.host.as_str()), (pc12, "PC-12"));
+        // The full list shows every choice once; a unique name stays plain.
+        let Err(Refusal::AmbiguousAgent { hosts }) = tb.join(t(4711), None, "Anna", now) else {
+            panic!("several agents wait")
+        };
+        assert!(hosts.contains(&"PC-13".to_owned()), "{hosts:?}");
+        assert!(hosts.contains(&"PC-12~1".to_owned()), "{hosts:?}");
+        assert_eq!(
+            tb.join(t(4711), Some("PC-99"), "Anna", now),
+            Err(Refusal::UnknownTicket)
+        );
     }
 
     #[test]

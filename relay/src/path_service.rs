@@ -13,9 +13,7 @@
 use crate::admission::{Admission, AdmissionTicket};
 use iroh::EndpointId;
 use iroh_relay::server::http_server::{Handlers, RelayService, TlsConfig};
-use iroh_relay::server::{
-    Access, AccessControl, ClientRequest, ConnectionId, Metrics, QuicConfig, Server, ServerConfig,
-};
+use iroh_relay::server::{Access, AccessControl, ClientRequest, ConnectionId, Metrics};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -110,16 +108,17 @@ pub struct PathService {
     tls: TlsConfig,
     admission: Arc<SessionAdmission>,
     /// Kept for its lifetime: the address discovery server.
-    _qad: Option<Server>,
-    qad_port: u16,
+    qad: Option<crate::address_discovery::AddressDiscovery>,
 }
 
 impl PathService {
-    /// Starts the service with the relay's identity; address discovery on `qad` (UDP) if given.
-    /// Signaling streams upgraded from HTTPS go to `signaling`.
+    /// Starts the service with the relay's identity; address discovery on `qad` (UDP) if given,
+    /// its connections counted against `limits`. Signaling streams upgraded from HTTPS go to
+    /// `signaling`.
     pub async fn start(
         id: &Identity,
         qad: Option<SocketAddr>,
+        limits: Admission,
         signaling: mpsc::Sender<TcpSignaling>,
     ) -> anyhow::Result<Self> {
         let tls = Arc::new(server_tls(id)?);
@@ -184,26 +183,19 @@ impl PathService {
             admission.clone(),
             metrics,
         );
-        let (qad_server, qad_port) = match qad {
-            Some(addr) => {
-                let mut cfg = ServerConfig::default();
-                let mut quic = QuicConfig::new(addr);
-                quic.server_config = Some((*tls).clone());
-                cfg.quic = Some(quic);
-                let server = Server::spawn(cfg).await.map_err(|e| {
-                    anyhow::anyhow!("cannot start address discovery on UDP {addr}: {e}")
-                })?;
-                let port = server.quic_addr().map(|a| a.port()).unwrap_or(0);
-                (Some(server), port)
-            }
-            None => (None, 0),
-        };
+        let qad = qad
+            .map(|addr| {
+                crate::address_discovery::AddressDiscovery::spawn(addr, (*tls).clone(), limits)
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot start address discovery on UDP {addr}: {e}")
+                    })
+            })
+            .transpose()?;
         Ok(Self {
             relay,
             tls: TlsConfig::new(tls),
             admission,
-            _qad: qad_server,
-            qad_port,
+            qad,
         })
     }
 
@@ -214,7 +206,7 @@ impl PathService {
 
     /// The UDP port of address discovery (0: off).
     pub fn qad_port(&self) -> u16 {
-        self.qad_port
+        self.qad.as_ref().map_or(0, |q| q.port())
     }
 
     /// Serves HTTPS connections from `listener`, each counted against its address.
@@ -254,7 +246,7 @@ impl PathService {
 
 /// The relay's TLS server settings for HTTPS and address discovery: its own certificate, the
 /// one agents and viewers pin.
-fn server_tls(id: &Identity) -> anyhow::Result<rustls::ServerConfig> {
+pub(crate) fn server_tls(id: &Identity) -> anyhow::Result<rustls::ServerConfig> {
     let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -291,7 +283,11 @@ mod tests {
         use transport::paths::{session_key, RelayPaths, SessionEndpoint};
         let id = Identity::generate("relay-test").unwrap();
         let (tx, _rx) = mpsc::channel(1);
-        let service = Arc::new(PathService::start(&id, None, tx).await.unwrap());
+        let service = Arc::new(
+            PathService::start(&id, None, Admission::new(4, 16), tx)
+                .await
+                .unwrap(),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         tokio::spawn(

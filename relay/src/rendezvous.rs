@@ -80,6 +80,8 @@ struct Links {
 pub struct TicketSystem {
     pub connector: Arc<dyn crate::tickets::Connector>,
     pub validate: bool,
+    /// What a registration gets when its ticket cannot be checked.
+    pub unchecked: crate::tickets::validation::WhenUnchecked,
     pub retry_base_secs: u32,
     /// host:port of this relay for the `fernhilfe://` link in start reports.
     pub public_address: Option<String>,
@@ -119,10 +121,9 @@ impl Rendezvous {
         retention_days: u32,
         tickets: Option<TicketSystem>,
     ) -> anyhow::Result<Arc<Self>> {
-        let validator = tickets
-            .as_ref()
-            .filter(|t| t.validate)
-            .map(|t| crate::tickets::validation::TicketValidator::new(t.connector.clone()));
+        let validator = tickets.as_ref().filter(|t| t.validate).map(|t| {
+            crate::tickets::validation::TicketValidator::new(t.connector.clone(), t.unchecked)
+        });
         let r = Arc::new(Self {
             table: Mutex::new(PairingTable::new(limits.clone())),
             links: Mutex::default(),

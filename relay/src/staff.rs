@@ -82,7 +82,8 @@ impl StaffRegistry {
         let mut raw = [0u8; 32];
         getrandom::getrandom(&mut raw)
             .map_err(|e| anyhow::anyhow!("operating system random source failed: {e}"))?;
-        let token = format!("fh_{}", crate::hex::lower(&raw));
+        // The token names its holder: the viewer shows the person at the PC no other name.
+        let token = protocol::signaling::StaffToken::issue(name, &raw)?.0;
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -111,14 +112,14 @@ impl StaffRegistry {
         &self.file.staff
     }
 
-    /// The name of the member this token belongs to.
+    /// The name of the member this token belongs to. A token must name that member itself:
+    /// one issued before tokens named their holder is refused (the viewer could not check the
+    /// name the relay gives it), and so is any whose name differs from the list's.
     pub fn authenticate(&self, token: &str) -> Option<String> {
         let h = token_hash(token);
-        self.file
-            .staff
-            .iter()
-            .find(|m| m.token_sha256 == h)
-            .map(|m| m.name.clone())
+        let member = self.file.staff.iter().find(|m| m.token_sha256 == h)?;
+        let named = protocol::signaling::StaffToken(token.to_owned()).staff_name()?;
+        (named == member.name).then(|| member.name.clone())
     }
 }
 
@@ -213,6 +214,31 @@ mod tests {
             None
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_token_counts_only_for_the_member_it_names() {
+        // An account whose token names someone else (an edited list), and one from before
+        // tokens named their holder: neither logs in, though the hash matches.
+        let other = protocol::signaling::StaffToken::issue("Schulleitung", &[3; 32])
+            .unwrap()
+            .0;
+        let old = format!("fh_{}", "cd".repeat(32));
+        let reg = StaffRegistry {
+            path: PathBuf::new(),
+            file: StaffFile {
+                staff: [("Anna Schmidt", &other), ("Ben Otto", &old)]
+                    .into_iter()
+                    .map(|(name, token)| StaffMember {
+                        name: name.into(),
+                        token_sha256: token_hash(token),
+                        created: 0,
+                    })
+                    .collect(),
+            },
+        };
+        assert_eq!(reg.authenticate(&other), None);
+        assert_eq!(reg.authenticate(&old), None);
     }
 
     #[test]

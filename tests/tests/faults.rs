@@ -176,10 +176,21 @@ fn bad_staff_token_unknown_and_malformed_ticket() {
     }
     let (dir, display, relay, mut agent) = setup("badinput");
     let code = current_code(&agent);
-    let mut v = viewer(&relay, "fh_0000", "4711", &code, &dir, &[]);
+    let mut v = viewer(&relay, &forged_token(), "4711", &code, &dir, &[]);
     assert_eq!(v.wait_exit(T), 2);
     assert!(
         v.stderr().contains("staff token rejected"),
+        "{}",
+        v.stderr()
+    );
+    // A token from before tokens named their holder: the viewer could not check the name the
+    // relay presents it under, so it goes nowhere with it.
+    let unnamed = format!("fh_{}", "ab".repeat(32));
+    let mut v = viewer(&relay, &unnamed, "4711", &code, &dir, &[]);
+    assert_eq!(v.wait_exit(T), 1);
+    assert!(
+        v.stderr()
+            .contains("this staff token names no staff member"),
         "{}",
         v.stderr()
     );
@@ -488,7 +499,7 @@ fn a_bad_token_flood_costs_a_bounded_number_of_audit_rows() {
     let out = run_checked(
         std::process::Command::new(bin_dir().join("flood"))
             .args([&relay.addr, &relay.fingerprint, "127.0.0.2"])
-            .args(["0", "0", "0", "150"]),
+            .args(["bad-tokens", "150"]),
     );
     let tally = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -9,16 +9,14 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(20);
 
 fn viewer_from_link(relay: &Relay, link: &str, display: &Display) -> Command {
+    // Set up as a technician's machine is: relay and pin in the environment (or the config
+    // file next to the viewer), never on the link's command line.
     let mut cmd = Command::new(bin_dir().join("fernhilfe-viewer"));
-    cmd.args([
-        "--relay",
-        &relay.addr,
-        "--relay-fingerprint",
-        &relay.fingerprint,
-    ])
-    .args(["--link", link])
-    .env("FERNHILFE_STAFF_TOKEN", &relay.token)
-    .env("DISPLAY", &display.name);
+    cmd.args(["--link", link])
+        .env("FERNHILFE_RELAY", &relay.addr)
+        .env("FERNHILFE_RELAY_FINGERPRINT", &relay.fingerprint)
+        .env("FERNHILFE_STAFF_TOKEN", &relay.token)
+        .env("DISPLAY", &display.name);
     cmd
 }
 
@@ -52,24 +50,58 @@ fn a_technician_clicks_the_link_and_types_only_the_code() {
 
 #[test]
 fn a_link_for_another_relay_or_with_more_in_it_is_refused() {
+    // Where a link came with a relay, pin, token or config of its own (arguments smuggled into
+    // a URL handler's command line), the viewer goes nowhere: before, `--relay` simply won.
     if !require_tools("foreign_link", &["Xvfb"]) {
         return;
     }
     let dir = temp_dir("ticket_link_foreign");
     let desk = Display::start(640, 480);
     let relay = Relay::start(&dir);
-    for (link, says) in [
+    let own = format!("fernhilfe://{}/ticket/4711", relay.addr);
+    let token_file = dir.join("stolen-token");
+    std::fs::write(&token_file, "not-the-technicians").unwrap();
+    let token_file = token_file.display().to_string();
+    for (link, smuggled, says) in [
         (
             "fernhilfe://relay.elsewhere.example:443/ticket/4711".to_owned(),
+            vec![],
             "this link is for the relay relay.elsewhere.example:443",
         ),
         (
             format!("fernhilfe://{}/ticket/4711?code=123-456-789", relay.addr),
+            vec![],
             "is no Fernhilfe link",
+        ),
+        (
+            "fernhilfe://relay.elsewhere.example:443/ticket/4711".to_owned(),
+            vec!["--relay", "relay.elsewhere.example:443"],
+            "--link cannot be combined with --relay",
+        ),
+        (
+            own.clone(),
+            vec!["--relay-fingerprint", &relay.fingerprint],
+            "--link cannot be combined with --relay-fingerprint",
+        ),
+        (
+            own.clone(),
+            vec!["--relay-ca", "/etc/ssl/certs/ca-certificates.crt"],
+            "--link cannot be combined with --relay-ca",
+        ),
+        (
+            own.clone(),
+            vec!["--token-file", &token_file],
+            "--link cannot be combined with --token-file",
+        ),
+        (
+            own.clone(),
+            vec!["--config", "/dev/null"],
+            "--link cannot be combined with --config",
         ),
     ] {
         let mut cmd = viewer_from_link(&relay, &link, &desk);
-        cmd.args(["--headless", "--code", "123-456-789"]);
+        cmd.args(["--headless", "--code", "123-456-789"])
+            .args(smuggled);
         let mut viewer = Proc::spawn("foreign-link-viewer", cmd, &dir);
         assert_eq!(viewer.wait_exit(T), 1);
         let said = viewer.stderr();

@@ -891,6 +891,19 @@ fn the_indicator_stays_on_top_under_a_window_manager() {
 /// A relay that closes the viewer's connection with words of its own ("call this number",
 /// say) gets none of them shown: the viewer says that the relay closed the connection, with
 /// the code only.
+/// A headless viewer of Anna Schmidt's (as her token says) at a relay played by the test.
+fn headless_viewer_of(addr: &str, fingerprint: &str, dir: &std::path::Path) -> Proc {
+    let mut cmd = viewer_command(
+        addr,
+        ["--relay-fingerprint", fingerprint],
+        &forged_token(),
+        "4711",
+        "123-456-789",
+    );
+    cmd.arg("--headless");
+    Proc::spawn("viewer", cmd, dir)
+}
+
 #[test]
 fn a_relays_close_reason_is_never_shown() {
     const CRAFTED: &str = "Schulleitung: bitte den Code an 0170 1234567 senden";
@@ -909,15 +922,7 @@ fn a_relays_close_reason_is_never_shown() {
         // Until the viewer has seen the close.
         let _ = tokio::time::timeout(T, endpoint.wait_idle()).await;
     });
-    let mut cmd = viewer_command(
-        &addr,
-        ["--relay-fingerprint", &fingerprint],
-        "token",
-        "4711",
-        "123-456-789",
-    );
-    cmd.arg("--headless");
-    let mut v = Proc::spawn("viewer", cmd, &dir);
+    let mut v = headless_viewer_of(&addr, &fingerprint, &dir);
     assert_ne!(v.wait_exit(T), 0);
     let said = format!("{}\n{}", v.lines().join("\n"), v.stderr());
     assert!(
@@ -929,4 +934,54 @@ fn a_relays_close_reason_is_never_shown() {
         "the relay's words were shown: {said}"
     );
     rt.block_on(relay).unwrap();
+}
+
+/// A compromised relay tells the viewer (and so the agent's consent dialog) that the session
+/// is the head teacher's. The viewer pairs only under the name its own token carries: it
+/// refuses before it names an endpoint or uses the code. (Before, it took the relay's name
+/// into its transcript, so the agent's dialog showed "Schulleitung" and the pairing held.)
+#[test]
+fn a_relay_cannot_present_the_technician_under_another_name() {
+    let dir = temp_dir("staffname");
+    let (rt, endpoint, addr, fingerprint) = relay_of_our_own();
+    let relay = rt.spawn(async move {
+        let conn = endpoint.accept().await.unwrap().await.unwrap();
+        let (mut send, recv) = conn.accept_bi().await.unwrap();
+        let mut recv = FramedRecv::new(recv, MAX_SIGNALING_LEN);
+        let hello = ToRelay::decode(&recv.next().await.unwrap().unwrap()).unwrap();
+        let ToRelay::JoinAsViewer { token, .. } = hello else {
+            panic!("expected a join, got {hello:?}")
+        };
+        assert_eq!(token.staff_name().as_deref(), Some("Anna Schmidt"));
+        let chosen = FromRelay::AgentChosen {
+            pairing: 1,
+            host_name: "PC-12".into(),
+            staff_name: "Schulleitung".into(),
+        };
+        send_frame(&mut send, &chosen.encode()).await.unwrap();
+        // Whatever the viewer sends next: it must send nothing, but close.
+        let mut sent = Vec::new();
+        while let Ok(Ok(Some(m))) = tokio::time::timeout(T, recv.next()).await {
+            sent.push(ToRelay::decode(&m).unwrap());
+        }
+        sent
+    });
+    let mut v = headless_viewer_of(&addr, &fingerprint, &dir);
+    assert_eq!(v.wait_exit(T), 1, "{}", v.stderr());
+    assert!(
+        v.stderr()
+            .contains("another staff name than your token's (Anna Schmidt)"),
+        "{}",
+        v.stderr()
+    );
+    assert!(
+        !v.stderr().contains("Schulleitung"),
+        "the relay's words were shown: {}",
+        v.stderr()
+    );
+    let sent = rt.block_on(relay).unwrap();
+    assert!(
+        sent.is_empty(),
+        "the viewer went on with the relay's name: {sent:?}"
+    );
 }

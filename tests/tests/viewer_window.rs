@@ -247,10 +247,16 @@ fn early_failures_show_in_the_window_and_it_closes() {
     let dir = temp_dir("window_errors");
     let desk = Display::start(1280, 900);
     let fp = "AA:".repeat(31) + "AA";
+    let forged = forged_token();
     for (token, addr, message) in [
         ("", "127.0.0.1:9", "the staff token is empty"),
         (
             "fh_x",
+            "127.0.0.1:9",
+            "this staff token names no staff member",
+        ),
+        (
+            forged.as_str(),
             "127.0.0.1:9",
             "cannot reach the relay at 127.0.0.1:9",
         ),

@@ -43,6 +43,9 @@ pub enum TransportError {
     Certificate(String),
     #[error("I/O error: {0}")]
     Io(std::io::Error),
+    /// The end-to-end connection failed other than by the peer's close.
+    #[error("end-to-end connection failed: {0}")]
+    EndToEnd(iroh::endpoint::ConnectionError),
 }
 
 /// Most characters of a peer's close reason that reach the log.
@@ -122,6 +125,35 @@ fn iroh_close(e: &(dyn std::error::Error + 'static)) -> Option<TransportError> {
     }
 }
 
+impl From<iroh::endpoint::ConnectionError> for TransportError {
+    fn from(e: iroh::endpoint::ConnectionError) -> Self {
+        iroh_close(&e).unwrap_or(TransportError::EndToEnd(e))
+    }
+}
+
+/// An error's message with a peer's close reason left out: where anything along `e`'s
+/// chain is a peer's close, what [`TransportError::ClosedByPeer`] says; else `e` itself.
+pub fn without_peer_words(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        // An I/O error's source() skips the error it wraps: look at that one too.
+        let wrapped = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for candidate in std::iter::once(err).chain(wrapped) {
+            if let Some(closed) = iroh_close(candidate) {
+                return closed.to_string();
+            }
+            if let Some(c) = candidate.downcast_ref::<quinn::ConnectionError>() {
+                return TransportError::from(c.clone()).to_string();
+            }
+        }
+        next = err.source();
+    }
+    e.to_string()
+}
+
 impl From<std::io::Error> for TransportError {
     fn from(e: std::io::Error) -> Self {
         // Streams report their errors as I/O errors that carry the QUIC error inside.
@@ -137,5 +169,27 @@ impl From<std::io::Error> for TransportError {
             }
         }
         TransportError::Io(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iroh::endpoint::{ApplicationClose, ConnectionError, VarInt};
+
+    /// The end-to-end peer closes with words of its own: neither the error nor a message along
+    /// its chain says them (before, `open_bi()?` and `accept_uni()` passed them on verbatim).
+    #[test]
+    fn an_end_to_end_peers_close_reason_never_reaches_a_message() {
+        let closed = ConnectionError::ApplicationClosed(ApplicationClose {
+            error_code: VarInt::from_u32(7),
+            reason: bytes::Bytes::from_static(b"Schulleitung: Code an 0170 1234567"),
+        });
+        assert!(closed.to_string().contains("0170"), "the test's premise");
+        let said = TransportError::from(closed.clone()).to_string();
+        assert_eq!(said, "the other side closed the connection (code 7)");
+        let wrapped = std::io::Error::other(closed);
+        assert!(!without_peer_words(&wrapped).contains("0170"));
+        assert!(!TransportError::from(wrapped).to_string().contains("0170"));
     }
 }

@@ -22,7 +22,7 @@ use iroh::{
     TransportAddr,
 };
 use protocol::peer::{PathKind, PeerEndpoint, MAX_DIRECT_ADDRS};
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -45,6 +45,9 @@ const PATH_KEEP_ALIVE: Duration = Duration::from_secs(1);
 const RELAY_ONLINE_WAIT: Duration = Duration::from_secs(5);
 /// Longest wait for the end-to-end handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// End-to-end handshakes the agent runs at once; more are refused until one ends. Only the
+/// viewer's can succeed, so a few suffice to keep it from queueing behind strays.
+pub const HANDSHAKES_AT_ONCE: usize = 8;
 
 /// Where the relay's path service is, as agent and viewer reach it.
 #[derive(Debug, Clone)]
@@ -176,28 +179,36 @@ impl SessionEndpoint {
     }
 
     /// Waits for the connection from `peer` (the id the pairing confirmed); connections from
-    /// any other id are closed unread.
+    /// any other id are closed unread. Handshakes run side by side (up to
+    /// [`HANDSHAKES_AT_ONCE`]): one that stalls, say a stray or hostile Initial packet from the
+    /// school's LAN, must not hold up the viewer's behind it.
     pub async fn accept_from(&self, peer: &PeerEndpoint) -> Result<Connection, PathError> {
         let expected = EndpointId::from_bytes(&peer.id).map_err(|_| PathError::BadId)?;
+        // Dropped on return: handshakes still running are aborted.
+        let mut handshakes = tokio::task::JoinSet::new();
         tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
             loop {
-                let incoming = self
-                    .ep
-                    .accept()
-                    .await
-                    .ok_or_else(|| PathError::Connect("endpoint closed".into()))?;
-                let conn = match incoming.await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::info!(error = %e, "end-to-end handshake failed");
-                        continue;
+                tokio::select! {
+                    incoming = self.ep.accept() => {
+                        let incoming = incoming
+                            .ok_or_else(|| PathError::Connect("endpoint closed".into()))?;
+                        if handshakes.len() >= HANDSHAKES_AT_ONCE {
+                            tracing::warn!("too many end-to-end handshakes at once: one refused");
+                            incoming.refuse();
+                            continue;
+                        }
+                        handshakes.spawn(incoming.into_future());
                     }
-                };
-                if conn.remote_id() == expected {
-                    return Ok(conn);
+                    Some(done) = handshakes.join_next() => match done {
+                        Ok(Ok(conn)) if conn.remote_id() == expected => return Ok(conn),
+                        Ok(Ok(conn)) => {
+                            tracing::warn!("connection from an endpoint the pairing did not confirm, closed");
+                            conn.close(VarInt::from_u32(2), b"not paired");
+                        }
+                        Ok(Err(e)) => tracing::info!(error = %e, "end-to-end handshake failed"),
+                        Err(e) => tracing::warn!(error = %e, "end-to-end handshake task failed"),
+                    },
                 }
-                tracing::warn!("connection from an endpoint the pairing did not confirm, closed");
-                conn.close(VarInt::from_u32(2), b"not paired");
             }
         })
         .await
@@ -220,7 +231,7 @@ impl SessionEndpoint {
         )
         .await
         .map_err(|_| PathError::Timeout)?
-        .map_err(|e| PathError::Connect(e.to_string()))
+        .map_err(|e| PathError::Connect(crate::without_peer_words(&e)))
     }
 
     /// Closes every connection and the endpoint, waiting at most `limit`.
@@ -341,5 +352,77 @@ mod tests {
         assert!(!same_network(ip("10.1.0.2"), ip("203.0.113.2")));
         assert!(same_network(ip("2001:db8::1"), ip("2001:db8::2")));
         assert!(!same_network(ip("2001:db8::1"), ip("10.1.0.2")));
+    }
+
+    /// A stranger on the LAN starts a handshake with the agent's session endpoint and vanishes
+    /// (its packets reach the agent, the agent's answers go nowhere). The viewer who dials
+    /// next is still accepted at once: before, the agent sat in the stranger's handshake until
+    /// the end-to-end wait ran out, and the session failed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_handshake_does_not_hold_up_the_viewer() {
+        use std::net::SocketAddr;
+        let trust = RelayTrust::Pinned(("AA:".repeat(31) + "AA").parse().unwrap());
+        // No relay answers here: the test runs on direct paths only.
+        let relay = RelayPaths::new("127.0.0.1:9", 0, trust).unwrap();
+        let bind = |accept| {
+            SessionEndpoint::bind(session_key(&mut rand_core::OsRng), &relay, accept, None)
+        };
+        let (agent, viewer, stranger) = (
+            bind(true).await.unwrap(),
+            bind(false).await.unwrap(),
+            bind(false).await.unwrap(),
+        );
+        let loopback = |ep: &SessionEndpoint| -> SocketAddr {
+            let port = ep
+                .ep
+                .bound_sockets()
+                .into_iter()
+                .find(|a| a.is_ipv4())
+                .expect("an IPv4 socket")
+                .port();
+            SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+        };
+        let agent_addr = loopback(&agent);
+        let at = |addr: SocketAddr| PeerEndpoint {
+            id: agent.peer_endpoint().id,
+            direct_addrs: vec![addr],
+        };
+        // The stranger's packets pass a one-way forwarder: to the agent, never back.
+        let one_way = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let one_way_addr = one_way.local_addr().unwrap();
+        let (answered_tx, answered) = tokio::sync::oneshot::channel();
+        let forwarder = tokio::spawn(async move {
+            let mut answered_tx = Some(answered_tx);
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let (n, from) = one_way.recv_from(&mut buf).await.unwrap();
+                if from == agent_addr {
+                    // The agent took up the stranger's handshake.
+                    if let Some(tx) = answered_tx.take() {
+                        let _ = tx.send(());
+                    }
+                } else {
+                    one_way.send_to(&buf[..n], agent_addr).await.unwrap();
+                }
+            }
+        });
+        let stranger_relay = relay.clone();
+        let stranger_at = at(one_way_addr);
+        let stranger_dial = tokio::spawn(async move {
+            let _ = stranger.connect_to(&stranger_at, &stranger_relay).await;
+        });
+        let viewer_id = viewer.peer_endpoint();
+        let (accepted, dialled) = tokio::join!(agent.accept_from(&viewer_id), async {
+            tokio::time::timeout(Duration::from_secs(10), answered)
+                .await
+                .expect("the agent answers the stranger's Initial")
+                .unwrap();
+            viewer.connect_to(&at(agent_addr), &relay).await
+        });
+        assert!(dialled.is_ok(), "the viewer could not connect: {dialled:?}");
+        let conn = accepted.expect("the agent accepts the viewer behind the stalled handshake");
+        assert_eq!(conn.remote_id(), viewer.ep.id());
+        stranger_dial.abort();
+        forwarder.abort();
     }
 }

@@ -7,7 +7,7 @@ mod window;
 mod x11_blit;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use protocol::fingerprint::CertFingerprint;
 use protocol::screen::Framebuffer;
 use protocol::signaling::StaffToken;
@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use transport::config::RelayTrust;
 
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(
     name = "fernhilfe-viewer",
     version,
@@ -53,7 +53,8 @@ struct Cli {
     /// which must be the relay this viewer is set up for
     #[arg(long)]
     link: Option<String>,
-    /// Host name of the PC, when several wait under the ticket
+    /// Host name of the PC, when several wait under the ticket (as listed, e.g. PC-12~2 where
+    /// PCs of two networks share a name)
     #[arg(long)]
     host: Option<String>,
     /// No window: print status lines, take input commands on stdin, write PNGs on `snapshot PATH`
@@ -117,7 +118,8 @@ fn main() {
 }
 
 fn real_main() -> Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -129,7 +131,7 @@ fn real_main() -> Result<()> {
         (Some(t), _) => format!("Fernhilfe – Ticket #{}", t.trim_start_matches('#')),
         _ => "Fernhilfe".to_owned(),
     };
-    let settings = match settings(&cli) {
+    let settings = match link_stands_alone(&cli, &matches).and_then(|()| settings(&cli)) {
         Ok(s) => s,
         Err(e) if !cli.headless => {
             // The technician may have no console: show the error where they look.
@@ -177,6 +179,31 @@ fn real_main() -> Result<()> {
 /// How long a closed window waits for the session to finish saying goodbye.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Options that say where the viewer goes and with what: a link may come with none of them on
+/// the command line. A crafted link can smuggle arguments into the command line a URL
+/// handler runs (a quote too many on Windows), and would send the staff token to a relay of
+/// its choosing. The environment and the config file are the technician's own: they stay.
+const NOT_WITH_A_LINK: [(&str, &str); 5] = [
+    ("relay", "--relay"),
+    ("relay_fingerprint", "--relay-fingerprint"),
+    ("relay_ca", "--relay-ca"),
+    ("token_file", "--token-file"),
+    ("config", "--config"),
+];
+
+/// Refuses a `--link` that came with an option naming a relay, a pin, a token or a config.
+fn link_stands_alone(cli: &Cli, matches: &clap::ArgMatches) -> Result<()> {
+    if cli.link.is_none() {
+        return Ok(());
+    }
+    for (id, flag) in NOT_WITH_A_LINK {
+        if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+            bail!("--link cannot be combined with {flag}: a link names only the ticket, on the relay this viewer is set up for (relay, pin and token come from {CONFIG_NEXT_TO_BINARY} or the environment); open the link as it is, or pass --ticket instead");
+        }
+    }
+    Ok(())
+}
+
 /// The session's settings from the command line and the environment.
 fn settings(cli: &Cli) -> Result<ViewerSettings> {
     let token = match (&cli.token_file, std::env::var("FERNHILFE_STAFF_TOKEN")) {
@@ -187,6 +214,10 @@ fn settings(cli: &Cli) -> Result<ViewerSettings> {
     if token.is_empty() || token.len() > protocol::signaling::MAX_TOKEN_LEN {
         bail!("the staff token is empty or too long: use the token `fernhilfe-relay staff add` printed");
     }
+    let token = StaffToken(token);
+    let Some(staff_name) = token.staff_name() else {
+        bail!("this staff token names no staff member (it is damaged, or from before tokens named their holder): ask ops for a new one (fernhilfe-relay staff add \"Your Name\")");
+    };
     let cfg: ConfigFile =
         transport::client_file::load(cli.config.as_deref(), CONFIG_NEXT_TO_BINARY)?;
     let Some(relay) = cli.relay.clone().or(cfg.relay) else {
@@ -222,11 +253,15 @@ fn settings(cli: &Cli) -> Result<ViewerSettings> {
         }
         None => code_prompt::ask(ticket)?,
     };
+    if let Some(h) = &cli.host {
+        protocol::ids::check_host_choice(h).with_context(|| format!("--host {h:?}: give the PC's name as the viewer lists it (e.g. PC-12, or PC-12~2 where two PCs share a name)"))?;
+    }
     Ok(ViewerSettings {
         relay,
         trust,
         signal: cli.relay_transport,
-        token: StaffToken(token),
+        token,
+        staff_name,
         ticket,
         code,
         host_name: cli.host.clone(),

@@ -17,6 +17,7 @@ use transport::config::RelayTrust;
 use transport::framed::{send_frame, FramedRecv};
 use transport::paths::{current_path, relay_rtt, session_key, RelayPaths, SessionEndpoint};
 use transport::relay_client::{drive_pairing, PairingEnd};
+use transport::TransportError;
 
 /// How often the session's path is looked at, to show and report changes.
 const PATH_CHECK: Duration = Duration::from_millis(250);
@@ -30,6 +31,8 @@ pub struct ViewerSettings {
     /// Over which transport signaling reaches the relay.
     pub signal: transport::signal_tcp::SignalTransport,
     pub token: StaffToken,
+    /// The staff member the token names: the only name this viewer pairs under.
+    pub staff_name: String,
     pub ticket: TicketNumber,
     pub code: SessionCode,
     pub host_name: Option<String>,
@@ -128,8 +131,21 @@ pub async fn run(
         FromRelay::Refused(r) => return Err(ViewerError::from(r).into()),
         _ => bail!("unexpected answer from the relay"),
     };
-    if settings.host_name.as_ref().is_some_and(|h| *h != host) {
+    if settings
+        .host_name
+        .as_deref()
+        .is_some_and(|h| protocol::ids::host_of_choice(h) != host)
+    {
         bail!("the relay offered PC '{host}' instead of the one asked for: is this your relay?");
+    }
+    // The person at the PC reads the name the relay gives the agent; the transcript below
+    // holds this viewer's own, so a relay naming anyone else fails the pairing. Saying so
+    // here, before the code is used, tells the technician why (the relay's words unquoted).
+    if staff != settings.staff_name {
+        bail!(
+            "the relay would present this session under another staff name than your token's ({}): it is not acting as it must, so the viewer stops here; tell ops",
+            settings.staff_name
+        );
     }
     status(&format!("pairing with {host} as {staff}"));
     // A fresh endpoint key for this session, admitted by the relay for this pairing only.
@@ -146,7 +162,7 @@ pub async fn run(
     // another staff name, or this viewer another PC, the pairing fails.
     let context = PairingContext {
         ticket: settings.ticket,
-        staff_name: staff,
+        staff_name: settings.staff_name.clone(),
         host_name: host,
     };
     let (pairing, first) = Pairing::start(Role::Viewer, &settings.code, context, &mut OsRng);
@@ -193,6 +209,7 @@ pub async fn run(
     let (mut ctrl_send, ctrl_recv) = conn
         .accept_bi()
         .await
+        .map_err(TransportError::from)
         .context("the agent did not open the session")?;
     let mut ctrl_recv = FramedRecv::new(ctrl_recv, MAX_CONTROL_LEN);
     // Test aid: a viewer that stops reading (and so grants the agent no more credit).
@@ -259,7 +276,7 @@ pub async fn run(
                 }
             }
             uni = conn.accept_uni(), if screen.is_none() && !stalled => {
-                screen = Some(FramedRecv::new(uni.context("screen stream failed")?, MAX_FRAME_LEN));
+                screen = Some(FramedRecv::new(uni.map_err(TransportError::from).context("screen stream failed")?, MAX_FRAME_LEN));
             }
             update = async { screen.as_mut().expect("guarded").next().await }, if screen.is_some() && !stalled => {
                 let Some(bytes) = update? else { end("the agent closed the screen stream".into()); break };

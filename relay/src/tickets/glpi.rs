@@ -122,11 +122,11 @@ impl Connector for Glpi {
                 return Ok(());
             }
         }
-        let content = format!(
+        let content = follow_up_html(&format!(
             "{}\n\n{}\n[{key}]",
             report.subject(self.lang),
             report.text(self.lang)
-        );
+        ));
         let body = serde_json::json!({
             "input": { "itemtype": "Ticket", "items_id": t, "content": content, "is_private": 1 }
         });
@@ -138,5 +138,39 @@ impl Connector for Glpi {
             )?
             .ok("GLPI follow-up")?;
         Ok(())
+    }
+}
+
+/// A follow-up's content as GLPI takes it: HTML, so every line of the report is escaped (staff
+/// and host names are text, never markup) and lines are kept with `<br>`.
+fn follow_up_html(text: &str) -> String {
+    let lines: Vec<String> = text.lines().map(escape_html).collect();
+    format!("<p>{}</p>", lines.join("<br>\n"))
+}
+
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_follow_up_is_escaped_html_line_by_line() {
+        let html = super::follow_up_html("PC: PC-12\nSupport: <b>Anna</b> & \"Co\" 'x'\n[k-7]");
+        assert_eq!(
+            html,
+            "<p>PC: PC-12<br>\nSupport: &lt;b&gt;Anna&lt;/b&gt; &amp; &quot;Co&quot; &#39;x&#39;<br>\n[k-7]</p>"
+        );
     }
 }

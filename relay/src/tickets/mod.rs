@@ -80,6 +80,10 @@ pub struct TicketsConfig {
     /// Refuse agents whose ticket is unknown or closed (not for `webhook`).
     #[serde(default)]
     pub validate: bool,
+    /// With `validate`: what a registration gets when its ticket cannot be checked (ticket
+    /// system busy, slow or down): `refuse` ("try again", the default) or `register`.
+    #[serde(default)]
+    pub unchecked: crate::tickets::validation::WhenUnchecked,
     /// Language of the comments: `de` (default) or `en`.
     #[serde(default)]
     pub lang: Option<String>,

@@ -290,6 +290,7 @@ fn the_outbox_retries_a_failing_webhook_and_delivers_once() {
         Some(crate::rendezvous::TicketSystem {
             connector,
             validate: false,
+            unchecked: Default::default(),
             retry_base_secs: 1,
             public_address: Some("relay.schultraeger.example:443".into()),
         }),

@@ -3,10 +3,16 @@
 //! helpdesk's server), and remembered for a while so an agent that registers again (relay
 //! restart, network change) is not checked again.
 //!
-//! Registration needs no credentials, so a refusal tells anyone whether a ticket number
-//! exists and is open. An address that has been refused for tickets a few times is told
-//! nothing more about tickets for a while: enough for a person who mistypes, too little to
-//! walk the helpdesk's ticket numbers.
+//! Registration needs no credentials, so every answer tells anyone whether a ticket number
+//! exists and is open: a registration that goes through says "open" as clearly as a refusal
+//! says "closed". So each address may ask about a few distinct tickets per window, whatever
+//! the answers, and is told nothing more about tickets for a while after: enough for a school
+//! (one ticket, many PCs, a mistyped number or two), too little to walk the helpdesk's numbers.
+//!
+//! A check that cannot be made (too many in flight, the ticket system slow or down) refuses
+//! the registration with "try again" by default: registering unchecked would let a flood that
+//! fills the check slots carry any ticket number past the check. Operators who prefer help
+//! over the check while their ticket system is down say `unchecked = "register"`.
 
 use super::{Connector, TicketState};
 use protocol::signaling::Refusal;
@@ -22,35 +28,52 @@ const REMEMBERED: usize = 4096;
 const IN_FLIGHT: usize = 8;
 /// How long a registration waits for the answer before it goes on without.
 const TIMEOUT: Duration = Duration::from_secs(3);
-/// Ticket refusals one address (IPv6: its /64) gets per window before it is refused outright.
-const REFUSALS_PER_ADDRESS: u32 = 10;
-/// The window those refusals are counted in.
-const REFUSAL_WINDOW: Duration = Duration::from_secs(600);
-/// Addresses whose refusals are kept at most (the oldest windows are dropped first).
+/// Distinct tickets one address (IPv6: its /64) may ask about per window, open or not.
+const TICKETS_PER_ADDRESS: usize = 10;
+/// The window those tickets are counted in.
+const PROBE_WINDOW: Duration = Duration::from_secs(600);
+/// Addresses whose probes are kept at most (the oldest windows are dropped first).
 const ADDRESSES_KEPT: usize = 16_384;
+
+/// What a registration gets when its ticket cannot be checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenUnchecked {
+    /// Refused with "try again" ([`Refusal::TicketCheckUnavailable`]).
+    #[default]
+    Refuse,
+    /// Registered without the check (and the log says so).
+    Register,
+}
+
+/// The tickets one address asked about in its current window.
+struct Probes {
+    start: Instant,
+    tickets: Vec<u64>,
+}
 
 /// Checks tickets against the ticket system for registrations.
 pub struct TicketValidator {
     connector: Arc<dyn Connector>,
+    unchecked: WhenUnchecked,
     permits: tokio::sync::Semaphore,
     remembered: Mutex<HashMap<u64, (TicketState, Instant)>>,
-    /// Ticket refusals by address: (count, start of the window).
-    refused: Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>,
+    probes: Mutex<HashMap<std::net::IpAddr, Probes>>,
 }
 
 impl TicketValidator {
-    /// A validator asking `connector`.
-    pub fn new(connector: Arc<dyn Connector>) -> Self {
+    /// A validator asking `connector`; `unchecked` says what a check that cannot be made means.
+    pub fn new(connector: Arc<dyn Connector>, unchecked: WhenUnchecked) -> Self {
         Self {
             connector,
+            unchecked,
             permits: tokio::sync::Semaphore::new(IN_FLIGHT),
             remembered: Mutex::default(),
-            refused: Mutex::default(),
+            probes: Mutex::default(),
         }
     }
 
-    /// `None` lets the agent register. A ticket system that is slow, down or busy with other
-    /// checks does not keep schools from help: the registration goes on (and the log says so).
+    /// `None` lets the agent register.
     pub async fn check(
         &self,
         ticket: protocol::ids::TicketNumber,
@@ -59,8 +82,8 @@ impl TicketValidator {
         let n = ticket.get();
         let now = Instant::now();
         let from = crate::admission::address_key(from);
-        if self.refusals(from, now) >= REFUSALS_PER_ADDRESS {
-            tracing::info!(%ticket, "ticket not checked: this address was refused too often");
+        if !self.probe(from, n, now) {
+            tracing::info!(%ticket, "ticket not checked: this address asked about too many tickets");
             return Some(Refusal::TooManyFromAddress);
         }
         let known = self
@@ -72,8 +95,7 @@ impl TicketValidator {
             Some(s) => s,
             None => {
                 let Ok(_permit) = self.permits.try_acquire() else {
-                    tracing::warn!(%ticket, "ticket not checked: too many checks in flight; registration goes on");
-                    return None;
+                    return self.unchecked(ticket, "too many checks in flight");
                 };
                 let c = self.connector.clone();
                 let asked = tokio::task::spawn_blocking(move || c.ticket_state(n));
@@ -83,49 +105,67 @@ impl TicketValidator {
                         s
                     }
                     Ok(Ok(Err(e))) => {
-                        tracing::warn!(%ticket, error = %e, "ticket not checked: the ticket system did not answer; registration goes on");
-                        return None;
+                        tracing::warn!(%ticket, error = %e, "the ticket system did not answer");
+                        return self.unchecked(ticket, "the ticket system did not answer");
                     }
                     Ok(Err(_)) | Err(_) => {
-                        tracing::warn!(%ticket, "ticket not checked in time; registration goes on");
-                        return None;
+                        return self.unchecked(ticket, "no answer in time");
                     }
                 }
             }
         };
-        let refusal = match state {
-            TicketState::Open => return None,
-            TicketState::Closed => Refusal::TicketClosed,
-            TicketState::Unknown => Refusal::TicketNotInSystem,
-        };
-        self.count_refusal(from, now);
-        Some(refusal)
-    }
-
-    /// Refusals counted for `from` in its current window.
-    fn refusals(&self, from: std::net::IpAddr, now: Instant) -> u32 {
-        let m = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(&from)
-            .filter(|(_, start)| now - *start < REFUSAL_WINDOW)
-            .map_or(0, |(n, _)| *n)
-    }
-
-    fn count_refusal(&self, from: std::net::IpAddr, now: Instant) {
-        let mut m = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() >= ADDRESSES_KEPT {
-            m.retain(|_, (_, start)| now - *start < REFUSAL_WINDOW);
+        match state {
+            TicketState::Open => None,
+            TicketState::Closed => Some(Refusal::TicketClosed),
+            TicketState::Unknown => Some(Refusal::TicketNotInSystem),
         }
-        if m.len() >= ADDRESSES_KEPT && !m.contains_key(&from) {
-            // Full of live windows: forget the oldest to make room.
-            if let Some(oldest) = m.iter().min_by_key(|(_, (_, s))| *s).map(|(k, _)| *k) {
-                m.remove(&oldest);
+    }
+
+    /// The answer for a ticket that could not be checked, as configured.
+    fn unchecked(&self, ticket: protocol::ids::TicketNumber, why: &'static str) -> Option<Refusal> {
+        match self.unchecked {
+            WhenUnchecked::Refuse => {
+                tracing::warn!(%ticket, why, "ticket not checked: registration refused, the agent is told to try again");
+                Some(Refusal::TicketCheckUnavailable)
+            }
+            WhenUnchecked::Register => {
+                tracing::warn!(%ticket, why, "ticket not checked: registration goes on (unchecked = \"register\")");
+                None
             }
         }
-        let e = m.entry(from).or_insert((0, now));
-        if now - e.1 >= REFUSAL_WINDOW {
-            *e = (0, now);
+    }
+
+    /// Counts `ticket` for `from`; `false` when the address has asked about enough other
+    /// tickets in its window. Asking again about a ticket already counted is free.
+    fn probe(&self, from: std::net::IpAddr, ticket: u64, now: Instant) -> bool {
+        let mut m = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= ADDRESSES_KEPT && !m.contains_key(&from) {
+            m.retain(|_, p| now - p.start < PROBE_WINDOW);
+            if m.len() >= ADDRESSES_KEPT {
+                // Full of live windows: forget the oldest to make room.
+                if let Some(oldest) = m.iter().min_by_key(|(_, p)| p.start).map(|(k, _)| *k) {
+                    m.remove(&oldest);
+                }
+            }
         }
-        e.0 += 1;
+        let p = m.entry(from).or_insert(Probes {
+            start: now,
+            tickets: Vec::new(),
+        });
+        if now - p.start >= PROBE_WINDOW {
+            *p = Probes {
+                start: now,
+                tickets: Vec::new(),
+            };
+        }
+        if p.tickets.contains(&ticket) {
+            return true;
+        }
+        if p.tickets.len() >= TICKETS_PER_ADDRESS {
+            return false;
+        }
+        p.tickets.push(ticket);
+        true
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (TicketState, Instant)>> {
@@ -172,7 +212,10 @@ mod tests {
                 (200, r#"{"Status":"open"}"#.into())
             }
         });
-        let v = Arc::new(TicketValidator::new(rt_at(&server.url)));
+        let v = Arc::new(TicketValidator::new(
+            rt_at(&server.url),
+            WhenUnchecked::Refuse,
+        ));
         let t = |n| protocol::ids::TicketNumber::from_u64(n).unwrap();
         let school: std::net::IpAddr = "192.0.2.7".parse().unwrap();
         assert_eq!(v.check(t(1), school).await, Some(Refusal::TicketClosed));
@@ -183,58 +226,91 @@ mod tests {
             "the second check was answered from memory"
         );
         // A flood of registrations for different tickets reaches the ticket system at most
-        // IN_FLIGHT times at once; the rest go on unchecked.
-        let checks: Vec<_> = (100..140)
-            .map(|n| {
-                let v = v.clone();
-                tokio::spawn(async move {
-                    v.check(t(n), format!("198.51.100.{n}").parse().unwrap())
-                        .await
+        // IN_FLIGHT times at once; the rest are told to try again, not registered unchecked.
+        let flood = |v: Arc<TicketValidator>, tickets: std::ops::Range<u64>| async move {
+            let checks: Vec<_> = tickets
+                .map(|n| {
+                    let v = v.clone();
+                    tokio::spawn(async move {
+                        v.check(t(n), format!("198.51.100.{}", n % 250).parse().unwrap())
+                            .await
+                    })
                 })
-            })
-            .collect();
-        for c in checks {
-            assert_eq!(c.await.unwrap(), None);
-        }
+                .collect();
+            let mut answers = Vec::new();
+            for c in checks {
+                answers.push(c.await.unwrap());
+            }
+            answers
+        };
+        let answers = flood(v.clone(), 100..140).await;
+        let checked = answers.iter().filter(|a| a.is_none()).count();
+        let again = answers
+            .iter()
+            .filter(|a| **a == Some(Refusal::TicketCheckUnavailable))
+            .count();
+        assert_eq!((checked, again), (IN_FLIGHT, 40 - IN_FLIGHT), "{answers:?}");
         let asked = server.seen().len() - 1;
-        assert!(
-            asked <= IN_FLIGHT,
-            "{asked} checks reached the ticket system"
-        );
+        assert_eq!(asked, IN_FLIGHT, "{asked} checks reached the ticket system");
+        // An operator who prefers help over the check: the rest register unchecked.
+        let lenient = Arc::new(TicketValidator::new(
+            rt_at(&server.url),
+            WhenUnchecked::Register,
+        ));
+        let answers = flood(lenient, 200..240).await;
+        assert!(answers.iter().all(Option::is_none), "{answers:?}");
+        assert_eq!(server.seen().len() - 1 - asked, IN_FLIGHT);
     }
 
     #[tokio::test]
-    async fn an_address_walking_ticket_numbers_is_stopped_after_a_few_refusals() {
+    async fn a_ticket_system_that_is_down_refuses_with_try_again_unless_told_otherwise() {
+        let server = TestServer::start(|_| (503, "{}".into()));
+        let t = protocol::ids::TicketNumber::from_u64(4711).unwrap();
+        let school: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let strict = TicketValidator::new(rt_at(&server.url), WhenUnchecked::Refuse);
+        assert_eq!(
+            strict.check(t, school).await,
+            Some(Refusal::TicketCheckUnavailable)
+        );
+        let lenient = TicketValidator::new(rt_at(&server.url), WhenUnchecked::Register);
+        assert_eq!(lenient.check(t, school).await, None);
+    }
+
+    #[tokio::test]
+    async fn an_address_walking_ticket_numbers_is_stopped_whatever_the_answers() {
+        // Every other number is an open ticket: an open one tells as much as a refusal, so
+        // both count (before, only refusals did, and walking open tickets cost nothing).
         let server = TestServer::start(|r| {
-            if r.path.ends_with("/ticket/4711") {
+            let n: u64 = r.path.rsplit('/').next().unwrap().parse().unwrap();
+            if n.is_multiple_of(2) || n == 4711 {
                 (200, r#"{"Status":"open"}"#.into())
             } else {
                 (404, "{}".into())
             }
         });
-        let v = TicketValidator::new(rt_at(&server.url));
+        let v = TicketValidator::new(rt_at(&server.url), WhenUnchecked::Refuse);
         let t = |n| protocol::ids::TicketNumber::from_u64(n).unwrap();
         let walker: std::net::IpAddr = "2001:db8:1:2::10".parse().unwrap();
-        for n in 1..=u64::from(REFUSALS_PER_ADDRESS) {
-            assert_eq!(
-                v.check(t(n), walker).await,
-                Some(Refusal::TicketNotInSystem)
-            );
+        for n in 1..=TICKETS_PER_ADDRESS as u64 {
+            let expected = (!n.is_multiple_of(2)).then_some(Refusal::TicketNotInSystem);
+            assert_eq!(v.check(t(n), walker).await, expected, "ticket {n}");
         }
-        // Now nothing about tickets for this /64, not even that 4711 is open.
+        // Asking again about a ticket already counted is answered as before.
+        assert_eq!(v.check(t(2), walker).await, None);
+        // Now nothing about other tickets for this /64, not even that 4711 is open.
         let same_64: std::net::IpAddr = "2001:db8:1:2::99".parse().unwrap();
         assert_eq!(
             v.check(t(4711), same_64).await,
             Some(Refusal::TooManyFromAddress)
         );
         assert_eq!(
-            v.check(t(4711), walker).await,
+            v.check(t(12), walker).await,
             Some(Refusal::TooManyFromAddress)
         );
         assert_eq!(
             server.seen().len(),
-            REFUSALS_PER_ADDRESS as usize,
-            "the refused address still reached the ticket system"
+            TICKETS_PER_ADDRESS,
+            "the walking address still reached the ticket system"
         );
         // Another school is not affected.
         let other: std::net::IpAddr = "192.0.2.8".parse().unwrap();
