@@ -6,6 +6,8 @@
 
 mod always_on_top;
 mod capture;
+#[cfg(windows)]
+mod click_latch;
 mod code_guard;
 mod consent_gate;
 #[cfg(feature = "test-aids")]

@@ -6,7 +6,9 @@
 
 use crate::consent_gate::ConsentGate;
 use crate::texts::{Lang, TicketProblem};
-use minifb::{Key, MouseButton, MouseMode, Window, WindowOptions};
+#[cfg(not(windows))]
+use minifb::MouseButton;
+use minifb::{Key, MouseMode, Window, WindowOptions};
 use protocol::consent::Grant;
 use protocol::ids::TicketNumber;
 use std::sync::mpsc;
@@ -108,6 +110,9 @@ struct Button {
 
 /// One of the agent's windows.
 struct Panel {
+    /// Before `window`, so it is dropped first and gives the window its procedure back.
+    #[cfg(windows)]
+    latch: crate::click_latch::ClickLatch,
     window: Window,
     name: &'static str,
     w: usize,
@@ -115,6 +120,8 @@ struct Panel {
     origin: (isize, isize),
     buf: Vec<u32>,
     buttons: Vec<Button>,
+    /// Whether the button was down at the last look (where presses are not latched).
+    #[cfg(not(windows))]
     was_down: bool,
     /// Whether `buf` changed since it was last shown: redrawing an unchanged window would
     /// damage the screen and make the capture thread look at it again.
@@ -162,6 +169,8 @@ impl Panel {
         // 60 rather than 30: a click on *Beenden* is seen within ~16 ms.
         window.set_target_fps(60);
         Ok(Self {
+            #[cfg(windows)]
+            latch: crate::click_latch::ClickLatch::install(&window),
             window,
             name,
             w,
@@ -169,6 +178,7 @@ impl Panel {
             origin,
             buf: vec![BG; w * h],
             buttons: Vec::new(),
+            #[cfg(not(windows))]
             was_down: false,
             dirty: true,
             pressed: None,
@@ -324,21 +334,40 @@ impl Panel {
         } else {
             self.window.update();
         }
-        let down = self.window.get_mouse_down(MouseButton::Left);
-        let clicked = down && !self.was_down;
-        self.was_down = down;
-        if !clicked {
-            return Ok(None);
-        }
-        let Some((mx, my)) = self.window.get_mouse_pos(MouseMode::Discard) else {
-            return Ok(None);
-        };
-        let (mx, my) = (mx as usize, my as usize);
         Ok(self
-            .buttons
+            .presses()
+            .into_iter()
+            .find_map(|(x, y)| self.button_at(x, y)))
+    }
+
+    /// Where the left button went down since the last look: every press message (Windows).
+    #[cfg(windows)]
+    fn presses(&mut self) -> Vec<(i32, i32)> {
+        self.latch.take()
+    }
+
+    /// Where the left button went down since the last look: the button's state as it is now,
+    /// against the last look.
+    #[cfg(not(windows))]
+    fn presses(&mut self) -> Vec<(i32, i32)> {
+        let down = self.window.get_mouse_down(MouseButton::Left);
+        let pressed = down && !self.was_down;
+        self.was_down = down;
+        match self.window.get_mouse_pos(MouseMode::Discard) {
+            Some((x, y)) if pressed => vec![(x as i32, y as i32)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The action of the button at `(x, y)` in the window, if one is there.
+    fn button_at(&self, x: i32, y: i32) -> Option<Action> {
+        let (Ok(x), Ok(y)) = (usize::try_from(x), usize::try_from(y)) else {
+            return None;
+        };
+        self.buttons
             .iter()
-            .find(|b| mx >= b.x && mx < b.x + b.w && my >= b.y && my < b.y + b.h)
-            .map(|b| b.action))
+            .find(|b| x >= b.x && x < b.x + b.w && y >= b.y && y < b.y + b.h)
+            .map(|b| b.action)
     }
 }
 

@@ -205,9 +205,14 @@ fn log_raw_input(
     writeln!(out, "ready")?;
     out.flush()?;
     loop {
+        // Each event comes once from the device that made it and once more through the
+        // master device it is attached to: print it once (before, a test that waited for the
+        // first copy could see the second one late, as an event of its own).
         match conn.wait_for_event()? {
-            Event::XinputRawMotion(_) => writeln!(out, "raw motion")?,
-            Event::XinputRawButtonPress(b) => writeln!(out, "raw button {}", b.detail)?,
+            Event::XinputRawMotion(m) if m.deviceid == m.sourceid => writeln!(out, "raw motion")?,
+            Event::XinputRawButtonPress(b) if b.deviceid == b.sourceid => {
+                writeln!(out, "raw button {}", b.detail)?
+            }
             _ => {}
         }
         out.flush()?;
