@@ -3,7 +3,7 @@
 
 use crate::session::{Outgoing, SessionEvent};
 use minifb::{
-    InputCallback, Key as MKey, MouseButton as MButton, MouseMode, ScaleMode, Window, WindowOptions,
+    InputCallback, Key as MKey, MouseButton as MButton, ScaleMode, Window, WindowOptions,
 };
 use protocol::consent::Grant;
 use protocol::screen::{Framebuffer, Rect};
@@ -388,7 +388,7 @@ pub fn run(
             (ww as f32 - sw as f32 * scale) / 2.0,
             (wh as f32 - total_h * scale) / 2.0,
         );
-        if let Some((mx, my)) = window.get_unscaled_mouse_pos(MouseMode::Discard) {
+        if let Some((mx, my)) = pointer_in(&window) {
             let (rx, ry) = ((mx - ox) / scale, (my - oy) / scale);
             if rx >= 0.0 && ry >= 0.0 && (rx as usize) < sw && (ry as usize) < sh {
                 let pos = (rx as u16, ry as u16);
@@ -451,6 +451,29 @@ pub fn run(
 
 #[cfg(target_os = "linux")]
 use crate::x11_blit::PartialBlit;
+
+/// Where the pointer is in the window's drawing area, read after the window handled its
+/// messages. minifb on Windows reads it before: a press that came with the move to it (a
+/// quick flick and click; under Wine, every warp and click) was sent at the old place.
+fn pointer_in(window: &Window) -> Option<(f32, f32)> {
+    #[cfg(windows)]
+    {
+        use windows::Win32::Foundation::{HWND, POINT};
+        use windows::Win32::Graphics::Gdi::ScreenToClient;
+        use windows::Win32::UI::WindowsAndMessaging::GetCursorPos;
+        let mut p = POINT::default();
+        // SAFETY: the handle is this thread's live window; both calls only fill `p`.
+        let found = unsafe {
+            GetCursorPos(&mut p).is_ok()
+                && ScreenToClient(HWND(window.get_window_handle()), &mut p).as_bool()
+        };
+        let (w, h) = window.get_size();
+        let inside = p.x >= 0 && p.y >= 0 && (p.x as usize) < w && (p.y as usize) < h;
+        (found && inside).then_some((p.x as f32, p.y as f32))
+    }
+    #[cfg(not(windows))]
+    window.get_unscaled_mouse_pos(minifb::MouseMode::Discard)
+}
 
 /// Where the changed part alone can be drawn (X11): a connection of our own to the window.
 #[cfg(target_os = "linux")]
