@@ -47,7 +47,7 @@ run() {
   local addr; addr=$(grep "listening on udp" "$state/out" | awk '{print $NF}')
   local c0 t0 t1 c1
   c0=$(cpu_s $rp); t0=$(date +%s.%N)
-  $bin/flood "$addr" "$fp" 127.0.0.2 0 0 "$n" 0 > "$state/flood.out" 2>&1
+  $bin/flood "$addr" "$fp" 127.0.0.2 mixed 0 0 "$n" 0 > "$state/flood.out" 2>&1
   t1=$(date +%s.%N); c1=$(cpu_s $rp)
   local ok; ok=$(awk -F': ' '/registration: accepted/ {print $NF}' "$state/flood.out"); ok=${ok:-0}
   kill $rp; wait $rp 2>/dev/null || true

@@ -34,7 +34,7 @@ TOML
   fp=$("$bin/fernhilfe-relay" --state-dir "$state" fingerprint)
   sleep 1
   base=$(kib $relay VmRSS)
-  "$bin/flood" "$addr" "$fp" 127.0.0.2 0 0 "$n" 0 > "$work/flood-$run.out" 2>&1
+  "$bin/flood" "$addr" "$fp" 127.0.0.2 mixed 0 0 "$n" 0 > "$work/flood-$run.out" 2>&1
   peak=$(kib $relay VmHWM)
   accepted=$(awk -F': ' '/registration: accepted/ {print $NF}' "$work/flood-$run.out")
   kill $relay; wait $relay 2>/dev/null || true
