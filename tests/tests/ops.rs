@@ -66,7 +66,7 @@ fn metrics_count_a_real_session_and_name_no_ticket_person_or_address() {
 
     // A stranger with a bad token, while the agent waits for consent.
     let code = current_code(&s.agent);
-    let mut stranger = viewer(&s.relay, "not-a-token", "4711", &code, &s.dir, &[]);
+    let mut stranger = viewer(&s.relay, &forged_token(), "4711", &code, &s.dir, &[]);
     stranger.wait_exit(T);
     s.answer("View");
     s.viewer.wait_line("grant View", T);
