@@ -28,9 +28,12 @@ DISPLAY=$pc xterm -geometry 90x24+40+120 -fa Monospace -fs 12 -T "Schul-PC" -e b
 pids+=($!)
 
 relay_state="$state/relay"
-if ! $bin/fernhilfe-relay --state-dir "$relay_state" staff list | grep -q "^Demo Support"; then
-  $bin/fernhilfe-relay --state-dir "$relay_state" staff add "Demo Support" > "$state/token"
+# A fresh token every run: a demo-state from before tokens named their holder would hold one
+# the viewer refuses.
+if $bin/fernhilfe-relay --state-dir "$relay_state" staff list | grep -q "^Demo Support"; then
+  $bin/fernhilfe-relay --state-dir "$relay_state" staff remove "Demo Support" >/dev/null
 fi
+$bin/fernhilfe-relay --state-dir "$relay_state" staff add "Demo Support" > "$state/token"
 fp=$($bin/fernhilfe-relay --state-dir "$relay_state" fingerprint)
 $bin/fernhilfe-relay --state-dir "$relay_state" serve --listen 127.0.0.1:4433 > "$state/relay.out" 2> "$state/relay.log" &
 pids+=($!)
