@@ -72,6 +72,12 @@ pub fn x11_client_origin(window: &minifb::Window) -> Option<(isize, isize)> {
     x11::origin(window.get_window_handle() as usize as u32).ok()
 }
 
+/// Where the pointer is in an X11 window's drawing area, asked of the X server now.
+#[cfg(target_os = "linux")]
+pub fn x11_pointer_in(window: &minifb::Window) -> Option<(i32, i32)> {
+    x11::pointer(window.get_window_handle() as usize as u32).ok()
+}
+
 #[cfg(target_os = "linux")]
 mod x11 {
     use x11rb::connection::Connection;
@@ -102,6 +108,16 @@ mod x11 {
         let root = conn.setup().roots[screen].root;
         let t = conn.translate_coordinates(window, root, 0, 0)?.reply()?;
         Ok((t.dst_x as isize, t.dst_y as isize))
+    }
+
+    /// The pointer's position relative to the window, if it is on the window's screen.
+    pub fn pointer(window: u32) -> Result<(i32, i32), Error> {
+        let (conn, _) = x11rb::connect(None)?;
+        let p = conn.query_pointer(window)?.reply()?;
+        if !p.same_screen {
+            return Err("the pointer is on another screen".into());
+        }
+        Ok((i32::from(p.win_x), i32::from(p.win_y)))
     }
 
     impl Watch {

@@ -347,16 +347,29 @@ impl Panel {
     }
 
     /// Where the left button went down since the last look: the button's state as it is now,
-    /// against the last look.
+    /// against the last look, at the pointer's position asked of the X server after the press
+    /// was read. minifb asks for the position *before* it reads the queued events, so a press
+    /// that came with the move to it (a quick flick and click; xdotool's move and press) was
+    /// taken at the old place, outside any button, and lost.
     #[cfg(not(windows))]
     fn presses(&mut self) -> Vec<(i32, i32)> {
         let down = self.window.get_mouse_down(MouseButton::Left);
         let pressed = down && !self.was_down;
         self.was_down = down;
-        match self.window.get_mouse_pos(MouseMode::Discard) {
-            Some((x, y)) if pressed => vec![(x as i32, y as i32)],
-            _ => Vec::new(),
+        if !pressed {
+            return Vec::new();
         }
+        #[cfg(target_os = "linux")]
+        let now = crate::always_on_top::x11_pointer_in(&self.window);
+        #[cfg(not(target_os = "linux"))]
+        let now = None;
+        now.or_else(|| {
+            self.window
+                .get_mouse_pos(MouseMode::Discard)
+                .map(|(x, y)| (x as i32, y as i32))
+        })
+        .into_iter()
+        .collect()
     }
 
     /// The action of the button at `(x, y)` in the window, if one is there.
