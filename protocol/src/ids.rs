@@ -185,36 +185,25 @@ pub const MAX_CHOICE_LEN: usize = MAX_NAME_LEN + CHOICE_SUFFIX_LEN;
 /// place among them (`PC-12~2`). A stranger cannot take a PC's name ahead of it: the name is
 /// unique per network address only.
 pub fn check_host_choice(s: &str) -> Result<(), IdError> {
-    let (name, place) = split_host_choice(s);
+    let (name, place) = s.rsplit_once('~').map_or((s, None), |(n, p)| (n, Some(p)));
     check_host_name(name)?;
+    let place_ok = |p: &str| {
+        (1..=2).contains(&p.len())
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u8>().is_ok_and(|n| n >= 1)
+    };
     match place {
-        None => Ok(()),
-        Some(Some(n)) if (1..=99).contains(&n) => Ok(()),
-        Some(_) => Err(IdError::Name {
+        Some(p) if !place_ok(p) => Err(IdError::Name {
             what: "host choice",
             reason: "the part after '~' is not a number from 1 to 99",
         }),
+        _ => Ok(()),
     }
 }
 
 /// The host name a [`check_host_choice`] string names.
 pub fn host_of_choice(s: &str) -> &str {
-    split_host_choice(s).0
-}
-
-/// Name and, if there is a `~`, the place after it (`None` inside when it is no number).
-fn split_host_choice(s: &str) -> (&str, Option<Option<u8>>) {
-    match s.rsplit_once('~') {
-        Some((name, place)) => (
-            name,
-            Some(
-                (place.len() <= 2 && place.bytes().all(|b| b.is_ascii_digit()))
-                    .then(|| place.parse().ok())
-                    .flatten(),
-            ),
-        ),
-        None => (s, None),
-    }
+    s.rsplit_once('~').map_or(s, |(name, _)| name)
 }
 
 /// The host name the agent reports for the name the operating system gave: characters outside

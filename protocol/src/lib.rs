@@ -20,6 +20,7 @@
 
 pub mod consent;
 pub mod fingerprint;
+pub mod hex;
 pub mod ids;
 pub mod link;
 pub mod pairing;

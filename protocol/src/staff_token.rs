@@ -34,8 +34,8 @@ impl StaffToken {
         check_name("staff name", name)?;
         Ok(Self(format!(
             "{PREFIX}{}_{}",
-            hex(secret),
-            hex(name.as_bytes())
+            crate::hex::lower(secret),
+            crate::hex::lower(name.as_bytes())
         )))
     }
 
@@ -47,24 +47,13 @@ impl StaffToken {
         if secret.len() != SECRET_HEX || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        let name = String::from_utf8(unhex(name)?).ok()?;
+        if name.len() > 2 * MAX_NAME_LEN {
+            return None;
+        }
+        let name = String::from_utf8(crate::hex::parse(name)?).ok()?;
         check_name("staff name", &name).ok()?;
         Some(name)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || s.len() > 2 * MAX_NAME_LEN {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@ mod admission;
 mod audit;
 mod bundle;
 mod clock;
-mod hex;
 mod limits;
 mod metrics;
 mod ops_listener;

@@ -32,7 +32,7 @@ pub struct StaffRegistry {
 }
 
 fn token_hash(token: &str) -> String {
-    crate::hex::lower(&Sha256::digest(token.as_bytes()))
+    protocol::hex::lower(&Sha256::digest(token.as_bytes()))
 }
 
 impl StaffRegistry {

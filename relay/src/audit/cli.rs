@@ -79,7 +79,7 @@ pub fn verify(place: &Place<'_>, now: i64, retention_days: u32) -> Result<bool> 
                     rfc3339(cp.time_unix),
                     cp.first_seq,
                     cp.last_seq,
-                    crate::hex::lower(&cp.digest())
+                    protocol::hex::lower(&cp.digest())
                 );
             }
             Ok(true)
@@ -177,7 +177,7 @@ pub fn export(place: &Place<'_>, since: i64, format: Format) -> Result<()> {
                     r.ticket.map(|t| t.to_string()).unwrap_or_default(),
                     r.kind,
                     csv_field(&r.body),
-                    crate::hex::lower(&r.hash)
+                    protocol::hex::lower(&r.hash)
                 )?;
             }
         }
@@ -193,7 +193,7 @@ fn json_line(r: &StoredRecord) -> String {
         "time": rfc3339(r.time_unix),
         "ticket": r.ticket,
         "record": record,
-        "hash": crate::hex::lower(&r.hash),
+        "hash": protocol::hex::lower(&r.hash),
     })
     .to_string()
 }

@@ -357,7 +357,7 @@ fn log_checkpoint(cp: &checkpoint::Checkpoint) {
         time_unix = cp.time_unix,
         first = cp.first_seq,
         last = cp.last_seq,
-        digest = %crate::hex::lower(&cp.digest()),
+        digest = %protocol::hex::lower(&cp.digest()),
         "audit checkpoint signed"
     );
 }
@@ -374,7 +374,7 @@ fn retire_legacy_log(dir: &std::path::Path) -> Result<Option<AuditRecord>, store
     };
     let retired = dir.join("audit.jsonl.retired");
     std::fs::rename(&old, &retired)?;
-    let sha256 = crate::hex::lower(&sha2::Sha256::digest(&data));
+    let sha256 = protocol::hex::lower(&sha2::Sha256::digest(&data));
     let lines = data.iter().filter(|&&b| b == b'\n').count() as u64;
     tracing::info!(file = %retired.display(), lines, "the old JSON-lines audit log is retired into the audit store");
     Ok(Some(AuditRecord::LegacyLogRetired {

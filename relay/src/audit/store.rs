@@ -339,7 +339,7 @@ fn load_or_create_signer(dir: &Path) -> Result<String, StoreError> {
     }
     let mut id = [0u8; 8];
     getrandom::getrandom(&mut id).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let name = format!("relay-{}", crate::hex::lower(&id));
+    let name = format!("relay-{}", protocol::hex::lower(&id));
     // Two first starts at once end up with one name: the one that loses reads it.
     if transport::identity::create_private(&path, name.as_bytes())? {
         Ok(name)
@@ -441,7 +441,7 @@ impl AuditStore {
             };
             let record = AuditRecord::Pruned {
                 keep_from,
-                first_hash: crate::hex::lower(&first_hash),
+                first_hash: protocol::hex::lower(&first_hash),
                 deleted: deleted as u64,
                 cutoff_unix,
                 retention_days,
@@ -571,7 +571,7 @@ impl AuditStore {
             // A start after record 1: a pruning record names it (and kept the retention), or
             // the record already started there when the first checkpoint was signed (a store
             // pruned by a relay of before these checkpoints).
-            let hex = crate::hex::lower(&first_hash);
+            let hex = protocol::hex::lower(&first_hash);
             match prunes.get(&first) {
                 Some((seq, time, h, cutoff, days)) if *h == hex => {
                     if *days < retention_days || *cutoff > time - i64::from(*days) * 86_400 {
@@ -805,7 +805,7 @@ fn queue_report(
     let Some(report) = SessionReport::from_records(kind, ticket, &records) else {
         return Ok(0);
     };
-    let key = format!("fernhilfe-{}-{seq}", crate::hex::lower(&hash[..6]));
+    let key = format!("fernhilfe-{}-{seq}", protocol::hex::lower(&hash[..6]));
     db.execute(
         "INSERT INTO report_outbox (record_seq, ticket, idempotency_key, payload, state, next_attempt_unix) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
         &[seq.into(), (ticket as i64).into(), key.into(), serde_json::to_string(&report)?.into(), time_unix.into()],

@@ -41,7 +41,7 @@ pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     mac.update(b".");
     mac.update(body);
     let tag = mac.finalize().into_bytes();
-    format!("sha256={}", crate::hex::lower(&tag))
+    format!("sha256={}", protocol::hex::lower(&tag))
 }
 
 impl Connector for Webhook {
