@@ -17,6 +17,7 @@
 //! - [`screen`]: the screen codec (copies, per-rectangle kinds, a session-long pixel stream)
 //!   and the cursor.
 //! - [`consent`]: what the person at the PC has granted, and what that allows.
+//! - [`sender`]: the address a relay's bounds count a sender under.
 
 pub mod consent;
 pub mod fingerprint;
@@ -26,6 +27,7 @@ pub mod link;
 pub mod pairing;
 pub mod peer;
 pub mod screen;
+pub mod sender;
 pub mod session;
 pub mod signaling;
 pub mod staff_token;

@@ -6,10 +6,8 @@
 //! The embedded iroh relay's own counters (bytes and packets it forwarded for sessions on the
 //! relay path) are served beside these, prefixed `iroh_relayserver_`.
 
-use crate::audit::record::EndKind;
-use iroh_metrics::{
-    Counter, EncodeLabelSet, Family, Gauge, Histogram, MetricsGroup, MetricsSource, Registry,
-};
+use audit::record::EndKind;
+use iroh_metrics::{Counter, EncodeLabelSet, Family, Gauge, MetricsGroup, MetricsSource, Registry};
 use protocol::peer::PathKind;
 use protocol::signaling::Refusal;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -33,18 +31,6 @@ pub struct RelayMetrics {
     /// Tries turned away by a throttle: connections per address, registrations per address,
     /// code tries per ticket
     pub throttled: Family<StageLabel, Counter>,
-    /// Ticket-system reports waiting to be delivered (whole audit database; read after each
-    /// delivery round)
-    pub ticket_reports_pending: Gauge,
-    /// Ticket-system reports given up for good (whole audit database)
-    pub ticket_reports_failed: Gauge,
-    /// Seconds one audit transaction took to commit
-    #[default(Histogram::new(vec![0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]))]
-    pub audit_write_seconds: Histogram,
-    /// Audit transactions that failed (their records are lost; the relay is not ready)
-    pub audit_write_failures: Counter,
-    /// Audit records the full writer queue could not take (counted in a records_dropped record)
-    pub audit_records_dropped: Counter,
 }
 
 /// The path of a running session.
@@ -99,9 +85,11 @@ pub fn add_iroh_relay(m: Arc<iroh_relay::server::Metrics>) {
 /// Everything, in the OpenMetrics text format.
 pub fn encode() -> String {
     let mut registry = Registry::default();
-    registry
-        .sub_registry_with_prefix("fernhilfe")
-        .register(METRICS.clone());
+    let ours = registry.sub_registry_with_prefix("fernhilfe");
+    ours.register(METRICS.clone());
+    // The audit writer's and the ticket reports' own groups, under the same prefix.
+    ours.register(audit::metrics::group());
+    ours.register(tickets::metrics::group());
     if let Some(iroh) = IROH_RELAY.lock().unwrap_or_else(|e| e.into_inner()).clone() {
         registry
             .sub_registry_with_prefix("iroh")

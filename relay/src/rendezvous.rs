@@ -5,12 +5,12 @@
 //!
 //! The signaling stream is the same whether it arrived over QUIC or over TLS on TCP.
 
-use crate::audit::record::{AuditRecord, ConsentChange, EndKind, GrantKind, RefusalKind, Side};
-use crate::audit::AuditLog;
 use crate::limits::Limits;
 use crate::pairing_table::{AgentAnswer, AgentId, PairingId, PairingTable, Route, Verdict};
 use crate::path_service::{AdmittedEndpoint, SessionAdmission};
 use crate::staff::StaffCache;
+use audit::record::{AuditRecord, ConsentChange, EndKind, GrantKind, RefusalKind, Side};
+use audit::AuditLog;
 use protocol::ids::TicketNumber;
 use protocol::signaling::{FromRelay, Refusal, ToRelay, MAX_SIGNALING_LEN};
 use quinn::Connection;
@@ -76,17 +76,6 @@ struct Links {
     viewers: HashMap<PairingId, ViewerLink>,
 }
 
-/// The ticket system the relay reports to, and whether it checks tickets at registration.
-pub struct TicketSystem {
-    pub connector: Arc<dyn crate::tickets::Connector>,
-    pub validate: bool,
-    /// What a registration gets when its ticket cannot be checked.
-    pub unchecked: crate::tickets::validation::WhenUnchecked,
-    pub retry_base_secs: u32,
-    /// host:port of this relay for the `fernhilfe://` link in start reports.
-    pub public_address: Option<String>,
-}
-
 /// The relay's shared state.
 pub struct Rendezvous {
     table: Mutex<PairingTable>,
@@ -94,7 +83,7 @@ pub struct Rendezvous {
     staff: StaffCache,
     audit: AuditLog,
     /// Set when tickets are checked at registration.
-    validator: Option<crate::tickets::validation::TicketValidator>,
+    validator: Option<tickets::validation::TicketValidator>,
     limits: Limits,
     paths: Arc<SessionAdmission>,
     qad_port: u16,
@@ -111,40 +100,38 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Rendezvous {
-    /// State over `state_dir` (staff list, audit log); starts the expiry sweeper.
+    /// State over `state_dir` (staff list), recording into `audit`; with a `validator`,
+    /// tickets are checked at registration. Expiry needs [`Rendezvous::sweep`] to run.
     pub fn new(
         state_dir: &std::path::Path,
         limits: Limits,
         paths: Arc<SessionAdmission>,
         qad_port: u16,
-        audit_at: &crate::audit::db::Location,
-        retention_days: u32,
-        tickets: Option<TicketSystem>,
-    ) -> anyhow::Result<Arc<Self>> {
-        let validator = tickets.as_ref().filter(|t| t.validate).map(|t| {
-            crate::tickets::validation::TicketValidator::new(t.connector.clone(), t.unchecked)
-        });
-        let r = Arc::new(Self {
+        audit: AuditLog,
+        validator: Option<tickets::validation::TicketValidator>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
             table: Mutex::new(PairingTable::new(limits.clone())),
             links: Mutex::default(),
             staff: StaffCache::new(state_dir),
-            audit: AuditLog::open(state_dir, audit_at, retention_days, tickets)?,
+            audit,
             validator,
             limits,
             paths,
             qad_port,
             budget: Mutex::default(),
-        });
-        let weak = Arc::downgrade(&r);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SWEEP_INTERVAL);
-            loop {
-                tick.tick().await;
-                let Some(r) = weak.upgrade() else { break };
-                r.sweep(Instant::now());
-            }
-        });
-        Ok(r)
+        })
+    }
+
+    /// Expires registrations and pairings and closes record windows, every
+    /// [`SWEEP_INTERVAL`], while the state lives.
+    pub async fn sweep(state: std::sync::Weak<Self>) {
+        let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+        loop {
+            tick.tick().await;
+            let Some(r) = state.upgrade() else { break };
+            r.sweep_once(Instant::now());
+        }
     }
 
     /// Agents registered and waiting for a viewer.
@@ -184,7 +171,7 @@ impl Rendezvous {
 
     /// Ends lapsed registrations and pairings that ran out of time, and writes what the
     /// record budgets counted.
-    fn sweep(&self, now: Instant) {
+    fn sweep_once(&self, now: Instant) {
         for o in lock(&self.budget).close_windows(now) {
             self.audit.record(
                 None,

@@ -28,15 +28,11 @@ mod tests {
         super::create(&dir).unwrap();
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
-        let _audit = crate::audit::AuditLog::open(
-            &dir,
-            &crate::audit::db::Location::Sqlite(dir.clone()),
-            365,
-            None,
-        )
-        .unwrap();
-        assert_eq!(mode(&dir.join(crate::audit::store::FILE)), 0o600);
-        assert_eq!(mode(&dir.join(crate::audit::store::KEY_FILE)), 0o600);
+        let _audit =
+            audit::AuditLog::open(&dir, &audit::db::Location::Sqlite(dir.clone()), 365, None)
+                .unwrap();
+        assert_eq!(mode(&dir.join(audit::store::FILE)), 0o600);
+        assert_eq!(mode(&dir.join(audit::store::KEY_FILE)), 0o600);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

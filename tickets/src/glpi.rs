@@ -3,9 +3,9 @@
 //! the number people see.
 
 use super::http::Http;
-use super::report::SessionReport;
 use super::{Connector, ConnectorError, TicketState};
-use crate::audit::record::Lang;
+use audit::record::Lang;
+use audit::report::SessionReport;
 
 /// GLPI's ticket statuses from 5 (solved) on are closed.
 const SOLVED: u64 = 5;

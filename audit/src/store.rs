@@ -776,7 +776,7 @@ fn queue_report(
     time_unix: i64,
     record: &AuditRecord,
 ) -> Result<usize, StoreError> {
-    use crate::tickets::report::{ReportKind, SessionReport};
+    use crate::report::{ReportKind, SessionReport};
     let (kind, host) = match record {
         AuditRecord::SessionStarted { host, .. } => (ReportKind::Start, host),
         AuditRecord::SessionEnded { host, .. } => (ReportKind::End, host),
@@ -816,7 +816,7 @@ fn queue_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::record::{AuditRecord, EndKind};
+    use crate::record::{AuditRecord, EndKind};
 
     /// A fresh state directory (it holds the checkpoint key in both cases).
     fn dir(name: &str) -> std::path::PathBuf {
@@ -837,7 +837,7 @@ mod tests {
             Location::Sqlite(d.clone()),
             AuditStore::open(&d).unwrap(),
         ));
-        if let Some(url) = crate::audit::pg_test::fresh_database(&format!("fh_{name}")) {
+        if let Some(url) = crate::pg_test::fresh_database(&format!("fh_{name}")) {
             let d = dir(&format!("{name}-pg"));
             let at = Location::Postgres(url);
             let s = AuditStore::open_at(&d, &at).unwrap();
@@ -1250,7 +1250,7 @@ mod tests {
 
     #[test]
     fn two_writers_on_one_postgres_continue_one_chain() {
-        let Some(url) = crate::audit::pg_test::fresh_database("fh_two_writers") else {
+        let Some(url) = crate::pg_test::fresh_database("fh_two_writers") else {
             return;
         };
         let d = dir("two-writers");

@@ -4,9 +4,9 @@
 //! while the system is down, never posted twice (the connector checks before a retry), and
 //! marked failed once retrying cannot help or has gone on for about two days.
 
-use super::report::SessionReport;
 use super::{Connector, ConnectorError};
-use crate::audit::db::{Db, DbError, Location};
+use audit::db::{Db, DbError, Location};
+use audit::report::SessionReport;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -72,7 +72,7 @@ fn deliver_loop(
             )
             .ok()
             .and_then(|rows| rows.first().and_then(|r| r[0].int()));
-        let wait = next.map_or(60, |t| (t - crate::clock::unix_now()).clamp(0, 60)) as u64;
+        let wait = next.map_or(60, |t| (t - audit::clock::unix_now()).clamp(0, 60)) as u64;
         match wake.recv_timeout(Duration::from_secs(wait)) {
             Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
             // The relay is shutting down; what is left goes out after the next start.
@@ -105,7 +105,7 @@ fn count_for_metrics(db: &mut Db) {
 /// Takes the reports that are due (a ticket's in order: none while an earlier one of it is
 /// pending), leasing them so no other relay tries them at the same time.
 fn take_due(db: &mut Db) -> Result<Vec<(i64, String, String, u32)>, DbError> {
-    let now = crate::clock::unix_now();
+    let now = audit::clock::unix_now();
     db.transaction(true, |db| {
         let due = db.query(
             "SELECT id, idempotency_key, payload, attempts FROM report_outbox r WHERE state = 'pending' AND next_attempt_unix <= ?1
@@ -161,7 +161,7 @@ fn turn(
                 );
                 db.execute(
                     "UPDATE report_outbox SET state = 'delivered', attempts = ?1, delivered_unix = ?2, last_error = NULL WHERE id = ?3",
-                    &[i64::from(attempts).into(), crate::clock::unix_now().into(), id.into()],
+                    &[i64::from(attempts).into(), audit::clock::unix_now().into(), id.into()],
                 )?;
             }
             Err(ConnectorError::Transient(e)) if attempts < MAX_ATTEMPTS => {
@@ -169,7 +169,7 @@ fn turn(
                 tracing::warn!(key, attempts, retry_in_s = after, error = %e, "session report not delivered; will retry");
                 db.execute(
                     "UPDATE report_outbox SET attempts = ?1, next_attempt_unix = ?2, last_error = ?3 WHERE id = ?4",
-                    &[i64::from(attempts).into(), (crate::clock::unix_now() + after).into(), e.into(), id.into()],
+                    &[i64::from(attempts).into(), (audit::clock::unix_now() + after).into(), e.into(), id.into()],
                 )?;
             }
             Err(e) => {

@@ -1,8 +1,8 @@
 //! What a session report says: the session's own audit records, from its start on, and
 //! their text.
 
-use crate::audit::record::{AuditRecord, Lang};
 use crate::clock::rfc3339;
+use crate::record::{AuditRecord, Lang};
 use serde::{Deserialize, Serialize};
 
 /// Start or end of a session.

@@ -6,8 +6,8 @@
 //! `Idempotency-Key: <key>` (the same for every attempt of one report).
 
 use super::http::Http;
-use super::report::SessionReport;
 use super::{Connector, ConnectorError, TicketState};
+use audit::report::SessionReport;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -55,7 +55,7 @@ impl Connector for Webhook {
 
     fn post(&self, report: &SessionReport, key: &str, _retry: bool) -> Result<(), ConnectorError> {
         let body = serde_json::json!({ "idempotency_key": key, "report": report }).to_string();
-        let ts = crate::clock::unix_now().to_string();
+        let ts = audit::clock::unix_now().to_string();
         let sig = signature(&self.secret, &ts, body.as_bytes());
         self.http
             .post_json(

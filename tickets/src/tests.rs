@@ -1,10 +1,10 @@
 //! The connectors against in-process servers built from each system's documented request and
 //! response shapes, and the outbox delivering through them.
 
-use super::report::{ReportKind, SessionReport};
 use super::test_server::TestServer;
 use super::{Connector, ConnectorError, TicketState};
-use crate::audit::record::{AuditRecord, ConsentChange, EndKind, GrantKind, Lang};
+use audit::record::{AuditRecord, ConsentChange, EndKind, GrantKind, Lang};
+use audit::report::{ReportKind, SessionReport};
 use serde_json::{json, Value};
 
 fn report(kind: ReportKind) -> SessionReport {
@@ -283,17 +283,15 @@ fn the_outbox_retries_a_failing_webhook_and_delivers_once() {
         )
         .unwrap(),
     );
-    let log = crate::audit::AuditLog::open(
-        &dir,
-        &crate::audit::db::Location::Sqlite(dir.clone()),
-        365,
-        Some(crate::rendezvous::TicketSystem {
-            connector,
-            validate: false,
-            unchecked: Default::default(),
-            retry_base_secs: 1,
-            public_address: Some("relay.schultraeger.example:443".into()),
-        }),
+    let at = audit::db::Location::Sqlite(dir.clone());
+    let (queued, reports) = std::sync::mpsc::channel();
+    let log = audit::AuditLog::open(&dir, &at, 365, Some(queued)).unwrap();
+    crate::outbox::spawn(
+        at,
+        connector,
+        reports,
+        1,
+        Some("relay.schultraeger.example:443".into()),
     )
     .unwrap();
     let t = protocol::ids::TicketNumber::from_u64(4711).ok();
@@ -316,7 +314,7 @@ fn the_outbox_retries_a_failing_webhook_and_delivers_once() {
         },
     );
     log.flush();
-    let mut store = crate::audit::store::AuditStore::open(&dir).unwrap();
+    let mut store = audit::store::AuditStore::open(&dir).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let reports = loop {
         let r = store.reports_for_ticket(4711).unwrap();
@@ -350,7 +348,7 @@ fn the_outbox_retries_a_failing_webhook_and_delivers_once() {
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(server.seen().len(), 4, "nothing posted twice");
     assert!(store
-        .verify(crate::clock::unix_now(), 365)
+        .verify(audit::clock::unix_now(), 365)
         .unwrap()
         .broken
         .is_none());

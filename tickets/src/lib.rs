@@ -9,14 +9,14 @@
 
 pub mod glpi;
 pub mod http;
+pub mod metrics;
 pub mod outbox;
-pub mod report;
 pub mod rt;
 pub mod validation;
 pub mod webhook;
 pub mod zammad;
 
-use report::SessionReport;
+use audit::report::SessionReport;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -83,7 +83,7 @@ pub struct TicketsConfig {
     /// With `validate`: what a registration gets when its ticket cannot be checked (ticket
     /// system busy, slow or down): `refuse` ("try again", the default) or `register`.
     #[serde(default)]
-    pub unchecked: crate::tickets::validation::WhenUnchecked,
+    pub unchecked: crate::validation::WhenUnchecked,
     /// Language of the comments: `de` (default) or `en`.
     #[serde(default)]
     pub lang: Option<String>,
@@ -124,8 +124,8 @@ impl TicketsConfig {
             anyhow::bail!("[tickets] url must be http(s)://host/… without a user or password in it (use user/password/token keys)");
         }
         let lang = match self.lang.as_deref() {
-            None | Some("de") => crate::audit::record::Lang::De,
-            Some("en") => crate::audit::record::Lang::En,
+            None | Some("de") => audit::record::Lang::De,
+            Some("en") => audit::record::Lang::En,
             Some(other) => anyhow::bail!("[tickets] lang = \"{other}\": use \"de\" or \"en\""),
         };
         let http = http::Http::new(self.ca_file.as_deref())?;

@@ -3,9 +3,9 @@
 //! after an attempt with unknown outcome first looks whether the comment is already there.
 
 use super::http::Http;
-use super::report::SessionReport;
 use super::{Connector, ConnectorError, TicketState};
-use crate::audit::record::Lang;
+use audit::record::Lang;
+use audit::report::SessionReport;
 use base64::Engine;
 
 /// How the relay signs in to RT.

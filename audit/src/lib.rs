@@ -1,4 +1,4 @@
-//! The relay's audit record: who paired with which ticket, what the person at the PC allowed,
+//! The audit record of a Fernhilfe relay: who paired with which ticket, what the person at the PC allowed,
 //! which path the session took and how it ended, in a hash-chained SQLite store
 //! ([`store::AuditStore`]) of typed records ([`record::AuditRecord`]). Never codes, tokens or
 //! screen content.
@@ -10,11 +10,13 @@
 //! itself on the record.
 
 pub mod checkpoint;
-pub mod cli;
+pub mod clock;
 pub mod db;
+pub mod metrics;
 #[cfg(test)]
 mod pg_test;
 pub mod record;
+pub mod report;
 pub mod store;
 
 use record::AuditRecord;
@@ -36,8 +38,7 @@ const QUEUE_DEPTH: usize = 16_384;
 
 enum Job {
     Record(i64, Option<u64>, AuditRecord),
-    /// Answered once everything before it is stored (tests).
-    #[cfg(test)]
+    /// Answered once everything before it is stored.
     Flush(mpsc::SyncSender<()>),
     /// The relay stops cleanly: store everything, sign a shutdown checkpoint, answer, end.
     Close(mpsc::SyncSender<()>),
@@ -71,15 +72,17 @@ impl Drop for StoppedOnDrop {
 
 impl AuditLog {
     /// Opens the store in the state directory (retiring an old `audit.jsonl` into it) and
-    /// starts its writer thread; `retention_days` old records are pruned daily. With a
-    /// ticket system, session starts and ends queue reports that its own thread delivers.
+    /// starts its writer thread; `retention_days` old records are pruned daily. With
+    /// `reports`, session starts and ends also queue a [`report::SessionReport`] in the report
+    /// outbox, in the record's transaction, and each queued one is signalled there (the
+    /// ticket connectors' delivery thread waits on it).
     pub fn open(
         dir: &std::path::Path,
         at: &db::Location,
         retention_days: u32,
-        tickets: Option<crate::rendezvous::TicketSystem>,
+        reports: Option<mpsc::Sender<()>>,
     ) -> Result<Self, store::StoreError> {
-        Self::open_with_queue(dir, at, retention_days, tickets, QUEUE_DEPTH)
+        Self::open_with_queue(dir, at, retention_days, reports, QUEUE_DEPTH)
     }
 
     /// As [`AuditLog::open`], with a writer queue of `depth` records.
@@ -87,7 +90,7 @@ impl AuditLog {
         dir: &std::path::Path,
         at: &db::Location,
         retention_days: u32,
-        tickets: Option<crate::rendezvous::TicketSystem>,
+        reports: Option<mpsc::Sender<()>>,
         depth: usize,
     ) -> Result<Self, store::StoreError> {
         #[cfg(feature = "bench-aids")]
@@ -106,16 +109,8 @@ impl AuditLog {
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p))
         })?;
-        if let Some(t) = tickets {
-            let (wake, woken) = mpsc::channel();
+        if let Some(wake) = reports {
             store.queue_reports(wake);
-            crate::tickets::outbox::spawn(
-                at.clone(),
-                t.connector,
-                woken,
-                t.retry_base_secs,
-                t.public_address,
-            )?;
         }
         let (jobs, rx) = mpsc::sync_channel::<Job>(depth);
         let health = Arc::new(WriterHealth::default());
@@ -157,7 +152,7 @@ impl AuditLog {
         match jobs.try_send(Job::Record(time, ticket.map(|t| t.get()), record)) {
             Ok(()) => {}
             Err(mpsc::TrySendError::Full(_)) => {
-                crate::metrics::metrics().audit_records_dropped.inc();
+                metrics::metrics().audit_records_dropped.inc();
                 *lock(&self.dropped).entry(kind).or_default() += 1;
             }
             Err(mpsc::TrySendError::Disconnected(_)) => {
@@ -166,8 +161,7 @@ impl AuditLog {
         }
     }
 
-    /// Waits until everything queued so far is stored.
-    #[cfg(test)]
+    /// Waits until everything queued so far is stored (and checkpointed).
     pub fn flush(&self) {
         self.wait_for(Job::Flush);
     }
@@ -275,8 +269,6 @@ fn writer(
         // Records that come within a few milliseconds share one transaction: a commit costs
         // about four times what a record does, and nobody waits for a record to be on disk.
         let mut batch = Vec::new();
-        // Only tests ask for flushes; a stopping relay closes instead.
-        #[cfg_attr(not(test), allow(unused_mut))]
         let mut flushes: Vec<mpsc::SyncSender<()>> = Vec::new();
         let mut closing = None;
         let window = std::time::Instant::now() + BATCH_WINDOW;
@@ -284,7 +276,6 @@ fn writer(
         while let Some(j) = job.take() {
             match j {
                 Job::Record(t, ticket, r) => batch.push((t, ticket, r)),
-                #[cfg(test)]
                 Job::Flush(done) => flushes.push(done),
                 Job::Close(done) => closing = Some(done),
             }
@@ -301,7 +292,7 @@ fn writer(
         if !batch.is_empty() {
             let started = std::time::Instant::now();
             let result = store.append(&batch);
-            let m = crate::metrics::metrics();
+            let m = metrics::metrics();
             m.audit_write_seconds
                 .observe(started.elapsed().as_secs_f64());
             health

@@ -81,7 +81,7 @@ impl TicketValidator {
     ) -> Option<Refusal> {
         let n = ticket.get();
         let now = Instant::now();
-        let from = crate::admission::address_key(from);
+        let from = protocol::sender::address_key(from);
         if !self.probe(from, n, now) {
             tracing::info!(%ticket, "ticket not checked: this address asked about too many tickets");
             return Some(Refusal::TooManyFromAddress);
@@ -186,16 +186,16 @@ impl TicketValidator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tickets::test_server::TestServer;
+    use crate::test_server::TestServer;
 
     /// An RT connector for the test server at `url`.
     fn rt_at(url: &str) -> Arc<dyn Connector> {
         Arc::new(
-            crate::tickets::rt::RequestTracker::new(
-                crate::tickets::http::Http::new(None).unwrap(),
+            crate::rt::RequestTracker::new(
+                crate::http::Http::new(None).unwrap(),
                 url,
-                crate::tickets::rt::Auth::Token("t".into()),
-                crate::audit::record::Lang::De,
+                crate::rt::Auth::Token("t".into()),
+                audit::record::Lang::De,
             )
             .unwrap(),
         )

@@ -1,10 +1,10 @@
 //! `fernhilfe-relay audit …`: verify the chain, show a ticket's timeline, export, prune.
 
-use super::db::Location;
-use super::record::Lang;
-use super::store::{AuditStore, StoredRecord};
-use crate::clock::rfc3339;
 use anyhow::{bail, Context, Result};
+use audit::clock::rfc3339;
+use audit::db::Location;
+use audit::record::Lang;
+use audit::store::{AuditStore, StoredRecord};
 use std::io::Write;
 use std::path::Path;
 use time::format_description::well_known::Rfc3339;
@@ -25,7 +25,7 @@ pub struct Place<'a> {
 
 fn open(place: &Place<'_>) -> Result<AuditStore> {
     if let Location::Sqlite(dir) = place.at {
-        if !super::db::sqlite_file(dir).exists() {
+        if !audit::db::sqlite_file(dir).exists() {
             bail!(
                 "no audit store in {}: pass the relay's --state-dir",
                 dir.display()
@@ -74,7 +74,7 @@ pub fn verify(place: &Place<'_>, now: i64, retention_days: u32) -> Result<bool> 
                 println!(
                     "newest checkpoint: n={} kind={} signer={} at {} covers {}..{} digest={}",
                     cp.n,
-                    cp.kind.map_or("?", super::checkpoint::CheckpointKind::name),
+                    cp.kind.map_or("?", audit::checkpoint::CheckpointKind::name),
                     cp.signer,
                     rfc3339(cp.time_unix),
                     cp.first_seq,
@@ -211,7 +211,7 @@ fn csv_field(s: &str) -> String {
 
 /// Deletes records older than `days`, keeping the chain verifiable.
 pub fn prune(place: &Place<'_>, days: u32) -> Result<()> {
-    let (n, _) = open(place)?.prune(days, crate::clock::unix_now())?;
+    let (n, _) = open(place)?.prune(days, audit::clock::unix_now())?;
     println!("pruned {n} records older than {days} days");
     Ok(())
 }
@@ -219,9 +219,9 @@ pub fn prune(place: &Place<'_>, days: u32) -> Result<()> {
 /// Writes `records` typical records into a fresh store in `dir`, one transaction each and
 /// in batches as the writer thread takes them, and signs checkpoints; prints µs per record.
 pub fn bench(dir: &Path, records: u32) -> Result<()> {
-    use super::record::{AuditRecord, EndKind};
+    use audit::record::{AuditRecord, EndKind};
     use std::time::Instant;
-    if dir.join(super::store::FILE).exists() {
+    if dir.join(audit::store::FILE).exists() {
         bail!(
             "{} already holds an audit store: give an empty directory",
             dir.display()
@@ -259,13 +259,13 @@ pub fn bench(dir: &Path, records: u32) -> Result<()> {
     for i in 0..100 {
         store.append(&[record(i)])?;
         store.checkpoint(
-            super::checkpoint::CheckpointKind::Records,
-            crate::clock::unix_now(),
+            audit::checkpoint::CheckpointKind::Records,
+            audit::clock::unix_now(),
         )?;
     }
     let checkpoint = t.elapsed().as_secs_f64() * 1e6 / 100.0 - single;
     let t = Instant::now();
-    let v = store.verify(crate::clock::unix_now(), 365)?;
+    let v = store.verify(audit::clock::unix_now(), 365)?;
     let verify = t.elapsed().as_secs_f64() * 1e6 / v.records as f64;
     println!("audit-bench records={n} single_us={single:.1} batched_us={batched:.1} checkpoint_us={checkpoint:.0} verify_us={verify:.1} intact={}", v.broken.is_none());
     Ok(())

@@ -2,9 +2,9 @@
 //! each report is an internal note article, with the session's minutes as time accounting.
 
 use super::http::Http;
-use super::report::SessionReport;
 use super::{Connector, ConnectorError, TicketState};
-use crate::audit::record::Lang;
+use audit::record::Lang;
+use audit::report::SessionReport;
 
 /// The Zammad connector.
 pub struct Zammad {
