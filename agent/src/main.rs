@@ -15,7 +15,6 @@ mod frame_recorder;
 mod input;
 mod screen_stream;
 mod session;
-mod session_limits;
 mod texts;
 mod ui;
 
@@ -163,12 +162,12 @@ fn real_main() -> Result<()> {
         idle_limit: limit(
             "idle_timeout_secs",
             cli.idle_timeout_secs.or(cfg.idle_timeout_secs),
-            session_limits::DEFAULT_IDLE,
+            protocol::session_limits::DEFAULT_IDLE,
         )?,
         max_duration: limit(
             "max_session_secs",
             cli.max_session_secs.or(cfg.max_session_secs),
-            session_limits::DEFAULT_MAX,
+            protocol::session_limits::DEFAULT_MAX,
         )?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -8,15 +8,14 @@
 use crate::code_guard::{Admit, AfterWrong, CodeGuard, MAX_WRONG_CODES};
 use crate::consent_gate::ConsentGate;
 use crate::screen_stream::{CaptureThread, ScreenPacing};
-use crate::session_limits::{Limit, LimitStep, SessionLimits};
 use crate::texts::TicketProblem;
 use crate::ui::{UiCommand, UiEvent};
 use anyhow::{anyhow, bail, Context, Result};
-use protocol::consent::Grant;
+use protocol::agent_session::{AgentAction, AgentEvent, AgentSession};
 use protocol::ids::{SessionCode, TicketNumber};
 use protocol::pairing::{Pairing, PairingContext, Role};
 use protocol::peer::{PathKind, PeerEndpoint};
-use protocol::session::{AgentMessage, EndReason, ViewerMessage, MAX_CONTROL_LEN};
+use protocol::session::{AgentMessage, EndReason, MAX_CONTROL_LEN};
 use protocol::signaling::{FromRelay, Refusal, ToRelay};
 use rand_core::OsRng;
 use std::sync::mpsc as std_mpsc;
@@ -31,8 +30,6 @@ use transport::relay_client::{drive_pairing, PairingEnd, RelayClient, SignalErro
 use transport::signal_tcp::{connect_signaling, SignalTransport};
 use transport::TransportError;
 
-/// How long the person at the PC has to answer the consent dialog.
-const CONSENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The viewer must open the end-to-end connection this fast after pairing.
 const E2E_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest wait for the input thread to release held keys at the end of a session; consent is
@@ -440,6 +437,126 @@ fn spawn_screen_writer(
     })
 }
 
+/// What runs while the screen is shared: the injector, the pacing, the screen writer.
+struct Sharing {
+    injector: crate::input::Injector,
+    pacing: ScreenPacing,
+    screen_task: tokio::task::JoinHandle<()>,
+}
+
+/// The IO around one [`AgentSession`]: the windows, the viewer's streams, the relay's record.
+struct SessionShell<'a> {
+    settings: &'a AgentSettings,
+    staff: String,
+    ui: std_mpsc::Sender<UiCommand>,
+    gate: ConsentGate,
+    ctrl: mpsc::Sender<AgentMessage>,
+    reports: mpsc::Sender<ToRelay>,
+    conn: &'a Connection,
+    screen: Option<CaptureThread>,
+    sharing: Option<Sharing>,
+    /// Inputs the full injector queue did not take since the last log line.
+    dropped_inputs: u64,
+}
+
+impl SessionShell<'_> {
+    /// Carries out one action; an event it produces in turn (an acknowledgement the pacing
+    /// refused) goes back to the machine.
+    async fn carry_out(&mut self, action: AgentAction) -> Result<Option<AgentEvent>> {
+        match action {
+            AgentAction::AskConsent => {
+                let _ = self.ui.send(UiCommand::AskConsent {
+                    staff: self.staff.clone(),
+                    ticket: self.settings.ticket(),
+                    gate: self.gate.clone(),
+                });
+            }
+            AgentAction::SetGate(g) => self.gate.set(g),
+            AgentAction::ShowIndicator(grant) => {
+                let _ = self.ui.send(UiCommand::Indicator {
+                    staff: self.staff.clone(),
+                    grant,
+                    gate: self.gate.clone(),
+                });
+            }
+            AgentAction::StartSharing => self.start_sharing().await?,
+            AgentAction::Send(m) => {
+                let _ = self.ctrl.try_send(m);
+            }
+            AgentAction::Report(r) => report(&self.reports, r),
+            AgentAction::Inject(ev) => {
+                let injector = self.sharing.as_ref().map(|s| &s.injector);
+                // Checked again right before injection; this only avoids queueing.
+                if self.gate.may_inject() && injector.is_some_and(|i| !i.try_send(ev)) {
+                    self.dropped_inputs += 1;
+                }
+            }
+            AgentAction::Acknowledge(seq) => {
+                let pacing = self.sharing.as_ref().map(|s| &s.pacing);
+                if pacing.is_some_and(|p| p.acknowledged(seq).is_err()) {
+                    tracing::warn!(seq, "acknowledgement for a frame never sent");
+                    return Ok(Some(AgentEvent::AckBeyondWritten(seq)));
+                }
+            }
+            AgentAction::WarnLimit { limit, ends_in } => {
+                let _ = self.ui.send(UiCommand::LimitWarning { limit, ends_in });
+            }
+            AgentAction::ClearWarning => {
+                let _ = self.ui.send(UiCommand::LimitCleared);
+            }
+            AgentAction::Status(s) => status(s),
+            AgentAction::CloseWindows => {
+                let _ = self.ui.send(UiCommand::CloseAll);
+            }
+            // The caller ends the loop on it.
+            AgentAction::Finish(_) => {}
+        }
+        Ok(None)
+    }
+
+    /// Starts injection, capture and the screen stream, all behind the gate.
+    async fn start_sharing(&mut self) -> Result<()> {
+        let Some(screen) = self.screen.take() else {
+            return Ok(());
+        };
+        let injector = crate::input::spawn_injector(self.gate.clone())?;
+        let pacing = ScreenPacing::default();
+        let updates = screen.stream(self.gate.clone(), pacing.clone());
+        let screen_send = tokio::time::timeout(E2E_TIMEOUT, self.conn.open_uni())
+            .await
+            .map_err(|_| anyhow!("the viewer gave no room for the screen stream"))?
+            .map_err(TransportError::from)?;
+        let screen_task =
+            spawn_screen_writer(screen_send, updates, self.gate.clone(), pacing.clone());
+        self.sharing = Some(Sharing {
+            injector,
+            pacing,
+            screen_task,
+        });
+        Ok(())
+    }
+
+    /// Stops what sharing runs; bounded: the end never waits on an injection in progress.
+    async fn stop_sharing(&mut self) {
+        let Some(s) = self.sharing.take() else { return };
+        s.pacing.stop();
+        s.screen_task.abort();
+        if !s.injector.stop(INJECTOR_STOP_WAIT).await {
+            tracing::warn!("the input thread did not stop in time; the agent goes on without it");
+        }
+    }
+}
+
+/// The screen writer's end, or never while nothing is shared.
+async fn screen_writer_end(sharing: &mut Option<Sharing>) {
+    match sharing {
+        Some(s) => {
+            let _ = (&mut s.screen_task).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn session(
     relay: RelayClient,
@@ -455,7 +572,6 @@ async fn session(
         .accept_from(&viewer)
         .await
         .context("end-to-end connection with the viewer failed")?;
-    status("e2e connected");
     let (reports, reporter) = spawn_reporter(relay);
     let mut path = PathWatch::default();
     path.check(&conn, &reports);
@@ -465,162 +581,84 @@ async fn session(
         .map_err(TransportError::from)?;
     let mut ctrl_recv = FramedRecv::new(ctrl_recv, MAX_CONTROL_LEN);
     let (ctrl, ctrl_task) = spawn_control_writer(ctrl_send);
-
-    // Nothing is captured or injected before this answer; the dialog sets the gate itself.
-    let gate = ConsentGate::default();
-    let _ = ui.send(UiCommand::AskConsent {
-        staff: staff.clone(),
-        ticket: settings.ticket(),
-        gate: gate.clone(),
-    });
-    status("consent asked");
-    let answer = tokio::select! {
-        ev = events.recv() => match ev { Some(UiEvent::Consent(g)) => g, _ => Grant::Denied },
-        _ = conn.closed() => {
-            gate.set(Grant::Denied);
-            let _ = ui.send(UiCommand::CloseAll);
-            return Ok(Outcome::Ended(EndReason::EndedByViewer));
-        }
-        _ = tokio::time::sleep(CONSENT_TIMEOUT) => Grant::Denied,
+    let mut machine = AgentSession::new(settings.idle_limit, settings.max_duration, Instant::now());
+    let mut shell = SessionShell {
+        settings,
+        staff,
+        ui,
+        // Nothing is captured or injected before the answer; the dialog sets the gate itself.
+        gate: ConsentGate::default(),
+        ctrl,
+        reports,
+        conn: &conn,
+        screen: Some(screen),
+        sharing: None,
+        dropped_inputs: 0,
     };
-    gate.set(answer);
-    let answer = gate.get().unwrap_or(Grant::Denied);
-    status(format_args!("consent {answer:?}"));
-    let _ = ctrl.try_send(AgentMessage::Grant(answer));
-    report(&reports, ToRelay::ConsentReport { grant: answer });
-    if answer == Grant::Denied {
-        let _ = ui.send(UiCommand::CloseAll);
-        goodbye(&conn, &endpoint, ctrl, ctrl_task, EndReason::ConsentDenied).await;
-        report_end(&reports, &conn, EndReason::ConsentDenied);
-        close_reporter(reports, reporter).await;
-        return Ok(Outcome::Denied);
-    }
-    let _ = ui.send(UiCommand::Indicator {
-        staff: staff.clone(),
-        grant: answer,
-        gate: gate.clone(),
-    });
-
-    let injector = crate::input::spawn_injector(gate.clone())?;
-    let pacing = ScreenPacing::default();
-    let updates = screen.stream(gate.clone(), pacing.clone());
-    let screen_send = tokio::time::timeout(E2E_TIMEOUT, conn.open_uni())
-        .await
-        .map_err(|_| anyhow!("the viewer gave no room for the screen stream"))?
-        .map_err(TransportError::from)?;
-    let mut screen_task = spawn_screen_writer(screen_send, updates, gate.clone(), pacing.clone());
     let mut path_tick = tokio::time::interval(PATH_CHECK);
-    let mut dropped_inputs = 0u64;
-    let mut limits = SessionLimits::new(settings.idle_limit, settings.max_duration, Instant::now());
-    // Shows what the limits say in the indicator; the end reason if the session is over.
-    let show = |step: LimitStep| -> Option<EndReason> {
-        match step {
-            LimitStep::End(Limit::Idle) => return Some(EndReason::IdleTimeout),
-            LimitStep::End(Limit::Max) => return Some(EndReason::MaxDuration),
-            LimitStep::Warn { limit, ends_in } => {
-                status(format_args!(
-                    "limit warning {limit:?} ends_in_s={}",
-                    ends_in.as_secs()
-                ));
-                let _ = ui.send(UiCommand::LimitWarning { limit, ends_in });
+    let mut actions: std::collections::VecDeque<AgentAction> =
+        machine.handle(AgentEvent::Connected, Instant::now()).into();
+    let outcome = 'session: loop {
+        while let Some(action) = actions.pop_front() {
+            if let AgentAction::Finish(reason) = action {
+                break 'session reason;
             }
-            LimitStep::Clear => {
-                status("limit warning cleared");
-                let _ = ui.send(UiCommand::LimitCleared);
+            if let Some(event) = shell.carry_out(action).await? {
+                actions.extend(machine.handle(event, Instant::now()));
             }
-            LimitStep::Nothing => {}
         }
-        None
-    };
-    let outcome = loop {
-        let limit_due = tokio::time::Instant::from_std(limits.next_deadline());
-        tokio::select! {
-            _ = tokio::time::sleep_until(limit_due) => {
-                if let Some(end) = show(limits.step(Instant::now())) {
-                    break end;
-                }
+        let deadline = machine.next_deadline();
+        let event = tokio::select! {
+            _ = sleep_until_some(deadline) => {
+                actions.extend(machine.tick(Instant::now()));
+                continue;
             }
             _ = path_tick.tick() => {
-                path.check(&conn, &reports);
+                path.check(&conn, &shell.reports);
                 // Counted, not logged one by one: a flooding viewer must not flood the log.
-                if dropped_inputs > 0 {
-                    tracing::warn!(dropped = dropped_inputs, "input queue full, events dropped");
-                    dropped_inputs = 0;
+                if shell.dropped_inputs > 0 {
+                    tracing::warn!(dropped = shell.dropped_inputs, "input queue full, events dropped");
+                    shell.dropped_inputs = 0;
                 }
+                continue;
             }
-            msg = ctrl_recv.next() => {
-                let msg = match msg {
-                    Ok(Some(m)) => m,
-                    Ok(None) => break EndReason::EndedByViewer,
-                    Err(e) => { tracing::warn!(error = %e, "control stream failed"); break EndReason::ProtocolViolation }
-                };
-                match ViewerMessage::decode(&msg) {
-                    Ok(ViewerMessage::Input(ev)) => {
-                        // Use by the technician (input, whether control allows it or not; a
-                        // changing screen is no use, or a clock or the indicator's own countdown
-                        // would keep a session open): the idle time starts afresh, and a warning
-                        // it made void goes. An end that falls due now is met by the deadline.
-                        let now = Instant::now();
-                        limits.used(now);
-                        show(limits.step(now));
-                        // Checked again right before injection; this only avoids queueing.
-                        if gate.may_inject() && !injector.try_send(ev) {
-                            dropped_inputs += 1;
-                        }
-                    }
-                    Ok(ViewerMessage::FrameAck { seq }) => {
-                        if pacing.acknowledged(seq).is_err() {
-                            tracing::warn!(seq, "acknowledgement for a frame never sent");
-                            break EndReason::ProtocolViolation;
-                        }
-                    }
-                    Ok(ViewerMessage::End(_)) => break EndReason::EndedByViewer,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "malformed control message from the viewer");
-                        break EndReason::ProtocolViolation;
-                    }
+            msg = ctrl_recv.next() => match msg {
+                Ok(Some(m)) => AgentEvent::FromViewer(m.to_vec()),
+                Ok(None) => AgentEvent::ViewerGone,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control stream failed");
+                    AgentEvent::ControlBroken
                 }
-            }
+            },
             ev = events.recv() => match ev {
-                Some(UiEvent::ChangeGrant(g)) => {
-                    status(format_args!("grant {g:?}"));
-                    let _ = ctrl.try_send(AgentMessage::Grant(g));
-                    report(&reports, ToRelay::ConsentReport { grant: g });
-                }
-                Some(UiEvent::GoOn) => {
-                    limits.go_on(Instant::now());
-                    status("session continued at the PC");
-                    let _ = ui.send(UiCommand::LimitCleared);
-                }
-                Some(UiEvent::End) | None => break EndReason::EndedAtAgent,
-                Some(_) => {}
+                Some(UiEvent::Consent(g)) => AgentEvent::ConsentAnswered(g),
+                Some(UiEvent::ChangeGrant(g)) => AgentEvent::GrantChanged(g),
+                Some(UiEvent::GoOn) => AgentEvent::GoOn,
+                Some(UiEvent::End) | None => AgentEvent::EndClicked,
+                Some(_) => continue,
             },
-            _ = &mut screen_task => break EndReason::Failure,
-            _ = conn.closed() => break EndReason::EndedByViewer,
-        }
+            _ = screen_writer_end(&mut shell.sharing) => AgentEvent::ScreenBroken,
+            _ = conn.closed() => AgentEvent::ViewerGone,
+        };
+        actions.extend(machine.handle(event, Instant::now()));
     };
-    gate.set(Grant::Denied);
-    pacing.stop();
-    screen_task.abort();
-    // Bounded: the end of the session never waits on an injection in progress.
-    if !injector.stop(INJECTOR_STOP_WAIT).await {
-        tracing::warn!("the input thread did not stop in time; the agent goes on without it");
-    }
-    let _ = ui.send(UiCommand::CloseAll);
-    status(format_args!("session ended reason={outcome:?}"));
-    if outcome == EndReason::EndedAtAgent {
-        // The person's *Beenden* withdraws consent: on the record as such.
-        report(
-            &reports,
-            ToRelay::ConsentReport {
-                grant: Grant::Denied,
-            },
-        );
-    }
-    goodbye(&conn, &endpoint, ctrl, ctrl_task, outcome).await;
+    shell.stop_sharing().await;
+    let SessionShell { ctrl, reports, .. } = shell;
+    goodbye(&conn, &endpoint, ctrl, ctrl_task).await;
     report_end(&reports, &conn, outcome);
     close_reporter(reports, reporter).await;
-    Ok(Outcome::Ended(outcome))
+    Ok(match outcome {
+        EndReason::ConsentDenied => Outcome::Denied,
+        reason => Outcome::Ended(reason),
+    })
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Queues a report for the session record; a relay that does not take it costs only the record.
@@ -660,10 +698,12 @@ impl PathWatch {
         }
         self.last = Some(kind);
         let rtt_ms = rtt.as_millis().min(u128::from(u32::MAX)) as u32;
-        status(format_args!(
-            "path {} rtt_ms={rtt_ms}",
-            kind.label().replace(' ', "_")
-        ));
+        status(protocol::status::Status::Path {
+            kind,
+            rtt_ms,
+            after_ms: None,
+            relay_rtt_ms: None,
+        });
         report(reports, ToRelay::PathReport { path: kind, rtt_ms });
     }
 }
@@ -699,15 +739,14 @@ async fn close_reporter(reports: mpsc::Sender<ToRelay>, mut reporter: tokio::tas
     }
 }
 
-/// Tells the viewer why the session ends if it still reads, and closes; bounded in time.
+/// Lets the last control message (the end and its reason) reach the viewer if it still
+/// reads, and closes; bounded in time.
 async fn goodbye(
     conn: &Connection,
     endpoint: &SessionEndpoint,
     ctrl: mpsc::Sender<AgentMessage>,
     mut ctrl_task: tokio::task::JoinHandle<()>,
-    reason: EndReason,
 ) {
-    let _ = ctrl.try_send(AgentMessage::End(reason));
     drop(ctrl);
     if tokio::time::timeout(GOODBYE_TIMEOUT, &mut ctrl_task)
         .await

@@ -235,8 +235,8 @@ impl Lang {
         self.pick("Weiter", "Go on")
     }
     /// The indicator's warning before a session ends by itself.
-    pub fn ending_line(self, limit: crate::session_limits::Limit, secs: u64) -> String {
-        use crate::session_limits::Limit;
+    pub fn ending_line(self, limit: protocol::session_limits::Limit, secs: u64) -> String {
+        use protocol::session_limits::Limit;
         match (self, limit) {
             (Lang::De, Limit::Idle) => {
                 format!("Ungenutzt: endet in {secs} s – „Weiter“ hält sie offen")

@@ -60,7 +60,7 @@ pub enum UiCommand {
     /// The session ends by itself in `ends_in` unless the person goes on: say so in the
     /// indicator, with a button to go on.
     LimitWarning {
-        limit: crate::session_limits::Limit,
+        limit: protocol::session_limits::Limit,
         ends_in: Duration,
     },
     /// The warning no longer holds.
@@ -793,7 +793,7 @@ struct IndicatorState {
     staff: String,
     grant: Grant,
     /// The session ends by itself at this moment, for this reason, unless the person goes on.
-    ending: Option<(crate::session_limits::Limit, Instant)>,
+    ending: Option<(protocol::session_limits::Limit, Instant)>,
     /// The seconds the countdown shows.
     shown_secs: Option<u64>,
 }

@@ -18,7 +18,12 @@
 //!   and the cursor.
 //! - [`consent`]: what the person at the PC has granted, and what that allows.
 //! - [`sender`]: the address a relay's bounds count a sender under.
+//! - [`agent_session`], [`viewer_session`]: each side's running session as a state machine
+//!   (consent gate, end rules, acknowledgements, limits from [`session_limits`]); the tests in
+//!   `session_pair.rs` drive the two against each other in memory.
+//! - [`status`]: the status lines agent and viewer print for scripts and tests.
 
+pub mod agent_session;
 pub mod consent;
 pub mod fingerprint;
 pub mod hex;
@@ -29,8 +34,13 @@ pub mod peer;
 pub mod screen;
 pub mod sender;
 pub mod session;
+pub mod session_limits;
+#[cfg(test)]
+mod session_pair;
 pub mod signaling;
 pub mod staff_token;
+pub mod status;
+pub mod viewer_session;
 pub mod wire;
 
 /// Version of the wire protocol; both sides and the relay must agree.

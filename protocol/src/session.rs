@@ -106,6 +106,19 @@ pub enum AgentMessage {
     End(EndReason),
 }
 
+impl EndReason {
+    /// Every reason, in wire order.
+    pub const ALL: [EndReason; 7] = [
+        EndReason::EndedAtAgent,
+        EndReason::EndedByViewer,
+        EndReason::ConsentDenied,
+        EndReason::ProtocolViolation,
+        EndReason::Failure,
+        EndReason::IdleTimeout,
+        EndReason::MaxDuration,
+    ];
+}
+
 pub(crate) fn encode_reason(w: &mut Writer, r: EndReason) {
     w.u8(match r {
         EndReason::EndedAtAgent => 1,

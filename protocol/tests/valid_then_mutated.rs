@@ -166,15 +166,7 @@ fn input() -> impl Strategy<Value = InputEvent> {
 }
 
 fn end_reason() -> impl Strategy<Value = EndReason> {
-    prop::sample::select(vec![
-        EndReason::EndedAtAgent,
-        EndReason::EndedByViewer,
-        EndReason::ConsentDenied,
-        EndReason::ProtocolViolation,
-        EndReason::Failure,
-        EndReason::IdleTimeout,
-        EndReason::MaxDuration,
-    ])
+    prop::sample::select(EndReason::ALL.to_vec())
 }
 
 fn viewer_message() -> impl Strategy<Value = ViewerMessage> {

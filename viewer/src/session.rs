@@ -7,10 +7,13 @@ use protocol::ids::{SessionCode, TicketNumber};
 use protocol::pairing::{Pairing, PairingContext, Role};
 use protocol::peer::PathKind;
 use protocol::screen::{Framebuffer, ScreenDecoder};
-use protocol::session::{AgentMessage, EndReason, InputEvent, ViewerMessage, MAX_CONTROL_LEN};
+use protocol::session::{EndReason, InputEvent, ViewerMessage, MAX_CONTROL_LEN};
 use protocol::signaling::{FromRelay, Refusal, StaffToken, ToRelay};
+use protocol::status::Status;
+use protocol::viewer_session::{ViewerAction, ViewerEnd, ViewerEvent, ViewerSession};
 use protocol::wire::MAX_FRAME_LEN;
 use rand_core::OsRng;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use transport::config::RelayTrust;
@@ -198,8 +201,10 @@ pub async fn run(
         .await
         .context("end-to-end connection to the agent failed")?;
     println!(
-        "e2e-connected ms={:.1}",
-        connected_at.elapsed().as_secs_f64() * 1000.0
+        "{}",
+        Status::ViewerConnected {
+            ms: connected_at.elapsed().as_secs_f64() * 1000.0
+        }
     );
     let mut last_path: Option<PathKind> = None;
     let mut path_tick = tokio::time::interval(PATH_CHECK);
@@ -214,9 +219,7 @@ pub async fn run(
     let mut ctrl_recv = FramedRecv::new(ctrl_recv, MAX_CONTROL_LEN);
     // Test aid: a viewer that stops reading (and so grants the agent no more credit).
     let mut stalled = false;
-    let mut grant: Option<Grant> = None;
-    let mut granted_at: Option<Instant> = None;
-    let mut first_frame_logged = false;
+    let mut machine = ViewerSession::new();
     let framebuffer = std::sync::Arc::new(std::sync::Mutex::new(Framebuffer::default()));
     let mut decoder = ScreenDecoder::new();
     let mut screen: Option<FramedRecv<transport::paths::RecvStream>> = None;
@@ -232,100 +235,121 @@ pub async fn run(
             let _ = f.write_all(&protocol::wire::encode_frame(bytes));
         }
     };
-    let end = |reason: String| {
-        let _ = events.send(SessionEvent::Ended(reason));
-    };
-    loop {
-        tokio::select! {
+    let mut actions: VecDeque<ViewerAction> = VecDeque::new();
+    let end = 'session: loop {
+        while let Some(action) = actions.pop_front() {
+            match action {
+                ViewerAction::Send(m) => send_frame(&mut ctrl_send, &m.encode()).await?,
+                ViewerAction::Decode(bytes) => {
+                    let u = decoder.apply(
+                        &bytes,
+                        &mut framebuffer.lock().unwrap_or_else(|e| e.into_inner()),
+                    )?;
+                    frames += 1;
+                    // Shown first, acknowledged after: the agent's next update waits for neither.
+                    let _ = events.send(SessionEvent::Frame {
+                        seq: u.seq,
+                        encoded_bytes: bytes.len(),
+                        copies: u.copies,
+                        rects: u.rects,
+                        framebuffer: framebuffer.clone(),
+                    });
+                    let shown = ViewerEvent::Shown {
+                        seq: u.seq,
+                        ack_requested: u.ack_requested,
+                        bytes: bytes.len(),
+                        rects: u.rects,
+                    };
+                    for a in machine.handle(shown, Instant::now()).into_iter().rev() {
+                        actions.push_front(a);
+                    }
+                }
+                ViewerAction::ShowGrant(g) => {
+                    let _ = events.send(SessionEvent::Grant(g));
+                }
+                ViewerAction::Note(s) => status(s),
+                ViewerAction::Status(s) => println!("{s}"),
+                ViewerAction::Finish(end) => break 'session end,
+            }
+        }
+        let event = tokio::select! {
             _ = path_tick.tick() => {
                 if let Some((kind, rtt)) = current_path(&conn) {
                     let rtt_ms = rtt.as_millis().min(u128::from(u32::MAX)) as u32;
                     if last_path != Some(kind) {
                         last_path = Some(kind);
-                        let relay_rtt = relay_rtt(&conn).map_or(String::new(), |r| format!(" relay_rtt_ms={}", r.as_millis()));
-                        println!("path {} rtt_ms={rtt_ms} after_ms={}{relay_rtt}", kind.label().replace(' ', "_"), connected_at.elapsed().as_millis());
+                        println!("{}", Status::Path {
+                            kind,
+                            rtt_ms,
+                            after_ms: Some(connected_at.elapsed().as_millis() as u64),
+                            relay_rtt_ms: relay_rtt(&conn).map(|r| r.as_millis() as u64),
+                        });
                         // For the session record; a relay that is gone costs only the report.
                         let report = ToRelay::PathReport { path: kind, rtt_ms };
                         let _ = tokio::time::timeout(Duration::from_millis(200), relay.send(&report)).await;
                     }
                     let _ = events.send(SessionEvent::Path { kind, rtt_ms });
                 }
+                continue;
             }
             _ = stats_tick.tick(), if settings.stats => {
                 // What the agent's updates cost, as the QUIC stack counts it (it counts more than
                 // the UDP payload; bench/screen.sh measures on the wire).
                 println!("stats rx_bytes={} frames={frames}", conn.stats().udp_rx.bytes);
+                continue;
             }
-            msg = ctrl_recv.next(), if !stalled => {
-                let Some(msg) = msg.unwrap_or(None) else { end("the agent closed the session".into()); break };
-                record_msg(&msg);
-                match AgentMessage::decode(&msg)? {
-                    AgentMessage::Grant(g) => {
-                        if g == Grant::Denied {
-                            return Err(ViewerError::Denied.into());
-                        }
-                        if grant.is_none() {
-                            granted_at = Some(Instant::now());
-                        }
-                        grant = Some(g);
-                        let _ = events.send(SessionEvent::Grant(g));
-                        status(if g == Grant::Control { "control" } else { "view only" });
-                    }
-                    AgentMessage::End(EndReason::ConsentDenied) => return Err(ViewerError::Denied.into()),
-                    AgentMessage::End(r) => { end(format!("ended by the agent ({r:?})")); break }
+            msg = ctrl_recv.next(), if !stalled => match msg.unwrap_or(None) {
+                Some(msg) => {
+                    record_msg(&msg);
+                    ViewerEvent::FromAgent(msg.to_vec())
                 }
-            }
+                None => ViewerEvent::AgentGone,
+            },
             uni = conn.accept_uni(), if screen.is_none() && !stalled => {
                 screen = Some(FramedRecv::new(uni.map_err(TransportError::from).context("screen stream failed")?, MAX_FRAME_LEN));
+                continue;
             }
-            update = async { screen.as_mut().expect("guarded").next().await }, if screen.is_some() && !stalled => {
-                let Some(bytes) = update? else { end("the agent closed the screen stream".into()); break };
-                record_msg(&bytes);
-                if grant.is_none() {
-                    bail!("protocol violation: screen content before consent");
+            update = async { screen.as_mut().expect("guarded").next().await }, if screen.is_some() && !stalled => match update {
+                Ok(Some(bytes)) => {
+                    record_msg(&bytes);
+                    ViewerEvent::ScreenUpdate(bytes.to_vec())
                 }
-                let u = decoder.apply(&bytes, &mut framebuffer.lock().unwrap_or_else(|e| e.into_inner()))?;
-                frames += 1;
-                // Shown first, acknowledged after: the agent's next update waits for neither.
-                let _ = events.send(SessionEvent::Frame { seq: u.seq, encoded_bytes: bytes.len(), copies: u.copies, rects: u.rects, framebuffer: framebuffer.clone() });
-                // Only the updates the agent paces by; every message costs the agent an ACK packet.
-                if u.ack_requested {
-                    send_frame(&mut ctrl_send, &ViewerMessage::FrameAck { seq: u.seq }.encode()).await?;
-                }
-                if !first_frame_logged {
-                    first_frame_logged = true;
-                    let ms = granted_at.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1000.0);
-                    println!("first-frame ms={ms:.1} bytes={} rects={}", bytes.len(), u.rects);
-                }
-            }
+                Ok(None) => ViewerEvent::AgentGone,
+                Err(_) => ViewerEvent::StreamBroken,
+            },
             msg = input.recv() => match msg {
-                Some(Outgoing::Message(ViewerMessage::Input(ev))) => {
-                    // Courtesy only: the agent enforces the grant itself.
-                    if grant == Some(Grant::Control) || settings.misbehave {
-                        send_frame(&mut ctrl_send, &ViewerMessage::Input(ev).encode()).await?;
-                    }
+                // Test aid: input whatever the grant (the agent must drop it), raw bytes.
+                Some(Outgoing::Message(ViewerMessage::Input(ev))) if settings.misbehave => {
+                    send_frame(&mut ctrl_send, &ViewerMessage::Input(ev).encode()).await?;
+                    continue;
                 }
-                Some(Outgoing::Raw(bytes)) if settings.misbehave => send_frame(&mut ctrl_send, &bytes).await?,
+                Some(Outgoing::Raw(bytes)) if settings.misbehave => {
+                    send_frame(&mut ctrl_send, &bytes).await?;
+                    continue;
+                }
                 Some(Outgoing::Stall) if settings.misbehave => {
                     stalled = true;
                     println!("stalled");
+                    continue;
                 }
-                Some(Outgoing::Raw(_) | Outgoing::Stall) | Some(Outgoing::Message(ViewerMessage::FrameAck { .. })) => {}
-                Some(Outgoing::Message(m @ ViewerMessage::End(_))) => {
-                    let _ = send_frame(&mut ctrl_send, &m.encode()).await;
-                    let _ = ctrl_send.finish();
-                    let _ = tokio::time::timeout(Duration::from_millis(500), conn.closed()).await;
-                    conn.close(0u32.into(), b"ended by viewer");
-                    end("ended by you".into());
-                    break;
-                }
-                None => {
-                    conn.close(0u32.into(), b"viewer closed");
-                    end("viewer closed".into());
-                    break;
-                }
+                Some(Outgoing::Message(ViewerMessage::Input(ev))) => ViewerEvent::Input(ev),
+                Some(Outgoing::Message(ViewerMessage::End(_))) => ViewerEvent::EndClicked,
+                Some(Outgoing::Raw(_) | Outgoing::Stall | Outgoing::Message(ViewerMessage::FrameAck { .. })) => continue,
+                None => ViewerEvent::Closed,
             },
-            _ = conn.closed() => { end("connection to the agent lost".into()); break }
+            _ = conn.closed() => ViewerEvent::ConnectionLost,
+        };
+        actions.extend(machine.handle(event, Instant::now()));
+    };
+    match end {
+        ViewerEnd::Denied => return Err(ViewerError::Denied.into()),
+        ViewerEnd::Violation(what) => bail!(what),
+        ViewerEnd::Ended(words) => {
+            // Our own end: the agent hears it before the connection closes.
+            let _ = ctrl_send.finish();
+            let _ = tokio::time::timeout(Duration::from_millis(500), conn.closed()).await;
+            conn.close(0u32.into(), b"session ended");
+            let _ = events.send(SessionEvent::Ended(words));
         }
     }
     relay.close(b"done").await;
