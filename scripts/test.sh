@@ -2,8 +2,24 @@
 # The whole test suite: formatting, lints, unit and property tests, end-to-end tests with real
 # processes on Xvfb displays (tcpdump capture as root), and the Windows release build of agent and
 # viewer, which the Wine tests run against the Linux relay and peers.
+#
+# scripts/test.sh --quick: formatting, lints and the tests that need no display, no root and no
+# built binaries (every crate's own tests: the session machines, the codecs, the pairing, the
+# audit store, the ticket connectors), in a few minutes; before a commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--quick" ]; then
+  # What the quick run needs: a compiler and linker for the bundled SQLite and zstd.
+  scripts/setup.sh
+  FEATURES="agent/test-aids,viewer/test-aids"
+  cargo fmt --all -- --check
+  cargo clippy --workspace --all-targets --features "$FEATURES" -- -D warnings
+  # Everything but the e2e crate, whose tests start processes on X displays.
+  cargo test --workspace --exclude e2e --features "$FEATURES"
+  echo "quick checks passed (scripts/test.sh runs everything)"
+  exit 0
+fi
 
 # Besides what everything needs: a real Request Tracker 5 for the ticket-report tests
 # (SQLite, its own web server on loopback), and PostgreSQL, whose binaries the audit-store

@@ -623,7 +623,7 @@ async fn session(
                 continue;
             }
             msg = ctrl_recv.next() => match msg {
-                Ok(Some(m)) => AgentEvent::FromViewer(m.to_vec()),
+                Ok(Some(m)) => AgentEvent::FromViewer(m),
                 Ok(None) => AgentEvent::ViewerGone,
                 Err(e) => {
                     tracing::warn!(error = %e, "control stream failed");

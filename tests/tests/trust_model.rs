@@ -727,15 +727,23 @@ fn person_acts_during_an_input_flood(name: &str, action: &str) -> Option<Duratio
         }
     });
     // The flood is under way: motion and notches arrive on the display.
+    let arrived = || {
+        let lines = raw.lines();
+        let motions = lines.iter().filter(|l| *l == "raw motion").count();
+        let notches = lines
+            .iter()
+            .filter(|l| *l == "raw button 4" || *l == "raw button 5")
+            .count();
+        (motions, notches)
+    };
     assert!(
         wait_until(T, || {
-            let lines = raw.lines();
-            lines.iter().filter(|l| *l == "raw motion").count() > 500
-                && lines
-                    .iter()
-                    .any(|l| l == "raw button 4" || l == "raw button 5")
+            let (motions, notches) = arrived();
+            motions > 500 && notches > 0
         }),
-        "the flood never reached the display"
+        "the flood never reached the display: (motions, notches) = {:?}; agent: {}",
+        arrived(),
+        s.agent.lines().join(" | ")
     );
     let from = raw.lines().len();
     let display = s.display.name.clone();

@@ -301,7 +301,7 @@ pub async fn run(
             msg = ctrl_recv.next(), if !stalled => match msg.unwrap_or(None) {
                 Some(msg) => {
                     record_msg(&msg);
-                    ViewerEvent::FromAgent(msg.to_vec())
+                    ViewerEvent::FromAgent(msg)
                 }
                 None => ViewerEvent::AgentGone,
             },
@@ -312,10 +312,13 @@ pub async fn run(
             update = async { screen.as_mut().expect("guarded").next().await }, if screen.is_some() && !stalled => match update {
                 Ok(Some(bytes)) => {
                     record_msg(&bytes);
-                    ViewerEvent::ScreenUpdate(bytes.to_vec())
+                    ViewerEvent::ScreenUpdate(bytes)
                 }
                 Ok(None) => ViewerEvent::AgentGone,
-                Err(_) => ViewerEvent::StreamBroken,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the screen stream failed");
+                    ViewerEvent::StreamBroken
+                }
             },
             msg = input.recv() => match msg {
                 // Test aid: input whatever the grant (the agent must drop it), raw bytes.
