@@ -624,7 +624,10 @@ async fn session(
             }
             msg = ctrl_recv.next() => match msg {
                 Ok(Some(m)) => AgentEvent::FromViewer(m),
-                Ok(None) => AgentEvent::ViewerGone,
+                Ok(None) => {
+                    tracing::info!("the viewer finished the control stream");
+                    AgentEvent::ViewerGone
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "control stream failed");
                     AgentEvent::ControlBroken
@@ -638,7 +641,10 @@ async fn session(
                 Some(_) => continue,
             },
             _ = screen_writer_end(&mut shell.sharing) => AgentEvent::ScreenBroken,
-            _ = conn.closed() => AgentEvent::ViewerGone,
+            closed = conn.closed() => {
+                tracing::info!(reason = %closed, "the connection to the viewer closed");
+                AgentEvent::ViewerGone
+            }
         };
         actions.extend(machine.handle(event, Instant::now()));
     };

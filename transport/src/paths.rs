@@ -34,8 +34,14 @@ pub use iroh::endpoint::{Connection, RecvStream, SendStream};
 /// under the UDP timeouts of school NATs, so a punched hole stays open.
 const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 const SESSION_KEEP_ALIVE: Duration = Duration::from_secs(5);
-/// Receive windows: room for a few full-screen updates in flight.
+/// The viewer's receive windows: room for a few full-screen updates in flight.
 const SESSION_STREAM_WINDOW: u32 = 16 << 20;
+/// The agent's: it receives only control messages (at most 1 KiB each), and what it has not
+/// read yet is all a viewer can queue at the PC. A flooding viewer with 16 MiB of room and a
+/// few lost packets left so many gaps in the agent's stream buffer that its QUIC stack closed
+/// the connection ("too many gaps in stream buffer") in a test; with this window the gaps
+/// stay few and the flood waits at the viewer.
+const AGENT_STREAM_WINDOW: u32 = 64 << 10;
 /// A direct path that stops answering is given up after this long and the session goes on
 /// over the relay path. iroh's 15 s suits a file transfer; a technician whose typing freezes
 /// for 15 s thinks the session is dead. Probes every second cost ~50 bytes/s per path.
@@ -102,7 +108,8 @@ pub enum PathError {
 
 impl SessionEndpoint {
     /// Binds an endpoint with `key` that uses only `relay`; `accept` makes it take the
-    /// session's connections (the agent). `stream_window` overrides the receive window
+    /// session's connections (the agent, with the small windows of control messages).
+    /// `stream_window` overrides the receive window
     /// (tests play a viewer that grants the agent no room).
     pub async fn bind(
         key: SecretKey,
@@ -110,7 +117,11 @@ impl SessionEndpoint {
         accept: bool,
         stream_window: Option<u32>,
     ) -> Result<Self, PathError> {
-        let window = stream_window.unwrap_or(SESSION_STREAM_WINDOW);
+        let window = stream_window.unwrap_or(if accept {
+            AGENT_STREAM_WINDOW
+        } else {
+            SESSION_STREAM_WINDOW
+        });
         let transport = QuicTransportConfig::builder()
             .max_idle_timeout(Some(
                 IdleTimeout::try_from(SESSION_IDLE_TIMEOUT).expect("idle timeout fits"),
