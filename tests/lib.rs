@@ -772,6 +772,17 @@ pub fn viewer(
         ticket,
         code,
     );
+    // `--misbehave`: the test program that breaks the rules (`misbehaving_viewer.rs`), with the
+    // same command line and lines; the real viewer has no such mode.
+    if extra.contains(&"--misbehave") {
+        let real = cmd;
+        cmd = Command::new(bin_dir().join("misbehaving-viewer"));
+        cmd.args(real.get_args()).envs(
+            real.get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+        );
+        return Proc::spawn("viewer", cmd, dir);
+    }
     cmd.arg("--headless").args(extra);
     Proc::spawn("viewer", cmd, dir)
 }

@@ -1,7 +1,6 @@
 //! `fernhilfe-viewer`: the support technician's window on the remote screen.
 
 mod code_prompt;
-mod session;
 mod window;
 #[cfg(target_os = "linux")]
 mod x11_blit;
@@ -11,12 +10,12 @@ use clap::{CommandFactory, FromArgMatches};
 use protocol::fingerprint::CertFingerprint;
 use protocol::screen::Framebuffer;
 use protocol::signaling::StaffToken;
-use session::{SessionEvent, ViewerError, ViewerSettings};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use transport::config::RelayTrust;
+use viewer::session::{self, SessionEvent, ViewerError, ViewerSettings};
 
 #[derive(clap::Parser)]
 #[command(
@@ -70,12 +69,6 @@ struct Cli {
     #[cfg(feature = "test-aids")]
     #[arg(long, hide = true)]
     record_plaintext: Option<PathBuf>,
-    /// Test aid: act like a misbehaving viewer (send input without a control grant; accept
-    /// `raw HEX` commands that send arbitrary control messages, and `stall` to stop reading),
-    /// to prove the agent's checks
-    #[cfg(feature = "test-aids")]
-    #[arg(long, hide = true)]
-    misbehave: bool,
 }
 
 /// Name of the config file `fernhilfe-relay viewer-bundle` puts next to the viewer.
@@ -269,10 +262,6 @@ fn settings(cli: &Cli) -> Result<ViewerSettings> {
         record_plaintext: cli.record_plaintext.clone(),
         #[cfg(not(feature = "test-aids"))]
         record_plaintext: None,
-        #[cfg(feature = "test-aids")]
-        misbehave: cli.misbehave,
-        #[cfg(not(feature = "test-aids"))]
-        misbehave: false,
         stats: cli.stats,
     })
 }
@@ -293,7 +282,7 @@ fn parse_size(s: &str) -> Result<(usize, usize), String> {
 
 /// Headless front end: status lines on stdout, commands on stdin (see `session::parse_command`).
 fn headless(
-    input: mpsc::UnboundedSender<session::Outgoing>,
+    input: mpsc::UnboundedSender<protocol::session::ViewerMessage>,
     events: std::sync::mpsc::Receiver<SessionEvent>,
 ) -> Result<()> {
     let latest: Arc<Mutex<Option<Arc<Mutex<Framebuffer>>>>> = Arc::default();
@@ -308,7 +297,7 @@ fn headless(
                     .unwrap_or_else(|e| e.into_inner())
                     .clone();
                 match fb.map(|fb| {
-                    save_png(
+                    viewer::snapshot::save_png(
                         &fb.lock().unwrap_or_else(|e| e.into_inner()),
                         Path::new(path.trim()),
                     )
@@ -359,20 +348,4 @@ fn headless(
     }
     drop(input);
     Ok(())
-}
-
-/// Writes the framebuffer (without cursor) as an RGB PNG.
-fn save_png(fb: &Framebuffer, path: &Path) -> Result<()> {
-    let mut rgb = Vec::with_capacity(fb.screen().len() * 3);
-    for p in fb.screen() {
-        rgb.extend_from_slice(&[(p >> 16) as u8, (p >> 8) as u8, *p as u8]);
-    }
-    image::save_buffer(
-        path,
-        &rgb,
-        fb.width as u32,
-        fb.height as u32,
-        image::ExtendedColorType::Rgb8,
-    )
-    .with_context(|| format!("cannot write {}", path.display()))
 }

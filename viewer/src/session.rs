@@ -41,18 +41,8 @@ pub struct ViewerSettings {
     pub host_name: Option<String>,
     /// Test aid: append every decrypted message received to this file (length-prefixed).
     pub record_plaintext: Option<std::path::PathBuf>,
-    /// Test aid: send input regardless of the grant, and raw control messages.
-    pub misbehave: bool,
     /// Print the bytes received from the agent and the frames shown, twice a second.
     pub stats: bool,
-}
-
-/// What the front end hands the session: a message, or (test aids) raw bytes to send as one,
-/// or the order to stop reading.
-pub enum Outgoing {
-    Message(ViewerMessage),
-    Raw(Vec<u8>),
-    Stall,
 }
 
 /// What the session tells the front end (window or headless).
@@ -105,15 +95,26 @@ impl From<Refusal> for ViewerError {
     }
 }
 
-/// Runs a session; `input` carries the front end's input, `events` goes back to it.
-pub async fn run(
-    settings: ViewerSettings,
-    mut input: mpsc::UnboundedReceiver<Outgoing>,
-    events: std::sync::mpsc::Sender<SessionEvent>,
-) -> Result<()> {
-    let status = |s: &str| {
-        let _ = events.send(SessionEvent::Status(s.to_owned()));
-    };
+/// An end-to-end connection to the agent, paired and confirmed, nothing exchanged on it yet.
+pub struct Connected {
+    /// The signaling connection, for path reports and the goodbye.
+    pub relay: transport::relay_client::RelayClient,
+    /// This session's endpoint.
+    pub endpoint: SessionEndpoint,
+    /// The connection to the agent.
+    pub conn: transport::paths::Connection,
+    /// When the end-to-end connection was started.
+    pub connected_at: Instant,
+}
+
+/// Logs in at the relay, pairs with the agent over the code and opens the end-to-end
+/// connection; `status` hears the steps. `stream_window` overrides the receive window (test
+/// viewers that grant the agent no room).
+pub async fn connect(
+    settings: &ViewerSettings,
+    stream_window: Option<u32>,
+    status: impl Fn(&str),
+) -> Result<Connected> {
     let mut relay =
         transport::signal_tcp::connect_signaling(&settings.relay, &settings.trust, settings.signal)
             .await?;
@@ -157,9 +158,7 @@ pub async fn run(
         .admit_endpoint(pairing_id, *key.public().as_bytes())
         .await?;
     let paths = RelayPaths::new(&settings.relay, qad_port, settings.trust.clone())?;
-    // A stalling test viewer advertises almost no room, so it can block the agent's writes.
-    let window = settings.misbehave.then_some(4096);
-    let endpoint = SessionEndpoint::bind(key, &paths, false, window).await?;
+    let endpoint = SessionEndpoint::bind(key, &paths, false, stream_window).await?;
     let own = endpoint.peer_endpoint();
     // What this side was told goes into the key confirmation: if the relay showed the agent
     // another staff name, or this viewer another PC, the pairing fails.
@@ -206,6 +205,29 @@ pub async fn run(
             ms: connected_at.elapsed().as_secs_f64() * 1000.0
         }
     );
+    Ok(Connected {
+        relay,
+        endpoint,
+        conn,
+        connected_at,
+    })
+}
+
+/// Runs a session; `input` carries the front end's input, `events` goes back to it.
+pub async fn run(
+    settings: ViewerSettings,
+    mut input: mpsc::UnboundedReceiver<ViewerMessage>,
+    events: std::sync::mpsc::Sender<SessionEvent>,
+) -> Result<()> {
+    let status = |s: &str| {
+        let _ = events.send(SessionEvent::Status(s.to_owned()));
+    };
+    let Connected {
+        mut relay,
+        endpoint,
+        conn,
+        connected_at,
+    } = connect(&settings, None, status).await?;
     let mut last_path: Option<PathKind> = None;
     let mut path_tick = tokio::time::interval(PATH_CHECK);
     let mut stats_tick = tokio::time::interval(STATS_EVERY);
@@ -217,8 +239,6 @@ pub async fn run(
         .map_err(TransportError::from)
         .context("the agent did not open the session")?;
     let mut ctrl_recv = FramedRecv::new(ctrl_recv, MAX_CONTROL_LEN);
-    // Test aid: a viewer that stops reading (and so grants the agent no more credit).
-    let mut stalled = false;
     let mut machine = ViewerSession::new();
     let framebuffer = std::sync::Arc::new(std::sync::Mutex::new(Framebuffer::default()));
     let mut decoder = ScreenDecoder::new();
@@ -298,18 +318,18 @@ pub async fn run(
                 println!("stats rx_bytes={} frames={frames}", conn.stats().udp_rx.bytes);
                 continue;
             }
-            msg = ctrl_recv.next(), if !stalled => match msg.unwrap_or(None) {
+            msg = ctrl_recv.next() => match msg.unwrap_or(None) {
                 Some(msg) => {
                     record_msg(&msg);
                     ViewerEvent::FromAgent(msg)
                 }
                 None => ViewerEvent::AgentGone,
             },
-            uni = conn.accept_uni(), if screen.is_none() && !stalled => {
+            uni = conn.accept_uni(), if screen.is_none() => {
                 screen = Some(FramedRecv::new(uni.map_err(TransportError::from).context("screen stream failed")?, MAX_FRAME_LEN));
                 continue;
             }
-            update = async { screen.as_mut().expect("guarded").next().await }, if screen.is_some() && !stalled => match update {
+            update = async { screen.as_mut().expect("guarded").next().await }, if screen.is_some() => match update {
                 Ok(Some(bytes)) => {
                     record_msg(&bytes);
                     ViewerEvent::ScreenUpdate(bytes)
@@ -321,23 +341,10 @@ pub async fn run(
                 }
             },
             msg = input.recv() => match msg {
-                // Test aid: input whatever the grant (the agent must drop it), raw bytes.
-                Some(Outgoing::Message(ViewerMessage::Input(ev))) if settings.misbehave => {
-                    send_frame(&mut ctrl_send, &ViewerMessage::Input(ev).encode()).await?;
-                    continue;
-                }
-                Some(Outgoing::Raw(bytes)) if settings.misbehave => {
-                    send_frame(&mut ctrl_send, &bytes).await?;
-                    continue;
-                }
-                Some(Outgoing::Stall) if settings.misbehave => {
-                    stalled = true;
-                    println!("stalled");
-                    continue;
-                }
-                Some(Outgoing::Message(ViewerMessage::Input(ev))) => ViewerEvent::Input(ev),
-                Some(Outgoing::Message(ViewerMessage::End(_))) => ViewerEvent::EndClicked,
-                Some(Outgoing::Raw(_) | Outgoing::Stall | Outgoing::Message(ViewerMessage::FrameAck { .. })) => continue,
+                Some(ViewerMessage::Input(ev)) => ViewerEvent::Input(ev),
+                Some(ViewerMessage::End(_)) => ViewerEvent::EndClicked,
+                // Acknowledgements are the session's own business.
+                Some(ViewerMessage::FrameAck { .. }) => continue,
                 None => ViewerEvent::Closed,
             },
             _ = conn.closed() => ViewerEvent::ConnectionLost,
@@ -361,7 +368,7 @@ pub async fn run(
 }
 
 /// Parses the headless mode's input commands (one per line on stdin).
-pub fn parse_command(line: &str) -> Result<Option<Outgoing>, String> {
+pub fn parse_command(line: &str) -> Result<Option<ViewerMessage>, String> {
     use protocol::session::{Key, MouseButton, NamedKey};
     let mut parts = line.trim_end_matches(['\n', '\r']).splitn(2, ' ');
     let cmd = parts.next().unwrap_or("");
@@ -372,7 +379,7 @@ pub fn parse_command(line: &str) -> Result<Option<Outgoing>, String> {
         "right" => Ok(MouseButton::Right),
         other => Err(format!("unknown button '{other}'")),
     };
-    let input = |ev| Ok(Some(Outgoing::Message(ViewerMessage::Input(ev))));
+    let input = |ev| Ok(Some(ViewerMessage::Input(ev)));
     match cmd {
         "" => Ok(None),
         "move" => {
@@ -419,24 +426,7 @@ pub fn parse_command(line: &str) -> Result<Option<Outgoing>, String> {
             };
             input(InputEvent::Key { key, pressed })
         }
-        "end" => Ok(Some(Outgoing::Message(ViewerMessage::End(
-            EndReason::EndedByViewer,
-        )))),
-        "stall" => Ok(Some(Outgoing::Stall)),
-        "raw" => {
-            let hex: String = rest.split_whitespace().collect();
-            if !hex.len().is_multiple_of(2) {
-                return Err("usage: raw HEXBYTES".into());
-            }
-            let bytes = (0..hex.len())
-                .step_by(2)
-                .map(|i| {
-                    u8::from_str_radix(&hex[i..i + 2], 16)
-                        .map_err(|_| "usage: raw HEXBYTES".to_owned())
-                })
-                .collect::<Result<Vec<u8>, String>>()?;
-            Ok(Some(Outgoing::Raw(bytes)))
-        }
+        "end" => Ok(Some(ViewerMessage::End(EndReason::EndedByViewer))),
         other => Err(format!("unknown command '{other}'")),
     }
 }

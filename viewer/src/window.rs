@@ -1,7 +1,6 @@
 //! The viewer window: the remote screen scaled to fit, the session state in the title bar,
 //! and mouse and keyboard forwarded while control is granted.
 
-use crate::session::{Outgoing, SessionEvent};
 use minifb::{
     InputCallback, Key as MKey, MouseButton as MButton, ScaleMode, Window, WindowOptions,
 };
@@ -13,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use text_render::TextRenderer;
 use tokio::sync::mpsc;
+use viewer::session::SessionEvent;
 
 /// Keyboard input in the order it happened: minifb's per-frame key sets lose the order of a
 /// quick Ctrl+C, its callback does not.
@@ -197,7 +197,7 @@ fn draw_status(footer: &mut [u32], w: usize, bar: usize, status: &str, text: &Te
 pub fn run(
     title: &str,
     (width, height): (usize, usize),
-    input: mpsc::UnboundedSender<Outgoing>,
+    input: mpsc::UnboundedSender<ViewerMessage>,
     events: std::sync::mpsc::Receiver<SessionEvent>,
 ) -> anyhow::Result<()> {
     let mut window = Window::new(
@@ -394,9 +394,10 @@ pub fn run(
                 let pos = (rx as u16, ry as u16);
                 if last_pos != Some(pos) {
                     last_pos = Some(pos);
-                    let _ = input.send(Outgoing::Message(ViewerMessage::Input(
-                        InputEvent::PointerMove { x: pos.0, y: pos.1 },
-                    )));
+                    let _ = input.send(ViewerMessage::Input(InputEvent::PointerMove {
+                        x: pos.0,
+                        y: pos.1,
+                    }));
                 }
             }
         }
@@ -411,12 +412,10 @@ pub fn run(
             let down = window.get_mouse_down(mb);
             if down != buttons[i] {
                 buttons[i] = down;
-                let _ = input.send(Outgoing::Message(ViewerMessage::Input(
-                    InputEvent::Button {
-                        button: b,
-                        pressed: down,
-                    },
-                )));
+                let _ = input.send(ViewerMessage::Input(InputEvent::Button {
+                    button: b,
+                    pressed: down,
+                }));
             }
         }
         if let Some((dx, dy)) = window.get_scroll_wheel() {
@@ -425,10 +424,10 @@ pub fn run(
                 let max = f32::from(protocol::session::MAX_WHEEL_NOTCHES);
                 d.round().clamp(-max, max) as i16
             };
-            let _ = input.send(Outgoing::Message(ViewerMessage::Input(InputEvent::Wheel {
+            let _ = input.send(ViewerMessage::Input(InputEvent::Wheel {
                 dx: notches(dx),
                 dy: notches(dy),
-            })));
+            }));
         }
         let logged: Vec<Typed> =
             std::mem::take(&mut *key_log.lock().unwrap_or_else(|e| e.into_inner()));
@@ -438,13 +437,11 @@ pub fn run(
         }
         keys.flush(&mut events);
         for ev in events {
-            let _ = input.send(Outgoing::Message(ViewerMessage::Input(ev)));
+            let _ = input.send(ViewerMessage::Input(ev));
         }
     }
     if !ended {
-        let _ = input.send(Outgoing::Message(ViewerMessage::End(
-            EndReason::EndedByViewer,
-        )));
+        let _ = input.send(ViewerMessage::End(EndReason::EndedByViewer));
     }
     Ok(())
 }
