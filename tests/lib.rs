@@ -513,9 +513,34 @@ impl Drop for Display {
     }
 }
 
+/// Where a test's relay runs.
+enum RelayHost {
+    /// The `fernhilfe-relay` binary: its log can be read, it can be killed and restarted.
+    Process(Proc),
+    /// `relay::Relay::spawn` on a runtime of the test's own: no process to start, and the
+    /// relay is stopped when the test drops it. Its log goes to the test process.
+    InProcess {
+        runtime: Option<tokio::runtime::Runtime>,
+        handle: Option<Box<relay::RelayHandle>>,
+    },
+}
+
+impl Drop for RelayHost {
+    fn drop(&mut self) {
+        if let RelayHost::InProcess { runtime, handle } = self {
+            // Abort everything at once, as a killed process would; the audit writer signs
+            // its checkpoint when the last handle is gone.
+            drop(handle.take());
+            if let Some(rt) = runtime.take() {
+                rt.shutdown_background();
+            }
+        }
+    }
+}
+
 /// A running relay with a staff member.
 pub struct Relay {
-    pub proc: Proc,
+    host: RelayHost,
     pub addr: String,
     /// The ops HTTP listener (/healthz, /readyz, /metrics).
     pub ops: String,
@@ -525,12 +550,40 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Starts a relay on a free loopback port with a fresh state dir and staff "Anna Schmidt".
+    /// Starts a relay in this test process on free loopback ports with a fresh state dir and
+    /// staff "Anna Schmidt". Tests that read the relay's log, kill it, or read its metrics
+    /// (which are per process) use [`Relay::start_process`].
     pub fn start(dir: &Path) -> Relay {
+        let state = dir.join("relay-state");
+        let token = relay::staff::StaffRegistry::edit(&state, |r| r.add("Anna Schmidt"))
+            .expect("staff add");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("relay runtime");
+        let handle = runtime
+            .block_on(relay::Relay::spawn(relay::RelayConfig::local(&state)))
+            .expect("the relay starts");
+        Relay {
+            addr: handle.udp.to_string(),
+            ops: handle.ops.to_string(),
+            fingerprint: handle.fingerprint.to_string(),
+            host: RelayHost::InProcess {
+                runtime: Some(runtime),
+                handle: Some(Box::new(handle)),
+            },
+            state,
+            token,
+        }
+    }
+
+    /// As [`Relay::start`], as a `fernhilfe-relay` process.
+    pub fn start_process(dir: &Path) -> Relay {
         Self::start_with_config(dir, "")
     }
 
-    /// As [`Relay::start`], with `relay_toml` as the relay's config file.
+    /// A `fernhilfe-relay` process with `relay_toml` as its config file.
     pub fn start_with_config(dir: &Path, relay_toml: &str) -> Relay {
         Self::start_at(dir, relay_toml, "127.0.0.1:0", |c| c)
     }
@@ -578,7 +631,7 @@ impl Relay {
             .to_owned();
         let ops = ops_address(&proc);
         Relay {
-            proc,
+            host: RelayHost::Process(proc),
             addr,
             ops,
             fingerprint,
@@ -587,18 +640,33 @@ impl Relay {
         }
     }
 
+    /// The relay's process.
+    pub fn process(&mut self) -> &mut Proc {
+        match &mut self.host {
+            RelayHost::Process(p) => p,
+            RelayHost::InProcess { .. } => panic!(
+                "this relay runs in the test process: start it with Relay::start_process to read its log or stop it"
+            ),
+        }
+    }
+
+    /// What the relay process wrote to stderr (its log).
+    pub fn stderr(&mut self) -> String {
+        self.process().stderr()
+    }
+
     /// Kills the relay and starts it again on the same address with the same state, as an
     /// operator's restart (or a crash and its restart by systemd) would.
     pub fn restart(&mut self, dir: &Path) {
-        self.proc.kill();
+        self.process().kill();
         let mut cmd = Command::new(bin_dir().join("fernhilfe-relay"));
         cmd.arg("--state-dir")
             .arg(&self.state)
             .args(["serve", "--listen", &self.addr])
             .env("RUST_LOG", "trace");
-        self.proc = Proc::spawn("relay-restarted", cmd, dir);
-        self.proc
-            .wait_line("fernhilfe-relay listening on udp ", Duration::from_secs(20));
+        let proc = Proc::spawn("relay-restarted", cmd, dir);
+        proc.wait_line("fernhilfe-relay listening on udp ", Duration::from_secs(20));
+        self.host = RelayHost::Process(proc);
     }
 
     /// The audit store's records as JSON lines (`audit export`), once the relay wrote them:

@@ -265,8 +265,9 @@ fn session_then_clean_stop(
         .audit()
         .iter()
         .any(|l| l.contains("\"session_ended\""))));
-    assert_eq!(relay.proc.terminate(T), 0, "{}", relay.proc.stderr());
-    let log = relay.proc.stderr();
+    let exit = relay.process().terminate(T);
+    let log = relay.stderr();
+    assert_eq!(exit, 0, "{log}");
     assert!(
         log.lines()
             .any(|l| l.contains("audit checkpoint signed") && l.contains("shutdown")),

@@ -581,16 +581,16 @@ fn relay_restart_during_a_direct_session() {
         .unwrap_or_else(|| panic!("no direct path: {:?}", s.paths()));
     let dir = s.dir.clone();
     let public = s.lab.public.clone();
-    s.relay.proc.kill();
+    s.relay.process().kill();
     std::thread::sleep(Duration::from_secs(1));
     let latency = s.input_and_frames_flow("weiter");
     let mut cmd = std::process::Command::new(bin_dir().join("fernhilfe-relay"));
     cmd.arg("--state-dir")
         .arg(&s.relay.state)
         .args(["serve", "--listen", &s.relay.addr]);
-    s.relay.proc = Proc::spawn("relay-restarted", s.lab.command_in(&public, &cmd), &dir);
+    *s.relay.process() = Proc::spawn("relay-restarted", s.lab.command_in(&public, &cmd), &dir);
     s.relay
-        .proc
+        .process()
         .wait_line("fernhilfe-relay listening on udp ", T);
     s.input_and_frames_flow("nochmal");
     println!(

@@ -178,7 +178,8 @@ fn waiting_agents_are_counted_and_health_holds_against_held_connections() {
     }
     let dir = temp_dir("ops_waiting");
     let display = Display::start(640, 480);
-    let relay = Relay::start(&dir);
+    // A process: metrics are per process, and other tests' relays run in this one.
+    let relay = Relay::start_process(&dir);
     let _agent = agent(&relay, &display, "4711", "PC-12", &dir, &[]);
     wait_for(&relay, |m| {
         value(m, "fernhilfe_relay_agents_waiting") == 1.0
@@ -211,12 +212,9 @@ fn json_logs_are_one_object_per_line_without_secrets() {
         c.args(["--log-format", "json"]);
         c
     });
-    assert!(wait_until(T, || relay
-        .proc
-        .stderr()
-        .contains("relay running")));
-    relay.proc.kill();
-    let stderr = relay.proc.stderr();
+    assert!(wait_until(T, || relay.stderr().contains("relay running")));
+    relay.process().kill();
+    let stderr = relay.stderr();
     for l in stderr.lines() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
         assert!(

@@ -350,7 +350,7 @@ fn a_fake_agent_that_claims_a_match_gets_no_session_on_the_record() {
     // A webhook receiver that is never expected to be called.
     let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     hook.set_nonblocking(true).unwrap();
-    let relay = Relay::start_with_config(
+    let mut relay = Relay::start_with_config(
         &dir,
         &format!(
             "[tickets]\nsystem = \"webhook\"\nurl = \"http://{}/hook\"\nsecret = \"fernhilfe-test-secret-0123\"\nretry_base_secs = 1\n",
@@ -364,9 +364,9 @@ fn a_fake_agent_that_claims_a_match_gets_no_session_on_the_record() {
         .unwrap();
     let fake = rt.spawn(fake_agent(relay.addr.clone(), relay.fingerprint.clone()));
     assert!(
-        wait_until(T, || relay.proc.stderr().contains("agent registered")),
+        wait_until(T, || relay.stderr().contains("agent registered")),
         "the fake agent did not register: {}",
-        relay.proc.stderr()
+        relay.stderr()
     );
     let mut v = viewer(&relay, &relay.token, "4711", "123-456-789", &dir, &[]);
     assert_eq!(v.wait_exit(T), 2, "refused: {}", v.stderr());
@@ -506,7 +506,7 @@ fn relay_restart_keeps_the_code_read_out_on_the_phone() {
     let code = current_code(&agent);
     std::thread::sleep(Duration::from_secs(5));
     assert!(
-        !relay.proc.stderr().contains("registration expired"),
+        !relay.stderr().contains("registration expired"),
         "renewals keep the agent registered"
     );
     assert!(
