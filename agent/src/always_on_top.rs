@@ -8,7 +8,7 @@
 //! Windows: `HWND_TOPMOST`, and a minimised indicator is restored.
 
 /// The indicator window, kept on top.
-pub struct KeepOnTop {
+pub(crate) struct KeepOnTop {
     #[cfg(target_os = "linux")]
     x11: Option<x11::Watch>,
     #[cfg(windows)]
@@ -17,7 +17,7 @@ pub struct KeepOnTop {
 
 impl KeepOnTop {
     /// Starts keeping `window` on top; on X11 also says where its drawing area is.
-    pub fn new(window: &minifb::Window) -> Self {
+    pub(crate) fn new(window: &minifb::Window) -> Self {
         #[cfg(target_os = "linux")]
         {
             let id = window.get_window_handle() as usize as u32;
@@ -41,7 +41,7 @@ impl KeepOnTop {
     }
 
     /// Looks at what happened to the window since the last call and undoes any hiding.
-    pub fn tend(&mut self) {
+    pub(crate) fn tend(&mut self) {
         #[cfg(target_os = "linux")]
         if let Some(w) = &mut self.x11 {
             if let Err(e) = w.tend() {
@@ -68,13 +68,13 @@ impl KeepOnTop {
 /// Where an X11 window's drawing area is on the screen: under a window manager it sits inside
 /// the frame, not where the window asked to be put.
 #[cfg(target_os = "linux")]
-pub fn x11_client_origin(window: &minifb::Window) -> Option<(isize, isize)> {
+pub(crate) fn x11_client_origin(window: &minifb::Window) -> Option<(isize, isize)> {
     x11::origin(window.get_window_handle() as usize as u32).ok()
 }
 
 /// Where the pointer is in an X11 window's drawing area, asked of the X server now.
 #[cfg(target_os = "linux")]
-pub fn x11_pointer_in(window: &minifb::Window) -> Option<(i32, i32)> {
+pub(crate) fn x11_pointer_in(window: &minifb::Window) -> Option<(i32, i32)> {
     x11::pointer(window.get_window_handle() as usize as u32).ok()
 }
 
@@ -92,7 +92,7 @@ mod x11 {
     /// `_NET_WM_STATE` action: add.
     const NET_WM_STATE_ADD: u32 = 1;
 
-    pub struct Watch {
+    pub(super) struct Watch {
         conn: RustConnection,
         window: u32,
         root: u32,
@@ -103,7 +103,7 @@ mod x11 {
     type Error = Box<dyn std::error::Error>;
 
     /// The drawing area's position on the root window.
-    pub fn origin(window: u32) -> Result<(isize, isize), Error> {
+    pub(super) fn origin(window: u32) -> Result<(isize, isize), Error> {
         let (conn, screen) = x11rb::connect(None)?;
         let root = conn.setup().roots[screen].root;
         let t = conn.translate_coordinates(window, root, 0, 0)?.reply()?;
@@ -111,7 +111,7 @@ mod x11 {
     }
 
     /// The pointer's position relative to the window, if it is on the window's screen.
-    pub fn pointer(window: u32) -> Result<(i32, i32), Error> {
+    pub(super) fn pointer(window: u32) -> Result<(i32, i32), Error> {
         let (conn, _) = x11rb::connect(None)?;
         let p = conn.query_pointer(window)?.reply()?;
         if !p.same_screen {
@@ -121,7 +121,7 @@ mod x11 {
     }
 
     impl Watch {
-        pub fn new(window: u32) -> Result<Self, Error> {
+        pub(super) fn new(window: u32) -> Result<Self, Error> {
             let (conn, screen) = x11rb::connect(None)?;
             let root = conn.setup().roots[screen].root;
             let atom = |name: &[u8]| -> Result<u32, Error> {
@@ -182,7 +182,7 @@ mod x11 {
         }
 
         /// Handles what happened since the last call.
-        pub fn tend(&mut self) -> Result<(), Error> {
+        pub(super) fn tend(&mut self) -> Result<(), Error> {
             while let Some(ev) = self.conn.poll_for_event()? {
                 match ev {
                     Event::VisibilityNotify(v) if v.state != Visibility::UNOBSCURED => {

@@ -9,9 +9,9 @@
 use std::time::{Duration, Instant};
 
 /// Wrong codes before the agent shows a new one.
-pub const CODE_TRIES: u32 = 5;
+pub(crate) const CODE_TRIES: u32 = 5;
 /// Wrong codes over the agent's lifetime before it stops and asks for a new call.
-pub const MAX_WRONG_CODES: u32 = 20;
+pub(crate) const MAX_WRONG_CODES: u32 = 20;
 /// Wait after the first wrong code; doubles with each further one.
 const FIRST_DELAY: Duration = Duration::from_secs(1);
 /// Longest wait between tries.
@@ -19,7 +19,7 @@ const MAX_DELAY: Duration = Duration::from_secs(60);
 
 /// Whether a try may run now.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Admit {
+pub(crate) enum Admit {
     Now,
     /// Not before this much time has passed.
     Later(Duration),
@@ -27,7 +27,7 @@ pub enum Admit {
 
 /// What a wrong code leads to.
 #[derive(Debug, PartialEq, Eq)]
-pub enum AfterWrong {
+pub(crate) enum AfterWrong {
     /// Keep the code; the next try waits.
     Keep,
     /// Show a new code (the old one may have been overheard or mistyped repeatedly).
@@ -38,7 +38,7 @@ pub enum AfterWrong {
 
 /// Wrong-code bookkeeping for one agent run.
 #[derive(Debug)]
-pub struct CodeGuard {
+pub(crate) struct CodeGuard {
     wrong: u32,
     since_rotation: u32,
     not_before: Option<Instant>,
@@ -48,7 +48,7 @@ pub struct CodeGuard {
 
 impl CodeGuard {
     /// A fresh guard whose delays are multiplied by `scale`.
-    pub fn new(scale: f64) -> Self {
+    pub(crate) fn new(scale: f64) -> Self {
         Self {
             wrong: 0,
             since_rotation: 0,
@@ -58,12 +58,12 @@ impl CodeGuard {
     }
 
     /// Wrong codes so far.
-    pub fn wrong(&self) -> u32 {
+    pub(crate) fn wrong(&self) -> u32 {
         self.wrong
     }
 
     /// The wait after the `n`-th wrong code (n ≥ 1).
-    pub fn delay_after(&self, n: u32) -> Duration {
+    pub(crate) fn delay_after(&self, n: u32) -> Duration {
         let d = FIRST_DELAY
             .saturating_mul(1u32 << (n.saturating_sub(1)).min(16))
             .min(MAX_DELAY);
@@ -71,7 +71,7 @@ impl CodeGuard {
     }
 
     /// Whether a try may run at `now`.
-    pub fn admit(&self, now: Instant) -> Admit {
+    pub(crate) fn admit(&self, now: Instant) -> Admit {
         match self.not_before {
             Some(t) if t > now => Admit::Later(t - now),
             _ => Admit::Now,
@@ -79,7 +79,7 @@ impl CodeGuard {
     }
 
     /// Records a wrong code at `now`.
-    pub fn record_wrong(&mut self, now: Instant) -> AfterWrong {
+    pub(crate) fn record_wrong(&mut self, now: Instant) -> AfterWrong {
         self.wrong += 1;
         self.since_rotation += 1;
         self.not_before = Some(now + self.delay_after(self.wrong));

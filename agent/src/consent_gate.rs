@@ -20,7 +20,7 @@ struct Inner {
 
 /// Shared view of the current grant; starts unanswered, which allows nothing.
 #[derive(Clone)]
-pub struct ConsentGate(Arc<Inner>);
+pub(crate) struct ConsentGate(Arc<Inner>);
 
 impl Default for ConsentGate {
     fn default() -> Self {
@@ -34,7 +34,7 @@ impl Default for ConsentGate {
 impl ConsentGate {
     /// Records a grant and tells the watchers; once denied, nothing can be granted again in
     /// this session.
-    pub fn set(&self, g: Grant) {
+    pub(crate) fn set(&self, g: Grant) {
         let changed = self
             .0
             .grant
@@ -57,7 +57,7 @@ impl ConsentGate {
     }
 
     /// Calls `f` with the new grant after every change.
-    pub fn watch(&self, f: impl Fn(Grant) + Send + Sync + 'static) {
+    pub(crate) fn watch(&self, f: impl Fn(Grant) + Send + Sync + 'static) {
         self.0
             .watchers
             .lock()
@@ -66,17 +66,17 @@ impl ConsentGate {
     }
 
     /// The current grant, `None` while unanswered.
-    pub fn get(&self) -> Option<Grant> {
+    pub(crate) fn get(&self) -> Option<Grant> {
         Grant::from_code(self.0.grant.load(Ordering::SeqCst)).ok()
     }
 
     /// Whether pixels may leave now.
-    pub fn may_view(&self) -> bool {
+    pub(crate) fn may_view(&self) -> bool {
         self.get().is_some_and(Grant::allows_view)
     }
 
     /// Whether input may be injected now.
-    pub fn may_inject(&self) -> bool {
+    pub(crate) fn may_inject(&self) -> bool {
         self.get().is_some_and(Grant::allows_control)
     }
 }

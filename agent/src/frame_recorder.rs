@@ -7,21 +7,21 @@ use protocol::screen::{FrameChanges, FrameView};
 use std::path::PathBuf;
 
 /// Where `FERNHILFE_TEST_RECORD_FRAMES` asks frames to go, and how many were written.
-pub struct FrameRecorder {
+pub(crate) struct FrameRecorder {
     dir: PathBuf,
     written: usize,
 }
 
 impl FrameRecorder {
     /// A recorder if the environment asks for one.
-    pub fn from_env() -> Option<Self> {
+    pub(crate) fn from_env() -> Option<Self> {
         let dir = std::env::var_os("FERNHILFE_TEST_RECORD_FRAMES").filter(|d| !d.is_empty())?;
         let dir = PathBuf::from(dir);
         Some(Self { dir, written: 0 })
     }
 
     /// Writes `NNNNN.bgrx` (packed rows) and `NNNNN.damage` (`x y w h` per line, or `none`).
-    pub fn record(&mut self, frame: &FrameView<'_>, changes: &FrameChanges<'_>) {
+    pub(crate) fn record(&mut self, frame: &FrameView<'_>, changes: &FrameChanges<'_>) {
         let name = format!("{:05}", self.written);
         self.written += 1;
         let mut pixels = Vec::with_capacity(frame.width * frame.height * 4);

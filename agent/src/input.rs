@@ -31,7 +31,7 @@ enum Job {
 }
 
 /// The running injector.
-pub struct Injector {
+pub(crate) struct Injector {
     jobs: mpsc::SyncSender<Job>,
     /// Set on stop; the thread looks at it before every job.
     stopping: Arc<AtomicBool>,
@@ -41,13 +41,13 @@ pub struct Injector {
 
 impl Injector {
     /// Queues an event; false if the queue is full (the event is dropped).
-    pub fn try_send(&self, ev: InputEvent) -> bool {
+    pub(crate) fn try_send(&self, ev: InputEvent) -> bool {
         self.jobs.try_send(Job::Event(ev)).is_ok()
     }
 
     /// Tells the thread to release whatever the viewer holds and end, and waits for that at
     /// most `limit`, without blocking the caller's thread. Says whether the thread ended.
-    pub async fn stop(self, limit: Duration) -> bool {
+    pub(crate) async fn stop(self, limit: Duration) -> bool {
         self.stopping.store(true, Ordering::SeqCst);
         // Wakes an idle thread; a busy one sees the flag before its next job.
         let _ = self.jobs.try_send(Job::Stop);
@@ -82,7 +82,7 @@ impl Held {
 }
 
 /// Starts the injector thread; events are injected only while `gate` allows control.
-pub fn spawn_injector(gate: ConsentGate) -> anyhow::Result<Injector> {
+pub(crate) fn spawn_injector(gate: ConsentGate) -> anyhow::Result<Injector> {
     let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE);
     let (ready_tx, ready_rx) = mpsc::channel();
     let watcher = tx.clone();

@@ -21,12 +21,12 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 const REFINE_POLL: Duration = Duration::from_millis(50);
 
 /// An encoded screen update and its sequence number.
-pub type EncodedUpdate = (u64, Vec<u8>);
+pub(crate) type EncodedUpdate = (u64, Vec<u8>);
 
 /// Shared between the capture thread and the session: the pacing state and whether the
 /// session is over.
 #[derive(Clone, Default)]
-pub struct ScreenPacing {
+pub(crate) struct ScreenPacing {
     state: Arc<(Mutex<PacingState>, Condvar)>,
 }
 
@@ -48,25 +48,25 @@ impl ScreenPacing {
     }
 
     /// The writer wrote update `seq` to the viewer.
-    pub fn written(&self, seq: u64) {
+    pub(crate) fn written(&self, seq: u64) {
         self.lock().pacing.written(seq);
     }
 
     /// The writer did not write update `seq` (viewing was withdrawn on its way).
-    pub fn dropped(&self, seq: u64) {
+    pub(crate) fn dropped(&self, seq: u64) {
         self.lock().pacing.dropped(seq);
         self.state.1.notify_all();
     }
 
     /// The viewer acknowledged the updates up to `seq`; wakes the capture thread.
-    pub fn acknowledged(&self, seq: u64) -> Result<(), AckBeyondWritten> {
+    pub(crate) fn acknowledged(&self, seq: u64) -> Result<(), AckBeyondWritten> {
         self.lock().pacing.acknowledged(seq)?;
         self.state.1.notify_all();
         Ok(())
     }
 
     /// Ends the capture loop.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.lock().stop = true;
         self.state.1.notify_all();
     }
@@ -90,14 +90,14 @@ impl ScreenPacing {
 
 /// The capture thread, started before the session so a screen that cannot be captured is
 /// reported at once; it captures nothing until [`CaptureThread::stream`] starts it.
-pub struct CaptureThread {
+pub(crate) struct CaptureThread {
     size: (usize, usize),
     start: std::sync::mpsc::Sender<(ConsentGate, ScreenPacing, mpsc::Sender<EncodedUpdate>)>,
 }
 
 impl CaptureThread {
     /// Opens the platform screen on a thread of its own (capturers are not `Send`).
-    pub fn open() -> anyhow::Result<Self> {
+    pub(crate) fn open() -> anyhow::Result<Self> {
         let (size_tx, size_rx) = std::sync::mpsc::channel();
         let (start, start_rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
@@ -126,12 +126,16 @@ impl CaptureThread {
     }
 
     /// Screen size in pixels.
-    pub fn size(&self) -> (usize, usize) {
+    pub(crate) fn size(&self) -> (usize, usize) {
         self.size
     }
 
     /// Starts capturing; encoded updates arrive on the returned channel.
-    pub fn stream(self, gate: ConsentGate, pacing: ScreenPacing) -> mpsc::Receiver<EncodedUpdate> {
+    pub(crate) fn stream(
+        self,
+        gate: ConsentGate,
+        pacing: ScreenPacing,
+    ) -> mpsc::Receiver<EncodedUpdate> {
         let (tx, rx) = mpsc::channel(1);
         let _ = self.start.send((gate, pacing, tx));
         rx

@@ -47,7 +47,7 @@ const RECONNECT_MAX: Duration = Duration::from_secs(10);
 const LOCKED_MESSAGE_TIME: Duration = Duration::from_secs(600);
 
 /// Everything the agent needs to know to start.
-pub struct AgentSettings {
+pub(crate) struct AgentSettings {
     pub relay: String,
     pub trust: RelayTrust,
     /// Over which transport signaling reaches the relay.
@@ -65,7 +65,7 @@ pub struct AgentSettings {
 
 /// How the agent ended, for its exit message.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Cancelled,
     Denied,
     LockedOut,
@@ -202,7 +202,7 @@ async fn reregister(
 }
 
 /// Runs the agent until the session ends or the person cancels.
-pub async fn run(
+pub(crate) async fn run(
     settings: AgentSettings,
     screen: CaptureThread,
     ui: std_mpsc::Sender<UiCommand>,

@@ -4,7 +4,7 @@ use protocol::ids::TicketNumber;
 use protocol::signaling::Refusal;
 
 /// Why the relay refused the agent, in German (the English text is the refusal's `Display`).
-pub fn refusal_de(r: &Refusal) -> &'static str {
+pub(crate) fn refusal_de(r: &Refusal) -> &'static str {
     match r {
         Refusal::HostNameTaken => "Ein anderer PC mit diesem Namen wartet schon unter diesem Ticket: Fernhilfe mit --host-name und einem eigenen Namen starten",
         Refusal::Overloaded => "Der Server ist ausgelastet: in einer Minute erneut versuchen",
@@ -21,7 +21,7 @@ pub fn refusal_de(r: &Refusal) -> &'static str {
 /// What a failure means for the person at the PC, in German and English, above the technical
 /// message (which names addresses and OS errors, mostly in English) for the hotline.
 #[cfg(any(windows, test))]
-pub fn failure_summary(e: &anyhow::Error) -> [&'static str; 2] {
+pub(crate) fn failure_summary(e: &anyhow::Error) -> [&'static str; 2] {
     use transport::relay_client::SignalError;
     use transport::TransportError as T;
     // SignalError::Transport is transparent: its source() skips the TransportError it holds,
@@ -51,7 +51,7 @@ pub fn failure_summary(e: &anyhow::Error) -> [&'static str; 2] {
 
 /// Why the ticket number window asks again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TicketProblem {
+pub(crate) enum TicketProblem {
     NotDigits,
     Empty,
     TooLong,
@@ -66,14 +66,14 @@ pub enum TicketProblem {
 /// Language of the agent's windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Lang {
+pub(crate) enum Lang {
     De,
     En,
 }
 
 impl Lang {
     /// English if the locale says so, German otherwise (the schools we serve are German).
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         for var in ["LC_ALL", "LC_MESSAGES", "LANG"] {
             if let Ok(v) = std::env::var(var) {
                 if !v.is_empty() {
@@ -95,13 +95,13 @@ impl Lang {
         }
     }
 
-    pub fn waiting_title(self) -> &'static str {
+    pub(crate) fn waiting_title(self) -> &'static str {
         self.pick(
             "Fernhilfe – Warten auf Support",
             "Fernhilfe – waiting for support",
         )
     }
-    pub fn waiting_lines(self, ticket: TicketNumber, code: &str) -> Vec<String> {
+    pub(crate) fn waiting_lines(self, ticket: TicketNumber, code: &str) -> Vec<String> {
         vec![
             format!("{} {ticket}", self.pick("Ticket", "Ticket")),
             self.pick("Ihr Sitzungscode:", "Your session code:")
@@ -115,26 +115,26 @@ impl Lang {
         ]
     }
     /// The wrong tries so far, shown under the code.
-    pub fn wrong_tries(self, wrong: u32, max: u32) -> String {
+    pub(crate) fn wrong_tries(self, wrong: u32, max: u32) -> String {
         match self {
             Lang::De => format!("Falsche Codes: {wrong} von höchstens {max}"),
             Lang::En => format!("Wrong codes: {wrong} of at most {max}"),
         }
     }
-    pub fn reconnecting(self) -> &'static str {
+    pub(crate) fn reconnecting(self) -> &'static str {
         self.pick(
             "Verbindung zum Server unterbrochen – verbinde neu …",
             "Connection to the server lost – reconnecting …",
         )
     }
-    pub fn locked_title(self) -> &'static str {
+    pub(crate) fn locked_title(self) -> &'static str {
         self.pick(
             "Fernhilfe – aus Sicherheitsgründen beendet",
             "Fernhilfe – stopped for security",
         )
     }
     /// The final message after too many wrong codes (German, then English).
-    pub fn locked_lines() -> [&'static str; 4] {
+    pub(crate) fn locked_lines() -> [&'static str; 4] {
         [
             "Zu viele falsche Codes: Fernhilfe wurde beendet.",
             "Bitte rufen Sie die Hotline erneut an und starten Sie Fernhilfe neu.",
@@ -142,24 +142,24 @@ impl Lang {
             "Please call the hotline again and start Fernhilfe anew.",
         ]
     }
-    pub fn cancel(self) -> &'static str {
+    pub(crate) fn cancel(self) -> &'static str {
         self.pick("Abbrechen", "Cancel")
     }
-    pub fn ticket_title(self) -> &'static str {
+    pub(crate) fn ticket_title(self) -> &'static str {
         self.pick("Fernhilfe – Ticketnummer", "Fernhilfe – ticket number")
     }
-    pub fn ticket_prompt(self) -> &'static str {
+    pub(crate) fn ticket_prompt(self) -> &'static str {
         self.pick(
             "Ticketnummer, die Ihnen die Hotline genannt hat:",
             "The ticket number the hotline gave you:",
         )
     }
-    pub fn next(self) -> &'static str {
+    pub(crate) fn next(self) -> &'static str {
         self.pick("Weiter", "Continue")
     }
     /// What is wrong with the number typed, in German and English whatever the language: the
     /// IT contact may be reading it out to the hotline.
-    pub fn ticket_problem(p: TicketProblem) -> [&'static str; 2] {
+    pub(crate) fn ticket_problem(p: TicketProblem) -> [&'static str; 2] {
         match p {
             TicketProblem::NotDigits => [
                 "Bitte nur Ziffern eingeben (z. B. 4711).",
@@ -187,10 +187,10 @@ impl Lang {
             ],
         }
     }
-    pub fn consent_title(self) -> &'static str {
+    pub(crate) fn consent_title(self) -> &'static str {
         self.pick("Fernhilfe – Zustimmung", "Fernhilfe – consent")
     }
-    pub fn consent_lines(self, staff: &str, ticket: TicketNumber) -> Vec<String> {
+    pub(crate) fn consent_lines(self, staff: &str, ticket: TicketNumber) -> Vec<String> {
         match self {
             Lang::De => vec![
                 format!("{staff} (Support) möchte Ihren Bildschirm sehen"),
@@ -202,19 +202,19 @@ impl Lang {
             ],
         }
     }
-    pub fn deny(self) -> &'static str {
+    pub(crate) fn deny(self) -> &'static str {
         self.pick("Ablehnen", "Decline")
     }
-    pub fn view_only(self) -> &'static str {
+    pub(crate) fn view_only(self) -> &'static str {
         self.pick("Nur ansehen", "View only")
     }
-    pub fn view_and_control(self) -> &'static str {
+    pub(crate) fn view_and_control(self) -> &'static str {
         self.pick("Ansehen und steuern", "View and control")
     }
-    pub fn indicator_title(self) -> &'static str {
+    pub(crate) fn indicator_title(self) -> &'static str {
         self.pick("Fernhilfe – Sitzung läuft", "Fernhilfe – session running")
     }
-    pub fn indicator_line(self, staff: &str, control: bool) -> String {
+    pub(crate) fn indicator_line(self, staff: &str, control: bool) -> String {
         match (self, control) {
             (Lang::De, false) => format!("{staff} sieht Ihren Bildschirm"),
             (Lang::De, true) => format!("{staff} sieht und steuert"),
@@ -222,20 +222,20 @@ impl Lang {
             (Lang::En, true) => format!("{staff} sees and controls"),
         }
     }
-    pub fn end(self) -> &'static str {
+    pub(crate) fn end(self) -> &'static str {
         self.pick("Beenden", "End")
     }
-    pub fn allow_control(self) -> &'static str {
+    pub(crate) fn allow_control(self) -> &'static str {
         self.pick("Steuern erlauben", "Allow control")
     }
-    pub fn revoke_control(self) -> &'static str {
+    pub(crate) fn revoke_control(self) -> &'static str {
         self.pick("Nur ansehen", "View only")
     }
-    pub fn go_on(self) -> &'static str {
+    pub(crate) fn go_on(self) -> &'static str {
         self.pick("Weiter", "Go on")
     }
     /// The indicator's warning before a session ends by itself.
-    pub fn ending_line(self, limit: protocol::session_limits::Limit, secs: u64) -> String {
+    pub(crate) fn ending_line(self, limit: protocol::session_limits::Limit, secs: u64) -> String {
         use protocol::session_limits::Limit;
         match (self, limit) {
             (Lang::De, Limit::Idle) => {

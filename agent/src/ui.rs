@@ -31,7 +31,7 @@ const POLL: Duration = Duration::from_millis(15);
 const POLL_POINTER_AWAY: Duration = Duration::from_millis(60);
 
 /// What the session logic asks the UI to show.
-pub enum UiCommand {
+pub(crate) enum UiCommand {
     /// Ask for the ticket number (the agent was started without `--ticket`), saying what was
     /// wrong with the last one, if anything.
     AskTicket {
@@ -73,7 +73,7 @@ pub enum UiCommand {
 
 /// What the person at the PC did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UiEvent {
+pub(crate) enum UiEvent {
     CancelWaiting,
     /// The ticket number typed into the ticket window.
     Ticket(TicketNumber),
@@ -503,7 +503,7 @@ enum Shown {
 }
 
 /// Runs the windows on the calling (main) thread until told to exit.
-pub fn run(
+pub(crate) fn run(
     lang: Lang,
     screen: (usize, usize),
     commands: mpsc::Receiver<UiCommand>,

@@ -28,7 +28,7 @@ fn start() -> Result<u16, String> {
 
 /// A fresh database `name` on the test server, as a connection string; `None` (with a note)
 /// where PostgreSQL is not installed outside CI. In CI a missing server fails the test.
-pub fn fresh_database(name: &str) -> Option<String> {
+pub(crate) fn fresh_database(name: &str) -> Option<String> {
     let port = match SERVER.get_or_init(start) {
         Ok(p) => *p,
         Err(e) if std::env::var("CI").as_deref() == Ok("true") => {

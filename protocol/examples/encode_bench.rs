@@ -2,6 +2,9 @@
 //! entirely every frame (a photo panning while its brightness pulses, as in a film), and the
 //! bytes per frame. Run: `cargo run --release -p protocol --example encode_bench [FRAMES]`.
 
+// Test and benchmark code: a failed unwrap is a failed run.
+#![allow(clippy::unwrap_used)]
+
 use protocol::screen::{FrameChanges, FrameView, Framebuffer, ScreenDecoder, ScreenEncoder};
 use std::time::Instant;
 

@@ -7,6 +7,9 @@
 //! Run: `cargo run --release -p protocol --example replay_frames DIR [WIDTH HEIGHT]`
 //! (default 1920 1080); `VERBOSE=1` prints every update.
 
+// Test and benchmark code: a failed unwrap is a failed run.
+#![allow(clippy::unwrap_used)]
+
 use protocol::screen::{FrameChanges, FrameView, Framebuffer, Rect, ScreenDecoder, ScreenEncoder};
 use std::path::Path;
 use std::time::Instant;

@@ -3,6 +3,9 @@
 //! or to some message that itself round-trips, never to a panic. Random bytes mostly die at
 //! the first tag byte; mutated valid messages reach the deep branches of the decoders.
 
+// Test and benchmark code: a failed unwrap is a failed run.
+#![allow(clippy::unwrap_used)]
+
 use proptest::collection::vec;
 use proptest::prelude::*;
 use protocol::consent::Grant;

@@ -23,14 +23,14 @@ const MAX_LIFETIME: Duration = Duration::from_secs(120);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The running address discovery service; stops when dropped.
-pub struct AddressDiscovery {
+pub(crate) struct AddressDiscovery {
     port: u16,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl AddressDiscovery {
     /// Listens on `addr` with the relay's TLS settings; connections count against `limits`.
-    pub fn spawn(
+    pub(crate) fn spawn(
         addr: SocketAddr,
         mut tls: rustls::ServerConfig,
         limits: Admission,
@@ -51,7 +51,7 @@ impl AddressDiscovery {
     }
 
     /// The UDP port it listens on.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 }

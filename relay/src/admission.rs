@@ -5,25 +5,25 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-pub use protocol::sender::address_key;
+pub(crate) use protocol::sender::address_key;
 
 /// Counts open connections by address and in all.
 #[derive(Clone)]
-pub struct Admission {
+pub(crate) struct Admission {
     max_per_address: usize,
     max_total: usize,
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 /// One admitted connection; dropping it frees its place.
-pub struct AdmissionTicket {
+pub(crate) struct AdmissionTicket {
     addr: IpAddr,
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 impl Admission {
     /// At most `max_per_address` open connections from one address, `max_total` in all.
-    pub fn new(max_per_address: usize, max_total: usize) -> Self {
+    pub(crate) fn new(max_per_address: usize, max_total: usize) -> Self {
         Self {
             max_per_address,
             max_total,
@@ -33,7 +33,7 @@ impl Admission {
 
     /// A place for a connection from `addr`, or `None` if that address (or the relay) has too
     /// many.
-    pub fn admit(&self, addr: IpAddr) -> Option<AdmissionTicket> {
+    pub(crate) fn admit(&self, addr: IpAddr) -> Option<AdmissionTicket> {
         let addr = address_key(addr);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if open.values().sum::<usize>() >= self.max_total {
@@ -52,7 +52,7 @@ impl Admission {
 }
 
 /// A QUIC connection attempt, as quinn (signaling) and noq (address discovery) hand it over.
-pub trait ConnectionAttempt: Sized {
+pub(crate) trait ConnectionAttempt: Sized {
     /// Where it came from.
     fn remote(&self) -> std::net::SocketAddr;
     /// Whether a Retry already proved the source address.
@@ -93,7 +93,10 @@ impl Admission {
     /// proves the source address first, so a forged address never gets a handshake and never
     /// uses up the places of the school whose address it forged (it costs a real client one
     /// round trip); then the attempt counts like any connection, and is refused over the bound.
-    pub fn admit_quic<A: ConnectionAttempt>(&self, attempt: A) -> Option<(A, AdmissionTicket)> {
+    pub(crate) fn admit_quic<A: ConnectionAttempt>(
+        &self,
+        attempt: A,
+    ) -> Option<(A, AdmissionTicket)> {
         if !attempt.validated() {
             attempt.retry_or_ignore();
             return None;

@@ -12,13 +12,13 @@ use time::OffsetDateTime;
 
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     Json,
     Csv,
 }
 
 /// Where the relay keeps its record, and the directory with its checkpoint key.
-pub struct Place<'a> {
+pub(crate) struct Place<'a> {
     pub state_dir: &'a Path,
     pub at: &'a Location,
 }
@@ -37,7 +37,7 @@ fn open(place: &Place<'_>) -> Result<AuditStore> {
 
 /// Parses `2026-11-01`, `2026-11-01T08:00:00Z` or `@1764700000` (Unix seconds) to Unix
 /// seconds.
-pub fn parse_since(s: &str) -> Result<i64> {
+pub(crate) fn parse_since(s: &str) -> Result<i64> {
     if let Some(secs) = s.strip_prefix('@') {
         return secs
             .parse()
@@ -56,7 +56,7 @@ pub fn parse_since(s: &str) -> Result<i64> {
 
 /// Walks the chain as of `now` (Unix seconds) for a relay keeping records `retention_days`;
 /// exits non-zero with the place of the first break.
-pub fn verify(place: &Place<'_>, now: i64, retention_days: u32) -> Result<bool> {
+pub(crate) fn verify(place: &Place<'_>, now: i64, retention_days: u32) -> Result<bool> {
     let v = open(place)?.verify(now, retention_days)?;
     match &v.broken {
         None => {
@@ -92,7 +92,11 @@ pub fn verify(place: &Place<'_>, now: i64, retention_days: u32) -> Result<bool> 
 }
 
 /// Prints every record of a ticket as a timeline a person reads.
-pub fn show(place: &Place<'_>, ticket: protocol::ids::TicketNumber, lang: Lang) -> Result<()> {
+pub(crate) fn show(
+    place: &Place<'_>,
+    ticket: protocol::ids::TicketNumber,
+    lang: Lang,
+) -> Result<()> {
     let mut store = open(place)?;
     let records = store.for_ticket(ticket.get())?;
     let reports = store.reports_for_ticket(ticket.get())?;
@@ -157,7 +161,7 @@ pub fn show(place: &Place<'_>, ticket: protocol::ids::TicketNumber, lang: Lang) 
 }
 
 /// Writes the records since a time as JSON lines or CSV.
-pub fn export(place: &Place<'_>, since: i64, format: Format) -> Result<()> {
+pub(crate) fn export(place: &Place<'_>, since: i64, format: Format) -> Result<()> {
     let records = open(place)?.since(since)?;
     let mut out = std::io::stdout().lock();
     match format {
@@ -210,7 +214,7 @@ fn csv_field(s: &str) -> String {
 }
 
 /// Deletes records older than `days`, keeping the chain verifiable.
-pub fn prune(place: &Place<'_>, days: u32) -> Result<()> {
+pub(crate) fn prune(place: &Place<'_>, days: u32) -> Result<()> {
     let (n, _) = open(place)?.prune(days, audit::clock::unix_now())?;
     println!("pruned {n} records older than {days} days");
     Ok(())
@@ -218,7 +222,7 @@ pub fn prune(place: &Place<'_>, days: u32) -> Result<()> {
 
 /// Writes `records` typical records into a fresh store in `dir`, one transaction each and
 /// in batches as the writer thread takes them, and signs checkpoints; prints µs per record.
-pub fn bench(dir: &Path, records: u32) -> Result<()> {
+pub(crate) fn bench(dir: &Path, records: u32) -> Result<()> {
     use audit::record::{AuditRecord, EndKind};
     use std::time::Instant;
     if dir.join(audit::store::FILE).exists() {

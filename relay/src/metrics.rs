@@ -15,7 +15,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 /// The relay's metrics; one set per process ([`metrics`]).
 #[derive(Debug, MetricsGroup)]
 #[metrics(default, name = "relay")]
-pub struct RelayMetrics {
+pub(crate) struct RelayMetrics {
     /// Agents registered and waiting for a viewer (read when scraped)
     pub agents_waiting: Gauge,
     /// Sessions running, by the path the agent last reported (pending: none reported yet)
@@ -35,31 +35,31 @@ pub struct RelayMetrics {
 
 /// The path of a running session.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
-pub struct PathLabel {
+pub(crate) struct PathLabel {
     path: &'static str,
 }
 
 /// How a session ended.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
-pub struct EndLabel {
+pub(crate) struct EndLabel {
     reason: &'static str,
 }
 
 /// Why the relay refused.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
-pub struct ReasonLabel {
+pub(crate) struct ReasonLabel {
     reason: &'static str,
 }
 
 /// Where a throttle acted.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
-pub struct StageLabel {
+pub(crate) struct StageLabel {
     stage: &'static str,
 }
 
 /// Where a throttle acted: the label value of [`RelayMetrics::throttled`].
 #[derive(Debug, Clone, Copy)]
-pub enum Throttle {
+pub(crate) enum Throttle {
     /// Too many open connections from one address (before the handshake).
     Connection,
     /// Too many waiting agents from one address.
@@ -73,17 +73,17 @@ static METRICS: LazyLock<Arc<RelayMetrics>> = LazyLock::new(|| Arc::new(RelayMet
 static IROH_RELAY: Mutex<Option<Arc<iroh_relay::server::Metrics>>> = Mutex::new(None);
 
 /// The process's metrics.
-pub fn metrics() -> &'static RelayMetrics {
+pub(crate) fn metrics() -> &'static RelayMetrics {
     &METRICS
 }
 
 /// Serves the embedded iroh relay's counters beside the relay's own.
-pub fn add_iroh_relay(m: Arc<iroh_relay::server::Metrics>) {
+pub(crate) fn add_iroh_relay(m: Arc<iroh_relay::server::Metrics>) {
     *IROH_RELAY.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
 }
 
 /// Everything, in the OpenMetrics text format.
-pub fn encode() -> String {
+pub(crate) fn encode() -> String {
     let mut registry = Registry::default();
     let ours = registry.sub_registry_with_prefix("fernhilfe");
     ours.register(METRICS.clone());
@@ -103,7 +103,7 @@ pub fn encode() -> String {
 impl RelayMetrics {
     /// Creates every labelled series at zero, so dashboards and `rate()` see them from the
     /// start, not only after their first event.
-    pub fn prime(&self) {
+    pub(crate) fn prime(&self) {
         for path in ["pending", "direct", "direct_lan", "relayed"] {
             self.sessions_running.get_or_create(&PathLabel { path });
         }
@@ -145,7 +145,7 @@ impl RelayMetrics {
     }
 
     /// A refusal went out.
-    pub fn refused(&self, r: &Refusal) {
+    pub(crate) fn refused(&self, r: &Refusal) {
         let reason = refusal_name(r);
         self.refusals.get_or_create(&ReasonLabel { reason }).inc();
         let stage = match r {
@@ -159,7 +159,7 @@ impl RelayMetrics {
     }
 
     /// A throttle turned a try away.
-    pub fn throttle(&self, at: Throttle) {
+    pub(crate) fn throttle(&self, at: Throttle) {
         let stage = match at {
             Throttle::Connection => "connection",
             Throttle::Registration => "registration",
@@ -169,7 +169,7 @@ impl RelayMetrics {
     }
 
     /// A session ended, `reason` as the audit record names it.
-    pub fn session_ended(&self, reason: &'static str) {
+    pub(crate) fn session_ended(&self, reason: &'static str) {
         self.sessions_ended
             .get_or_create(&EndLabel { reason })
             .inc();
@@ -177,7 +177,7 @@ impl RelayMetrics {
 }
 
 /// How a session ended, as the audit record names it.
-pub fn end_name(e: EndKind) -> &'static str {
+pub(crate) fn end_name(e: EndKind) -> &'static str {
     match e {
         EndKind::EndedAtAgent => "ended_at_agent",
         EndKind::EndedByViewer => "ended_by_viewer",
@@ -214,13 +214,13 @@ fn refusal_name(r: &Refusal) -> &'static str {
 }
 
 /// Counts one running session under its current path while it lives.
-pub struct RunningSession {
+pub(crate) struct RunningSession {
     path: &'static str,
 }
 
 impl RunningSession {
     /// A session started; no path reported yet.
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         metrics().sessions_started.inc();
         Self::gauge("pending").inc();
         Self { path: "pending" }
@@ -233,7 +233,7 @@ impl RunningSession {
     }
 
     /// The agent reported the session's path.
-    pub fn on_path(&mut self, kind: PathKind) {
+    pub(crate) fn on_path(&mut self, kind: PathKind) {
         let path = match kind {
             PathKind::Relayed => "relayed",
             PathKind::Direct => "direct",

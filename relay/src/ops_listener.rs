@@ -22,7 +22,7 @@ const CONNECTION_LIMIT: Duration = Duration::from_secs(30);
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// What the listener asks the relay.
-pub struct OpsHooks {
+pub(crate) struct OpsHooks {
     /// Why the relay does not take sessions, if it does not.
     pub not_ready: Box<dyn Fn() -> Option<&'static str> + Send + Sync>,
     /// Updates the gauges that are read when scraped.
@@ -30,7 +30,7 @@ pub struct OpsHooks {
 }
 
 /// Serves ops requests from `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, hooks: Arc<OpsHooks>) {
+pub(crate) async fn serve(listener: TcpListener, hooks: Arc<OpsHooks>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {

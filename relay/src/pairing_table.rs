@@ -27,16 +27,16 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 /// Pairing messages each side may send in one pairing (SPAKE2 and confirmation: 2).
-pub const MAX_PAIRING_MESSAGES: u32 = 2;
+pub(crate) const MAX_PAIRING_MESSAGES: u32 = 2;
 /// Renewals an agent may send within one registration lifetime. The agent renews at a third
 /// of it (3 per lifetime); twice that leaves room for a renewal delayed into the next window,
 /// and anything more is a peer spending the table's lock for nothing.
-pub const MAX_RENEWALS_PER_TTL: u32 = 6;
+pub(crate) const MAX_RENEWALS_PER_TTL: u32 = 6;
 
 /// The relay's number for a registered agent.
-pub type AgentId = u64;
+pub(crate) type AgentId = u64;
 /// The relay's number for one pairing attempt.
-pub type PairingId = u64;
+pub(crate) type PairingId = u64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum AgentState {
@@ -72,7 +72,7 @@ struct ActivePairing {
 
 /// A viewer's join that opened a pairing.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Joined {
+pub(crate) struct Joined {
     pub pairing: PairingId,
     pub agent: AgentId,
     pub host: String,
@@ -80,7 +80,7 @@ pub struct Joined {
 
 /// What to do with a pairing message.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// Pass it to the agent (from the viewer) or to the viewer of the pairing (from the agent).
     Forward,
     /// It belongs to a pairing that is over: drop it.
@@ -89,7 +89,7 @@ pub enum Route {
 
 /// What the agent says of a pairing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AgentAnswer {
+pub(crate) enum AgentAnswer {
     /// The viewer proved the code; this is the agent's proof.
     Proved(PairingProof),
     /// The viewer's confirmation did not match.
@@ -100,7 +100,7 @@ pub enum AgentAnswer {
 
 /// What a verdict means.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Both sides proved the same key: the session starts.
     Started { staff: String },
     /// The two sides' verdicts disagree (one proof is missing or they differ): no session, and
@@ -118,7 +118,7 @@ pub enum Verdict {
 
 /// Why a message was refused as a protocol violation.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Violation {
+pub(crate) enum Violation {
     #[error("pairing message without a running pairing")]
     NoPairing,
     #[error("pairing message for another pairing")]
@@ -132,7 +132,7 @@ pub enum Violation {
 }
 
 /// Registrations, pairings and the per-ticket throttle.
-pub struct PairingTable {
+pub(crate) struct PairingTable {
     limits: Limits,
     next_id: u64,
     agents: HashMap<AgentId, Agent>,
@@ -144,7 +144,7 @@ pub struct PairingTable {
 
 impl PairingTable {
     /// An empty table with these bounds.
-    pub fn new(limits: Limits) -> Self {
+    pub(crate) fn new(limits: Limits) -> Self {
         Self {
             limits,
             next_id: 0,
@@ -162,7 +162,7 @@ impl PairingTable {
     }
 
     /// Registers an agent; returns its number.
-    pub fn register(
+    pub(crate) fn register(
         &mut self,
         ticket: TicketNumber,
         host: &str,
@@ -239,7 +239,7 @@ impl PairingTable {
     }
 
     /// Agents registered and waiting, neither pairing nor in a session.
-    pub fn waiting_agents(&self) -> usize {
+    pub(crate) fn waiting_agents(&self) -> usize {
         self.agents
             .values()
             .filter(|a| matches!(a.state, AgentState::Waiting))
@@ -248,7 +248,7 @@ impl PairingTable {
 
     /// The agent still waits: its registration lives on. More than
     /// [`MAX_RENEWALS_PER_TTL`] renewals within one lifetime are a violation.
-    pub fn renew(&mut self, agent: AgentId, now: Instant) -> Result<(), Violation> {
+    pub(crate) fn renew(&mut self, agent: AgentId, now: Instant) -> Result<(), Violation> {
         let ttl = self.limits.registration_ttl();
         let Some(a) = self.agents.get_mut(&agent) else {
             return Ok(());
@@ -266,7 +266,7 @@ impl PairingTable {
     }
 
     /// Forgets an agent (its connection ended); returns the pairing it was in, if any.
-    pub fn remove_agent(&mut self, agent: AgentId) -> Option<PairingId> {
+    pub(crate) fn remove_agent(&mut self, agent: AgentId) -> Option<PairingId> {
         let a = self.agents.remove(&agent)?;
         if let Some(list) = self.by_ticket.get_mut(&a.ticket) {
             list.retain(|x| *x != agent);
@@ -290,7 +290,7 @@ impl PairingTable {
     }
 
     /// Waiting agents whose registration lapsed (agents in a session do not lapse).
-    pub fn expired_agents(&self, now: Instant) -> Vec<AgentId> {
+    pub(crate) fn expired_agents(&self, now: Instant) -> Vec<AgentId> {
         self.agents
             .iter()
             .filter(|(_, a)| a.state == AgentState::Waiting && a.expires <= now)
@@ -299,7 +299,7 @@ impl PairingTable {
     }
 
     /// Pairings past their deadline, ended here; returns each with its agent.
-    pub fn expire_pairings(&mut self, now: Instant) -> Vec<(PairingId, AgentId)> {
+    pub(crate) fn expire_pairings(&mut self, now: Instant) -> Vec<(PairingId, AgentId)> {
         let late: Vec<PairingId> = self
             .pairings
             .iter()
@@ -313,7 +313,7 @@ impl PairingTable {
 
     /// A viewer with staff name `staff` wants the agent `host` (or the only one) under
     /// `ticket`: counts the try and opens a pairing.
-    pub fn join(
+    pub(crate) fn join(
         &mut self,
         ticket: TicketNumber,
         host: Option<&str>,
@@ -377,7 +377,7 @@ impl PairingTable {
     }
 
     /// A pairing message from agent `agent` under number `pairing`.
-    pub fn message_from_agent(
+    pub(crate) fn message_from_agent(
         &mut self,
         agent: AgentId,
         pairing: PairingId,
@@ -399,7 +399,7 @@ impl PairingTable {
     }
 
     /// A pairing message from the viewer of pairing `joined`, which names `pairing`.
-    pub fn message_from_viewer(
+    pub(crate) fn message_from_viewer(
         &mut self,
         joined: PairingId,
         pairing: PairingId,
@@ -418,7 +418,7 @@ impl PairingTable {
     }
 
     /// The agent's answer on pairing `pairing`.
-    pub fn agent_answer(
+    pub(crate) fn agent_answer(
         &mut self,
         agent: AgentId,
         pairing: PairingId,
@@ -455,7 +455,7 @@ impl PairingTable {
 
     /// The verdict of the viewer of pairing `joined`, which names `pairing`: its proof, or
     /// `None` when the agent's confirmation did not check out.
-    pub fn viewer_answer(
+    pub(crate) fn viewer_answer(
         &mut self,
         joined: PairingId,
         pairing: PairingId,
@@ -495,7 +495,7 @@ impl PairingTable {
 
     /// The session of `agent` could not start after all (its viewer left as it was agreed):
     /// the agent waits for the next viewer.
-    pub fn session_abandoned(&mut self, agent: AgentId) {
+    pub(crate) fn session_abandoned(&mut self, agent: AgentId) {
         if let Some(a) = self.agents.get_mut(&agent) {
             if a.state == AgentState::InSession {
                 a.state = AgentState::Waiting;
@@ -505,7 +505,7 @@ impl PairingTable {
 
     /// The viewer of `pairing` left (or ran out of time) before the verdict; returns the agent
     /// to tell. The try stays counted.
-    pub fn viewer_left(&mut self, pairing: PairingId) -> Option<AgentId> {
+    pub(crate) fn viewer_left(&mut self, pairing: PairingId) -> Option<AgentId> {
         let p = self.pairings.remove(&pairing)?;
         if let Some(a) = self.agents.get_mut(&p.agent) {
             if a.state == AgentState::Pairing(pairing) {
@@ -517,7 +517,11 @@ impl PairingTable {
 
     /// How long the next try on `ticket` must wait, if at all.
     #[cfg(test)]
-    pub fn throttled(&self, ticket: TicketNumber, now: Instant) -> Option<std::time::Duration> {
+    pub(crate) fn throttled(
+        &self,
+        ticket: TicketNumber,
+        now: Instant,
+    ) -> Option<std::time::Duration> {
         self.throttle.wait(ticket, now)
     }
 }

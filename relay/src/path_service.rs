@@ -25,7 +25,7 @@ use transport::signal_tcp::{SIGNAL_PATH, SIGNAL_UPGRADE};
 
 /// A signaling stream that arrived over TCP: who sent it, the stream, and the admission ticket
 /// that counts it against its address while it lives.
-pub struct TcpSignaling {
+pub(crate) struct TcpSignaling {
     pub remote: SocketAddr,
     pub stream: hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>,
     pub ticket: Arc<AdmissionTicket>,
@@ -43,12 +43,12 @@ const KEY_CACHE_CAPACITY: usize = 1024;
 
 /// The endpoint ids admitted to the relay path, each while something holds its guard.
 #[derive(Debug, Default)]
-pub struct SessionAdmission {
+pub(crate) struct SessionAdmission {
     admitted: Mutex<HashMap<EndpointId, usize>>,
 }
 
 /// Keeps one endpoint id admitted until dropped.
-pub struct AdmittedEndpoint {
+pub(crate) struct AdmittedEndpoint {
     id: EndpointId,
     admission: Arc<SessionAdmission>,
 }
@@ -56,7 +56,7 @@ pub struct AdmittedEndpoint {
 impl SessionAdmission {
     /// Admits `id` (32 bytes as the pairing named it) while the returned guard lives; `None`
     /// if the bytes are no valid endpoint id.
-    pub fn admit(self: &Arc<Self>, id: &[u8; 32]) -> Option<AdmittedEndpoint> {
+    pub(crate) fn admit(self: &Arc<Self>, id: &[u8; 32]) -> Option<AdmittedEndpoint> {
         let id = EndpointId::from_bytes(id).ok()?;
         tracing::info!(endpoint = %id.fmt_short(), "endpoint admitted to the relay path");
         *self.lock().entry(id).or_insert(0) += 1;
@@ -103,7 +103,7 @@ impl AccessControl for SessionAdmission {
 }
 
 /// The running path service.
-pub struct PathService {
+pub(crate) struct PathService {
     relay: RelayService,
     tls: TlsConfig,
     admission: Arc<SessionAdmission>,
@@ -115,7 +115,7 @@ impl PathService {
     /// Starts the service with the relay's identity; address discovery on `qad` (UDP) if given,
     /// its connections counted against `limits`. Signaling streams upgraded from HTTPS go to
     /// `signaling`.
-    pub async fn start(
+    pub(crate) async fn start(
         id: &Identity,
         qad: Option<SocketAddr>,
         limits: Admission,
@@ -200,17 +200,17 @@ impl PathService {
     }
 
     /// Who may use the relay path.
-    pub fn admission(&self) -> Arc<SessionAdmission> {
+    pub(crate) fn admission(&self) -> Arc<SessionAdmission> {
         self.admission.clone()
     }
 
     /// The UDP port of address discovery (0: off).
-    pub fn qad_port(&self) -> u16 {
+    pub(crate) fn qad_port(&self) -> u16 {
         self.qad.as_ref().map_or(0, |q| q.port())
     }
 
     /// Serves HTTPS connections from `listener`, each counted against its address.
-    pub async fn serve_tcp(self: Arc<Self>, listener: TcpListener, limits: Admission) {
+    pub(crate) async fn serve_tcp(self: Arc<Self>, listener: TcpListener, limits: Admission) {
         loop {
             let (stream, remote) = match listener.accept().await {
                 Ok(s) => s,
@@ -239,7 +239,7 @@ impl PathService {
     }
 
     /// Disconnects every relayed endpoint.
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         self.relay.shutdown().await;
     }
 }

@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 
 /// Records one address may cause per window before they are only counted: a whole school
 /// (30 PCs behind one NAT) registering and leaving within a minute stays below it.
-pub const PER_WINDOW: u32 = 60;
+pub(crate) const PER_WINDOW: u32 = 60;
 /// How long a window lasts.
-pub const WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 /// Addresses tracked at most; a flood from more (a botnet) is aggregated under one key.
-pub const MAX_ADDRESSES: usize = 65_536;
+pub(crate) const MAX_ADDRESSES: usize = 65_536;
 
 /// Records an address caused beyond its budget in one window, by kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Overflow {
+pub(crate) struct Overflow {
     /// The address (`None`: the many addresses beyond [`MAX_ADDRESSES`]).
     pub source: Option<IpAddr>,
     pub counts: Vec<(&'static str, u64)>,
@@ -35,14 +35,14 @@ struct Window {
 
 /// The budgets of all addresses.
 #[derive(Default)]
-pub struct RecordBudget {
+pub(crate) struct RecordBudget {
     windows: HashMap<Option<IpAddr>, Window>,
 }
 
 impl RecordBudget {
     /// Whether a record of `kind` caused by `source` may be written now; if not, it is
     /// counted for the window's summary.
-    pub fn admit(&mut self, source: IpAddr, kind: &'static str, now: Instant) -> bool {
+    pub(crate) fn admit(&mut self, source: IpAddr, kind: &'static str, now: Instant) -> bool {
         let mut key = Some(crate::admission::address_key(source));
         if !self.windows.contains_key(&key) && self.windows.len() >= MAX_ADDRESSES {
             key = None;
@@ -64,7 +64,7 @@ impl RecordBudget {
     }
 
     /// Ends the windows that are over; returns what each counted beyond its budget.
-    pub fn close_windows(&mut self, now: Instant) -> Vec<Overflow> {
+    pub(crate) fn close_windows(&mut self, now: Instant) -> Vec<Overflow> {
         let mut out = Vec::new();
         self.windows.retain(|source, w| {
             let over = now.saturating_duration_since(w.start) >= WINDOW;

@@ -77,7 +77,7 @@ struct Links {
 }
 
 /// The relay's shared state.
-pub struct Rendezvous {
+pub(crate) struct Rendezvous {
     table: Mutex<PairingTable>,
     links: Mutex<Links>,
     staff: StaffCache,
@@ -102,7 +102,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Rendezvous {
     /// State over `state_dir` (staff list), recording into `audit`; with a `validator`,
     /// tickets are checked at registration. Expiry needs [`Rendezvous::sweep`] to run.
-    pub fn new(
+    pub(crate) fn new(
         state_dir: &std::path::Path,
         limits: Limits,
         paths: Arc<SessionAdmission>,
@@ -125,7 +125,7 @@ impl Rendezvous {
 
     /// Expires registrations and pairings and closes record windows, every
     /// [`SWEEP_INTERVAL`], while the state lives.
-    pub async fn sweep(state: std::sync::Weak<Self>) {
+    pub(crate) async fn sweep(state: std::sync::Weak<Self>) {
         let mut tick = tokio::time::interval(SWEEP_INTERVAL);
         loop {
             tick.tick().await;
@@ -135,18 +135,18 @@ impl Rendezvous {
     }
 
     /// Agents registered and waiting for a viewer.
-    pub fn waiting_agents(&self) -> usize {
+    pub(crate) fn waiting_agents(&self) -> usize {
         self.table().waiting_agents()
     }
 
     /// Why the audit store does not take records, if it does not.
-    pub fn audit_trouble(&self) -> Option<&'static str> {
+    pub(crate) fn audit_trouble(&self) -> Option<&'static str> {
         self.audit.trouble()
     }
 
     /// Stores every audit record so far and signs the clean-shutdown checkpoint: before the
     /// process exits.
-    pub fn close_audit(&self) {
+    pub(crate) fn close_audit(&self) {
         self.audit.close();
     }
 
@@ -207,7 +207,7 @@ impl Rendezvous {
     }
 
     /// Serves one QUIC client connection until it ends; errors are that client's alone.
-    pub async fn serve(self: Arc<Self>, conn: Connection) {
+    pub(crate) async fn serve(self: Arc<Self>, conn: Connection) {
         let remote = conn.remote_address();
         let opened = tokio::time::timeout(self.limits.hello_timeout(), conn.accept_bi()).await;
         let (send, recv) = match opened {
@@ -236,7 +236,7 @@ impl Rendezvous {
     }
 
     /// Serves one signaling stream (over QUIC or TCP) from `remote` until it ends.
-    pub async fn serve_stream(
+    pub(crate) async fn serve_stream(
         self: &Arc<Self>,
         remote: SocketAddr,
         mut send: SignalSend,

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Wrong codes per ticket before tries are slowed; matches the agent's code rotation.
-pub const FREE_TRIES: u32 = 5;
+pub(crate) const FREE_TRIES: u32 = 5;
 /// First wait after the free tries.
 const BASE_DELAY: Duration = Duration::from_secs(5);
 /// Longest wait.
@@ -24,13 +24,13 @@ struct Entry {
 
 /// Wrong-code counts by ticket.
 #[derive(Default)]
-pub struct CodeThrottle {
+pub(crate) struct CodeThrottle {
     tickets: HashMap<TicketNumber, Entry>,
 }
 
 impl CodeThrottle {
     /// Seconds the caller must still wait before trying a code for `ticket`, if any.
-    pub fn wait(&self, ticket: TicketNumber, now: Instant) -> Option<Duration> {
+    pub(crate) fn wait(&self, ticket: TicketNumber, now: Instant) -> Option<Duration> {
         let e = self.tickets.get(&ticket)?;
         if e.failures < FREE_TRIES {
             return None;
@@ -42,14 +42,14 @@ impl CodeThrottle {
     }
 
     /// Gives back a try that turned out right (or that the agent never tested).
-    pub fn refund(&mut self, ticket: TicketNumber) {
+    pub(crate) fn refund(&mut self, ticket: TicketNumber) {
         if let Some(e) = self.tickets.get_mut(&ticket) {
             e.failures = e.failures.saturating_sub(1);
         }
     }
 
     /// Counts a try.
-    pub fn attempt(&mut self, ticket: TicketNumber, now: Instant) {
+    pub(crate) fn attempt(&mut self, ticket: TicketNumber, now: Instant) {
         self.tickets
             .retain(|_, e| now.duration_since(e.last) < FORGET_AFTER);
         let e = self.tickets.entry(ticket).or_insert(Entry {

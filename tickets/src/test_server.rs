@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 /// One request as received.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -16,7 +16,7 @@ pub struct Request {
 
 impl Request {
     /// The value of a header (name case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -27,14 +27,16 @@ impl Request {
 type Handler = dyn Fn(&Request) -> (u16, String) + Send + Sync;
 
 /// A running server; `url` is its base.
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub url: String,
     pub requests: Arc<Mutex<Vec<Request>>>,
 }
 
 impl TestServer {
     /// Serves on a free loopback port until the test process ends.
-    pub fn start(handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static) -> Self {
+    pub(crate) fn start(
+        handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -91,7 +93,7 @@ impl TestServer {
     }
 
     /// The requests so far.
-    pub fn seen(&self) -> Vec<Request> {
+    pub(crate) fn seen(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
     }
 }

@@ -14,7 +14,7 @@ const FG: u32 = 0x1B1F24;
 const ACCENT: u32 = 0x0B5CAD;
 const DANGER: u32 = 0xB00020;
 /// Title the tests find the window by.
-pub const TITLE: &str = "Fernhilfe – Sitzungscode / session code";
+pub(crate) const TITLE: &str = "Fernhilfe – Sitzungscode / session code";
 
 /// What the person typed since the last frame.
 #[derive(Default)]
@@ -71,7 +71,7 @@ fn take(digits: &mut String, typed: &[char]) -> bool {
 }
 
 /// Asks for the code of a session on `ticket`; an error if the window is closed instead.
-pub fn ask(ticket: TicketNumber) -> Result<SessionCode> {
+pub(crate) fn ask(ticket: TicketNumber) -> Result<SessionCode> {
     let (w, h) = (560, 230);
     let mut window = Window::new(TITLE, w, h, WindowOptions::default())?;
     window.set_target_fps(30);

@@ -85,12 +85,12 @@ struct ConfigFile {
 
 /// Exit codes a script can tell apart.
 mod exit {
-    pub const ERROR: i32 = 1;
-    pub const REFUSED: i32 = 2;
-    pub const WRONG_CODE: i32 = 3;
-    pub const DENIED: i32 = 4;
+    pub(crate) const ERROR: i32 = 1;
+    pub(crate) const REFUSED: i32 = 2;
+    pub(crate) const WRONG_CODE: i32 = 3;
+    pub(crate) const DENIED: i32 = 4;
     /// A wrong code a moment ago: try again after the pause the message names.
-    pub const TRY_LATER: i32 = 5;
+    pub(crate) const TRY_LATER: i32 = 5;
 }
 
 fn main() {

@@ -194,7 +194,7 @@ fn draw_status(footer: &mut [u32], w: usize, bar: usize, status: &str, text: &Te
 }
 
 /// Runs the window on the main thread until the session ends or the window closes.
-pub fn run(
+pub(crate) fn run(
     title: &str,
     (width, height): (usize, usize),
     input: mpsc::UnboundedSender<ViewerMessage>,

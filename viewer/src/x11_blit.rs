@@ -21,7 +21,7 @@ use x11rb::rust_connection::RustConnection;
 const PUT_IMAGE_HEADER: usize = 28;
 
 /// The viewer's own connection to the window's display.
-pub struct PartialBlit {
+pub(crate) struct PartialBlit {
     conn: RustConnection,
     window: u32,
     gc: u32,
@@ -32,7 +32,7 @@ pub struct PartialBlit {
 impl PartialBlit {
     /// Connects for the X window `window` (minifb's handle); `None` where the display's
     /// pixels are not 32-bit 0RGB little-endian (minifb's own format), or X refuses.
-    pub fn new(window: u32) -> Option<Self> {
+    pub(crate) fn new(window: u32) -> Option<Self> {
         let (conn, screen) = x11rb::connect(None).ok()?;
         let setup = conn.setup();
         let depth = setup.roots.get(screen)?.root_depth;
@@ -69,7 +69,7 @@ impl PartialBlit {
     /// The parts of the window the X server says must be drawn again since the last call
     /// (another window uncovered them); empty when none, or when the connection failed (then
     /// the window is gone and the caller ends anyway).
-    pub fn exposed(&self) -> Vec<Rect> {
+    pub(crate) fn exposed(&self) -> Vec<Rect> {
         let mut areas = Vec::new();
         while let Ok(Some(ev)) = self.conn.poll_for_event() {
             if let Event::Expose(e) = ev {
@@ -86,7 +86,7 @@ impl PartialBlit {
 
     /// Puts `area` of `pixels` (0x00RRGGBB, `stride` pixels a row) at the same place in the
     /// window, in as many requests as the server's request size needs.
-    pub fn put(&self, pixels: &[u32], stride: usize, area: Rect) -> anyhow::Result<()> {
+    pub(crate) fn put(&self, pixels: &[u32], stride: usize, area: Rect) -> anyhow::Result<()> {
         let (x, w) = (area.x as usize, area.w as usize);
         let rows_per_request = ((self.max_request - PUT_IMAGE_HEADER) / (w * 4)).max(1);
         let mut buf = Vec::with_capacity(w * 4 * rows_per_request.min(area.h as usize));

@@ -8,7 +8,7 @@ use std::time::Duration;
 #[cfg(target_os = "linux")]
 mod x11;
 #[cfg(target_os = "linux")]
-pub use x11::X11Screen as PlatformScreen;
+pub(crate) use x11::X11Screen as PlatformScreen;
 
 #[cfg(windows)]
 mod dxgi;
@@ -69,13 +69,13 @@ impl ScreenSource for PlatformScreen {
 }
 
 /// Where the cursor is and, when it changed, what it looks like.
-pub struct CursorState {
+pub(crate) struct CursorState {
     pub position: Option<(i16, i16)>,
     pub shape: Option<CursorShape>,
 }
 
 /// A screen the agent can share.
-pub trait ScreenSource {
+pub(crate) trait ScreenSource {
     /// Width and height in pixels.
     fn size(&self) -> (usize, usize);
     /// Waits up to `max_wait` for the screen or cursor to change; `true` if they may have.

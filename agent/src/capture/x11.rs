@@ -28,7 +28,7 @@ const POINTER_POLL: Duration = Duration::from_millis(16);
 const MAX_DAMAGE_RECTS: usize = 256;
 
 /// The X11 screen of `$DISPLAY`.
-pub struct X11Screen {
+pub(crate) struct X11Screen {
     capturer: scrap::Capturer,
     conn: RustConnection,
     root: u32,
@@ -54,7 +54,7 @@ fn x11_err(e: impl std::fmt::Display) -> io::Error {
 
 impl X11Screen {
     /// Opens the display and starts watching it.
-    pub fn open() -> io::Result<Self> {
+    pub(crate) fn open() -> io::Result<Self> {
         let display = scrap::Display::primary()?;
         let capturer = scrap::Capturer::new(display)?;
         let (conn, screen) = x11rb::connect(None).map_err(x11_err)?;
