@@ -20,12 +20,11 @@ mod ui;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use protocol::fingerprint::CertFingerprint;
 use protocol::ids::TicketNumber;
 use serde::Deserialize;
 use std::path::PathBuf;
 use texts::Lang;
-use transport::config::RelayTrust;
+use transport::relay_options::{RelayArgs, RelayKeys};
 use transport::signal_tcp::SignalTransport;
 
 /// Name of the config file a school keeps next to the agent binary.
@@ -41,19 +40,8 @@ struct Cli {
     /// Helpdesk ticket number, e.g. 4711 / Ticketnummer
     #[arg(long, short)]
     ticket: Option<String>,
-    /// Relay address host:port [default: from fernhilfe-agent.toml next to the binary]
-    #[arg(long)]
-    relay: Option<String>,
-    /// SHA-256 fingerprint of the relay certificate (as `fernhilfe-relay fingerprint` prints it)
-    #[arg(long)]
-    relay_fingerprint: Option<String>,
-    /// PEM file of CA certificates, for a relay with a CA-issued certificate (instead of a fingerprint)
-    #[arg(long)]
-    relay_ca: Option<PathBuf>,
-    /// How to reach the relay: auto (QUIC, TLS over TCP if UDP is blocked), quic or tcp
-    /// [default: auto]
-    #[arg(long)]
-    relay_transport: Option<SignalTransport>,
+    #[command(flatten)]
+    relay: RelayArgs,
     /// Language of the windows [default: from the locale, German unless it is English]
     #[arg(long, value_enum)]
     lang: Option<Lang>,
@@ -82,6 +70,18 @@ struct ConfigFile {
     lang: Option<Lang>,
     idle_timeout_secs: Option<u64>,
     max_session_secs: Option<u64>,
+}
+
+impl ConfigFile {
+    /// The relay keys, for [`RelayArgs::resolve`].
+    fn relay_keys(&self) -> RelayKeys {
+        RelayKeys {
+            relay: self.relay.clone(),
+            relay_fingerprint: self.relay_fingerprint.clone(),
+            relay_ca: self.relay_ca.clone(),
+            relay_transport: self.relay_transport,
+        }
+    }
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<ConfigFile> {
@@ -121,14 +121,7 @@ fn real_main() -> Result<()> {
     let cfg = load_config(cli.config.as_ref())?;
     // Without --ticket (a double-click), the ticket window asks for it.
     let ticket: Option<TicketNumber> = cli.ticket.map(|t| t.parse()).transpose()?;
-    let Some(relay) = cli.relay.or(cfg.relay) else {
-        bail!("no relay address: pass --relay host:port or put `relay = \"host:port\"` in {CONFIG_NEXT_TO_BINARY} next to the agent / keine Relay-Adresse angegeben");
-    };
-    let trust = match (cli.relay_fingerprint.or(cfg.relay_fingerprint), cli.relay_ca.or(cfg.relay_ca)) {
-        (Some(fp), _) => RelayTrust::Pinned(fp.parse::<CertFingerprint>()?),
-        (None, Some(ca)) => RelayTrust::CaFile(ca),
-        (None, None) => bail!("the relay's certificate is not pinned: pass --relay-fingerprint (from `fernhilfe-relay fingerprint`) or --relay-ca / Relay-Zertifikat nicht festgelegt"),
-    };
+    let relay = cli.relay.resolve(cfg.relay_keys(), CONFIG_NEXT_TO_BINARY)?;
     let lang = cli.lang.or(cfg.lang).unwrap_or_else(Lang::from_env);
     let host_name = match cli.host_name {
         Some(h) => {
@@ -150,12 +143,9 @@ fn real_main() -> Result<()> {
     let (ui_tx, ui_rx) = std::sync::mpsc::channel();
     let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
     let settings = session::AgentSettings {
-        relay,
-        trust,
-        signal: cli
-            .relay_transport
-            .or(cfg.relay_transport)
-            .unwrap_or_default(),
+        relay: relay.address,
+        trust: relay.trust,
+        signal: relay.signal,
         ticket,
         host_name,
         delay_scale: test_delay_scale(),

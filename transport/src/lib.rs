@@ -10,6 +10,7 @@ pub mod paths;
 pub mod pinning;
 pub mod plain_udp;
 pub mod relay_client;
+pub mod relay_options;
 pub mod signal_tcp;
 
 pub use quinn;

@@ -7,14 +7,13 @@ mod x11_blit;
 
 use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches};
-use protocol::fingerprint::CertFingerprint;
 use protocol::screen::Framebuffer;
 use protocol::signaling::StaffToken;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
-use transport::config::RelayTrust;
+use transport::relay_options::{RelayArgs, RelayKeys};
 use viewer::session::{self, SessionEvent, ViewerError, ViewerSettings};
 
 #[derive(clap::Parser)]
@@ -24,18 +23,8 @@ use viewer::session::{self, SessionEvent, ViewerError, ViewerSettings};
     about = "Fernhilfe viewer: see and, with consent, control a PC waiting under a ticket"
 )]
 struct Cli {
-    /// Relay address host:port [default: from fernhilfe-viewer.toml next to the binary]
-    #[arg(long, env = "FERNHILFE_RELAY")]
-    relay: Option<String>,
-    /// SHA-256 fingerprint of the relay certificate [default: from fernhilfe-viewer.toml]
-    #[arg(long, env = "FERNHILFE_RELAY_FINGERPRINT")]
-    relay_fingerprint: Option<String>,
-    /// PEM file of CA certificates, for a relay with a CA-issued certificate
-    #[arg(long)]
-    relay_ca: Option<PathBuf>,
-    /// How to reach the relay: auto (QUIC, TLS over TCP if UDP is blocked), quic or tcp
-    #[arg(long, default_value = "auto")]
-    relay_transport: transport::signal_tcp::SignalTransport,
+    #[command(flatten)]
+    relay: RelayArgs,
     /// File holding your staff token (safer than the environment variable on shared machines)
     #[arg(long, env = "FERNHILFE_STAFF_TOKEN_FILE")]
     token_file: Option<PathBuf>,
@@ -81,6 +70,19 @@ struct ConfigFile {
     relay: Option<String>,
     relay_fingerprint: Option<String>,
     relay_ca: Option<PathBuf>,
+    relay_transport: Option<transport::signal_tcp::SignalTransport>,
+}
+
+impl ConfigFile {
+    /// The relay keys, for [`RelayArgs::resolve`].
+    fn relay_keys(self) -> RelayKeys {
+        RelayKeys {
+            relay: self.relay,
+            relay_fingerprint: self.relay_fingerprint,
+            relay_ca: self.relay_ca,
+            relay_transport: self.relay_transport,
+        }
+    }
 }
 
 /// Exit codes a script can tell apart.
@@ -213,15 +215,9 @@ fn settings(cli: &Cli) -> Result<ViewerSettings> {
     };
     let cfg: ConfigFile =
         transport::client_file::load(cli.config.as_deref(), CONFIG_NEXT_TO_BINARY)?;
-    let Some(relay) = cli.relay.clone().or(cfg.relay) else {
-        bail!("no relay address: pass --relay host:port or put `relay = \"host:port\"` in {CONFIG_NEXT_TO_BINARY} next to the viewer");
-    };
-    let fingerprint = cli.relay_fingerprint.clone().or(cfg.relay_fingerprint);
-    let trust = match (fingerprint, cli.relay_ca.clone().or(cfg.relay_ca)) {
-        (Some(fp), _) => RelayTrust::Pinned(fp.parse::<CertFingerprint>()?),
-        (None, Some(ca)) => RelayTrust::CaFile(ca),
-        (None, None) => bail!("the relay's certificate is not pinned: pass --relay-fingerprint (from `fernhilfe-relay fingerprint`) or --relay-ca, or put relay_fingerprint in {CONFIG_NEXT_TO_BINARY}"),
-    };
+    let choice = cli.relay.resolve(cfg.relay_keys(), CONFIG_NEXT_TO_BINARY)?;
+    let relay = choice.address;
+    let trust = choice.trust;
     let link = cli
         .link
         .as_deref()
@@ -252,7 +248,7 @@ fn settings(cli: &Cli) -> Result<ViewerSettings> {
     Ok(ViewerSettings {
         relay,
         trust,
-        signal: cli.relay_transport,
+        signal: choice.signal,
         token,
         staff_name,
         ticket,
