@@ -49,3 +49,7 @@ pub const PROTOCOL_VERSION: u16 = 7;
 pub const RELAY_ALPN: &[u8] = b"fernhilfe-relay/1";
 /// ALPN of the end-to-end session connection between agent and viewer.
 pub const SESSION_ALPN: &[u8] = b"fernhilfe-session/3";
+/// The path of the signaling upgrade on the relay's HTTPS listener (signaling over TCP/443).
+pub const SIGNAL_PATH: &str = "/fernhilfe/signal";
+/// The protocol the signaling upgrade names (`Upgrade:` header).
+pub const SIGNAL_UPGRADE: &str = "fernhilfe-signal/1";

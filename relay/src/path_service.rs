@@ -7,13 +7,14 @@
 //! so the relay is no free relay for strangers' traffic.
 //!
 //! The same HTTPS listener also takes signaling where UDP is blocked: an HTTP/1.1 upgrade at
-//! [`transport::signal_tcp::SIGNAL_PATH`] hands the TLS stream to the rendezvous, which serves
+//! [`protocol::SIGNAL_PATH`] hands the TLS stream to the rendezvous, which serves
 //! it as it serves a QUIC signaling stream.
 
 use crate::admission::{Admission, AdmissionTicket};
 use iroh::EndpointId;
 use iroh_relay::server::http_server::{Handlers, RelayService, TlsConfig};
 use iroh_relay::server::{Access, AccessControl, ClientRequest, ConnectionId, Metrics};
+use protocol::{SIGNAL_PATH, SIGNAL_UPGRADE};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use transport::identity::Identity;
-use transport::signal_tcp::{SIGNAL_PATH, SIGNAL_UPGRADE};
 
 /// A signaling stream that arrived over TCP: who sent it, the stream, and the admission ticket
 /// that counts it against its address while it lives.

@@ -1,6 +1,6 @@
-//! Certificate checks by fingerprint: the relay's certificate as ops published it, and the
-//! peer's certificate as the pairing handshake authenticated it. No name checks, no CA: the
-//! fingerprint is the identity.
+//! Certificate checks by fingerprint: the relay's certificate as ops published it. No name
+//! checks, no CA: the fingerprint is the identity. (Session peers authenticate by their iroh
+//! endpoint ids, which the pairing confirms; no certificate of theirs is pinned here.)
 
 use protocol::fingerprint::CertFingerprint;
 use quinn::rustls::{
@@ -8,8 +8,7 @@ use quinn::rustls::{
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider},
     pki_types::{CertificateDer, ServerName, UnixTime},
-    server::danger::{ClientCertVerified, ClientCertVerifier},
-    CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme,
+    CertificateError, DigitallySignedStruct, SignatureScheme,
 };
 use std::sync::{Arc, Mutex};
 
@@ -77,44 +76,6 @@ impl ServerCertVerifier for PinnedCertificate {
     ) -> Result<ServerCertVerified, rustls::Error> {
         self.check(end_entity)
             .map(|_| ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, self.algorithms())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, self.algorithms())
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms().supported_schemes()
-    }
-}
-
-impl ClientCertVerifier for PinnedCertificate {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        self.check(end_entity)
-            .map(|_| ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(

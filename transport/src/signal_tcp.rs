@@ -15,10 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The path of the signaling upgrade on the relay's HTTPS listener.
-pub const SIGNAL_PATH: &str = "/fernhilfe/signal";
-/// The protocol named in the upgrade.
-pub const SIGNAL_UPGRADE: &str = "fernhilfe-signal/1";
+use protocol::{SIGNAL_PATH, SIGNAL_UPGRADE};
 /// How long QUIC may take before TCP is tried alongside it, as Happy Eyeballs (RFC 8305)
 /// races address families: QUIC answers within one round trip wherever UDP passes, and on a
 /// link so slow that it does not, TCP winning the race is no harm.
