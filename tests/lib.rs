@@ -7,6 +7,9 @@
 pub mod netlab;
 pub mod wine;
 
+/// The status lines agent and viewer print, as the tests read them.
+pub use protocol::session::EndReason;
+pub use protocol::status::Status;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -199,6 +202,35 @@ impl Proc {
             &format!("'{prefix}'"),
         )
         .1
+    }
+
+    /// The status lines ([`Status`]) printed so far, read back through the type that prints
+    /// them.
+    pub fn statuses(&self) -> Vec<Status> {
+        self.lines().iter().filter_map(|l| l.parse().ok()).collect()
+    }
+
+    /// Waits for the first status line `pick` takes; what it took from it.
+    pub fn wait_status<T>(&self, timeout: Duration, pick: impl Fn(Status) -> Option<T>) -> T {
+        let (_, line) = self.wait_line_from(
+            0,
+            |l| l.parse().ok().and_then(&pick).is_some(),
+            timeout,
+            "a status line",
+        );
+        pick(line.parse().expect("parsed above")).expect("picked above")
+    }
+
+    /// Waits for the status line `want`.
+    pub fn wait_for(&self, want: Status, timeout: Duration) {
+        self.wait_status(timeout, |s| (s == want).then_some(()))
+    }
+
+    /// Waits until the session ended for `reason` (the agent's `session ended` line).
+    pub fn wait_ended(&self, reason: protocol::session::EndReason, timeout: Duration) {
+        self.wait_status(timeout, |s| {
+            (s == Status::SessionEnded(reason)).then_some(())
+        })
     }
 
     /// Takes the child's stdin, for a thread of the test to write to.
@@ -947,7 +979,7 @@ impl Session {
         let agent = agent(&relay, &display, "4711", "PC-12", &dir, &[]);
         let code = current_code(&agent);
         let viewer = viewer(&relay, &relay.token, "4711", &code, &dir, viewer_extra);
-        agent.wait_line("consent asked", Duration::from_secs(20));
+        agent.wait_for(Status::ConsentAsked, Duration::from_secs(20));
         viewer.wait_line("status waiting for consent", Duration::from_secs(20));
         Session {
             dir,

@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use protocol::agent_session::{AgentAction, AgentEvent, AgentSession};
 use protocol::ids::{SessionCode, TicketNumber};
 use protocol::pairing::{Pairing, PairingContext, Role};
-use protocol::peer::{PathKind, PeerEndpoint};
+use protocol::peer::PeerEndpoint;
 use protocol::session::{AgentMessage, EndReason, MAX_CONTROL_LEN};
 use protocol::signaling::{FromRelay, Refusal, ToRelay};
 use rand_core::OsRng;
@@ -24,7 +24,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 use transport::config::RelayTrust;
 use transport::framed::{send_frame, FramedRecv};
 use transport::paths::{
-    current_path, session_key, Connection, RelayPaths, SendStream, SessionEndpoint,
+    session_key, Connection, PathWatch, RelayPaths, SendStream, SessionEndpoint,
 };
 use transport::relay_client::{drive_pairing, PairingEnd, RelayClient, SignalError};
 use transport::signal_tcp::{connect_signaling, SignalTransport};
@@ -574,7 +574,7 @@ async fn session(
         .context("end-to-end connection with the viewer failed")?;
     let (reports, reporter) = spawn_reporter(relay);
     let mut path = PathWatch::default();
-    path.check(&conn, &reports);
+    watch_path(&mut path, &conn, &reports);
     let (ctrl_send, ctrl_recv) = tokio::time::timeout(E2E_TIMEOUT, conn.open_bi())
         .await
         .map_err(|_| anyhow!("the viewer gave no room for the control stream"))?
@@ -614,7 +614,7 @@ async fn session(
                 continue;
             }
             _ = path_tick.tick() => {
-                path.check(&conn, &shell.reports);
+                watch_path(&mut path, &conn, &shell.reports);
                 // Counted, not logged one by one: a flooding viewer must not flood the log.
                 if shell.dropped_inputs > 0 {
                     tracing::warn!(dropped = shell.dropped_inputs, "input queue full, events dropped");
@@ -687,31 +687,18 @@ fn report_end(reports: &mpsc::Sender<ToRelay>, conn: &Connection, reason: EndRea
     );
 }
 
-/// The path the session takes, as last shown and reported.
-#[derive(Default)]
-struct PathWatch {
-    last: Option<PathKind>,
-}
-
-impl PathWatch {
-    /// Prints and reports the path when it changed.
-    fn check(&mut self, conn: &Connection, reports: &mpsc::Sender<ToRelay>) {
-        let Some((kind, rtt)) = current_path(conn) else {
-            return;
-        };
-        if self.last == Some(kind) {
-            return;
-        }
-        self.last = Some(kind);
-        let rtt_ms = rtt.as_millis().min(u128::from(u32::MAX)) as u32;
-        status(protocol::status::Status::Path {
-            kind,
-            rtt_ms,
-            after_ms: None,
-            relay_rtt_ms: None,
-        });
-        report(reports, ToRelay::PathReport { path: kind, rtt_ms });
-    }
+/// Prints and reports the session's path when it changed.
+fn watch_path(watch: &mut PathWatch, conn: &Connection, reports: &mpsc::Sender<ToRelay>) {
+    let Some(now) = watch.look(conn).filter(|p| p.changed) else {
+        return;
+    };
+    status(protocol::status::Status::Path {
+        kind: now.kind,
+        rtt_ms: now.rtt_ms,
+        after_ms: None,
+        relay_rtt_ms: None,
+    });
+    report(reports, now.report());
 }
 
 /// Sends reports for the session record to the relay on a task of its own: a relay that is

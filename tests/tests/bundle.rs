@@ -108,7 +108,7 @@ fn a_school_starts_the_bundled_agent_with_only_the_ticket_and_a_technician_the_v
         .env("FERNHILFE_STAFF_TOKEN_FILE", &token_file)
         .env_remove("FERNHILFE_STAFF_TOKEN");
     let viewer = Proc::spawn("bundled-viewer", cmd, &dir);
-    agent.wait_line("consent asked", T);
+    agent.wait_for(Status::ConsentAsked, T);
     viewer.wait_line("status waiting for consent", T);
 }
 

@@ -324,19 +324,19 @@ fn garbage_peers_are_disconnected_and_others_unaffected() {
     // 2. A viewer sending a malformed control message ends its session with a reason.
     let code = current_code(&agent);
     let mut v = viewer(&relay, &relay.token, "4711", &code, &dir, &["--misbehave"]);
-    agent.wait_line("consent asked", T);
+    agent.wait_for(Status::ConsentAsked, T);
     let (x, y) = button(&agent, "consent", "View");
     display.click(x, y);
     v.wait_line("grant View", T);
     v.send("raw 01ff00");
-    agent.wait_line("session ended reason=ProtocolViolation", T);
+    agent.wait_ended(EndReason::ProtocolViolation, T);
     v.wait_line("ended", T);
     drop(v);
     // 3. The relay still pairs a fresh agent and viewer.
     let a2 = e2e::agent(&relay, &display, "4712", "PC-14", &dir, &[]);
     let code2 = current_code(&a2);
     let v2 = viewer(&relay, &relay.token, "4712", &code2, &dir, &[]);
-    a2.wait_line("consent asked", T);
+    a2.wait_for(Status::ConsentAsked, T);
     v2.wait_line("status waiting for consent", T);
 }
 
@@ -367,7 +367,7 @@ fn several_agents_under_one_ticket_are_listed_by_host() {
         &dir,
         &["--host", "PC-13"],
     );
-    agent2.wait_line("consent asked", T);
+    agent2.wait_for(Status::ConsentAsked, T);
     v.wait_line("status waiting for consent", T);
     assert!(
         !agent1.lines().iter().any(|l| l.starts_with("viewer")),
@@ -482,7 +482,7 @@ fn signaling_over_tcp_is_forceable_pinned_and_bounded() {
         &dir,
         &["--relay-transport", "tcp"],
     );
-    agent.wait_line("consent asked", T);
+    agent.wait_for(Status::ConsentAsked, T);
     let (x, y) = button(&agent, "consent", "View");
     display.click(x, y);
     v.wait_line("first-frame ms=", T);

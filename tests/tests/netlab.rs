@@ -184,13 +184,16 @@ fn start(test: &str, sites: Sites, agent_args: &[&str], wan: Wan) -> Option<Sess
     );
     cmd.arg("--headless");
     let viewer = Proc::spawn("viewer", lab.command_in(&lab.viewer_host, &cmd), &dir);
-    agent.wait_line("consent asked", T);
+    agent.wait_for(Status::ConsentAsked, T);
     answer_consent(&agent, &display, "Control");
     viewer.wait_line("grant Control", T);
-    let first = viewer.wait_line("first-frame ms=", T);
+    let first_frame_ms = viewer.wait_status(T, |s| match s {
+        Status::FirstFrame { ms, .. } => Some(ms),
+        _ => None,
+    });
     Some(Session {
         link,
-        first_frame_ms: value(&first, "ms").unwrap_or(f64::NAN),
+        first_frame_ms,
         code_shown,
         lab,
         display,
@@ -206,16 +209,20 @@ impl Session {
     /// The path lines the viewer printed so far: (kind, rtt ms, ms after connecting).
     fn paths(&self) -> Vec<(String, f64, f64)> {
         self.viewer
-            .lines()
-            .iter()
-            .filter_map(|l| l.strip_prefix("path "))
-            .map(|l| {
-                let kind = l.split_whitespace().next().unwrap_or("?").to_owned();
-                (
+            .statuses()
+            .into_iter()
+            .filter_map(|s| match s {
+                Status::Path {
                     kind,
-                    value(l, "rtt_ms").unwrap_or(f64::NAN),
-                    value(l, "after_ms").unwrap_or(f64::NAN),
-                )
+                    rtt_ms,
+                    after_ms,
+                    ..
+                } => Some((
+                    kind.label().replace(' ', "_"),
+                    f64::from(rtt_ms),
+                    after_ms.map_or(f64::NAN, |a| a as f64),
+                )),
+                _ => None,
             })
             .collect()
     }

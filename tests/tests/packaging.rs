@@ -129,7 +129,7 @@ fn session_through(addr: &str, fingerprint: &str, token: &str, dir: &Path) {
     let mut viewer = viewer_command(addr, trust, token, "4711", &code);
     viewer.arg("--headless");
     let mut viewer = Proc::spawn("packaged-viewer", viewer, dir);
-    agent.wait_line("consent asked", Duration::from_secs(60));
+    agent.wait_for(Status::ConsentAsked, Duration::from_secs(60));
     answer_consent(&agent, &display, "View");
     viewer.wait_line("frame ", Duration::from_secs(60));
     let (x, y) = button(&agent, "indicator", "End");

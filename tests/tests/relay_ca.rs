@@ -92,6 +92,6 @@ fn ca_issued_relay_certificate_is_trusted_via_relay_ca() {
     let mut cmd = viewer_command(&addr, ["--relay-ca", ca], &token, "4711", &code);
     cmd.arg("--headless");
     let viewer = Proc::spawn("viewer", cmd, &dir);
-    agent.wait_line("consent asked", T);
+    agent.wait_for(Status::ConsentAsked, T);
     viewer.wait_line("status waiting for consent", T);
 }

@@ -35,7 +35,7 @@ fn two_relays_keep_one_verifiable_record_in_one_postgresql() {
         let agent = agent(relay, &display, ticket, host, &dir, &[]);
         let code = current_code(&agent);
         let viewer = viewer(relay, &relay.token, ticket, &code, &dir, &[]);
-        agent.wait_line("consent asked", T);
+        agent.wait_for(Status::ConsentAsked, T);
         answer_consent(&agent, &display, "View");
         viewer.wait_line("grant View", T);
         sessions.push((display, agent, viewer));

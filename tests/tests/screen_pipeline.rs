@@ -28,7 +28,7 @@ fn viewing(test: &str) -> Option<Viewing> {
     let agent = agent(&relay, &display, "4711", "PC-12", &dir, &[]);
     let code = current_code(&agent);
     let viewer = viewer(&relay, &relay.token, "4711", &code, &dir, &[]);
-    agent.wait_line("consent asked", T);
+    agent.wait_for(Status::ConsentAsked, T);
     answer_consent(&agent, &display, "View");
     viewer.wait_line("grant View", T);
     settle(&viewer, Duration::from_millis(500), T);

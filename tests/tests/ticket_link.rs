@@ -45,7 +45,7 @@ fn a_technician_clicks_the_link_and_types_only_the_code() {
     viewer.wait_line("ui code problem digits", T);
     desk.xdotool(&["type", "--delay", "60", &code]).unwrap();
     desk.xdotool(&["key", "Return"]).unwrap();
-    agent.wait_line("consent asked", T);
+    agent.wait_for(Status::ConsentAsked, T);
 }
 
 #[test]

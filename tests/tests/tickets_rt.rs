@@ -187,7 +187,7 @@ fn start_session(relay: &Relay, display: &Display, ticket: u64, dir: &Path) -> (
     let agent = agent(relay, display, &ticket.to_string(), "PC-12", dir, &[]);
     let code = current_code(&agent);
     let viewer = viewer(relay, &relay.token, &ticket.to_string(), &code, dir, &[]);
-    agent.wait_line("consent asked", T);
+    agent.wait_for(Status::ConsentAsked, T);
     answer_consent(&agent, display, "View");
     viewer.wait_line("grant View", T);
     (agent, viewer)

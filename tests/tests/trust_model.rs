@@ -532,7 +532,7 @@ fn relay_restart_keeps_the_code_read_out_on_the_phone() {
         "re-registration",
     );
     let v = viewer(&relay, &relay.token, "4711", &code, &dir, &[]);
-    agent.wait_line("consent asked", T);
+    agent.wait_for(Status::ConsentAsked, T);
     v.wait_line("status waiting for consent", T);
     assert_eq!(
         agent
@@ -644,8 +644,7 @@ fn acknowledging_a_frame_never_sent_ends_the_session() {
     s.settle(Duration::from_millis(500), T);
     // FrameAck (tag 2) for sequence number 1,000,000.
     s.viewer.send("raw 02 00 00 00 00 00 0f 42 40");
-    s.agent
-        .wait_line("session ended reason=ProtocolViolation", T);
+    s.agent.wait_ended(EndReason::ProtocolViolation, T);
     assert_eq!(s.agent.wait_exit(T), 0);
 }
 
@@ -676,8 +675,7 @@ fn the_largest_wheel_event_ends_the_session_instead_of_scrolling() {
     raw.wait_line("raw button 5", T);
     let before = raw.lines().len();
     s.viewer.send("wheel -32768");
-    s.agent
-        .wait_line("session ended reason=ProtocolViolation", T);
+    s.agent.wait_ended(EndReason::ProtocolViolation, T);
     assert_eq!(s.agent.wait_exit(T), 0);
     let notches: Vec<_> = raw_input(&raw, before)
         .into_iter()

@@ -24,7 +24,7 @@ fn window_input_reaches_the_agent_display() {
     let relay = Relay::start(&dir);
     let agent = agent(&relay, &pc, "4711", "PC-12", &dir, &[]);
     let mut viewer = window_viewer(&relay, &agent, &desk, &dir);
-    agent.wait_line("consent asked", T);
+    agent.wait_for(Status::ConsentAsked, T);
     answer_consent(&agent, &pc, "Control");
     agent.wait_line("consent Control", T);
     viewer.wait_line("first-frame", T);
@@ -192,7 +192,7 @@ fn the_window_shows_the_screen_exactly_after_scrolling_and_being_covered() {
     let relay = Relay::start(&dir);
     let agent = agent(&relay, &pc, "4711", "PC-12", &dir, &[]);
     let viewer = window_viewer(&relay, &agent, &desk, &dir);
-    agent.wait_line("consent asked", T);
+    agent.wait_for(Status::ConsentAsked, T);
     viewer.wait_line("window draws changed boxes", T);
     answer_consent(&agent, &pc, "View");
     agent.wait_line("consent View", T);

@@ -60,7 +60,7 @@ fn captured_traffic_contains_no_plaintext() {
         &dir,
         &["--record-plaintext", record.to_str().unwrap()],
     );
-    agent.wait_line("consent asked", T);
+    agent.wait_for(Status::ConsentAsked, T);
     let (x, y) = button(&agent, "consent", "Control");
     display.click(x, y);
     viewer.wait_line("grant Control", T);

@@ -324,6 +324,48 @@ pub fn relay_rtt(conn: &Connection) -> Option<Duration> {
         .map(|p| p.rtt())
 }
 
+/// Where a session's path is watched from (agent and viewer alike): what it is now, and
+/// whether it changed since it was last reported.
+#[derive(Debug, Default)]
+pub struct PathWatch {
+    last: Option<PathKind>,
+}
+
+/// The path a session takes now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathNow {
+    /// Relayed, direct or direct in the LAN.
+    pub kind: PathKind,
+    /// Its round-trip time in milliseconds.
+    pub rtt_ms: u32,
+    /// Whether it differs from the path last looked at (then it is to be shown and reported).
+    pub changed: bool,
+}
+
+impl PathWatch {
+    /// Looks at the path `conn` takes; `None` while it has none.
+    pub fn look(&mut self, conn: &Connection) -> Option<PathNow> {
+        let (kind, rtt) = current_path(conn)?;
+        let changed = self.last != Some(kind);
+        self.last = Some(kind);
+        Some(PathNow {
+            kind,
+            rtt_ms: rtt.as_millis().min(u128::from(u32::MAX)) as u32,
+            changed,
+        })
+    }
+}
+
+impl PathNow {
+    /// The report for the session record.
+    pub fn report(&self) -> protocol::signaling::ToRelay {
+        protocol::signaling::ToRelay::PathReport {
+            path: self.kind,
+            rtt_ms: self.rtt_ms,
+        }
+    }
+}
+
 /// The path a connection's data takes now, and its round-trip time.
 pub fn current_path(conn: &Connection) -> Option<(PathKind, Duration)> {
     let paths = conn.paths();

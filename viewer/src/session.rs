@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use transport::config::RelayTrust;
 use transport::framed::{send_frame, FramedRecv};
-use transport::paths::{current_path, relay_rtt, session_key, RelayPaths, SessionEndpoint};
+use transport::paths::{relay_rtt, session_key, PathWatch, RelayPaths, SessionEndpoint};
 use transport::relay_client::{drive_pairing, PairingEnd};
 use transport::TransportError;
 
@@ -228,7 +228,7 @@ pub async fn run(
         conn,
         connected_at,
     } = connect(&settings, None, status).await?;
-    let mut last_path: Option<PathKind> = None;
+    let mut path = PathWatch::default();
     let mut path_tick = tokio::time::interval(PATH_CHECK);
     let mut stats_tick = tokio::time::interval(STATS_EVERY);
     let mut frames = 0u64;
@@ -294,21 +294,18 @@ pub async fn run(
         }
         let event = tokio::select! {
             _ = path_tick.tick() => {
-                if let Some((kind, rtt)) = current_path(&conn) {
-                    let rtt_ms = rtt.as_millis().min(u128::from(u32::MAX)) as u32;
-                    if last_path != Some(kind) {
-                        last_path = Some(kind);
+                if let Some(now) = path.look(&conn) {
+                    if now.changed {
                         println!("{}", Status::Path {
-                            kind,
-                            rtt_ms,
+                            kind: now.kind,
+                            rtt_ms: now.rtt_ms,
                             after_ms: Some(connected_at.elapsed().as_millis() as u64),
                             relay_rtt_ms: relay_rtt(&conn).map(|r| r.as_millis() as u64),
                         });
                         // For the session record; a relay that is gone costs only the report.
-                        let report = ToRelay::PathReport { path: kind, rtt_ms };
-                        let _ = tokio::time::timeout(Duration::from_millis(200), relay.send(&report)).await;
+                        let _ = tokio::time::timeout(Duration::from_millis(200), relay.send(&now.report())).await;
                     }
-                    let _ = events.send(SessionEvent::Path { kind, rtt_ms });
+                    let _ = events.send(SessionEvent::Path { kind: now.kind, rtt_ms: now.rtt_ms });
                 }
                 continue;
             }
