@@ -23,9 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use transport::config::RelayTrust;
 use transport::framed::{send_frame, FramedRecv};
-use transport::paths::{
-    session_key, Connection, PathWatch, RelayPaths, SendStream, SessionEndpoint,
-};
+use transport::paths::{Connection, PathWatch, SendStream, SessionEndpoint};
 use transport::relay_client::{drive_pairing, PairingEnd, RelayClient, SignalError};
 use transport::signal_tcp::{connect_signaling, SignalTransport};
 use transport::TransportError;
@@ -284,14 +282,9 @@ pub(crate) async fn run(
             continue;
         }
         status(format_args!("viewer staff={staff_name}"));
-        // A fresh endpoint key per pairing: the relay admits it to its path service for this
-        // pairing only, and the pairing confirms it to the viewer.
-        let key = session_key(&mut OsRng);
-        let qad_port = relay
-            .admit_endpoint(pairing, *key.public().as_bytes())
+        let (endpoint, _) = relay
+            .session_endpoint(pairing, &settings.relay, &settings.trust, true, None)
             .await?;
-        let paths = RelayPaths::new(&settings.relay, qad_port, settings.trust.clone())?;
-        let endpoint = SessionEndpoint::bind(key, &paths, true, None).await?;
         let own = endpoint.peer_endpoint();
         let context = PairingContext {
             ticket: settings.ticket(),

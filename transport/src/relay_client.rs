@@ -22,6 +22,20 @@ pub type SignalRecv = Box<dyn AsyncRead + Send + Unpin>;
 /// Longest wait for a signaling write, or for the peer's next pairing message.
 pub const SIGNAL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why no session endpoint could be made for a pairing.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionEndpointError {
+    /// The relay did not admit the endpoint.
+    #[error(transparent)]
+    Signal(#[from] SignalError),
+    /// The relay's address or trust is unusable for the paths.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The endpoint could not be bound.
+    #[error(transparent)]
+    Path(#[from] crate::paths::PathError),
+}
+
 /// Errors of the signaling connection.
 #[derive(Debug, thiserror::Error)]
 pub enum SignalError {
@@ -108,6 +122,29 @@ impl RelayClient {
         tokio::time::timeout(SIGNAL_TIMEOUT, self.next())
             .await
             .map_err(|_| SignalError::Timeout)?
+    }
+
+    /// A fresh session endpoint for `pairing`: a new key, admitted by the relay to its path
+    /// service for this pairing only (the pairing then confirms it to the peer), bound to use
+    /// only the relay at `relay` trusted by `trust`. `accept`: the agent's side, which takes
+    /// the connection; `stream_window` overrides the receive window (test viewers).
+    pub async fn session_endpoint(
+        &mut self,
+        pairing: u64,
+        relay: &str,
+        trust: &crate::config::RelayTrust,
+        accept: bool,
+        stream_window: Option<u32>,
+    ) -> Result<(crate::paths::SessionEndpoint, crate::paths::RelayPaths), SessionEndpointError>
+    {
+        let key = crate::paths::session_key(&mut rand_core::OsRng);
+        let qad_port = self
+            .admit_endpoint(pairing, *key.public().as_bytes())
+            .await?;
+        let paths = crate::paths::RelayPaths::new(relay, qad_port, trust.clone())?;
+        let endpoint =
+            crate::paths::SessionEndpoint::bind(key, &paths, accept, stream_window).await?;
+        Ok((endpoint, paths))
     }
 
     /// Names this side's endpoint id for `pairing` and waits until the relay admitted it to

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use transport::config::RelayTrust;
 use transport::framed::{send_frame, FramedRecv};
-use transport::paths::{relay_rtt, session_key, PathWatch, RelayPaths, SessionEndpoint};
+use transport::paths::{relay_rtt, PathWatch, SessionEndpoint};
 use transport::relay_client::{drive_pairing, PairingEnd};
 use transport::TransportError;
 
@@ -152,13 +152,15 @@ pub async fn connect(
         );
     }
     status(&format!("pairing with {host} as {staff}"));
-    // A fresh endpoint key for this session, admitted by the relay for this pairing only.
-    let key = session_key(&mut OsRng);
-    let qad_port = relay
-        .admit_endpoint(pairing_id, *key.public().as_bytes())
+    let (endpoint, paths) = relay
+        .session_endpoint(
+            pairing_id,
+            &settings.relay,
+            &settings.trust,
+            false,
+            stream_window,
+        )
         .await?;
-    let paths = RelayPaths::new(&settings.relay, qad_port, settings.trust.clone())?;
-    let endpoint = SessionEndpoint::bind(key, &paths, false, stream_window).await?;
     let own = endpoint.peer_endpoint();
     // What this side was told goes into the key confirmation: if the relay showed the agent
     // another staff name, or this viewer another PC, the pairing fails.
