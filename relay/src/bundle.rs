@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 /// Which program a bundle carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Program {
+    /// `fernhilfe-agent`, for the schools.
     Agent,
+    /// `fernhilfe-viewer`, for support staff.
     Viewer,
 }
 
@@ -26,12 +28,17 @@ impl Program {
 
 /// Where the binaries come from, and where the bundle goes.
 pub struct BundleRequest {
+    /// Which program the bundle carries.
     pub program: Program,
     /// host:port agents and viewers reach the relay at.
     pub address: String,
+    /// The relay certificate's fingerprint the bundle's config file pins.
     pub fingerprint: CertFingerprint,
+    /// The Linux binary to copy in.
     pub linux: PathBuf,
+    /// The Windows binary to copy in.
     pub windows: PathBuf,
+    /// The directory the bundle is written to.
     pub out: PathBuf,
 }
 

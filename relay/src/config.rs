@@ -122,7 +122,12 @@ pub enum RelayIdentity {
     /// Its own key in the state directory, self-signed; clients pin its fingerprint.
     Own,
     /// A CA-issued chain and its key.
-    Issued { cert: PathBuf, key: PathBuf },
+    Issued {
+        /// PEM certificate chain.
+        cert: PathBuf,
+        /// PEM private key.
+        key: PathBuf,
+    },
 }
 
 /// Everything a running relay needs, final.

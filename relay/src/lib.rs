@@ -6,6 +6,8 @@
 //!
 //! The audit record lives in the `audit` crate, the ticket systems in `tickets`.
 
+#![warn(missing_docs)]
+
 mod address_discovery;
 mod admission;
 pub mod bundle;

@@ -25,13 +25,21 @@ pub const PAIRING_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
+    /// [`MAX_AGENTS`].
     pub max_agents: usize,
+    /// [`MAX_AGENTS_PER_TICKET`].
     pub max_agents_per_ticket: usize,
+    /// [`MAX_CONNECTIONS_PER_ADDRESS`].
     pub max_connections_per_address: usize,
+    /// [`MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// [`MAX_REGISTRATIONS_PER_ADDRESS`].
     pub max_registrations_per_address: usize,
+    /// [`REGISTRATION_TTL`], in seconds.
     pub registration_ttl_secs: u64,
+    /// [`HELLO_TIMEOUT`], in seconds.
     pub hello_timeout_secs: u64,
+    /// [`PAIRING_TIMEOUT`], in seconds.
     pub pairing_timeout_secs: u64,
 }
 

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 /// One staff member as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StaffMember {
+    /// The name the token names and the consent dialog shows.
     pub name: String,
     /// Hex SHA-256 of the token.
     pub token_sha256: String,

@@ -1,6 +1,8 @@
 //! Text in Fernhilfe's windows (the agent's dialogs, the viewer's status bar): DejaVu Sans,
 //! embedded so the same binary draws the same letters on every PC, rasterized by fontdue.
 
+#![warn(missing_docs)]
+
 use fontdue::{Font, FontSettings};
 
 static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");

@@ -10,7 +10,9 @@ pub struct Http {
 
 /// A response: status and body.
 pub struct Response {
+    /// The HTTP status code.
     pub status: u16,
+    /// The body as text (bounded by the client).
     pub body: String,
 }
 

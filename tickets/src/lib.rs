@@ -7,6 +7,8 @@
 //! and delivered by a thread of their own with retries, so a slow or dead ticket system never
 //! touches a session.
 
+#![warn(missing_docs)]
+
 pub mod glpi;
 pub mod http;
 pub mod metrics;
@@ -26,6 +28,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Whether a ticket may have a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TicketState {
+    /// New, open or in progress: a session may start.
     Open,
     /// Resolved, closed, rejected or deleted.
     Closed,
@@ -89,16 +92,21 @@ pub struct TicketsConfig {
     pub lang: Option<String>,
     /// RT: user for basic authentication (or `token`).
     pub user: Option<String>,
+    /// RT: the user's password.
     pub password: Option<String>,
+    /// The environment variable that holds `password` instead.
     pub password_env: Option<String>,
     /// RT auth token, Zammad access token, GLPI user token.
     pub token: Option<String>,
+    /// The environment variable that holds `token` instead.
     pub token_env: Option<String>,
     /// GLPI: the API client's app token.
     pub app_token: Option<String>,
+    /// The environment variable that holds `app_token` instead.
     pub app_token_env: Option<String>,
     /// Webhook: the HMAC-SHA256 key the receiver checks the signature with.
     pub secret: Option<String>,
+    /// The environment variable that holds `secret` instead.
     pub secret_env: Option<String>,
     /// PEM file of the CA certificates to trust for an HTTPS ticket system (instead of the
     /// web's public roots).

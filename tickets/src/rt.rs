@@ -11,7 +11,12 @@ use base64::Engine;
 /// How the relay signs in to RT.
 pub enum Auth {
     /// A user and password (basic authentication).
-    Basic { user: String, password: String },
+    Basic {
+        /// The RT user.
+        user: String,
+        /// Its password.
+        password: String,
+    },
     /// An RT auth token (`Authorization: token …`).
     Token(String),
 }
