@@ -12,6 +12,7 @@ use crate::texts::TicketProblem;
 use crate::ui::{UiCommand, UiEvent};
 use anyhow::{anyhow, bail, Context, Result};
 use protocol::agent_session::{AgentAction, AgentEvent, AgentSession};
+use protocol::consent::Grant;
 use protocol::ids::{SessionCode, TicketNumber};
 use protocol::pairing::{Pairing, PairingContext, Role};
 use protocol::peer::PeerEndpoint;
@@ -464,7 +465,7 @@ impl SessionShell<'_> {
                     gate: self.gate.clone(),
                 });
             }
-            AgentAction::SetGate(g) => self.gate.set(g),
+            AgentAction::CloseGate => self.gate.set(Grant::Denied),
             AgentAction::ShowIndicator(grant) => {
                 let _ = self.ui.send(UiCommand::Indicator {
                     staff: self.staff.clone(),

@@ -7,8 +7,8 @@
 //! given in [`CONSENT_TIMEOUT`] is a refusal; input reaches the injector only while control
 //! is granted; a viewer's protocol violation ends the session; idle and longest-duration
 //! limits warn and end; *Beenden* withdraws consent on the record. The gate itself is set by
-//! the agent's windows on the click too (so a busy shell cannot delay *Beenden*); the machine
-//! sets it again in order with everything else.
+//! the agent's windows on the click (so a busy shell cannot delay *Beenden*); the machine only
+//! ever closes it.
 
 use crate::consent::Grant;
 use crate::session::{AgentMessage, EndReason, InputEvent, ViewerMessage};
@@ -50,8 +50,11 @@ pub enum AgentEvent {
 pub enum AgentAction {
     /// Show the consent dialog.
     AskConsent,
-    /// Set the consent gate the screen and input paths check.
-    SetGate(Grant),
+    /// Close the consent gate the screen and input paths check. Only the machine's own
+    /// decisions (an end, an unanswered dialog) close it here: a grant is set by the windows
+    /// on the person's click, and the machine never sets one, or a change it hears late could
+    /// widen what the person has narrowed since.
+    CloseGate,
     /// Show the indicator (what runs, with *Beenden*).
     ShowIndicator(Grant),
     /// Start capture, injection and the screen stream.
@@ -191,7 +194,6 @@ impl AgentSession {
 
     fn answered(&mut self, g: Grant, now: Instant, out: &mut Vec<AgentAction>) {
         self.grant = g;
-        out.push(AgentAction::SetGate(g));
         out.push(AgentAction::Status(Status::Consent(g)));
         out.push(AgentAction::Send(AgentMessage::Grant(g)));
         out.push(AgentAction::Report(ToRelay::ConsentReport { grant: g }));
@@ -213,7 +215,6 @@ impl AgentSession {
             return;
         }
         self.grant = g;
-        out.push(AgentAction::SetGate(g));
         out.push(AgentAction::Status(Status::GrantChanged(g)));
         out.push(AgentAction::Send(AgentMessage::Grant(g)));
         out.push(AgentAction::Report(ToRelay::ConsentReport { grant: g }));
@@ -271,7 +272,7 @@ impl AgentSession {
     fn end(&mut self, reason: EndReason, out: &mut Vec<AgentAction>) {
         self.phase = Phase::Ended;
         self.grant = Grant::Denied;
-        out.push(AgentAction::SetGate(Grant::Denied));
+        out.push(AgentAction::CloseGate);
         out.push(AgentAction::CloseWindows);
         out.push(AgentAction::Status(Status::SessionEnded(reason)));
         if reason == EndReason::EndedAtAgent {

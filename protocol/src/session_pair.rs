@@ -115,7 +115,7 @@ impl Pair {
         for a in actions {
             match a {
                 AgentAction::AskConsent => self.agent.asked = true,
-                AgentAction::SetGate(g) => self.agent.gate = g,
+                AgentAction::CloseGate => self.agent.gate = Grant::Denied,
                 AgentAction::ShowIndicator(_) => {}
                 AgentAction::StartSharing => self.agent.sharing = true,
                 AgentAction::Send(m) => self.to_viewer.push_back(m.encode()),
@@ -240,8 +240,16 @@ impl Pair {
     /// The person at the PC answers the dialog.
     fn answer(&mut self, g: Grant) {
         assert!(self.agent.asked, "no dialog to answer");
+        // The dialog sets the gate on the click, before the session hears of it.
+        self.agent.gate = g;
         self.agent_event(AgentEvent::ConsentAnswered(g));
         self.run(Duration::from_millis(1));
+    }
+
+    /// The person clicks `g` in the indicator: the gate at once, then the event.
+    fn click(&mut self, g: Grant) {
+        self.agent.gate = g;
+        self.agent_event(AgentEvent::GrantChanged(g));
     }
 
     /// The viewer shows exactly the agent's screen.
@@ -294,14 +302,14 @@ fn view_only_blocks_input_and_control_lets_it_through() {
     p.to_agent.push_back(ViewerMessage::Input(click()).encode());
     p.run(Duration::from_millis(10));
     assert!(p.agent.injected.is_empty());
-    p.agent_event(AgentEvent::GrantChanged(Grant::Control));
+    p.click(Grant::Control);
     p.run(Duration::from_millis(10));
     assert_eq!(p.viewer.shown, vec![Grant::View, Grant::Control]);
     p.viewer_event(ViewerEvent::Input(click()));
     p.run(Duration::from_millis(10));
     assert_eq!(p.agent.injected, vec![click()]);
     // Back to view only: the next input stops at the agent even if the viewer missed it.
-    p.agent_event(AgentEvent::GrantChanged(Grant::View));
+    p.click(Grant::View);
     p.to_agent.push_back(ViewerMessage::Input(click()).encode());
     p.run(Duration::from_millis(10));
     assert_eq!(p.agent.injected.len(), 1);
@@ -468,7 +476,7 @@ fn revocation_takes_effect_in_the_step_that_carries_it() {
     // shell sets the gate on the click as well, so 100 ms is the windows' bound, not ours.
     let mut p = Pair::default_limits();
     p.answer(Grant::Control);
-    p.agent_event(AgentEvent::GrantChanged(Grant::View));
+    p.click(Grant::View);
     assert_eq!(p.agent.gate, Grant::View);
     p.to_agent.push_back(ViewerMessage::Input(click()).encode());
     p.run(Duration::from_millis(1));
@@ -479,4 +487,17 @@ fn revocation_takes_effect_in_the_step_that_carries_it() {
     p.change_screen();
     p.run(Duration::from_millis(16));
     assert_eq!(p.viewer.frames, frames);
+}
+
+#[test]
+fn a_grant_change_heard_late_never_widens_what_the_person_set_since() {
+    // The person clicks *Steuern erlauben* and at once *Nur ansehen*: the indicator set the
+    // gate to View on the second click; the session hears both clicks only now.
+    let mut p = Pair::default_limits();
+    p.answer(Grant::View);
+    p.agent.gate = Grant::View;
+    p.agent_event(AgentEvent::GrantChanged(Grant::Control));
+    assert_eq!(p.agent.gate, Grant::View, "a stale grant reopened control");
+    p.agent_event(AgentEvent::GrantChanged(Grant::View));
+    assert_eq!(p.agent.gate, Grant::View);
 }
