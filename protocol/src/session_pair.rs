@@ -426,6 +426,14 @@ fn protocol_violations_end_the_session_on_either_side() {
     p.run(Duration::from_millis(1));
     assert_eq!(p.agent.finished, Some(EndReason::ProtocolViolation));
 
+    // An acknowledgement before the answer (nothing was sent yet).
+    let mut p = Pair::default_limits();
+    p.to_agent
+        .push_back(ViewerMessage::FrameAck { seq: 0 }.encode());
+    p.run(Duration::from_millis(1));
+    assert_eq!(p.agent.finished, Some(EndReason::ProtocolViolation));
+    assert_eq!(p.viewer.frames, 0);
+
     // Screen content before the answer, at the viewer.
     let mut v = ViewerSession::new();
     let acts = v.handle(ViewerEvent::ScreenUpdate(vec![0; 8]), Instant::now());
@@ -500,4 +508,16 @@ fn a_grant_change_heard_late_never_widens_what_the_person_set_since() {
     assert_eq!(p.agent.gate, Grant::View, "a stale grant reopened control");
     p.agent_event(AgentEvent::GrantChanged(Grant::View));
     assert_eq!(p.agent.gate, Grant::View);
+}
+
+#[test]
+fn the_technician_can_end_before_the_answer_and_the_dialog_goes() {
+    let mut p = Pair::default_limits();
+    p.run(Duration::from_millis(1));
+    assert!(p.agent.asked);
+    p.viewer_event(ViewerEvent::EndClicked);
+    p.run(Duration::from_millis(1));
+    assert_eq!(p.agent.finished, Some(EndReason::EndedByViewer));
+    assert!(!p.agent.asked, "the consent dialog stayed open");
+    assert_eq!(p.viewer.frames, 0);
 }
